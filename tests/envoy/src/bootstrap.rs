@@ -1,0 +1,276 @@
+//! The Envoy bootstrap: wasm filters written the way istiod writes a `WasmPlugin`.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Result};
+use serde_json::{json, Value};
+
+/// Name of the HTTP listener in the bootstrap (see [`crate::Envoy::url`]).
+pub(crate) const HTTP_LISTENER: &str = "http";
+/// Name of the TCP proxy listener (see [`crate::Envoy::tcp_addr`]).
+pub(crate) const TCP_LISTENER: &str = "tcp";
+const UPSTREAM_CLUSTER: &str = "upstream";
+
+/// What Envoy does when the plugin's VM fails at run time (`failure_policy`).
+///
+/// Istio maps `WasmPlugin.failStrategy` onto these: `FAIL_CLOSE` → [`FailClosed`],
+/// `FAIL_OPEN` → [`FailOpen`], `FAIL_RELOAD` → [`FailReload`].
+///
+/// [`FailClosed`]: FailurePolicy::FailClosed
+/// [`FailOpen`]: FailurePolicy::FailOpen
+/// [`FailReload`]: FailurePolicy::FailReload
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailurePolicy {
+    /// Requests fail (503) once the VM has failed.
+    FailClosed,
+    /// Requests bypass the plugin once the VM has failed.
+    FailOpen,
+    /// The VM is re-created on the next request.
+    FailReload,
+}
+
+impl FailurePolicy {
+    fn as_envoy(self) -> &'static str {
+        match self {
+            Self::FailClosed => "FAIL_CLOSED",
+            Self::FailOpen => "FAIL_OPEN",
+            Self::FailReload => "FAIL_RELOAD",
+        }
+    }
+}
+
+/// One wasm filter, as istiod would configure it for a `WasmPlugin`.
+///
+/// `config.name` is `<namespace>.<name>`, `root_id` is the plugin name, and the plugin
+/// configuration travels as a `google.protobuf.StringValue` holding JSON.
+#[derive(Debug, Clone)]
+pub struct WasmFilter {
+    wasm: PathBuf,
+    namespace: String,
+    name: String,
+    root_id: String,
+    configuration: String,
+    key_values: Vec<(String, String)>,
+    host_env_keys: Vec<String>,
+    failure_policy: Option<FailurePolicy>,
+}
+
+impl WasmFilter {
+    /// A filter running the module at `wasm`, named `default.<file stem>`, with an empty
+    /// root id and an empty configuration (what Istio sends when `pluginConfig` is unset).
+    pub fn new(wasm: impl Into<PathBuf>) -> Self {
+        let wasm = wasm.into();
+        let name = wasm
+            .file_stem()
+            .map(|stem| stem.to_string_lossy().replace('_', "-"))
+            .unwrap_or_else(|| "plugin".to_owned());
+        Self {
+            wasm,
+            namespace: "default".to_owned(),
+            name,
+            root_id: String::new(),
+            configuration: String::new(),
+            key_values: Vec::new(),
+            host_env_keys: Vec::new(),
+            failure_policy: None,
+        }
+    }
+
+    /// The `WasmPlugin`'s namespace and name; Envoy sees `<namespace>.<name>`.
+    pub fn plugin_name(mut self, namespace: &str, name: &str) -> Self {
+        namespace.clone_into(&mut self.namespace);
+        name.clone_into(&mut self.name);
+        self
+    }
+
+    /// The root id (Istio's `pluginName`).
+    pub fn root_id(mut self, root_id: &str) -> Self {
+        root_id.clone_into(&mut self.root_id);
+        self
+    }
+
+    /// The plugin configuration string, sent verbatim (Istio sends `pluginConfig` as JSON).
+    pub fn configuration(mut self, configuration: impl Into<String>) -> Self {
+        self.configuration = configuration.into();
+        self
+    }
+
+    /// The plugin configuration as JSON, as Istio serializes `pluginConfig`.
+    pub fn json_configuration(self, configuration: &Value) -> Self {
+        self.configuration(configuration.to_string())
+    }
+
+    /// A VM environment variable with a fixed value (`vmConfig.env`, `valueFrom: INLINE`).
+    pub fn env(mut self, key: &str, value: &str) -> Self {
+        self.key_values.push((key.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// A VM environment variable copied from Envoy's own environment
+    /// (`vmConfig.env`, `valueFrom: HOST`); see [`crate::EnvoyBuilder::process_env`].
+    pub fn host_env_key(mut self, key: &str) -> Self {
+        self.host_env_keys.push(key.to_owned());
+        self
+    }
+
+    /// The failure policy; unset leaves Envoy's default (fail closed).
+    pub fn failure_policy(mut self, policy: FailurePolicy) -> Self {
+        self.failure_policy = Some(policy);
+        self
+    }
+
+    /// `<namespace>.<name>`, the filter's and the plugin's name in Envoy.
+    pub fn full_name(&self) -> String {
+        format!("{}.{}", self.namespace, self.name)
+    }
+
+    fn to_filter(&self, type_url: &str) -> Result<Value> {
+        if !self.wasm.is_file() {
+            bail!(
+                "wasm module {} does not exist: build it first (see weir_envoy_tests::build_wasm)",
+                self.wasm.display()
+            );
+        }
+        let mut vm_config = json!({
+            "runtime": "envoy.wasm.runtime.v8",
+            "code": {"local": {"filename": path_text(&self.wasm)?}},
+        });
+        if !self.key_values.is_empty() || !self.host_env_keys.is_empty() {
+            let key_values: serde_json::Map<String, Value> = self
+                .key_values
+                .iter()
+                .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+                .collect();
+            vm_config["environment_variables"] =
+                json!({"key_values": key_values, "host_env_keys": self.host_env_keys});
+        }
+        let mut config = json!({
+            "name": self.full_name(),
+            "root_id": self.root_id,
+            "vm_config": vm_config,
+            "configuration": {
+                "@type": "type.googleapis.com/google.protobuf.StringValue",
+                "value": self.configuration,
+            },
+        });
+        if let Some(policy) = self.failure_policy {
+            config["failure_policy"] = Value::from(policy.as_envoy());
+        }
+        Ok(json!({
+            "name": self.full_name(),
+            "typed_config": {"@type": type_url, "config": config},
+        }))
+    }
+}
+
+fn path_text(path: &Path) -> Result<String> {
+    match path.to_str() {
+        Some(text) => Ok(text.to_owned()),
+        None => bail!(
+            "path {} is not UTF-8, which Envoy's config cannot carry",
+            path.display()
+        ),
+    }
+}
+
+/// Everything that goes into one bootstrap.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Topology {
+    pub(crate) http_filters: Vec<WasmFilter>,
+    pub(crate) network_filters: Vec<WasmFilter>,
+    pub(crate) tcp_listener: bool,
+    pub(crate) upstream: Option<SocketAddr>,
+}
+
+impl Topology {
+    /// The bootstrap as a JSON value. Listeners and admin bind port 0: the kernel picks
+    /// free ports and the harness reads them back from the admin API, so parallel tests
+    /// cannot race for a port between "found free" and "bound".
+    pub(crate) fn bootstrap(&self) -> Result<Value> {
+        let route = match self.upstream {
+            Some(_) => json!({
+                "match": {"prefix": "/"},
+                "route": {"cluster": UPSTREAM_CLUSTER, "timeout": "10s"},
+            }),
+            None => json!({
+                "match": {"prefix": "/"},
+                "direct_response": {"status": 200, "body": {"inline_string": "no upstream configured\n"}},
+            }),
+        };
+        let mut http_filters = wasm_filters(
+            &self.http_filters,
+            "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
+        )?;
+        http_filters.push(json!({
+            "name": "envoy.filters.http.router",
+            "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"},
+        }));
+        let hcm = json!({
+            "name": "envoy.filters.network.http_connection_manager",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+                "stat_prefix": HTTP_LISTENER,
+                "codec_type": "AUTO",
+                "route_config": {"name": "local", "virtual_hosts": [{
+                    "name": "all", "domains": ["*"], "routes": [route],
+                }]},
+                "http_filters": http_filters,
+            },
+        });
+        let mut listeners = vec![listener(HTTP_LISTENER, vec![hcm])];
+        if self.tcp_listener || !self.network_filters.is_empty() {
+            if self.upstream.is_none() {
+                bail!("a TCP proxy listener needs an upstream: call EnvoyBuilder::upstream");
+            }
+            let mut filters = wasm_filters(
+                &self.network_filters,
+                "type.googleapis.com/envoy.extensions.filters.network.wasm.v3.Wasm",
+            )?;
+            filters.push(json!({
+                "name": "envoy.filters.network.tcp_proxy",
+                "typed_config": {
+                    "@type": "type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy",
+                    "stat_prefix": TCP_LISTENER,
+                    "cluster": UPSTREAM_CLUSTER,
+                },
+            }));
+            listeners.push(listener(TCP_LISTENER, filters));
+        }
+        let clusters: Vec<Value> = self
+            .upstream
+            .iter()
+            .map(|addr| {
+                json!({
+                    "name": UPSTREAM_CLUSTER,
+                    "type": "STATIC",
+                    "connect_timeout": "2s",
+                    "load_assignment": {"cluster_name": UPSTREAM_CLUSTER, "endpoints": [{
+                        "lb_endpoints": [{"endpoint": {"address": socket_address(*addr)}}],
+                    }]},
+                })
+            })
+            .collect();
+        Ok(json!({
+            "node": {"id": "weir-envoy-tests", "cluster": "weir-envoy-tests"},
+            "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": 0}}},
+            "static_resources": {"listeners": listeners, "clusters": clusters},
+        }))
+    }
+}
+
+fn wasm_filters(filters: &[WasmFilter], type_url: &str) -> Result<Vec<Value>> {
+    filters.iter().map(|f| f.to_filter(type_url)).collect()
+}
+
+fn socket_address(addr: SocketAddr) -> Value {
+    json!({"socket_address": {"address": addr.ip().to_string(), "port_value": addr.port()}})
+}
+
+fn listener(name: &str, filters: Vec<Value>) -> Value {
+    json!({
+        "name": name,
+        "address": {"socket_address": {"address": "127.0.0.1", "port_value": 0}},
+        "filter_chains": [{"filters": filters}],
+    })
+}

@@ -1,0 +1,347 @@
+//! Starting, querying and stopping one Envoy process.
+
+use std::fs::File;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use serde_json::Value;
+
+use crate::bootstrap::{Topology, WasmFilter, HTTP_LISTENER, TCP_LISTENER};
+use crate::client::HttpRequest;
+use crate::locate::find_envoy;
+use crate::scratch::ScratchDir;
+use crate::yaml::to_yaml;
+
+/// How long Envoy may take to become ready, or to give up on a refused config. Startup
+/// with one wasm VM takes well under a second here; the margin is for a loaded machine.
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(20);
+const POLL_INTERVAL: Duration = Duration::from_millis(25);
+
+/// Configures an Envoy before starting it; see [`Envoy::builder`].
+#[derive(Debug, Clone, Default)]
+pub struct EnvoyBuilder {
+    topology: Topology,
+    process_env: Vec<(String, String)>,
+    component_log_levels: Option<String>,
+}
+
+impl EnvoyBuilder {
+    /// Appends an HTTP wasm filter; filters run in the order they are added, before the
+    /// router.
+    pub fn http_filter(mut self, filter: WasmFilter) -> Self {
+        self.topology.http_filters.push(filter);
+        self
+    }
+
+    /// Appends a network (L4) wasm filter to the TCP proxy listener, which this enables.
+    pub fn network_filter(mut self, filter: WasmFilter) -> Self {
+        self.topology.network_filters.push(filter);
+        self
+    }
+
+    /// Adds the TCP proxy listener even without network filters (needs an upstream).
+    pub fn tcp_listener(mut self) -> Self {
+        self.topology.tcp_listener = true;
+        self
+    }
+
+    /// Routes all HTTP (and TCP) traffic to `addr`. Without one, every HTTP request gets a
+    /// direct `200` from Envoy's route.
+    pub fn upstream(mut self, addr: SocketAddr) -> Self {
+        self.topology.upstream = Some(addr);
+        self
+    }
+
+    /// Sets an environment variable of the Envoy process, e.g. for
+    /// [`WasmFilter::host_env_key`] (the test's own environment is inherited too).
+    pub fn process_env(mut self, key: &str, value: &str) -> Self {
+        self.process_env.push((key.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// Envoy's `--component-log-level`, e.g. `"wasm:debug"` to see plugin debug logs.
+    pub fn component_log_level(mut self, levels: &str) -> Self {
+        self.component_log_levels = Some(levels.to_owned());
+        self
+    }
+
+    /// The bootstrap this builder produces, as YAML (what [`EnvoyBuilder::start`] runs).
+    pub fn bootstrap_yaml(&self) -> Result<String> {
+        Ok(to_yaml(&self.topology.bootstrap()?))
+    }
+
+    /// Starts Envoy and waits until its admin `/ready` answers `200`.
+    pub fn start(self) -> Result<Envoy> {
+        let mut process = self.launch()?;
+        let deadline = Instant::now() + STARTUP_TIMEOUT;
+        loop {
+            if let Some(status) = process.child.try_wait()? {
+                bail!(
+                    "Envoy exited during startup ({status}); its log ({}):\n{}",
+                    process.log_path().display(),
+                    process.log()
+                );
+            }
+            if let Some(admin) = process.admin_addr() {
+                let ready = HttpRequest::get(&format!("http://{admin}/ready"))?
+                    .timeout(Duration::from_secs(2))
+                    .send();
+                if ready.is_ok_and(|r| r.status == 200) {
+                    return Envoy::attach(process, admin);
+                }
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "Envoy was not ready after {STARTUP_TIMEOUT:?}; its log ({}):\n{}",
+                    process.log_path().display(),
+                    process.log()
+                );
+            }
+            std::thread::sleep(POLL_INTERVAL);
+        }
+    }
+
+    /// Starts Envoy expecting it to reject the configuration and exit, as Envoy 1.40 does
+    /// (exit status 1) when a wasm plugin's `on_configure` returns false in a bootstrap
+    /// listener, whatever the failure policy. Fails if Envoy becomes ready instead.
+    pub fn start_expecting_refusal(self) -> Result<Refusal> {
+        let mut process = self.launch()?;
+        let deadline = Instant::now() + STARTUP_TIMEOUT;
+        loop {
+            if let Some(status) = process.child.try_wait()? {
+                let log = process.log();
+                if status.success() {
+                    bail!("Envoy exited with success instead of refusing the config:\n{log}");
+                }
+                return Ok(Refusal {
+                    status,
+                    log,
+                    _process: process,
+                });
+            }
+            if let Some(admin) = process.admin_addr() {
+                let ready = HttpRequest::get(&format!("http://{admin}/ready"))?
+                    .timeout(Duration::from_secs(2))
+                    .send();
+                if ready.is_ok_and(|r| r.status == 200) {
+                    bail!(
+                        "Envoy accepted the config it was expected to refuse; its log:\n{}",
+                        process.log()
+                    );
+                }
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "Envoy neither refused the config nor became ready in {STARTUP_TIMEOUT:?}; \
+                     its log:\n{}",
+                    process.log()
+                );
+            }
+            std::thread::sleep(POLL_INTERVAL);
+        }
+    }
+
+    fn launch(self) -> Result<Process> {
+        let envoy = find_envoy()?;
+        let scratch = ScratchDir::create()?;
+        let config = scratch.path().join("envoy.yaml");
+        std::fs::write(&config, self.bootstrap_yaml()?)
+            .with_context(|| format!("writing {}", config.display()))?;
+        let log_path = scratch.path().join("envoy.log");
+        let log =
+            File::create(&log_path).with_context(|| format!("creating {}", log_path.display()))?;
+        let mut cmd = Command::new(&envoy);
+        cmd.arg("-c")
+            .arg(&config)
+            // One worker thread: one wasm VM per plugin handles all requests, so plugin
+            // state (counters, shared data, caches) behaves predictably in assertions,
+            // and parallel tests on a 2-core machine do not each start a thread per core.
+            .args(["--concurrency", "1"])
+            // Hot restart uses a shared-memory region keyed by --base-id; without this,
+            // two Envoys started by parallel tests would collide on it.
+            .arg("--disable-hot-restart")
+            .arg("--admin-address-path")
+            .arg(scratch.path().join("admin-address"))
+            .args(["--log-level", "info"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(log.try_clone()?))
+            .stderr(Stdio::from(log));
+        if let Some(levels) = &self.component_log_levels {
+            cmd.args(["--component-log-level", levels]);
+        }
+        for (key, value) in &self.process_env {
+            cmd.env(key, value);
+        }
+        let child = cmd.spawn().with_context(|| {
+            format!(
+                "starting {} (run `make envoy` to install it)",
+                envoy.display()
+            )
+        })?;
+        Ok(Process { child, scratch })
+    }
+}
+
+/// An Envoy process and its scratch directory. Dropping it kills and reaps the process,
+/// then drops the directory (kept if the test is failing).
+#[derive(Debug)]
+struct Process {
+    child: Child,
+    scratch: ScratchDir,
+}
+
+impl Process {
+    fn log_path(&self) -> PathBuf {
+        self.scratch.path().join("envoy.log")
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+
+    /// Envoy writes the address file once the admin listener is bound.
+    fn admin_addr(&self) -> Option<SocketAddr> {
+        std::fs::read_to_string(self.scratch.path().join("admin-address"))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Envoy's exit after refusing a configuration; see
+/// [`EnvoyBuilder::start_expecting_refusal`].
+#[derive(Debug)]
+pub struct Refusal {
+    /// Envoy's exit status (1 in Envoy 1.40).
+    pub status: ExitStatus,
+    /// Everything Envoy logged.
+    pub log: String,
+    _process: Process,
+}
+
+impl Refusal {
+    /// The log lines at `[error]` or `[critical]` level, which carry the reason.
+    pub fn error_lines(&self) -> Vec<&str> {
+        self.log
+            .lines()
+            .filter(|l| l.contains("][error][") || l.contains("][critical]["))
+            .collect()
+    }
+}
+
+/// A running Envoy. Dropping it kills the process; the scratch directory with
+/// `envoy.yaml` and `envoy.log` is kept when the test is failing.
+#[derive(Debug)]
+pub struct Envoy {
+    process: Process,
+    admin: SocketAddr,
+    http: SocketAddr,
+    tcp: Option<SocketAddr>,
+}
+
+impl Envoy {
+    /// A builder with no filters and no upstream.
+    pub fn builder() -> EnvoyBuilder {
+        EnvoyBuilder::default()
+    }
+
+    fn attach(process: Process, admin: SocketAddr) -> Result<Self> {
+        let listeners = HttpRequest::get(&format!("http://{admin}/listeners?format=json"))?
+            .send()
+            .context("asking Envoy's admin API for listener addresses")?;
+        let listeners: Value =
+            serde_json::from_slice(&listeners.body).context("parsing /listeners?format=json")?;
+        let bound = |name: &str| -> Option<SocketAddr> {
+            let status = listeners["listener_statuses"]
+                .as_array()?
+                .iter()
+                .find(|l| l["name"] == name)?;
+            let sa = &status["local_address"]["socket_address"];
+            format!("{}:{}", sa["address"].as_str()?, sa["port_value"].as_u64()?)
+                .parse()
+                .ok()
+        };
+        let http = bound(HTTP_LISTENER).with_context(|| {
+            format!("Envoy reports no address for listener {HTTP_LISTENER}: {listeners}")
+        })?;
+        let tcp = bound(TCP_LISTENER);
+        Ok(Self {
+            process,
+            admin,
+            http,
+            tcp,
+        })
+    }
+
+    /// `http://127.0.0.1:<port>` of the HTTP listener (no trailing slash).
+    pub fn url(&self) -> String {
+        format!("http://{}", self.http)
+    }
+
+    /// `http://127.0.0.1:<port>` of the admin API.
+    pub fn admin_url(&self) -> String {
+        format!("http://{}", self.admin)
+    }
+
+    /// The TCP proxy listener's address, when one was configured.
+    pub fn tcp_addr(&self) -> Option<SocketAddr> {
+        self.tcp
+    }
+
+    /// A request to `path` (starting with `/`) on the HTTP listener.
+    pub fn request(&self, method: &str, path: &str) -> Result<HttpRequest> {
+        HttpRequest::new(method, &format!("{}{path}", self.url()))
+    }
+
+    /// A `GET` request to `path` on the HTTP listener.
+    pub fn get(&self, path: &str) -> Result<HttpRequest> {
+        self.request("GET", path)
+    }
+
+    /// `/config_dump` from the admin API, parsed.
+    pub fn config_dump(&self) -> Result<Value> {
+        let body = self.admin_get("/config_dump")?;
+        serde_json::from_str(&body).context("parsing /config_dump")
+    }
+
+    /// `/stats` from the admin API: one `name: value` per line.
+    pub fn stats(&self) -> Result<String> {
+        self.admin_get("/stats")
+    }
+
+    /// One counter or gauge from `/stats` by its full name, if Envoy has it.
+    pub fn stat(&self, name: &str) -> Result<Option<u64>> {
+        Ok(self.stats()?.lines().find_map(|line| {
+            let (n, v) = line.split_once(": ")?;
+            (n == name).then(|| v.trim().parse().ok()).flatten()
+        }))
+    }
+
+    /// Everything Envoy has logged so far.
+    pub fn log(&self) -> String {
+        self.process.log()
+    }
+
+    fn admin_get(&self, path: &str) -> Result<String> {
+        let response = HttpRequest::get(&format!("{}{path}", self.admin_url()))?.send()?;
+        if response.status != 200 {
+            bail!(
+                "admin {path} answered {}: {}",
+                response.status,
+                response.text()
+            );
+        }
+        Ok(response.text())
+    }
+}

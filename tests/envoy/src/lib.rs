@@ -1,0 +1,55 @@
+//! Runs Weir plugins in a real Envoy, configured the way istiod configures a `WasmPlugin`.
+//!
+//! ```no_run
+//! use weir_envoy_tests::{build_wasm, EchoUpstream, Envoy, Reply, WasmFilter};
+//!
+//! # fn main() -> anyhow::Result<()> {
+//! let upstream = EchoUpstream::with_reply(Reply::status(200).header("x-d", "gone"))?;
+//! let plugin = WasmFilter::new(build_wasm("header-append"))
+//!     .plugin_name("istio-system", "header-append")
+//!     .configuration(r#"{"response_headers_to_remove": ["x-d"]}"#);
+//! let envoy = Envoy::builder().http_filter(plugin).upstream(upstream.addr()).start()?;
+//!
+//! let response = envoy.get("/hello")?.header("x-a", "1").send()?;
+//! assert_eq!(response.status, 200);
+//! assert!(!response.headers.contains("x-d"));
+//! assert_eq!(upstream.requests()[0].headers.get_all("x-a"), ["1"]);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! The pieces:
+//! - [`build_wasm`] builds a plugin crate for `wasm32-wasip1` once per test process.
+//! - [`Envoy::builder`] writes a bootstrap with the given [`WasmFilter`]s (HTTP, and
+//!   optionally network filters on a TCP proxy listener), starts Envoy with
+//!   `--concurrency 1`, and waits for the admin `/ready`.
+//!   [`EnvoyBuilder::start_expecting_refusal`] is for configs the plugin must reject.
+//! - [`EchoUpstream`] records what Envoy forwarded; [`HttpRequest`] sends requests and
+//!   returns every response header in wire order. Neither follows redirects or merges
+//!   repeated header fields.
+//!
+//! Envoy is found at `$WEIR_ENVOY`, `<repo>/.venv/bin/envoy` (installed by `make envoy`),
+//! or on `PATH`. Each [`Envoy`] binds kernel-chosen ports on 127.0.0.1, so tests can run in
+//! parallel. When a test fails, its Envoy's `envoy.yaml` and `envoy.log` are kept in a
+//! temporary directory whose path is printed.
+
+#![warn(missing_docs)]
+
+mod bootstrap;
+mod client;
+mod envoy;
+mod headers;
+mod http1;
+mod locate;
+mod scratch;
+mod upstream;
+mod wasm_build;
+mod yaml;
+
+pub use bootstrap::{FailurePolicy, WasmFilter};
+pub use client::{HttpRequest, HttpResponse};
+pub use envoy::{Envoy, EnvoyBuilder, Refusal};
+pub use headers::Headers;
+pub use locate::{find_envoy, repo_root};
+pub use upstream::{EchoUpstream, RecordedRequest, Reply};
+pub use wasm_build::{build_wasm, try_build_wasm};

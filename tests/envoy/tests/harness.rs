@@ -1,0 +1,157 @@
+//! The harness itself against a real Envoy, without any plugin: if these fail, the plugin
+//! suites' failures say nothing about the plugins.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use anyhow::Result;
+use weir_envoy_tests::{EchoUpstream, Envoy, FailurePolicy, Reply, WasmFilter};
+
+#[test]
+fn proxies_repeated_headers_both_ways_in_order() -> Result<()> {
+    let upstream = EchoUpstream::with_reply(
+        Reply::status(201)
+            .header("x-multi", "one")
+            .header("x-other", "between")
+            .header("x-multi", "two")
+            .body("from upstream"),
+    )?;
+    let envoy = Envoy::builder().upstream(upstream.addr()).start()?;
+
+    let response = envoy
+        .request("POST", "/some/path?q=1")?
+        .header("x-twice", "first")
+        .header("x-twice", "second")
+        .body("request body")
+        .send()?;
+
+    assert_eq!(response.status, 201);
+    assert_eq!(response.headers.get_all("x-multi"), ["one", "two"]);
+    assert_eq!(response.text(), "from upstream");
+    let requests = upstream.requests();
+    assert_eq!(requests.len(), 1, "{requests:#?}");
+    let seen = &requests[0];
+    assert_eq!(
+        (seen.method.as_str(), seen.path.as_str()),
+        ("POST", "/some/path?q=1")
+    );
+    assert_eq!(seen.headers.get_all("x-twice"), ["first", "second"]);
+    assert_eq!(seen.body, b"request body");
+    assert!(upstream.errors().is_empty(), "{:?}", upstream.errors());
+    Ok(())
+}
+
+#[test]
+fn echoes_the_request_body_and_does_not_follow_redirects() -> Result<()> {
+    let upstream = EchoUpstream::start()?;
+    let envoy = Envoy::builder().upstream(upstream.addr()).start()?;
+    assert_eq!(
+        envoy.request("PUT", "/")?.body("ping").send()?.text(),
+        "ping"
+    );
+
+    upstream.set_reply(Reply::status(302).header("location", "/elsewhere"));
+    let response = envoy.get("/")?.send()?;
+    assert_eq!(response.status, 302);
+    assert_eq!(response.headers.get("location"), Some("/elsewhere"));
+    assert_eq!(upstream.requests().len(), 2);
+    Ok(())
+}
+
+#[test]
+fn answers_directly_without_upstream_and_exposes_admin() -> Result<()> {
+    let envoy = Envoy::builder().start()?;
+    let response = envoy.get("/")?.send()?;
+    assert_eq!(
+        (response.status, response.text().as_str()),
+        (200, "no upstream configured\n")
+    );
+
+    assert_eq!(envoy.stat("http.http.downstream_rq_2xx")?, Some(1));
+    let dump = envoy.config_dump()?.to_string();
+    assert!(
+        dump.contains("envoy.filters.network.http_connection_manager"),
+        "{dump}"
+    );
+    assert!(envoy.admin_url().starts_with("http://127.0.0.1:"));
+    assert!(
+        envoy.log().contains("starting main dispatch loop"),
+        "{}",
+        envoy.log()
+    );
+    Ok(())
+}
+
+#[test]
+fn tcp_listener_proxies_bytes_to_the_upstream() -> Result<()> {
+    let upstream = EchoUpstream::with_reply(Reply::status(200).body("over tcp"))?;
+    let envoy = Envoy::builder()
+        .upstream(upstream.addr())
+        .tcp_listener()
+        .start()?;
+    let addr = envoy.tcp_addr().expect("the TCP listener was requested");
+
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    stream.write_all(b"GET /raw HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")?;
+    let mut reply = String::new();
+    stream.read_to_string(&mut reply)?;
+
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+    assert!(reply.ends_with("over tcp"), "{reply}");
+    assert_eq!(upstream.requests()[0].path, "/raw");
+    Ok(())
+}
+
+#[test]
+fn bootstrap_configures_wasm_like_istiod() -> Result<()> {
+    let module = std::env::temp_dir().join(format!("weir-harness-{}.wasm", std::process::id()));
+    std::fs::write(&module, b"\0asm\x01\0\0\0")?;
+    let filter = WasmFilter::new(&module)
+        .plugin_name("istio-system", "header-append")
+        .root_id("header-append")
+        .json_configuration(&serde_json::json!({"first-header": "v"}))
+        .env("INLINE", "1")
+        .host_env_key("FROM_HOST")
+        .failure_policy(FailurePolicy::FailOpen);
+    let yaml = Envoy::builder().http_filter(filter).bootstrap_yaml()?;
+    std::fs::remove_file(&module)?;
+
+    for expected in [
+        r#""name": "istio-system.header-append""#,
+        r#""root_id": "header-append""#,
+        r#""@type": "type.googleapis.com/google.protobuf.StringValue""#,
+        r#""value": "{\"first-header\":\"v\"}""#,
+        r#""runtime": "envoy.wasm.runtime.v8""#,
+        r#""INLINE": "1""#,
+        r#"- "FROM_HOST""#,
+        r#""failure_policy": "FAIL_OPEN""#,
+    ] {
+        assert!(yaml.contains(expected), "missing {expected} in:\n{yaml}");
+    }
+    assert!(!yaml.contains("vm_id"), "istiod sets no vm_id:\n{yaml}");
+    Ok(())
+}
+
+#[test]
+fn a_module_envoy_cannot_load_is_reported_as_refusal() -> Result<()> {
+    let module = std::env::temp_dir().join(format!("weir-not-wasm-{}.wasm", std::process::id()));
+    std::fs::write(&module, b"this is not a wasm module")?;
+    let refusal = Envoy::builder()
+        .http_filter(WasmFilter::new(&module).plugin_name("ns", "broken"))
+        .start_expecting_refusal();
+    std::fs::remove_file(&module)?;
+    let refusal = refusal?;
+
+    assert_eq!(refusal.status.code(), Some(1), "{}", refusal.log);
+    assert!(
+        refusal
+            .error_lines()
+            .iter()
+            .any(|l| l.contains("Unable to create Wasm plugin ns.broken")),
+        "{}",
+        refusal.log
+    );
+    Ok(())
+}
