@@ -76,31 +76,11 @@ impl EnvoyBuilder {
     /// Starts Envoy and waits until its admin `/ready` answers `200`.
     pub fn start(self) -> Result<Envoy> {
         let mut process = self.launch()?;
-        let deadline = Instant::now() + STARTUP_TIMEOUT;
-        loop {
-            if let Some(status) = process.child.try_wait()? {
-                bail!(
-                    "Envoy exited during startup ({status}); its log ({}):\n{}",
-                    process.log_path().display(),
-                    process.log()
-                );
+        match process.wait_for_outcome()? {
+            Outcome::Ready(admin) => Envoy::attach(process, admin),
+            Outcome::Exited(status) => {
+                Err(process.failure(&format!("Envoy exited during startup ({status})")))
             }
-            if let Some(admin) = process.admin_addr() {
-                let ready = HttpRequest::get(&format!("http://{admin}/ready"))?
-                    .timeout(Duration::from_secs(2))
-                    .send();
-                if ready.is_ok_and(|r| r.status == 200) {
-                    return Envoy::attach(process, admin);
-                }
-            }
-            if Instant::now() > deadline {
-                bail!(
-                    "Envoy was not ready after {STARTUP_TIMEOUT:?}; its log ({}):\n{}",
-                    process.log_path().display(),
-                    process.log()
-                );
-            }
-            std::thread::sleep(POLL_INTERVAL);
         }
     }
 
@@ -109,38 +89,18 @@ impl EnvoyBuilder {
     /// listener, whatever the failure policy. Fails if Envoy becomes ready instead.
     pub fn start_expecting_refusal(self) -> Result<Refusal> {
         let mut process = self.launch()?;
-        let deadline = Instant::now() + STARTUP_TIMEOUT;
-        loop {
-            if let Some(status) = process.child.try_wait()? {
-                let log = process.log();
-                if status.success() {
-                    bail!("Envoy exited with success instead of refusing the config:\n{log}");
-                }
-                return Ok(Refusal {
-                    status,
-                    log,
-                    _process: process,
-                });
+        match process.wait_for_outcome()? {
+            Outcome::Exited(status) if !status.success() => Ok(Refusal {
+                status,
+                log: process.log(),
+                _process: process,
+            }),
+            Outcome::Exited(status) => Err(process.failure(&format!(
+                "Envoy exited ({status}) instead of refusing the config"
+            ))),
+            Outcome::Ready(_) => {
+                Err(process.failure("Envoy accepted the config it was expected to refuse"))
             }
-            if let Some(admin) = process.admin_addr() {
-                let ready = HttpRequest::get(&format!("http://{admin}/ready"))?
-                    .timeout(Duration::from_secs(2))
-                    .send();
-                if ready.is_ok_and(|r| r.status == 200) {
-                    bail!(
-                        "Envoy accepted the config it was expected to refuse; its log:\n{}",
-                        process.log()
-                    );
-                }
-            }
-            if Instant::now() > deadline {
-                bail!(
-                    "Envoy neither refused the config nor became ready in {STARTUP_TIMEOUT:?}; \
-                     its log:\n{}",
-                    process.log()
-                );
-            }
-            std::thread::sleep(POLL_INTERVAL);
         }
     }
 
@@ -156,9 +116,10 @@ impl EnvoyBuilder {
         let mut cmd = Command::new(&envoy);
         cmd.arg("-c")
             .arg(&config)
-            // One worker thread: one wasm VM per plugin handles all requests, so plugin
-            // state (counters, shared data, caches) behaves predictably in assertions,
-            // and parallel tests on a 2-core machine do not each start a thread per core.
+            // One worker thread, so one VM per plugin serves every request (Envoy still
+            // makes extra VMs on the main thread for configuration): plugin state such as
+            // counters and caches is predictable in assertions, and parallel tests on a
+            // 2-core machine do not each start a worker per core.
             .args(["--concurrency", "1"])
             // Hot restart uses a shared-memory region keyed by --base-id; without this,
             // two Envoys started by parallel tests would collide on it.
@@ -185,6 +146,14 @@ impl EnvoyBuilder {
     }
 }
 
+/// How a startup ended.
+enum Outcome {
+    /// `/ready` answered 200; the admin API is at this address.
+    Ready(SocketAddr),
+    /// The process exited first.
+    Exited(ExitStatus),
+}
+
 /// An Envoy process and its scratch directory. Dropping it kills and reaps the process,
 /// then drops the directory (kept if the test is failing).
 #[derive(Debug)]
@@ -200,6 +169,40 @@ impl Process {
 
     fn log(&self) -> String {
         std::fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+
+    /// Polls until Envoy is ready or has exited, for at most [`STARTUP_TIMEOUT`].
+    fn wait_for_outcome(&mut self) -> Result<Outcome> {
+        let deadline = Instant::now() + STARTUP_TIMEOUT;
+        loop {
+            if let Some(status) = self.child.try_wait()? {
+                return Ok(Outcome::Exited(status));
+            }
+            if let Some(admin) = self.admin_addr() {
+                let ready = HttpRequest::get(&format!("http://{admin}/ready"))?
+                    .timeout(Duration::from_secs(2))
+                    .send();
+                if ready.is_ok_and(|r| r.status == 200) {
+                    return Ok(Outcome::Ready(admin));
+                }
+            }
+            if Instant::now() > deadline {
+                return Err(self.failure(&format!(
+                    "Envoy neither became ready nor exited within {STARTUP_TIMEOUT:?}"
+                )));
+            }
+            std::thread::sleep(POLL_INTERVAL);
+        }
+    }
+
+    /// An error carrying Envoy's log; the scratch directory is kept for inspection.
+    fn failure(&mut self, what: &str) -> anyhow::Error {
+        self.scratch.keep();
+        anyhow::anyhow!(
+            "{what}; Envoy's files are kept in {} and its log says:\n{}",
+            self.scratch.path().display(),
+            self.log()
+        )
     }
 
     /// Envoy writes the address file once the admin listener is bound.

@@ -1,6 +1,6 @@
 //! Runs Weir plugins in a real Envoy, configured the way istiod configures a `WasmPlugin`.
 //!
-//! ```no_run
+//! ```
 //! use weir_envoy_tests::{build_wasm, EchoUpstream, Envoy, Reply, WasmFilter};
 //!
 //! # fn main() -> anyhow::Result<()> {

@@ -12,6 +12,7 @@ use anyhow::{Context, Result};
 #[derive(Debug)]
 pub(crate) struct ScratchDir {
     path: PathBuf,
+    keep: bool,
 }
 
 impl ScratchDir {
@@ -22,7 +23,7 @@ impl ScratchDir {
             let n = NEXT.fetch_add(1, Ordering::Relaxed);
             let path = base.join(format!("weir-envoy-{}-{n}", std::process::id()));
             match std::fs::create_dir(&path) {
-                Ok(()) => return Ok(Self { path }),
+                Ok(()) => return Ok(Self { path, keep: false }),
                 // Left over from an earlier process that had the same pid: pick another.
                 Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => continue,
                 Err(err) => {
@@ -35,17 +36,26 @@ impl ScratchDir {
     pub(crate) fn path(&self) -> &Path {
         &self.path
     }
+
+    /// Keeps the directory even if the test goes on to pass (an error is on its way).
+    pub(crate) fn keep(&mut self) {
+        self.keep = true;
+    }
 }
 
 impl Drop for ScratchDir {
     fn drop(&mut self) {
+        if self.keep {
+            // Whoever kept it has already reported the path.
+            return;
+        }
         if std::thread::panicking() {
             eprintln!(
                 "weir-envoy-tests: kept Envoy's files for this failed test in {} (envoy.yaml, envoy.log)",
                 self.path.display()
             );
-        } else {
-            let _ = std::fs::remove_dir_all(&self.path);
+            return;
         }
+        let _ = std::fs::remove_dir_all(&self.path);
     }
 }

@@ -6,7 +6,7 @@ use std::net::TcpStream;
 use std::time::Duration;
 
 use anyhow::Result;
-use weir_envoy_tests::{EchoUpstream, Envoy, FailurePolicy, Reply, WasmFilter};
+use weir_envoy_tests::{build_wasm, EchoUpstream, Envoy, FailurePolicy, Reply, WasmFilter};
 
 #[test]
 fn proxies_repeated_headers_both_ways_in_order() -> Result<()> {
@@ -153,5 +153,74 @@ fn a_module_envoy_cannot_load_is_reported_as_refusal() -> Result<()> {
         "{}",
         refusal.log
     );
+    Ok(())
+}
+
+#[test]
+fn start_reports_a_refused_config_with_the_log_and_keeps_the_files() -> Result<()> {
+    let module = std::env::temp_dir().join(format!("weir-not-wasm2-{}.wasm", std::process::id()));
+    std::fs::write(&module, b"still not wasm")?;
+    let started = Envoy::builder()
+        .http_filter(WasmFilter::new(&module).plugin_name("ns", "broken"))
+        .start();
+    std::fs::remove_file(&module)?;
+
+    let message = format!("{:#}", started.expect_err("Envoy cannot load this module"));
+    assert!(message.contains("Envoy exited during startup"), "{message}");
+    assert!(
+        message.contains("Unable to create Wasm plugin ns.broken"),
+        "{message}"
+    );
+    let kept = message
+        .split("kept in ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .expect("the error names the kept directory");
+    assert!(
+        std::path::Path::new(kept).join("envoy.log").is_file(),
+        "{message}"
+    );
+    std::fs::remove_dir_all(kept)?;
+    Ok(())
+}
+
+#[test]
+fn envoy_accepts_every_field_the_harness_writes_for_http_and_l4() -> Result<()> {
+    // header-append ignores its VM environment; it is only here as a module that loads.
+    let filter = WasmFilter::new(build_wasm("header-append"))
+        .plugin_name("istio-system", "env-check")
+        .root_id("env-check")
+        .configuration("{}")
+        .env("INLINE_KEY", "inline-value")
+        .host_env_key("WEIR_HOST_KEY")
+        .failure_policy(FailurePolicy::FailOpen);
+    let upstream = EchoUpstream::start()?;
+    // Only loaded on the L4 listener, never sent traffic: it is an HTTP plugin.
+    let l4 = WasmFilter::new(build_wasm("header-append")).plugin_name("istio-system", "l4-check");
+    let envoy = Envoy::builder()
+        .http_filter(filter)
+        .network_filter(l4)
+        .upstream(upstream.addr())
+        .process_env("WEIR_HOST_KEY", "from-host")
+        .start()?;
+
+    let dump = envoy.config_dump()?.to_string();
+    for expected in [
+        r#""name":"istio-system.env-check""#,
+        r#""root_id":"env-check""#,
+        r#""INLINE_KEY":"inline-value""#,
+        r#""host_env_keys":["WEIR_HOST_KEY"]"#,
+        r#""failure_policy":"FAIL_OPEN""#,
+        r#""runtime":"envoy.wasm.runtime.v8""#,
+        r#""@type":"type.googleapis.com/envoy.extensions.filters.network.wasm.v3.Wasm""#,
+        r#""name":"istio-system.l4-check""#,
+    ] {
+        assert!(
+            dump.contains(expected),
+            "config_dump lacks {expected}:\n{dump}"
+        );
+    }
+    assert_eq!(envoy.get("/")?.send()?.status, 200);
+    assert!(envoy.tcp_addr().is_some());
     Ok(())
 }
