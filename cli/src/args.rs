@@ -1,0 +1,289 @@
+//! Command-line arguments. Doc comments here are the `--help` text.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Package, push, pull and sign proxy-wasm plugins as OCI images, and write the Istio
+/// WasmPlugin manifests that deploy them.
+#[derive(Debug, Parser)]
+#[command(name = "weir", version, propagate_version = true)]
+pub struct Cli {
+    /// The command to run.
+    #[command(subcommand)]
+    pub command: Command,
+    /// Options every command takes.
+    #[command(flatten)]
+    pub global: GlobalArgs,
+}
+
+/// Options every command takes.
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Print results only: no status lines, no progress bars.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    /// Hide progress bars (they are also hidden when stderr is not a terminal).
+    #[arg(long, global = true)]
+    pub no_progress: bool,
+    /// Print more detail about each step (hides progress bars).
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
+}
+
+/// The verbs. Adding one: a variant here and a file in `src/commands/`.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Build an OCI image of a plugin and write it as an OCI image layout (directory or .tar).
+    Package(PackageArgs),
+    /// Package a plugin (or take a layout from `weir package`) and push it to a registry.
+    Push(PushArgs),
+    /// Pull a plugin image in any format Istio reads and write its plugin.wasm.
+    Pull(PullArgs),
+    /// Write an Istio WasmPlugin (or Tetrate WasmExtension), or validate existing ones.
+    Manifest(ManifestArgs),
+    /// Convert Maistra ServiceMeshExtension resources and images to WasmPlugin ones.
+    Migrate(MigrateArgs),
+    /// Sign a pushed image in the cosign signature layout, or create a signing key pair.
+    Sign(SignArgs),
+}
+
+/// Image shape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FormatArg {
+    /// A regular image whose last layer is tar+gzip holding /plugin.wasm (works everywhere).
+    Compat,
+    /// An OCI artifact with two layers: wasm config and raw wasm.
+    Artifact,
+}
+
+/// How to turn a module into an image.
+#[derive(Debug, Args)]
+pub struct ImageArgs {
+    /// Image shape.
+    #[arg(long, value_enum, default_value_t = FormatArg::Compat)]
+    pub format: FormatArg,
+    /// Use Docker schema2 media types instead of OCI ones (compat format only).
+    #[arg(long, conflicts_with = "format")]
+    pub docker: bool,
+    /// Root id the module serves, recorded in runtime-config.json (repeatable).
+    #[arg(long = "root-id", value_name = "ID")]
+    pub root_ids: Vec<String>,
+}
+
+/// `weir package`.
+#[derive(Debug, Args)]
+pub struct PackageArgs {
+    /// A .wasm file, or a plugin crate directory (built with cargo for wasm32-wasip1).
+    pub input: PathBuf,
+    /// Where to write the OCI image layout: a directory, or a tarball if it ends in .tar.
+    #[arg(short, long)]
+    pub output: PathBuf,
+    /// Tag recorded in the layout's index.json.
+    #[arg(long, default_value = "latest")]
+    pub tag: String,
+    /// Image options.
+    #[command(flatten)]
+    pub image: ImageArgs,
+}
+
+/// How to reach and authenticate to a registry.
+#[derive(Debug, Args, Clone)]
+pub struct RegistryArgs {
+    /// The registry speaks plain HTTP (no TLS). Istio then needs WASM_INSECURE_REGISTRIES.
+    #[arg(long)]
+    pub insecure: bool,
+    /// Trust this PEM CA certificate in addition to the system roots (repeatable).
+    #[arg(long = "ca-cert", value_name = "PEM")]
+    pub ca_certs: Vec<PathBuf>,
+    /// User name; the password is read from stdin (see --password-stdin).
+    #[arg(long, short = 'u', requires = "password_stdin")]
+    pub username: Option<String>,
+    /// Read the password from stdin (one line).
+    #[arg(long, requires = "username")]
+    pub password_stdin: bool,
+    /// Docker config file with credentials [default: $DOCKER_CONFIG/config.json or ~/.docker/config.json].
+    #[arg(long, value_name = "FILE")]
+    pub docker_config: Option<PathBuf>,
+    /// A kubernetes.io/dockerconfigjson Secret (what a WasmPlugin's imagePullSecret names).
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["username", "docker_config"])]
+    pub pull_secret: Option<PathBuf>,
+    /// Attempts per request on connection errors and 5xx responses.
+    #[arg(long, default_value_t = 5, value_name = "N")]
+    pub retries: u32,
+}
+
+/// `weir push`.
+#[derive(Debug, Args)]
+pub struct PushArgs {
+    /// A .wasm file, a plugin crate directory, or an OCI layout (directory or .tar) from `weir package`.
+    pub input: PathBuf,
+    /// Destination, e.g. oci://registry.example:5000/plugins/header-append:1.0
+    pub reference: String,
+    /// Image options (ignored for layout input).
+    #[command(flatten)]
+    pub image: ImageArgs,
+    /// Registry options.
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+}
+
+/// `weir pull`.
+#[derive(Debug, Args)]
+pub struct PullArgs {
+    /// Image to pull, e.g. oci://registry.example:5000/plugins/header-append:1.0
+    pub reference: String,
+    /// Where to write the module.
+    #[arg(short, long, default_value = "plugin.wasm")]
+    pub output: PathBuf,
+    /// Expected manifest digest (hex or sha256:hex), as in a WasmPlugin's `sha256`.
+    #[arg(long, value_name = "DIGEST")]
+    pub sha256: Option<String>,
+    /// Refuse the image unless it carries a cosign signature made with this PEM public key.
+    #[arg(long, value_name = "PEM")]
+    pub verify_key: Option<PathBuf>,
+    /// Registry options.
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+}
+
+/// `weir manifest`.
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct ManifestArgs {
+    /// `validate`; without it, a manifest is generated.
+    #[command(subcommand)]
+    pub command: Option<ManifestCommand>,
+    /// Generation options.
+    #[command(flatten)]
+    pub generate: GenerateArgs,
+}
+
+/// Subcommands of `weir manifest`.
+#[derive(Debug, Subcommand)]
+pub enum ManifestCommand {
+    /// Check WasmPlugin YAML against Istio's CRD schema and its CEL rules.
+    Validate(ValidateArgs),
+}
+
+/// `weir manifest validate`.
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// YAML files; each may hold several documents.
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+}
+
+/// Which resource to write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ManifestKind {
+    /// extensions.istio.io/v1alpha1 WasmPlugin.
+    Istio,
+    /// extension.tsb.tetrate.io/v2 WasmExtension.
+    Tetrate,
+}
+
+/// `weir manifest` (generate).
+#[derive(Debug, Args)]
+pub struct GenerateArgs {
+    /// Resource name.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Namespace.
+    #[arg(long, short = 'n')]
+    pub namespace: Option<String>,
+    /// Image or module URL; a bare host/repo:tag gets oci://.
+    #[arg(long)]
+    pub url: Option<String>,
+    /// Manifest digest (hex or sha256:hex). See also --resolve.
+    #[arg(long, value_name = "DIGEST")]
+    pub sha256: Option<String>,
+    /// Ask the registry for the manifest digest of --url and put it in `sha256`.
+    #[arg(long, conflicts_with = "sha256")]
+    pub resolve: bool,
+    /// Workload label KEY=VALUE (repeatable); conflicts with --target-ref.
+    #[arg(long, value_name = "KEY=VALUE")]
+    pub selector: Vec<String>,
+    /// Target [GROUP/]KIND/NAME, e.g. gateway.networking.k8s.io/Gateway/ingress (repeatable).
+    #[arg(long = "target-ref", value_name = "REF", conflicts_with = "selector")]
+    pub target_refs: Vec<String>,
+    /// Filter-chain phase: AUTHN, AUTHZ or STATS.
+    #[arg(long)]
+    pub phase: Option<String>,
+    /// Order within the phase (higher first).
+    #[arg(long, allow_negative_numbers = true)]
+    pub priority: Option<i32>,
+    /// JSON or YAML file whose object becomes pluginConfig.
+    #[arg(long, value_name = "FILE")]
+    pub plugin_config: Option<PathBuf>,
+    /// Envoy root id (pluginName).
+    #[arg(long)]
+    pub plugin_name: Option<String>,
+    /// FAIL_CLOSE, FAIL_OPEN or FAIL_RELOAD.
+    #[arg(long)]
+    pub fail_strategy: Option<String>,
+    /// IfNotPresent or Always.
+    #[arg(long)]
+    pub image_pull_policy: Option<String>,
+    /// Name of a kubernetes.io/dockerconfigjson Secret in the same namespace.
+    #[arg(long)]
+    pub image_pull_secret: Option<String>,
+    /// VM environment variable NAME=VALUE (repeatable).
+    #[arg(long, value_name = "NAME=VALUE")]
+    pub env: Vec<String>,
+    /// Pass the proxy's environment variable NAME to the VM (repeatable).
+    #[arg(long, value_name = "NAME")]
+    pub host_env: Vec<String>,
+    /// Traffic direction: CLIENT, SERVER or CLIENT_AND_SERVER.
+    #[arg(long)]
+    pub match_mode: Option<String>,
+    /// Destination port to match (repeatable).
+    #[arg(long)]
+    pub match_port: Vec<u32>,
+    /// HTTP or NETWORK.
+    #[arg(long = "type")]
+    pub plugin_type: Option<String>,
+    /// Resource kind to write.
+    #[arg(long, value_enum, default_value_t = ManifestKind::Istio)]
+    pub kind: ManifestKind,
+    /// Write to this file instead of stdout.
+    #[arg(short, long)]
+    pub output: Option<PathBuf>,
+    /// Registry options for --resolve.
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+}
+
+/// `weir migrate`.
+#[derive(Debug, Args)]
+pub struct MigrateArgs {
+    /// ServiceMeshExtension YAML file(s) to convert (not with --image).
+    #[arg(required_unless_present = "image")]
+    pub files: Vec<PathBuf>,
+    /// Write the WasmPlugin YAML here instead of stdout.
+    #[arg(short, long)]
+    pub output: Option<PathBuf>,
+    /// Convert an old extension image SRC (manifest.yaml + module) into a compat image DST.
+    #[arg(long, num_args = 2, value_names = ["SRC", "DST"], conflicts_with = "files")]
+    pub image: Option<Vec<String>>,
+    /// Registry options for --image.
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+}
+
+/// `weir sign`.
+#[derive(Debug, Args)]
+pub struct SignArgs {
+    /// Image to sign (its manifest digest is signed).
+    #[arg(required_unless_present = "generate_key")]
+    pub reference: Option<String>,
+    /// PEM PKCS#8 (or SEC1) P-256 private key.
+    #[arg(long, value_name = "PEM", required_unless_present = "generate_key")]
+    pub key: Option<PathBuf>,
+    /// Create PREFIX.key and PREFIX.pub (P-256) instead of signing.
+    #[arg(long, value_name = "PREFIX", conflicts_with_all = ["reference", "key"])]
+    pub generate_key: Option<PathBuf>,
+    /// Registry options.
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+}

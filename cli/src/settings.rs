@@ -1,0 +1,45 @@
+//! Resolves registry flags into the options the library takes, once per command.
+
+use std::io::BufRead;
+
+use anyhow::{Context, Result};
+use oci_client::Reference;
+use weir_cli::oci::auth::{self, Credentials};
+use weir_cli::oci::registry::{Registry, RegistryOptions};
+use weir_cli::oci::retry::RetryPolicy;
+
+use crate::args::RegistryArgs;
+
+/// Builds a registry client for `reference`, finding credentials in this order: --username
+/// with --password-stdin, --pull-secret, --docker-config (or the default docker config).
+pub fn registry_for(args: &RegistryArgs, reference: &Reference) -> Result<Registry> {
+    let host = reference.resolve_registry();
+    let credentials = if let Some(username) = &args.username {
+        let mut password = String::new();
+        std::io::stdin().lock().read_line(&mut password).context("reading the password from stdin")?;
+        Some(Credentials { username: username.clone(), password: password.trim_end_matches(['\r', '\n']).to_string() })
+    } else if let Some(path) = &args.pull_secret {
+        let config = auth::read_pull_secret(path)?;
+        Some(config.lookup(host)?.with_context(|| {
+            weir_cli::UserError(format!("the pull secret {} has no credentials for {host}", path.display()))
+        })?)
+    } else {
+        let path = args.docker_config.clone().or_else(auth::default_docker_config_path);
+        match path {
+            Some(path) => match auth::read_docker_config(&path)? {
+                Some(config) => config.lookup(host)?,
+                None if args.docker_config.is_some() => {
+                    return Err(weir_cli::UserError(format!("docker config {} does not exist", path.display())).into())
+                }
+                None => None,
+            },
+            None => None,
+        }
+    };
+    Registry::new(RegistryOptions {
+        insecure: args.insecure,
+        ca_certs: args.ca_certs.clone(),
+        credentials,
+        retry: RetryPolicy { attempts: args.retries.max(1), ..RetryPolicy::default() },
+    })
+}
