@@ -1,0 +1,30 @@
+//! What the host knows beyond the stream: VM environment variables and properties.
+
+use crate::error::{HostResult, Result};
+use proxy_wasm::hostcalls;
+
+/// A VM environment variable, as set by a WasmPlugin's `vmConfig.env` (INLINE values, or
+/// HOST values copied from the proxy's environment). Envoy passes them to the module
+/// through WASI `environ_get`; nothing else in the environment is visible.
+pub fn env_var(name: &str) -> Option<String> {
+    std::env::var(name).ok()
+}
+
+/// A host property such as `["request", "path"]`, `["source", "address"]` or
+/// `["plugin_name"]`, as raw bytes; `None` if the host has no such property.
+///
+/// Envoy encodes strings as UTF-8 and integers as 8-byte little-endian values.
+pub fn property(path: &[&str]) -> Result<Option<Vec<u8>>> {
+    hostcalls::get_property(path.to_vec()).host("proxy_get_property")
+}
+
+/// A string property (lossy UTF-8), `None` if absent.
+pub fn property_string(path: &[&str]) -> Result<Option<String>> {
+    Ok(property(path)?.map(|b| String::from_utf8_lossy(&b).into_owned()))
+}
+
+/// An integer property (Envoy's 8-byte little-endian encoding), `None` if absent or not
+/// an integer.
+pub fn property_i64(path: &[&str]) -> Result<Option<i64>> {
+    Ok(property(path)?.and_then(|b| <[u8; 8]>::try_from(b.as_slice()).ok()).map(i64::from_le_bytes))
+}

@@ -1,0 +1,97 @@
+//! Body chunks of the current HTTP stream.
+
+use crate::error::{HostResult, Result};
+use proxy_wasm::hostcalls;
+use proxy_wasm::types::BufferType;
+use std::marker::PhantomData;
+
+/// Which body a [`Body`] handle reads and writes.
+pub trait BodyKind: sealed::Sealed {
+    #[doc(hidden)]
+    const BUFFER: BufferType;
+}
+
+mod sealed {
+    pub trait Sealed {}
+}
+
+/// Marker types naming the two bodies of an HTTP stream.
+pub mod kind {
+    use super::*;
+    /// The request body.
+    #[derive(Debug)]
+    pub enum Request {}
+    /// The response body.
+    #[derive(Debug)]
+    pub enum Response {}
+    impl sealed::Sealed for Request {}
+    impl sealed::Sealed for Response {}
+    impl BodyKind for Request {
+        const BUFFER: BufferType = BufferType::HttpRequestBody;
+    }
+    impl BodyKind for Response {
+        const BUFFER: BufferType = BufferType::HttpResponseBody;
+    }
+}
+
+/// The body data Envoy holds for this stream right now: the latest chunk, or, after hooks
+/// returned [`Flow::Pause`](crate::Flow::Pause), every chunk buffered so far.
+#[derive(Debug)]
+pub struct Body<K: BodyKind> {
+    len: usize,
+    end_of_stream: bool,
+    _kind: PhantomData<(K, *const ())>,
+}
+
+/// The request body, given to [`HttpFilter::on_request_body`](crate::HttpFilter::on_request_body).
+pub type RequestBody = Body<kind::Request>;
+/// The response body, given to [`HttpFilter::on_response_body`](crate::HttpFilter::on_response_body).
+pub type ResponseBody = Body<kind::Response>;
+
+impl<K: BodyKind> Body<K> {
+    pub(crate) fn new(len: usize, end_of_stream: bool) -> Self {
+        Body { len, end_of_stream, _kind: PhantomData }
+    }
+
+    /// Bytes available: the chunk, or everything buffered so far.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True when there are no bytes available.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// True for the last chunk. A request or response with trailers ends in the trailer
+    /// hook instead, and this stays false.
+    pub fn end_of_stream(&self) -> bool {
+        self.end_of_stream
+    }
+
+    /// Reads the available bytes.
+    pub fn bytes(&self) -> Result<Vec<u8>> {
+        Ok(hostcalls::get_buffer(K::BUFFER, 0, self.len).host("proxy_get_buffer_bytes")?.unwrap_or_default())
+    }
+
+    /// Replaces the available bytes with `data`.
+    pub fn replace(&mut self, data: &[u8]) -> Result<()> {
+        hostcalls::set_buffer(K::BUFFER, 0, self.len, data).host("proxy_set_buffer_bytes")?;
+        self.len = data.len();
+        Ok(())
+    }
+
+    /// Appends `data` after the available bytes.
+    pub fn append(&mut self, data: &[u8]) -> Result<()> {
+        hostcalls::set_buffer(K::BUFFER, self.len, 0, data).host("proxy_set_buffer_bytes")?;
+        self.len += data.len();
+        Ok(())
+    }
+
+    /// Inserts `data` before the available bytes.
+    pub fn prepend(&mut self, data: &[u8]) -> Result<()> {
+        hostcalls::set_buffer(K::BUFFER, 0, 0, data).host("proxy_set_buffer_bytes")?;
+        self.len += data.len();
+        Ok(())
+    }
+}

@@ -1,0 +1,198 @@
+//! Header and trailer maps of the current HTTP stream.
+//!
+//! A map is a handle, not a copy: every call goes to the host, so what a filter sets is what
+//! the next filter (and the upstream or client) sees. Values are bytes on the wire; the
+//! `String` accessors decode them lossily so a client sending non-UTF-8 cannot make a
+//! plugin trap.
+
+use super::parse::{bearer_token, Cookies, Query};
+use crate::error::{Error, HostResult, Result};
+use proxy_wasm::hostcalls;
+use proxy_wasm::types::MapType;
+use std::marker::PhantomData;
+
+/// Which host map a [`Headers`] handle reads and writes.
+pub trait MapKind: sealed::Sealed {
+    #[doc(hidden)]
+    const MAP: MapType;
+}
+
+mod sealed {
+    pub trait Sealed {}
+}
+
+macro_rules! map_kinds {
+    ($($(#[$doc:meta])* $name:ident => $map:ident),* $(,)?) => {$(
+        $(#[$doc])*
+        #[derive(Debug)]
+        pub enum $name {}
+        impl sealed::Sealed for $name {}
+        impl MapKind for $name {
+            const MAP: MapType = MapType::$map;
+        }
+    )*};
+}
+
+/// Marker types naming the four maps of an HTTP stream.
+pub mod kind {
+    use super::*;
+    map_kinds! {
+        /// The request's headers, including `:method`, `:path`, `:authority`, `:scheme`.
+        Request => HttpRequestHeaders,
+        /// The request's trailers.
+        RequestTrailer => HttpRequestTrailers,
+        /// The response's headers, including `:status`.
+        Response => HttpResponseHeaders,
+        /// The response's trailers.
+        ResponseTrailer => HttpResponseTrailers,
+    }
+}
+
+/// A header (or trailer) map of the stream being processed. See the aliases
+/// [`RequestHeaders`], [`ResponseHeaders`], [`RequestTrailers`], [`ResponseTrailers`].
+#[derive(Debug)]
+pub struct Headers<M: MapKind> {
+    end_of_stream: bool,
+    _map: PhantomData<(M, *const ())>, // !Send: the handle is only valid inside its callback's VM
+}
+
+/// The request headers, given to [`HttpFilter::on_request_headers`](crate::HttpFilter::on_request_headers).
+pub type RequestHeaders = Headers<kind::Request>;
+/// The response headers, given to [`HttpFilter::on_response_headers`](crate::HttpFilter::on_response_headers).
+pub type ResponseHeaders = Headers<kind::Response>;
+/// The request trailers, given to [`HttpFilter::on_request_trailers`](crate::HttpFilter::on_request_trailers).
+pub type RequestTrailers = Headers<kind::RequestTrailer>;
+/// The response trailers, given to [`HttpFilter::on_response_trailers`](crate::HttpFilter::on_response_trailers).
+pub type ResponseTrailers = Headers<kind::ResponseTrailer>;
+
+impl<M: MapKind> Headers<M> {
+    pub(crate) fn new(end_of_stream: bool) -> Self {
+        Headers { end_of_stream, _map: PhantomData }
+    }
+
+    /// True when no body follows these headers (a headers-only request or response).
+    pub fn end_of_stream(&self) -> bool {
+        self.end_of_stream
+    }
+
+    /// The first value of `name` (decoded lossily), or `None` if absent.
+    pub fn get(&self, name: &str) -> Result<Option<String>> {
+        Ok(self.get_bytes(name)?.map(|v| String::from_utf8_lossy(&v).into_owned()))
+    }
+
+    /// The first value of `name` as raw bytes.
+    pub fn get_bytes(&self, name: &str) -> Result<Option<Vec<u8>>> {
+        hostcalls::get_map_value_bytes(M::MAP, name).host("proxy_get_header_map_value")
+    }
+
+    /// Every value of `name`, in the order they arrived (a header may repeat).
+    pub fn get_all(&self, name: &str) -> Result<Vec<String>> {
+        let name = name.to_ascii_lowercase();
+        Ok(self.entries_bytes()?.into_iter().filter(|(k, _)| *k == name).map(|(_, v)| lossy(v)).collect())
+    }
+
+    /// True if `name` is present.
+    pub fn contains(&self, name: &str) -> Result<bool> {
+        Ok(self.get_bytes(name)?.is_some())
+    }
+
+    /// Every `(name, value)` pair, in order, values decoded lossily.
+    pub fn entries(&self) -> Result<Vec<(String, String)>> {
+        Ok(self.entries_bytes()?.into_iter().map(|(k, v)| (k, lossy(v))).collect())
+    }
+
+    /// Every `(name, value)` pair, in order, values as bytes.
+    pub fn entries_bytes(&self) -> Result<Vec<(String, Vec<u8>)>> {
+        hostcalls::get_map_bytes(M::MAP).host("proxy_get_header_map_pairs")
+    }
+
+    /// Replaces every value of `name` with `value` (adds it if absent).
+    pub fn set(&self, name: &str, value: impl AsRef<[u8]>) -> Result<()> {
+        let value = checked(name, value.as_ref())?;
+        hostcalls::set_map_value_bytes(M::MAP, name, Some(value)).host("proxy_replace_header_map_value")
+    }
+
+    /// Adds one more value for `name`, keeping existing ones.
+    pub fn add(&self, name: &str, value: impl AsRef<[u8]>) -> Result<()> {
+        let value = checked(name, value.as_ref())?;
+        hostcalls::add_map_value_bytes(M::MAP, name, value).host("proxy_add_header_map_value")
+    }
+
+    /// Removes every value of `name`. Removing an absent header is not an error.
+    pub fn remove(&self, name: &str) -> Result<()> {
+        hostcalls::remove_map_value(M::MAP, name).host("proxy_remove_header_map_value")
+    }
+}
+
+impl Headers<kind::Request> {
+    /// `:method`, e.g. `GET`.
+    pub fn method(&self) -> Result<Option<String>> {
+        self.get(":method")
+    }
+
+    /// `:path`, including the query string.
+    pub fn path(&self) -> Result<Option<String>> {
+        self.get(":path")
+    }
+
+    /// Rewrites `:path` (and with it the query string).
+    pub fn set_path(&self, path: &str) -> Result<()> {
+        self.set(":path", path)
+    }
+
+    /// `:authority` (the `Host` of HTTP/1).
+    pub fn authority(&self) -> Result<Option<String>> {
+        self.get(":authority")
+    }
+
+    /// `:scheme`, `http` or `https`.
+    pub fn scheme(&self) -> Result<Option<String>> {
+        self.get(":scheme")
+    }
+
+    /// The decoded query string of `:path`.
+    pub fn query(&self) -> Result<Query> {
+        Ok(Query::from_path(&self.path()?.unwrap_or_default()))
+    }
+
+    /// The cookies of every `cookie` header.
+    pub fn cookies(&self) -> Result<Cookies> {
+        let values = self.get_all("cookie")?;
+        Ok(Cookies::parse(values.iter().map(String::as_str)))
+    }
+
+    /// The value of the cookie `name`.
+    pub fn cookie(&self, name: &str) -> Result<Option<String>> {
+        Ok(self.cookies()?.get(name).map(str::to_string))
+    }
+
+    /// The token of `Authorization: Bearer <token>`, if the request carries a well-formed one.
+    pub fn bearer_token(&self) -> Result<Option<String>> {
+        Ok(self.get("authorization")?.as_deref().and_then(bearer_token).map(str::to_string))
+    }
+}
+
+impl Headers<kind::Response> {
+    /// `:status` as a number; `None` if absent or not a number.
+    pub fn status(&self) -> Result<Option<u16>> {
+        Ok(self.get(":status")?.and_then(|s| s.parse().ok()))
+    }
+
+    /// Replaces `:status`.
+    pub fn set_status(&self, status: u16) -> Result<()> {
+        self.set(":status", status.to_string())
+    }
+}
+
+fn lossy(v: Vec<u8>) -> String {
+    String::from_utf8(v).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+}
+
+/// Refuses values that would split or truncate a header on the wire. Data copied from a
+/// request into a header is the usual way such bytes arrive, so check at every write.
+fn checked<'a>(name: &str, value: &'a [u8]) -> Result<&'a [u8]> {
+    if value.iter().any(|b| matches!(b, b'\r' | b'\n' | b'\0')) {
+        return Err(Error::msg(format!("refusing to write header {name:?}: value contains CR, LF or NUL")));
+    }
+    Ok(value)
+}

@@ -1,0 +1,99 @@
+//! Weir: write Envoy and Istio proxy-wasm plugins in Rust.
+//!
+//! A whole plugin — it adds a configured header to every response:
+//!
+//! ```no_run
+//! use weir::prelude::*;
+//!
+//! #[derive(Deserialize)]
+//! struct Config {
+//!     header: HeaderName, // validated when Envoy configures the plugin
+//!     #[serde(default = "default_value")]
+//!     value: HeaderValue,
+//! }
+//!
+//! fn default_value() -> HeaderValue {
+//!     HeaderValue::new("weir").expect("valid header value")
+//! }
+//!
+//! struct AddHeader {
+//!     cfg: Shared<Config>,
+//! }
+//!
+//! impl HttpFilter for AddHeader {
+//!     fn on_response_headers(&mut self, res: &mut ResponseHeaders) -> Result<Flow> {
+//!         res.add(&self.cfg.header, &self.cfg.value)?;
+//!         Ok(Flow::Continue)
+//!     }
+//! }
+//!
+//! weir::http_plugin!(Config => |cfg| AddHeader { cfg });
+//! ```
+//!
+//! Build it with `cargo build --target wasm32-wasip1 --release` (crate type `cdylib`) and
+//! point a WasmPlugin's `url` at the `.wasm`. What the plugin did not have to write: root
+//! contexts, context ids, configuration byte juggling, JSON error reporting, log set-up.
+//!
+//! # How it fits together
+//!
+//! - **Configuration.** `pluginConfig` arrives as JSON. It is parsed into your
+//!   `#[derive(Deserialize)]` type once per configure and shared with every request as
+//!   [`Shared<Config>`](Shared), without copying. Bad configuration is rejected: Envoy
+//!   refuses the plugin and its log names the field, e.g.
+//!   `invalid plugin configuration at rules[1].name: "X-Bad" contains 'X' (upper-case letter)`.
+//!   An empty configuration reads as `{}`, so a type with defaults needs none.
+//! - **Filters.** One [`HttpFilter`] value per request; each hook receives only what its
+//!   phase has ([`RequestHeaders`], [`RequestBody`], …) and returns a [`Flow`]: continue,
+//!   pause (buffer a body), or a [`LocalReply`].
+//! - **Errors are values.** Host calls return [`Result`]; an `Err` from a hook is logged and
+//!   answered with [`HttpFilter::on_error`]'s reply (a bare 500 by default: fail closed).
+//! - **Logging.** The [`log`] crate's macros write to Envoy's log at the host's level.
+//! - **Several plugins in one module** are selected by root id (`pluginName`): see
+//!   [`plugins!`].
+//! - **Environment and properties.** [`env_var`] reads `vmConfig.env`; [`property`] reads
+//!   host attributes such as `source.address`.
+//!
+//! # Features at a glance
+//!
+//! | need | use |
+//! |---|---|
+//! | typed, validated config | `#[derive(Deserialize)]`, [`HeaderName`], [`HeaderValue`], [`Shared`] |
+//! | read/modify headers | [`Headers::get`], [`Headers::get_all`], [`Headers::set`], [`Headers::add`], [`Headers::remove`] |
+//! | pseudo-headers, query, cookies, bearer token | [`RequestHeaders::path`](Headers::path), [`Headers::query`], [`Headers::cookies`], [`Headers::bearer_token`] |
+//! | whole body | return [`Flow::Pause`] until [`Body::end_of_stream`], then [`Body::bytes`] |
+//! | answer without the upstream | [`Flow::reply`], [`LocalReply`] |
+
+pub mod config;
+mod error;
+mod flow;
+mod host;
+pub mod http;
+mod logger;
+mod plugin;
+mod reply;
+
+pub use config::{parse_config, ConfigError, HeaderName, HeaderValue, Shared};
+pub use error::{Error, HostStatus, Result};
+pub use flow::{Flow, LocalReply};
+pub use host::{env_var, property, property_i64, property_string};
+pub use http::{
+    Body, Cookies, Headers, HttpFilter, Phase, Query, RequestBody, RequestHeaders, RequestTrailers, ResponseBody,
+    ResponseHeaders, ResponseTrailers,
+};
+pub use plugin::PluginDef;
+
+/// Re-exports for `use weir::prelude::*;`.
+pub mod prelude {
+    pub use crate::{
+        Error, Flow, HeaderName, HeaderValue, HttpFilter, LocalReply, RequestBody, RequestHeaders, RequestTrailers,
+        ResponseBody, ResponseHeaders, ResponseTrailers, Result, Shared,
+    };
+    pub use log::{debug, error, info, trace, warn};
+    pub use serde::Deserialize;
+}
+
+/// Used by the macros; not part of the API.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::plugin::{http_root as http, register, PluginDef};
+}

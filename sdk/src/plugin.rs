@@ -1,0 +1,226 @@
+//! Registration: which plugins a module holds, and the root context that configures them.
+
+use crate::config::{parse_config, ConfigError, Shared};
+use crate::http::stream::HttpStream;
+use crate::http::HttpFilter;
+use proxy_wasm::hostcalls;
+use proxy_wasm::traits::{Context, HttpContext, RootContext};
+use proxy_wasm::types::{BufferType, ContextType};
+use serde::de::DeserializeOwned;
+
+/// One plugin a module offers, built by [`http_plugin!`](crate::http_plugin) or
+/// [`plugins!`](crate::plugins).
+pub struct PluginDef {
+    root_id: Option<&'static str>,
+    // A plain fn pointer rather than a boxed closure: the table is then a `static` built at
+    // compile time, with no thread-local, `Rc` or allocation at start-up (and less code).
+    new_root: fn() -> Box<dyn PluginRoot>,
+}
+
+impl std::fmt::Debug for PluginDef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PluginDef").field("root_id", &self.root_id).finish_non_exhaustive()
+    }
+}
+
+/// The type-erased root of one plugin: parses its config and makes its streams.
+#[doc(hidden)]
+pub trait PluginRoot {
+    fn context_type(&self) -> ContextType;
+    fn configure(&mut self, bytes: &[u8]) -> Result<(), ConfigError>;
+    fn new_http(&self) -> Option<Box<dyn HttpContext>>;
+}
+
+struct HttpRoot<C, M> {
+    config: Option<Shared<C>>,
+    make: M,
+}
+
+impl<C, F, M> PluginRoot for HttpRoot<C, M>
+where
+    C: DeserializeOwned + 'static,
+    F: HttpFilter,
+    M: Fn(Shared<C>) -> F + 'static,
+{
+    fn context_type(&self) -> ContextType {
+        ContextType::HttpContext
+    }
+
+    fn configure(&mut self, bytes: &[u8]) -> Result<(), ConfigError> {
+        self.config = Some(Shared::new(parse_config(bytes)?));
+        Ok(())
+    }
+
+    fn new_http(&self) -> Option<Box<dyn HttpContext>> {
+        let config = self.config.clone()?;
+        Some(Box::new(HttpStream::new((self.make)(config))))
+    }
+}
+
+impl PluginDef {
+    /// Used by the macros: a plugin under `root_id` (any root id if `None`).
+    #[doc(hidden)]
+    pub const fn new(root_id: Option<&'static str>, new_root: fn() -> Box<dyn PluginRoot>) -> Self {
+        PluginDef { root_id, new_root }
+    }
+}
+
+/// Makes the root of an HTTP plugin. Used by the macros; not for direct use.
+#[doc(hidden)]
+pub fn http_root<C, F, M>(make: M) -> Box<dyn PluginRoot>
+where
+    C: DeserializeOwned + 'static,
+    F: HttpFilter,
+    M: Fn(Shared<C>) -> F + 'static,
+{
+    Box::new(HttpRoot::<C, M> { config: None, make })
+}
+
+/// The module's plugin table, set once by `_initialize`.
+static PLUGINS: std::sync::OnceLock<&'static [PluginDef]> = std::sync::OnceLock::new();
+
+/// Installs the module's plugins, the logger and the panic hook. Called from `_initialize`.
+#[doc(hidden)]
+pub fn register(plugins: &'static [PluginDef]) {
+    crate::logger::install();
+    let _ = PLUGINS.set(plugins);
+    proxy_wasm::set_root_context(|_| Box::new(Root { plugin: None }));
+}
+
+/// The proxy-wasm root context. Which plugin it runs is decided at configure time from the
+/// root id (`pluginName` in a WasmPlugin), since the ABI does not pass it at creation.
+struct Root {
+    plugin: Option<Box<dyn PluginRoot>>,
+}
+
+impl Root {
+    fn select(&mut self) -> Result<(), String> {
+        if self.plugin.is_some() {
+            return Ok(());
+        }
+        let plugins: &[PluginDef] = PLUGINS.get().copied().unwrap_or_default();
+        let root_id = root_id();
+        let chosen = match plugins {
+            [only] if only.root_id.is_none() => Some(only),
+            all => all.iter().find(|p| p.root_id == Some(root_id.as_str())),
+        };
+        let Some(def) = chosen else {
+            let mut msg = format!("this module has no plugin with root id '{root_id}'; set pluginName to one of:");
+            for name in plugins.iter().filter_map(|p| p.root_id) {
+                msg.push(' ');
+                msg.push_str(name);
+            }
+            return Err(msg);
+        };
+        self.plugin = Some((def.new_root)());
+        Ok(())
+    }
+}
+
+/// The root id Envoy runs this context under; empty when none was configured.
+fn root_id() -> String {
+    match hostcalls::get_property(vec!["plugin_root_id"]) {
+        Ok(Some(bytes)) => String::from_utf8_lossy(&bytes).into_owned(),
+        _ => String::new(),
+    }
+}
+
+impl Context for Root {}
+
+impl RootContext for Root {
+    fn on_vm_start(&mut self, _vm_configuration_size: usize) -> bool {
+        crate::logger::follow_host_level();
+        true
+    }
+
+    fn on_configure(&mut self, plugin_configuration_size: usize) -> bool {
+        crate::logger::follow_host_level();
+        if let Err(msg) = self.select() {
+            log::error!("{msg}");
+            return false;
+        }
+        let bytes = match hostcalls::get_buffer(BufferType::PluginConfiguration, 0, plugin_configuration_size) {
+            Ok(bytes) => bytes.unwrap_or_default(),
+            Err(status) => {
+                log::error!("cannot read the plugin configuration: host status {}", status as u32);
+                return false;
+            }
+        };
+        let Some(plugin) = self.plugin.as_mut() else { return false };
+        match plugin.configure(&bytes) {
+            Ok(()) => true,
+            Err(err) => {
+                log::error!("{err}");
+                false
+            }
+        }
+    }
+
+    fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
+        self.plugin.as_ref()?.new_http()
+    }
+
+    fn get_type(&self) -> Option<ContextType> {
+        self.plugin.as_ref().map(|p| p.context_type())
+    }
+}
+
+/// Declares the plugins a module holds, each under the root id (`pluginName`) that selects
+/// it. Use [`http_plugin!`](crate::http_plugin) for a module with a single plugin.
+///
+/// ```ignore
+/// weir::plugins! {
+///     "add-header" => http(AddConfig => |cfg| AddHeader { cfg }),
+///     "strip-header" => http(StripConfig => |cfg| StripHeader { cfg }),
+/// }
+/// ```
+#[macro_export]
+macro_rules! plugins {
+    ($($root_id:literal => $kind:ident ($config:ty => $make:expr)),+ $(,)?) => {
+        $crate::__initialize! {
+            $($crate::__private::PluginDef::new(::core::option::Option::Some($root_id), || {
+                $crate::__private::$kind::<$config, _, _>($make)
+            })),+
+        }
+    };
+}
+
+/// Declares a module's only plugin: its config type and how to make a filter per stream
+/// from the shared config. The plugin runs under any root id.
+///
+/// ```ignore
+/// weir::http_plugin!(Config => |cfg| AddHeader { cfg });
+/// ```
+#[macro_export]
+macro_rules! http_plugin {
+    ($config:ty => $make:expr) => {
+        $crate::__initialize! {
+            $crate::__private::PluginDef::new(::core::option::Option::None, || {
+                $crate::__private::http::<$config, _, _>($make)
+            })
+        }
+    };
+}
+
+/// The module's `_initialize` export: run static constructors, then register.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __initialize {
+    ($($plugin:expr),+) => {
+        static __WEIR_PLUGINS: &[$crate::__private::PluginDef] = &[$($plugin),+];
+
+        #[unsafe(no_mangle)]
+        pub extern "C" fn _initialize() {
+            #[cfg(target_os = "wasi")]
+            {
+                unsafe extern "C" {
+                    fn __wasm_call_ctors();
+                }
+                // SAFETY: the reactor's constructors must run once before any other export;
+                // the host calls `_initialize` exactly once, first.
+                unsafe { __wasm_call_ctors() };
+            }
+            $crate::__private::register(__WEIR_PLUGINS);
+        }
+    };
+}

@@ -1,0 +1,29 @@
+//! Sending local replies.
+
+use crate::LocalReply;
+use proxy_wasm::hostcalls;
+
+/// Sends `reply` on the current stream. Invalid headers are dropped (and logged) rather
+/// than sent; if the host refuses the reply altogether the stream stays paused, which fails
+/// closed: the request never reaches the upstream.
+pub(crate) fn send(reply: LocalReply) {
+    let headers: Vec<(&str, &str)> = reply
+        .headers
+        .iter()
+        .filter(|(name, value)| {
+            let ok = crate::HeaderName::new(name.as_str()).is_ok() && crate::HeaderValue::new(value.as_str()).is_ok();
+            if !ok {
+                log::error!("local reply: dropping invalid header {name}");
+            }
+            ok
+        })
+        .map(|(n, v)| (n.as_str(), v.as_str()))
+        .collect();
+    let body = (!reply.body.is_empty()).then_some(reply.body.as_slice());
+    if let Some(details) = &reply.details {
+        log::debug!("local reply {}: {details}", reply.status);
+    }
+    if let Err(status) = hostcalls::send_http_response(u32::from(reply.status), headers, body) {
+        log::error!("local reply {} refused by the host: {}", reply.status, status as u32);
+    }
+}
