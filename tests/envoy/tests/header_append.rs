@@ -219,17 +219,24 @@ fn unset_plugin_config_changes_nothing() -> Result<()> {
 /// Starts Envoy with `config` and checks that it refuses the plugin, logging the contract's
 /// error line for `field_path` at error level.
 fn assert_refused(config: Value, field_path: &str) -> Result<()> {
+    assert_refused_with(
+        config,
+        &[&format!("invalid plugin configuration at {field_path}: ")],
+    )
+}
+
+/// Like [`assert_refused`], for an error line that contains every one of `fragments`.
+fn assert_refused_with(config: Value, fragments: &[&str]) -> Result<()> {
     let refusal = Envoy::builder()
         .http_filter(plugin(&config))
         .start_expecting_refusal()?;
-    let expected = format!("invalid plugin configuration at {field_path}: ");
     let logged = refusal
         .error_lines()
         .into_iter()
-        .any(|line| line.contains("][error][wasm]") && line.contains(&expected));
+        .any(|line| line.contains("][error][wasm]") && fragments.iter().all(|f| line.contains(f)));
     assert!(
         logged,
-        "no error line containing {expected:?} for {config}; Envoy log:\n{}",
+        "no error line containing {fragments:?} for {config}; Envoy log:\n{}",
         refusal.log
     );
     assert!(
@@ -266,6 +273,24 @@ fn refuses_a_header_name_that_is_not_a_token() -> Result<()> {
             {"name": "Bad Name", "value": "v"},
         ]}),
         "request_headers_to_add[1].name",
+    )
+}
+
+#[test]
+fn refuses_upper_case_header_names() -> Result<()> {
+    assert_refused(
+        json!({"response_headers_to_add": [{"name": "X-Upper", "value": "v"}]}),
+        "response_headers_to_add[0].name",
+    )
+}
+
+#[test]
+fn refuses_flat_form_keys_that_are_not_header_names() -> Result<()> {
+    // The plugin reports these at the document (`.`), not at the key: the line is matched on
+    // the offending key instead of a path.
+    assert_refused_with(
+        json!({"First-Header": "some-value"}),
+        &["invalid plugin configuration at ", "First-Header"],
     )
 }
 
