@@ -130,6 +130,37 @@ fn overwrite_if_exists_never_adds_a_missing_header() -> Result<()> {
 }
 
 #[test]
+fn appending_to_headers_envoy_stores_inline_joins_values_with_commas() -> Result<()> {
+    // Envoy keeps some well-known headers (accept, user-agent, cache-control, vary, ...) in
+    // fixed slots: repeated fields and appended values become one comma-joined field, on
+    // the way in from the codec and when the plugin appends. Custom names stay separate.
+    let out = exchange(
+        both_sides(json!([
+            {"name": "accept", "value": "plugin"},
+            {"name": "cache-control", "value": "plugin"},
+        ])),
+        &[("accept", "client-1"), ("accept", "client-2")],
+        Reply::status(200)
+            .header("cache-control", "up-1")
+            .header("cache-control", "up-2"),
+    )?;
+
+    let seen = &out.upstream_saw.headers;
+    assert_eq!(
+        seen.get_all("accept"),
+        ["client-1,client-2,plugin"],
+        "{seen:?}"
+    );
+    let got = &out.client_got.headers;
+    assert_eq!(
+        got.get_all("cache-control"),
+        ["up-1,up-2,plugin"],
+        "{got:?}"
+    );
+    Ok(())
+}
+
+#[test]
 fn removal_drops_every_value_and_runs_before_additions() -> Result<()> {
     let out = exchange(
         json!({
