@@ -224,3 +224,32 @@ fn envoy_accepts_every_field_the_harness_writes_for_http_and_l4() -> Result<()> 
     assert!(envoy.tcp_addr().is_some());
     Ok(())
 }
+
+#[test]
+fn http_filters_run_in_the_order_added() -> Result<()> {
+    // Two header-append instances: the second overwrites what the first added, which only
+    // works if it runs after it. Envoy runs response filters in reverse order, so there
+    // the second finds nothing to overwrite and the first's value stays.
+    let step = |name: &str, action: &str| {
+        let ops = serde_json::json!([{"name": "x-order", "value": name, "action": action}]);
+        WasmFilter::new(build_wasm("header-append"))
+            .plugin_name("ns", name)
+            .json_configuration(&serde_json::json!({
+                "request_headers_to_add": ops, "response_headers_to_add": ops,
+            }))
+    };
+    let upstream = EchoUpstream::start()?;
+    let envoy = Envoy::builder()
+        .http_filter(step("first", "APPEND_IF_EXISTS_OR_ADD"))
+        .http_filter(step("second", "OVERWRITE_IF_EXISTS"))
+        .upstream(upstream.addr())
+        .start()?;
+
+    let response = envoy.get("/")?.send()?;
+    assert_eq!(
+        upstream.requests()[0].headers.get_all("x-order"),
+        ["second"]
+    );
+    assert_eq!(response.headers.get_all("x-order"), ["first"]);
+    Ok(())
+}
