@@ -119,14 +119,14 @@ fn bootstrap_configures_wasm_like_istiod() -> Result<()> {
     std::fs::remove_file(&module)?;
 
     for expected in [
-        r#""name": "istio-system.header-append""#,
-        r#""root_id": "header-append""#,
+        r#"name: "istio-system.header-append""#,
+        r#"root_id: "header-append""#,
         r#""@type": "type.googleapis.com/google.protobuf.StringValue""#,
-        r#""value": "{\"first-header\":\"v\"}""#,
-        r#""runtime": "envoy.wasm.runtime.v8""#,
-        r#""INLINE": "1""#,
+        r#"value: "{\"first-header\":\"v\"}""#,
+        r#"runtime: "envoy.wasm.runtime.v8""#,
+        r#"INLINE: "1""#,
         r#"- "FROM_HOST""#,
-        r#""failure_policy": "FAIL_OPEN""#,
+        r#"failure_policy: "FAIL_OPEN""#,
     ] {
         assert!(yaml.contains(expected), "missing {expected} in:\n{yaml}");
     }
