@@ -50,6 +50,8 @@
 //! - **Logging.** The [`log`] crate's macros write to Envoy's log at the host's level.
 //! - **Several plugins in one module** are selected by root id (`pluginName`): see
 //!   [`plugins!`].
+//! - **NETWORK (L4) plugins** implement [`NetworkFilter`] and register with
+//!   [`network_plugin!`]: see [`network`].
 //! - **Environment and properties.** [`env_var`] reads `vmConfig.env`; [`property`] reads
 //!   host attributes such as `source.address`.
 //!
@@ -62,6 +64,7 @@
 //! | pseudo-headers, query, cookies, bearer token | [`RequestHeaders::path`](Headers::path), [`Headers::query`], [`Headers::cookies`], [`Headers::bearer_token`] |
 //! | whole body | return [`Flow::Pause`] until [`Body::end_of_stream`], then [`Body::bytes`] |
 //! | answer without the upstream | [`Flow::reply`], [`LocalReply`] |
+//! | TCP connections | [`NetworkFilter`], [`network::Connection`], [`DownstreamData`] |
 
 pub mod config;
 mod error;
@@ -69,6 +72,7 @@ mod flow;
 mod host;
 pub mod http;
 mod logger;
+pub mod network;
 mod plugin;
 mod reply;
 
@@ -77,9 +81,10 @@ pub use error::{Error, HostStatus, Result};
 pub use flow::{Flow, LocalReply};
 pub use host::{env_var, property, property_i64, property_string};
 pub use http::{
-    Body, Cookies, Headers, HttpFilter, Phase, Query, RequestBody, RequestHeaders, RequestTrailers, ResponseBody,
-    ResponseHeaders, ResponseTrailers,
+    Body, Cookies, DownstreamData, Headers, HttpFilter, Phase, Query, RequestBody, RequestHeaders, RequestTrailers,
+    ResponseBody, ResponseHeaders, ResponseTrailers, UpstreamData,
 };
+pub use network::{ConnectionFlow, NetworkFilter};
 pub use plugin::PluginDef;
 
 /// Re-exports for `use weir::prelude::*;`.
@@ -95,5 +100,5 @@ pub mod prelude {
 /// Used by the macros; not part of the API.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::plugin::{http_root as http, register, PluginDef};
+    pub use crate::plugin::{http_root as http, network_root as network, register, PluginDef};
 }

@@ -4,7 +4,8 @@ use crate::config::{parse_config, ConfigError, Shared};
 use crate::http::stream::HttpStream;
 use crate::http::HttpFilter;
 use proxy_wasm::hostcalls;
-use proxy_wasm::traits::{Context, HttpContext, RootContext};
+use crate::network::{NetworkFilter, NetworkStream};
+use proxy_wasm::traits::{Context, HttpContext, RootContext, StreamContext};
 use proxy_wasm::types::{BufferType, ContextType};
 use serde::de::DeserializeOwned;
 
@@ -28,7 +29,12 @@ impl std::fmt::Debug for PluginDef {
 pub trait PluginRoot {
     fn context_type(&self) -> ContextType;
     fn configure(&mut self, bytes: &[u8]) -> Result<(), ConfigError>;
-    fn new_http(&self) -> Option<Box<dyn HttpContext>>;
+    fn new_http(&self) -> Option<Box<dyn HttpContext>> {
+        None
+    }
+    fn new_stream(&self) -> Option<Box<dyn StreamContext>> {
+        None
+    }
 }
 
 struct HttpRoot<C, M> {
@@ -63,6 +69,43 @@ impl PluginDef {
     pub const fn new(root_id: Option<&'static str>, new_root: fn() -> Box<dyn PluginRoot>) -> Self {
         PluginDef { root_id, new_root }
     }
+}
+
+struct NetworkRoot<C, M> {
+    config: Option<Shared<C>>,
+    make: M,
+}
+
+impl<C, F, M> PluginRoot for NetworkRoot<C, M>
+where
+    C: DeserializeOwned + 'static,
+    F: NetworkFilter,
+    M: Fn(Shared<C>) -> F + 'static,
+{
+    fn context_type(&self) -> ContextType {
+        ContextType::StreamContext
+    }
+
+    fn configure(&mut self, bytes: &[u8]) -> Result<(), ConfigError> {
+        self.config = Some(Shared::new(parse_config(bytes)?));
+        Ok(())
+    }
+
+    fn new_stream(&self) -> Option<Box<dyn StreamContext>> {
+        let config = self.config.clone()?;
+        Some(Box::new(NetworkStream::new((self.make)(config))))
+    }
+}
+
+/// Makes the root of a NETWORK plugin. Used by the macros; not for direct use.
+#[doc(hidden)]
+pub fn network_root<C, F, M>(make: M) -> Box<dyn PluginRoot>
+where
+    C: DeserializeOwned + 'static,
+    F: NetworkFilter,
+    M: Fn(Shared<C>) -> F + 'static,
+{
+    Box::new(NetworkRoot::<C, M> { config: None, make })
 }
 
 /// Makes the root of an HTTP plugin. Used by the macros; not for direct use.
@@ -160,6 +203,10 @@ impl RootContext for Root {
         self.plugin.as_ref()?.new_http()
     }
 
+    fn create_stream_context(&self, _context_id: u32) -> Option<Box<dyn StreamContext>> {
+        self.plugin.as_ref()?.new_stream()
+    }
+
     fn get_type(&self) -> Option<ContextType> {
         self.plugin.as_ref().map(|p| p.context_type())
     }
@@ -168,10 +215,20 @@ impl RootContext for Root {
 /// Declares the plugins a module holds, each under the root id (`pluginName`) that selects
 /// it. Use [`http_plugin!`](crate::http_plugin) for a module with a single plugin.
 ///
-/// ```ignore
+/// ```no_run
+/// use weir::prelude::*;
+/// use weir::network::NetworkFilter;
+///
+/// #[derive(Deserialize)]
+/// struct Empty {}
+/// struct Tag;
+/// impl HttpFilter for Tag {}
+/// struct Count;
+/// impl NetworkFilter for Count {}
+///
 /// weir::plugins! {
-///     "add-header" => http(AddConfig => |cfg| AddHeader { cfg }),
-///     "strip-header" => http(StripConfig => |cfg| StripHeader { cfg }),
+///     "tag" => http(Empty => |_cfg| Tag),
+///     "count" => network(Empty => |_cfg| Count),
 /// }
 /// ```
 #[macro_export]
@@ -188,15 +245,27 @@ macro_rules! plugins {
 /// Declares a module's only plugin: its config type and how to make a filter per stream
 /// from the shared config. The plugin runs under any root id.
 ///
-/// ```ignore
-/// weir::http_plugin!(Config => |cfg| AddHeader { cfg });
-/// ```
+/// See the [crate documentation](crate) for a complete plugin.
 #[macro_export]
 macro_rules! http_plugin {
     ($config:ty => $make:expr) => {
         $crate::__initialize! {
             $crate::__private::PluginDef::new(::core::option::Option::None, || {
                 $crate::__private::http::<$config, _, _>($make)
+            })
+        }
+    };
+}
+
+/// Declares a module's only plugin, a NETWORK (L4) filter: its config type and how to make
+/// a filter per connection. The plugin runs under any root id.
+/// See [`network`](crate::network) for an example.
+#[macro_export]
+macro_rules! network_plugin {
+    ($config:ty => $make:expr) => {
+        $crate::__initialize! {
+            $crate::__private::PluginDef::new(::core::option::Option::None, || {
+                $crate::__private::network::<$config, _, _>($make)
             })
         }
     };

@@ -15,7 +15,8 @@ mod sealed {
     pub trait Sealed {}
 }
 
-/// Marker types naming the two bodies of an HTTP stream.
+/// Marker types naming the two bodies of an HTTP stream and the two directions of a TCP
+/// connection.
 pub mod kind {
     use super::*;
     /// The request body.
@@ -24,8 +25,22 @@ pub mod kind {
     /// The response body.
     #[derive(Debug)]
     pub enum Response {}
+    /// Bytes from the client on a TCP connection.
+    #[derive(Debug)]
+    pub enum Downstream {}
+    /// Bytes from the upstream on a TCP connection.
+    #[derive(Debug)]
+    pub enum Upstream {}
     impl sealed::Sealed for Request {}
     impl sealed::Sealed for Response {}
+    impl sealed::Sealed for Downstream {}
+    impl sealed::Sealed for Upstream {}
+    impl BodyKind for Downstream {
+        const BUFFER: BufferType = BufferType::DownstreamData;
+    }
+    impl BodyKind for Upstream {
+        const BUFFER: BufferType = BufferType::UpstreamData;
+    }
     impl BodyKind for Request {
         const BUFFER: BufferType = BufferType::HttpRequestBody;
     }
@@ -34,8 +49,8 @@ pub mod kind {
     }
 }
 
-/// The body data Envoy holds for this stream right now: the latest chunk, or, after hooks
-/// returned [`Flow::Pause`](crate::Flow::Pause), every chunk buffered so far.
+/// The body (or TCP data) Envoy holds for this stream right now: the latest chunk, or, after
+/// hooks returned [`Flow::Pause`](crate::Flow::Pause), every chunk buffered so far.
 #[derive(Debug)]
 pub struct Body<K: BodyKind> {
     len: usize,
@@ -47,6 +62,12 @@ pub struct Body<K: BodyKind> {
 pub type RequestBody = Body<kind::Request>;
 /// The response body, given to [`HttpFilter::on_response_body`](crate::HttpFilter::on_response_body).
 pub type ResponseBody = Body<kind::Response>;
+/// Client bytes of a TCP connection, given to
+/// [`NetworkFilter::on_downstream_data`](crate::NetworkFilter::on_downstream_data).
+pub type DownstreamData = Body<kind::Downstream>;
+/// Upstream bytes of a TCP connection, given to
+/// [`NetworkFilter::on_upstream_data`](crate::NetworkFilter::on_upstream_data).
+pub type UpstreamData = Body<kind::Upstream>;
 
 impl<K: BodyKind> Body<K> {
     pub(crate) fn new(len: usize, end_of_stream: bool) -> Self {
@@ -63,8 +84,8 @@ impl<K: BodyKind> Body<K> {
         self.len == 0
     }
 
-    /// True for the last chunk. A request or response with trailers ends in the trailer
-    /// hook instead, and this stays false.
+    /// True for the last chunk (for TCP: the peer half-closed). An HTTP message with
+    /// trailers ends in the trailer hook instead, and this stays false.
     pub fn end_of_stream(&self) -> bool {
         self.end_of_stream
     }

@@ -5,7 +5,7 @@ mod headers;
 mod parse;
 pub(crate) mod stream;
 
-pub use body::{kind as body_kind, Body, BodyKind, RequestBody, ResponseBody};
+pub use body::{kind as body_kind, Body, BodyKind, DownstreamData, RequestBody, ResponseBody, UpstreamData};
 pub use headers::{kind as map_kind, Headers, MapKind, RequestHeaders, RequestTrailers, ResponseHeaders, ResponseTrailers};
 pub use parse::{bearer_token, Cookies, Query};
 
