@@ -1,0 +1,46 @@
+# Weir: one entry point for people and CI. Every target installs what it needs first
+# (scripts/setup.sh is idempotent), so a fresh machine needs only `make demo` / `make test`.
+SHELL := bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+CARGO ?= cargo
+EXAMPLES := $(patsubst %/Cargo.toml,%,$(wildcard examples/*/Cargo.toml))
+
+.PHONY: help setup envoy build test test-unit test-examples demo run bench clean-wasm
+
+help: ## Show the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+
+setup: ## Install the wasm32-wasip1 target, Debian tools and Envoy (idempotent)
+	@scripts/setup.sh
+
+envoy: setup ## Install Envoy 1.40 (V8) into .venv
+
+build: setup ## Build every plugin and example to target/plugins/<name>.wasm and check sizes
+	@scripts/build-plugins.sh
+
+test: build test-unit test-examples ## Run every test: unit, runtime, CLI, registry, Envoy, examples
+	@echo "make test: all suites passed"
+
+test-unit: setup
+	$(CARGO) test --workspace --no-fail-fast
+
+test-examples: setup
+	@for dir in $(EXAMPLES); do \
+	  echo "==> $$dir"; \
+	  CARGO_TARGET_DIR="$(CURDIR)/target" $(CARGO) test --manifest-path $$dir/Cargo.toml; \
+	done
+
+demo: build ## Run header-append in a real Envoy and show a request going through it
+	$(CARGO) run -q -p weir-envoy-tests --example demo
+
+run: build ## Run an example's envoy.yaml locally: make run name=hello
+	@test -n "$(name)" || { echo "usage: make run name=<example>"; exit 2; }
+	.venv/bin/envoy -c examples/$(name)/envoy.yaml --concurrency 1 --log-level info
+
+bench: setup ## Benchmarks (criterion); numbers go in the README
+	$(CARGO) bench -p weir-runtime
+
+clean-wasm: ## Remove built plugins
+	rm -rf target/plugins target/weir-wasm

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Builds every plugin and example to a release .wasm, shrinks it with wasm-opt, and checks
+# each against its size budget. Output: target/plugins/<name>.wasm.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+OUT=target/plugins
+mkdir -p "$OUT"
+# Give wasm-opt the features rustc emits. Never -all: its output can use types V8 rejects.
+WASM_OPT=(wasm-opt -Oz --enable-bulk-memory --enable-sign-ext --enable-nontrapping-float-to-int
+  --enable-mutable-globals --enable-multivalue --enable-reference-types --strip-debug --strip-producers)
+
+# name  cargo-package  budget-bytes  (workspace plugins)
+PLUGINS=(
+  "header-append header-append 102400"
+)
+
+fail=0
+report() { # name raw opt budget
+  local verdict="ok"
+  if [ "$3" -gt "$4" ]; then verdict="OVER BUDGET"; fail=1; fi
+  printf '%-18s raw %7d B   wasm-opt %7d B   budget %7d B   %s\n' "$1" "$2" "$3" "$4" "$verdict"
+}
+
+for entry in "${PLUGINS[@]}"; do
+  read -r name pkg budget <<<"$entry"
+  cargo build -q -p "$pkg" --target wasm32-wasip1 --release
+  raw="target/wasm32-wasip1/release/${pkg//-/_}.wasm"
+  "${WASM_OPT[@]}" "$raw" -o "$OUT/$name.wasm"
+  report "$name" "$(stat -c %s "$raw")" "$(stat -c %s "$OUT/$name.wasm")" "$budget"
+done
+
+# Examples are standalone crates (each its own workspace), built into the shared target dir.
+for dir in examples/*/; do
+  [ -f "$dir/Cargo.toml" ] || continue
+  grep -q 'crate-type *= *\[.*"cdylib"' "$dir/Cargo.toml" || continue
+  name=$(basename "$dir")
+  CARGO_TARGET_DIR="$PWD/target" cargo build -q --manifest-path "$dir/Cargo.toml" --target wasm32-wasip1 --release
+  raw="target/wasm32-wasip1/release/${name//-/_}.wasm"
+  "${WASM_OPT[@]}" "$raw" -o "$OUT/$name.wasm"
+  report "example $name" "$(stat -c %s "$raw")" "$(stat -c %s "$OUT/$name.wasm")" 153600
+done
+
+exit "$fail"
