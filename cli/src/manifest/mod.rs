@@ -5,6 +5,7 @@ pub mod gourl;
 pub mod migrate;
 pub mod validate;
 pub mod wasmplugin;
+pub mod yaml_out;
 
 /// `extensions.istio.io/v1alpha1`.
 pub const ISTIO_API_VERSION: &str = "extensions.istio.io/v1alpha1";

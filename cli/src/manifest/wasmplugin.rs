@@ -89,10 +89,11 @@ pub struct PluginSpec {
     pub plugin_type: Option<String>,
 }
 
-/// `host/repo:tag` → `oci://host/repo:tag`; URLs with a known scheme are kept.
+/// `host/repo:tag` → `oci://host/repo:tag`. Anything with `://` is kept as written, so an
+/// unsupported scheme is reported by validation rather than hidden behind `oci://`.
+/// (Istio itself would read `host:5000/x` as scheme `host`, hence the explicit prefix.)
 pub fn normalize_url(url: &str) -> String {
-    let known = ["oci://", "http://", "https://", "file://"];
-    if known.iter().any(|p| url.to_ascii_lowercase().starts_with(p)) {
+    if url.contains("://") {
         url.to_string()
     } else {
         format!("oci://{url}")
@@ -271,7 +272,7 @@ pub fn to_yaml(docs: &[Value]) -> Result<String> {
         if i > 0 {
             out.push_str("---\n");
         }
-        out.push_str(&serde_yaml_ng::to_string(doc)?);
+        out.push_str(&super::yaml_out::to_yaml_string(doc));
     }
     Ok(out)
 }

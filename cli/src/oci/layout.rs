@@ -41,7 +41,7 @@ fn layout_files(image: &PluginImage, tag: &str) -> Result<BTreeMap<String, Vec<u
 /// Writes `image` as a layout directory at `dir`, which must not exist yet.
 pub fn write_layout_dir(image: &PluginImage, tag: &str, dir: &Path) -> Result<()> {
     if dir.exists() {
-        bail!("{} already exists; remove it or choose another --output", dir.display());
+        bail!(crate::UserError(format!("{} already exists; remove it or choose another --output", dir.display())));
     }
     let parent = fsutil::parent_dir(dir);
     let staging = tempfile::Builder::new()

@@ -383,6 +383,14 @@ impl Registry {
         while let Some(chunk) = stream.next().await {
             let chunk = match chunk {
                 Ok(c) => c,
+                Err(e) if is_digest_error(&e) && (data.len() as u64) < descriptor.size => {
+                    // The client's own digest check fires when the stream ends early.
+                    return Err(RegistryError::Truncated {
+                        digest: descriptor.digest.clone(),
+                        expected: descriptor.size,
+                        received: data.len() as u64,
+                    });
+                }
                 Err(e) if is_digest_error(&e) => {
                     // The client's own check fired first; report what we computed instead.
                     return Err(RegistryError::BlobCorrupt {

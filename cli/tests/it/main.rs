@@ -1,1 +1,9 @@
-mod x {}
+//! The CLI's integration tests, one binary: each module drives the real `weir` binary,
+//! and the registry-backed ones a real `docker-registry` (TLS + htpasswd) and `skopeo`.
+
+mod common;
+mod manifest;
+mod migrate;
+mod package;
+mod registry;
+mod sign;

@@ -1,0 +1,91 @@
+//! WasmPlugin generation and validation against Istio's CRD and Istio's own vectors.
+
+use std::path::{Path, PathBuf};
+
+use weir_cli::manifest::validate::{parse_documents, validate_wasmplugin};
+
+use crate::common::{ok, stderr, user_error, weir};
+
+fn data(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/data").join(name)
+}
+
+/// Compares with `tests/it/snapshots/NAME`; `WEIR_BLESS=1` rewrites the file.
+#[track_caller]
+fn assert_snapshot(name: &str, actual: &str) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/snapshots").join(name);
+    if std::env::var_os("WEIR_BLESS").is_some() {
+        std::fs::write(&path, actual).expect("write snapshot");
+    }
+    let expected = std::fs::read_to_string(&path).unwrap_or_else(|_| panic!("missing snapshot {}", path.display()));
+    assert_eq!(actual, expected, "snapshot {name} differs (rerun with WEIR_BLESS=1 to accept)");
+}
+
+#[test]
+fn istio_valid_vectors_pass() {
+    let out = weir(&["manifest", "validate", data("istio/wasmplugin-valid.yaml").to_str().expect("utf-8")], None);
+    ok(&out);
+    assert!(stderr(&out).contains("4 WasmPlugin document(s) valid"), "{}", stderr(&out));
+}
+
+#[test]
+fn istio_invalid_vectors_fail_with_their_expected_error() {
+    let text = std::fs::read_to_string(data("istio/wasmplugin-invalid.yaml")).expect("vectors");
+    let docs = parse_documents(&text).expect("YAML");
+    assert_eq!(docs.len(), 15);
+    for mut doc in docs {
+        let expected = doc["_err"].as_str().expect("_err").to_string();
+        doc.as_mapping_mut().expect("mapping").remove("_err");
+        let err = validate_wasmplugin(&doc).expect_err(&expected);
+        let text = err.to_string();
+        assert!(text.contains(&expected), "expected `{expected}` in:\n{text}");
+    }
+}
+
+#[test]
+fn invalid_vectors_through_the_cli_exit_with_user_error() {
+    let out = weir(&["manifest", "validate", data("istio/wasmplugin-invalid.yaml").to_str().expect("utf-8")], None);
+    let err = user_error(&out);
+    assert!(err.contains("15 of 15 document(s) is invalid"), "{err}");
+}
+
+#[test]
+fn generated_wasmplugin_is_valid_and_matches_snapshot() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let config = work.path().join("config.json");
+    std::fs::write(&config, r#"{"header": "x-weir", "value": "on", "limits": {"max": 3}}"#).expect("config");
+    let digest = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+    let yaml = ok(&weir(
+        &[
+            "manifest", "--name", "header-append", "-n", "istio-ingress",
+            "--url", "registry.example:5000/plugins/header-append:1.0", "--sha256", digest,
+            "--selector", "istio=ingressgateway", "--phase", "authz", "--priority", "10",
+            "--plugin-config", config.to_str().expect("utf-8"), "--plugin-name", "header_append",
+            "--fail-strategy", "FAIL_OPEN", "--image-pull-policy", "IfNotPresent", "--image-pull-secret", "pull",
+            "--env", "TRUST_DOMAIN=cluster.local", "--host-env", "POD_NAME",
+            "--match-mode", "SERVER", "--match-port", "8080", "--type", "HTTP",
+        ],
+        None,
+    ));
+    assert_snapshot("wasmplugin-full.yaml", &format!("{yaml}\n"));
+    for doc in parse_documents(&yaml).expect("YAML") {
+        validate_wasmplugin(&doc).expect("generated manifest is valid");
+    }
+    let tetrate = weir(
+        &["manifest", "--kind", "tetrate", "--name", "header-append", "--url", "registry.example:5000/p:1",
+          "--phase", "AUTHZ", "--priority", "1000", "--plugin-config", config.to_str().expect("utf-8"), "--selector", "a=b"],
+        None,
+    );
+    assert_snapshot("wasmextension-tetrate.yaml", &format!("{}\n", ok(&tetrate)));
+    assert!(stderr(&tetrate).contains("WasmExtension cannot express selector"), "{}", stderr(&tetrate));
+}
+
+#[test]
+fn generation_refuses_what_istio_would_reject() {
+    let bad_url = user_error(&weir(&["manifest", "--name", "x", "--url", "fake://example.com/p.wasm"], None));
+    assert_snapshot("error-bad-url.txt", &bad_url);
+    let bad_phase = user_error(&weir(&["manifest", "--name", "x", "--url", "oci://r/p:1", "--phase", "LATE"], None));
+    assert!(bad_phase.contains(r#"spec.phase: Unsupported value: "LATE""#), "{bad_phase}");
+    let both = user_error(&weir(&["manifest", "--name", "x", "--url", "oci://r/p:1", "--selector", "a=b*"], None));
+    assert!(both.contains("wildcard not allowed in label value match"), "{both}");
+}

@@ -1,0 +1,59 @@
+//! `weir package`: reproducible layouts that skopeo reads, and clear refusals of bad input.
+
+use crate::common::{self, listing, ok, stdout, user_error, weir};
+
+#[test]
+fn packaging_is_reproducible_and_skopeo_reads_the_layout() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let input = common::write(work.path(), "in.wasm", &common::test_module("repro"));
+    let input = input.to_str().expect("utf-8");
+    let mut digests = Vec::new();
+    for (i, format) in ["compat", "compat", "artifact", "artifact"].iter().enumerate() {
+        let out = work.path().join(format!("layout-{i}"));
+        digests.push(ok(&weir(&["package", "-q", input, "--format", format, "-o", out.to_str().expect("utf-8")], None)));
+    }
+    assert_eq!(digests[0], digests[1], "same input, same compat digest");
+    assert_eq!(digests[2], digests[3], "same input, same artifact digest");
+    assert_ne!(digests[0], digests[2]);
+    let docker = work.path().join("docker.tar");
+    let docker_digest = ok(&weir(&["package", "-q", input, "--docker", "-o", docker.to_str().expect("utf-8")], None));
+    assert_ne!(docker_digest, digests[0]);
+
+    // skopeo reads the directory layout and the tarball, and sees the digest weir printed.
+    let layout = format!("oci:{}:latest", work.path().join("layout-0").display());
+    let raw = std::process::Command::new("skopeo").args(["inspect", "--raw", &layout]).output().expect("skopeo");
+    assert!(raw.status.success(), "{}", String::from_utf8_lossy(&raw.stderr));
+    let digest = format!("sha256:{}", hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&raw.stdout)));
+    assert_eq!(digest, digests[0]);
+    let archive = format!("oci-archive:{}", docker.display());
+    let raw = std::process::Command::new("skopeo").args(["inspect", "--raw", &archive]).output().expect("skopeo");
+    assert!(raw.status.success(), "{}", String::from_utf8_lossy(&raw.stderr));
+    let manifest: serde_json::Value = serde_json::from_slice(&raw.stdout).expect("manifest");
+    assert_eq!(manifest["mediaType"], "application/vnd.docker.distribution.manifest.v2+json");
+}
+
+#[test]
+fn non_wasm_and_non_proxy_wasm_input_is_refused_without_leftovers() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let text = common::write(work.path(), "notes.wasm", b"this is not wasm");
+    let bare = common::write(work.path(), "bare.wasm", &wat::parse_str("(module (func (export \"run\")))").expect("wat"));
+    let before = listing(work.path());
+    for (input, expected) in [
+        (&text, "not a WebAssembly module: it does not start with the bytes \\0asm"),
+        (&bare, "module exports no proxy_abi_version_* function"),
+    ] {
+        for output in ["layout", "image.tar"] {
+            let out = work.path().join(output);
+            let err = user_error(&weir(&["package", input.to_str().expect("utf-8"), "-o", out.to_str().expect("utf-8")], None));
+            assert!(err.contains(expected), "{err}");
+            assert!(err.contains("hint: "), "a hint says what to do: {err}");
+        }
+    }
+    assert_eq!(listing(work.path()), before, "no partial output");
+
+    // An existing output directory is never overwritten.
+    let good = common::write(work.path(), "good.wasm", &common::test_module("good"));
+    std::fs::create_dir(work.path().join("taken")).expect("dir");
+    let out = weir(&["package", good.to_str().expect("utf-8"), "-o", work.path().join("taken").to_str().expect("utf-8")], None);
+    assert!(user_error(&out).contains("already exists"), "{}", stdout(&out));
+}
