@@ -82,7 +82,12 @@ fn valid_host(host: &str) -> bool {
             None => (host, ""),
         }
     };
-    if !port.is_empty() && !(port.starts_with(':') && port[1..].bytes().all(|b| b.is_ascii_digit())) {
+    // Go's validOptionalPort: empty, or ':' followed by digits only.
+    let port_ok = match port.strip_prefix(':') {
+        Some(digits) => digits.bytes().all(|b| b.is_ascii_digit()),
+        None => port.is_empty(),
+    };
+    if !port_ok {
         return false;
     }
     if !valid_escapes(name) {

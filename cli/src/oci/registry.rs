@@ -15,7 +15,7 @@ use thiserror::Error;
 
 use super::extract::{self, ExtractError, Manifest};
 use super::image::PluginImage;
-use super::retry::{with_retry, RetryPolicy};
+use super::retry::{error_chain_text, looks_like_tls_failure, with_retry, RetryPolicy};
 use super::{auth::Credentials, sha256_digest, Blob, ImageFormat, ACCEPTED_MANIFESTS};
 use crate::wasm::{self, MAX_MODULE_SIZE};
 
@@ -207,7 +207,7 @@ impl Registry {
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Result<T, OciDistributionError>>,
     {
-        with_retry(self.options.retry, |n, d, e| reporter.on_retry(what, n, d, &e.to_string()), op).await
+        with_retry(self.options.retry, |n, d, e| reporter.on_retry(what, n, d, &retry_reason(e)), op).await
     }
 
     /// Pushes every blob of `image`, then its manifest; returns the manifest digest the
@@ -473,25 +473,15 @@ fn classify(reference: &Reference, had_credentials: bool, err: OciDistributionEr
         }
         OciDistributionError::RequestError(ref e) if e.is_connect() || e.is_timeout() || e.is_request() => {
             let detail = error_chain_text(e);
-            let lower = detail.to_lowercase();
-            let tls = ["certificate", "tls", "handshake", "invalidcontenttype", "corrupt message"]
-                .iter()
-                .any(|w| lower.contains(w));
+            let tls = looks_like_tls_failure(&detail);
             RegistryError::Connection { registry, detail, tls }
         }
         other => RegistryError::Other(other),
     }
 }
 
-fn error_chain_text(e: &dyn std::error::Error) -> String {
-    let mut parts = vec![e.to_string()];
-    let mut source = e.source();
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !parts.contains(&text) {
-            parts.push(text);
-        }
-        source = s.source();
-    }
-    parts.join(": ")
+/// The innermost useful cause of a transient failure, e.g. "Connection refused (os error 111)".
+fn retry_reason(e: &OciDistributionError) -> String {
+    let text = error_chain_text(e);
+    text.rsplit(": ").next().unwrap_or(&text).to_string()
 }

@@ -27,7 +27,10 @@ pub fn is_transient(err: &OciDistributionError) -> bool {
         OciDistributionError::ServerError { code, .. } => {
             *code >= 500 && !matches!(code, 501 | 505 | 511)
         }
-        OciDistributionError::RequestError(e) => e.is_connect() || e.is_timeout(),
+        // A TLS handshake failure (wrong CA, plain-HTTP server) will fail the same way again.
+        OciDistributionError::RequestError(e) => {
+            (e.is_connect() || e.is_timeout()) && !looks_like_tls_failure(&error_chain_text(e))
+        }
         OciDistributionError::IoError(e) => matches!(
             e.kind(),
             std::io::ErrorKind::ConnectionReset
@@ -37,6 +40,26 @@ pub fn is_transient(err: &OciDistributionError) -> bool {
         ),
         _ => false,
     }
+}
+
+/// Whether an error text (with its causes) describes a TLS problem rather than a network one.
+pub fn looks_like_tls_failure(text: &str) -> bool {
+    let lower = text.to_lowercase();
+    ["certificate", "tls", "handshake", "invalidcontenttype", "corrupt message"].iter().any(|w| lower.contains(w))
+}
+
+/// An error and its causes on one line, without repeats.
+pub fn error_chain_text(e: &dyn std::error::Error) -> String {
+    let mut parts = vec![e.to_string()];
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        source = s.source();
+    }
+    parts.join(": ")
 }
 
 /// Runs `op` until it succeeds, fails permanently, or the attempts are used up.

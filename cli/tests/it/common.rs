@@ -93,6 +93,33 @@ pub struct TestRegistry {
 }
 
 impl TestRegistry {
+    /// Starts a plain-HTTP registry without authentication (what `--insecure` is for).
+    pub fn start_plain() -> TestRegistry {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let port = free_port();
+        let config = format!(
+            "version: 0.1\nlog:\n  level: warn\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}/data\nhttp:\n  addr: 127.0.0.1:{port}\n",
+            dir.path().display()
+        );
+        write(dir.path(), "config.yml", config.as_bytes());
+        let child = spawn_registry(dir.path());
+        let registry = TestRegistry { child, dir, host: format!("127.0.0.1:{port}") };
+        registry.wait_ready();
+        registry
+    }
+
+    /// Stops the registry process; its storage and port stay reserved for [`Self::restart`].
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts the registry again with the same configuration, storage and port.
+    pub fn restart(&mut self) {
+        self.child = spawn_registry(self.dir.path());
+        self.wait_ready();
+    }
+
     /// Starts a registry with TLS (fresh CA) and htpasswd auth for USER/PASSWORD.
     pub fn start() -> TestRegistry {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -108,15 +135,8 @@ impl TestRegistry {
         let config = format!(
             "version: 0.1\nlog:\n  level: warn\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {d}/data\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n  tls:\n    certificate: {d}/server.crt\n    key: {d}/server.key\nauth:\n  htpasswd:\n    realm: basic-realm\n    path: {d}/htpasswd\n"
         );
-        let config_path = write(dir.path(), "config.yml", config.as_bytes());
-        let log = std::fs::File::create(dir.path().join("registry.log")).expect("log file");
-        let child = Command::new("docker-registry")
-            .arg("serve")
-            .arg(&config_path)
-            .stdout(log.try_clone().expect("log clone"))
-            .stderr(log)
-            .spawn()
-            .expect("docker-registry starts (Debian package docker-registry)");
+        write(dir.path(), "config.yml", config.as_bytes());
+        let child = spawn_registry(dir.path());
         let registry = TestRegistry { child, dir, host: format!("127.0.0.1:{port}") };
         registry.wait_ready();
         registry
@@ -188,6 +208,22 @@ impl Drop for TestRegistry {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Runs `docker-registry serve DIR/config.yml`, logging to DIR/registry.log.
+fn spawn_registry(dir: &Path) -> Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("registry.log"))
+        .expect("log file");
+    Command::new("docker-registry")
+        .arg("serve")
+        .arg(dir.join("config.yml"))
+        .stdout(log.try_clone().expect("log clone"))
+        .stderr(log)
+        .spawn()
+        .expect("docker-registry starts (Debian package docker-registry)")
 }
 
 fn free_port() -> u16 {

@@ -57,3 +57,41 @@ fn non_wasm_and_non_proxy_wasm_input_is_refused_without_leftovers() {
     let out = weir(&["package", good.to_str().expect("utf-8"), "-o", work.path().join("taken").to_str().expect("utf-8")], None);
     assert!(user_error(&out).contains("already exists"), "{}", stdout(&out));
 }
+
+#[test]
+fn a_plugin_crate_is_built_and_packaged() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let crate_dir = root.join("plugins/header-append");
+    let target_dir = root.join("target/weir-wasm");
+    let work = tempfile::tempdir().expect("tempdir");
+    let layout = work.path().join("layout");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_weir"))
+        .args(["package", "-q", "--root-id", "header_append"])
+        .arg(&crate_dir)
+        .arg("-o")
+        .arg(&layout)
+        .env("CARGO_TARGET_DIR", &target_dir)
+        .output()
+        .expect("weir runs");
+    ok(&out);
+    let built = std::fs::read(target_dir.join("wasm32-wasip1/release/header_append.wasm")).expect("built module");
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(layout.join("index.json")).expect("index")).expect("JSON");
+    let blob = |digest: &str| std::fs::read(layout.join("blobs").join(digest.replacen(':', "/", 1))).expect("blob");
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&blob(index["manifests"][0]["digest"].as_str().expect("digest"))).expect("manifest");
+    let layer = blob(manifest["layers"][0]["digest"].as_str().expect("layer"));
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(layer.as_slice()));
+    let mut files = std::collections::BTreeMap::new();
+    for entry in archive.entries().expect("entries") {
+        let mut entry = entry.expect("entry");
+        let name = entry.path().expect("path").to_string_lossy().to_string();
+        let mut data = Vec::new();
+        std::io::Read::read_to_end(&mut entry, &mut data).expect("read");
+        files.insert(name, data);
+    }
+    assert_eq!(files["plugin.wasm"], built, "the layer holds the module cargo built");
+    let runtime: serde_json::Value = serde_json::from_slice(&files["runtime-config.json"]).expect("runtime config");
+    assert_eq!(runtime["config"]["rootIds"], serde_json::json!(["header_append"]));
+    assert_eq!(runtime["abiVersions"], serde_json::json!(["proxy_abi_version_0_2_1"]));
+}

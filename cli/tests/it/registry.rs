@@ -174,3 +174,40 @@ fn credentials_come_from_a_pull_secret_or_docker_config() {
     let pulled = ok(&weir(&[&["pull", "-q", &image, "-o", out.to_str().expect("utf-8")][..], &with_secret].concat(), None));
     assert_eq!(pushed, pulled);
 }
+
+#[test]
+fn plain_http_needs_insecure_and_transient_failures_are_retried() {
+    let mut registry = TestRegistry::start_plain();
+    let work = tempfile::tempdir().expect("tempdir");
+    let wasm = common::test_module("plain");
+    let input = common::write(work.path(), "in.wasm", &wasm);
+    let image = registry.image("plugins/plain:1");
+    let out = work.path().join("out.wasm");
+    let out = out.to_str().expect("utf-8");
+
+    let tls_to_plain = user_error(&weir(&["push", input.to_str().expect("utf-8"), &image], None));
+    assert!(tls_to_plain.contains("pass --insecure"), "{tls_to_plain}");
+    let digest = ok(&weir(&["push", "-q", "--insecure", input.to_str().expect("utf-8"), &image], None));
+
+    // The registry is down when the pull starts and comes back ~1 s later: connection
+    // refusals are retried with backoff (0.5 s, 1 s, 2 s, …) and the pull succeeds.
+    registry.stop();
+    let pull = std::process::Command::new(env!("CARGO_BIN_EXE_weir"))
+        .args(["pull", "--insecure", "--no-progress", "--retries", "5", &image, "-o", out])
+        .env("DOCKER_CONFIG", "/nonexistent-weir-test-docker-config")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("weir runs");
+    std::thread::sleep(std::time::Duration::from_millis(1000));
+    registry.restart();
+    let output = pull.wait_with_output().expect("pull finishes");
+    assert_eq!(ok(&output).lines().last(), Some(digest.as_str()));
+    assert!(common::stderr(&output).contains("retrying in"), "{}", common::stderr(&output));
+    assert_eq!(std::fs::read(out).expect("pulled"), wasm);
+
+    // With no retries allowed, the same outage is reported at once.
+    registry.stop();
+    let down = user_error(&weir(&["pull", "--insecure", "--retries", "1", &image, "-o", out], None));
+    assert!(down.contains("cannot reach the registry") && down.contains("hint: check that the registry runs"), "{down}");
+}
