@@ -84,4 +84,14 @@ mod tests {
         let truncated = b"\0asm\x01\0\0\0\x07\x05";
         assert!(matches!(inspect_module(truncated), Err(ModuleError::Malformed(_))));
     }
+
+    #[test]
+    fn refuses_modules_above_istios_size_cap() {
+        // Zeroed allocations are lazily mapped, so this costs little real memory.
+        let mut huge = vec![0u8; MAX_MODULE_SIZE as usize + 1];
+        huge[..8].copy_from_slice(b"\0asm\x01\0\0\0");
+        let err = inspect_module(&huge).expect_err("over the cap");
+        assert!(matches!(err, ModuleError::TooLarge { .. }), "{err}");
+        assert!(err.to_string().contains("256 MiB"), "{err}");
+    }
 }

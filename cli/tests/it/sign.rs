@@ -31,6 +31,12 @@ fn signed_images_verify_and_tampered_ones_are_refused() {
     assert_eq!(sig["layers"][0]["mediaType"], "application/vnd.dev.cosign.simplesigning.v1+json");
     assert!(sig["layers"][0]["annotations"]["dev.cosignproject.cosign/signature"].is_string());
 
+    // cosign's own verifier (the sigstore crate) accepts the signature with the public key.
+    let public_pem = std::fs::read(path("signer.pub")).expect("public key");
+    sigstore_verifies(&registry, &image, &public_pem).expect("sigstore verifies weir's signature");
+    let other_pem = std::fs::read(path("other.pub")).expect("other public key");
+    assert!(sigstore_verifies(&registry, &image, &other_pem).is_err(), "sigstore refuses another key");
+
     std::fs::remove_file(path("out.wasm")).expect("rm");
     let wrong_key = user_error(&run(&["pull", &image, "-o", &path("out.wasm"), "--verify-key", &path("other.pub")]));
     assert!(wrong_key.contains("no valid signature by this key"), "{wrong_key}");
@@ -50,4 +56,32 @@ fn signed_images_verify_and_tampered_ones_are_refused() {
     let forged = user_error(&run(&["pull", &image, "-o", &path("out.wasm"), "--verify-key", &path("signer.pub")]));
     assert!(forged.contains(&format!("signature is for {digest}, not for {evil}")), "{forged}");
     assert!(!work.path().join("out.wasm").exists(), "refused images are not written");
+}
+
+/// Verifies `image` with the sigstore crate's cosign client and a PEM public key.
+fn sigstore_verifies(registry: &TestRegistry, image: &str, public_pem: &[u8]) -> Result<(), String> {
+    use sigstore::cosign::verification_constraint::{PublicKeyVerifier, VerificationConstraintVec};
+    use sigstore::cosign::CosignCapabilities;
+    use sigstore::crypto::SigningScheme;
+    use sigstore::registry::{Auth, Certificate, CertificateEncoding, ClientConfig, OciReference};
+
+    let ca = std::fs::read(registry.ca()).map_err(|e| e.to_string())?;
+    let config = ClientConfig {
+        extra_root_certificates: vec![Certificate { encoding: CertificateEncoding::Pem, data: ca }],
+        ..ClientConfig::default()
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
+    runtime.block_on(async {
+        let mut client = sigstore::cosign::ClientBuilder::default()
+            .with_oci_client_config(config)
+            .build()
+            .map_err(|e| e.to_string())?;
+        let reference: OciReference = image.parse().map_err(|e| format!("{e}"))?;
+        let auth = Auth::Basic(common::USER.to_string(), PASSWORD.to_string());
+        let layers = client.trusted_signature_layers(&auth, &reference).await.map_err(|e| e.to_string())?;
+        let verifier = PublicKeyVerifier::new(public_pem, &SigningScheme::default()).map_err(|e| e.to_string())?;
+        let constraints: VerificationConstraintVec = vec![Box::new(verifier)];
+        let verdict = sigstore::cosign::verify_constraints(&layers, constraints.iter()).map_err(|e| format!("{e:?}"));
+        verdict
+    })
 }
