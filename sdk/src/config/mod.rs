@@ -4,6 +4,10 @@
 use serde::de::{DeserializeOwned, Error as _};
 use serde::{Deserialize, Deserializer, Serialize};
 use std::fmt;
+
+mod json;
+#[cfg(test)]
+mod json_tests;
 use std::ops::Deref;
 use std::rc::Rc;
 
@@ -59,23 +63,42 @@ impl std::error::Error for ConfigError {}
 /// Parses plugin configuration bytes into `T`, naming the field path on failure.
 ///
 /// An empty (or all-whitespace) configuration is read as `{}`, so a config type whose
-/// fields all have defaults accepts a WasmPlugin without `pluginConfig`.
+/// fields all have defaults accepts a WasmPlugin without `pluginConfig`. The JSON must be
+/// strict RFC 8259: no comments, trailing commas or invalid escapes.
 pub fn parse_config<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ConfigError> {
     let text = if bytes.iter().all(u8::is_ascii_whitespace) { &b"{}"[..] } else { bytes };
-    let mut de = serde_json::Deserializer::from_slice(text);
-    let value: T = serde_path_to_error::deserialize(&mut de).map_err(|err| {
-        let path = err.path().to_string();
-        let inner = err.into_inner();
-        // serde_json appends " at line L column C"; the field path says more.
-        let mut reason = inner.to_string();
-        let position = format!(" at line {} column {}", inner.line(), inner.column());
-        if inner.line() > 0 && reason.ends_with(&position) {
-            reason.truncate(reason.len() - position.len());
+    json::from_slice(text).map_err(|err| ConfigError { path: err.path(), reason: err.into_reason() })
+}
+
+/// Appends `text` between `quote`s, escaping what could garble a log line: control
+/// characters, non-ASCII (as `\u{..}`), backslashes and the quote itself. Written by hand
+/// because `{:?}` and `escape_default` pull Unicode tables into the module.
+pub(crate) fn push_quoted(out: &mut String, text: &str, quote: char) {
+    out.push(quote);
+    for c in text.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\\' => out.push_str("\\\\"),
+            c if c == quote => {
+                out.push('\\');
+                out.push(c);
+            }
+            ' '..='~' => out.push(c),
+            c => {
+                out.push_str("\\u{");
+                let code = u32::from(c);
+                let digits = (32 - code.leading_zeros()).div_ceil(4).max(1);
+                for shift in (0..digits).rev() {
+                    let nibble = (code >> (shift * 4)) & 0xf;
+                    out.push(char::from_digit(nibble, 16).unwrap_or('?'));
+                }
+                out.push('}');
+            }
         }
-        ConfigError { path, reason }
-    })?;
-    de.end().map_err(|e| ConfigError { path: ".".into(), reason: e.to_string() })?;
-    Ok(value)
+    }
+    out.push(quote);
 }
 
 /// An HTTP header name, checked when the configuration is parsed: a lower-case token as
@@ -93,11 +116,17 @@ impl HeaderName {
             return Err(InvalidHeader("header name is empty".into()));
         }
         if name.starts_with(':') {
-            return Err(InvalidHeader(format!("'{name}' is a pseudo-header, not a header name")));
+            let mut msg = String::new();
+            push_quoted(&mut msg, &name, '\'');
+            msg.push_str(" is a pseudo-header, not a header name");
+            return Err(InvalidHeader(msg));
         }
         if let Some(c) = name.bytes().find(|c| !is_lower_tchar(*c)) {
-            let what = if c.is_ascii_uppercase() { "an upper-case letter" } else { "a character not allowed in a header name" };
-            return Err(InvalidHeader(format!("'{}' contains {what}; header names are lower-case tokens", name.escape_default())));
+            let mut msg = String::new();
+            push_quoted(&mut msg, &name, '\'');
+            msg.push_str(if c.is_ascii_uppercase() { " contains an upper-case letter" } else { " contains a character not allowed in a header name" });
+            msg.push_str("; header names are lower-case tokens");
+            return Err(InvalidHeader(msg));
         }
         Ok(HeaderName(name))
     }
@@ -217,6 +246,14 @@ mod tests {
         assert!(cfg.rules.is_empty());
         let cfg: Cfg = parse_config(b"  \n").unwrap();
         assert!(cfg.extra.is_empty());
+    }
+
+    #[test]
+    fn valid_config_is_read() {
+        let cfg: Cfg = parse_config(br#"{"rules":[{"name":"x-a","value":"v w"},{"name":"x-b"}],"extra":{"k":7}}"#).unwrap();
+        assert_eq!((cfg.rules[0].name.as_str(), cfg.rules[0].value.as_str()), ("x-a", "v w"));
+        assert_eq!((cfg.rules[1].name.as_str(), cfg.rules[1].value.as_str()), ("x-b", ""));
+        assert_eq!(cfg.extra["k"], 7);
     }
 
     #[test]
