@@ -6,6 +6,7 @@ use std::io::IsTerminal;
 #[derive(Debug, Clone, Copy)]
 pub struct Printer {
     quiet: bool,
+    verbose: bool,
     progress: bool,
 }
 
@@ -13,7 +14,14 @@ impl Printer {
     /// From the global flags; progress bars also need stderr to be a terminal.
     pub fn new(quiet: bool, no_progress: bool, verbose: bool) -> Self {
         let progress = !quiet && !no_progress && !verbose && std::io::stderr().is_terminal();
-        Printer { quiet, progress }
+        Printer { quiet, verbose: verbose && !quiet, progress }
+    }
+
+    /// A detail line on stderr, only with `-v`.
+    pub fn detail(&self, message: impl std::fmt::Display) {
+        if self.verbose {
+            eprintln!("  {message}");
+        }
     }
 
     /// Whether progress bars should be drawn.

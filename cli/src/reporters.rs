@@ -30,6 +30,7 @@ impl TransferReporter {
 
 impl Reporter for TransferReporter {
     fn on_blob_start(&self, digest: &str, size: u64) -> usize {
+        self.printer.detail(format!("blob {digest} ({size} bytes)"));
         let bar = self.bars.add(ProgressBar::new(size));
         if let Ok(style) = ProgressStyle::with_template("{msg:>19} [{bar:30}] {bytes}/{total_bytes}") {
             bar.set_style(style.progress_chars("=> "));

@@ -17,6 +17,7 @@ use crate::settings::registry_for;
 pub(crate) async fn push(args: PushArgs, printer: Printer) -> Result<()> {
     let reference = parse_reference(&args.reference)?;
     let image = image_from_input(&args.input, &args)?;
+    printer.detail(format!("{} image, {} manifest {}", image.format, image.manifest_media_type, image.digest()));
     let registry = registry_for(&args.registry, &reference)?;
     let reporter = TransferReporter::new(printer);
     let started = Instant::now();

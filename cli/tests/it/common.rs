@@ -75,6 +75,24 @@ pub fn user_error(out: &Output) -> String {
     stderr(out)
 }
 
+/// Compares with `tests/it/snapshots/NAME`; `WEIR_BLESS=1` rewrites the file.
+#[track_caller]
+pub fn assert_snapshot(name: &str, actual: &str) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/snapshots").join(name);
+    if std::env::var_os("WEIR_BLESS").is_some() {
+        std::fs::write(&path, actual).expect("write snapshot");
+    }
+    let expected = std::fs::read_to_string(&path).unwrap_or_else(|_| panic!("missing snapshot {}", path.display()));
+    assert_eq!(actual, expected, "snapshot {name} differs (rerun with WEIR_BLESS=1 to accept)");
+}
+
+/// Replaces what changes between runs (ports, digests, temp paths) with placeholders.
+pub fn redact(text: &str, registry_host: &str, temp: &Path) -> String {
+    let digest = regex::Regex::new("sha256:[0-9a-f]{64}").expect("regex");
+    let text = text.replace(registry_host, "[REGISTRY]").replace(&temp.display().to_string(), "[TMP]");
+    digest.replace_all(&text, "[DIGEST]").into_owned()
+}
+
 /// Files in `dir` (names), to show nothing partial was left behind.
 pub fn listing(dir: &Path) -> Vec<String> {
     let mut names: Vec<_> = std::fs::read_dir(dir)

@@ -4,21 +4,10 @@ use std::path::{Path, PathBuf};
 
 use weir_cli::manifest::validate::{parse_documents, validate_wasmplugin};
 
-use crate::common::{ok, stderr, user_error, weir};
+use crate::common::{assert_snapshot, ok, stderr, user_error, weir};
 
 fn data(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/data").join(name)
-}
-
-/// Compares with `tests/it/snapshots/NAME`; `WEIR_BLESS=1` rewrites the file.
-#[track_caller]
-fn assert_snapshot(name: &str, actual: &str) {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/snapshots").join(name);
-    if std::env::var_os("WEIR_BLESS").is_some() {
-        std::fs::write(&path, actual).expect("write snapshot");
-    }
-    let expected = std::fs::read_to_string(&path).unwrap_or_else(|_| panic!("missing snapshot {}", path.display()));
-    assert_eq!(actual, expected, "snapshot {name} differs (rerun with WEIR_BLESS=1 to accept)");
 }
 
 #[test]
@@ -78,6 +67,22 @@ fn generated_wasmplugin_is_valid_and_matches_snapshot() {
     );
     assert_snapshot("wasmextension-tetrate.yaml", &format!("{}\n", ok(&tetrate)));
     assert!(stderr(&tetrate).contains("WasmExtension cannot express selector"), "{}", stderr(&tetrate));
+}
+
+#[test]
+fn target_refs_generate_a_valid_plugin_without_selector() {
+    let yaml = ok(&weir(
+        &["manifest", "--name", "gw", "--url", "oci://r.example/p:1",
+          "--target-ref", "gateway.networking.k8s.io/Gateway/ingress", "--target-ref", "Service/echo"],
+        None,
+    ));
+    let doc = &parse_documents(&yaml).expect("YAML")[0];
+    assert_eq!(doc["spec"]["targetRefs"][0]["group"], "gateway.networking.k8s.io");
+    assert_eq!(doc["spec"]["targetRefs"][1]["kind"], "Service");
+    assert!(doc["spec"]["targetRefs"][1]["group"].is_null());
+    validate_wasmplugin(doc).expect("valid");
+    let both = weir(&["manifest", "--name", "x", "--url", "oci://r/p:1", "--selector", "a=b", "--target-ref", "Service/s"], None);
+    assert_eq!(both.status.code(), Some(2), "clap refuses selector with target refs");
 }
 
 #[test]

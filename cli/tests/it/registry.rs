@@ -146,6 +146,9 @@ fn registry_failures_are_clear_and_leave_no_partial_files() {
     assert!(truncated.contains("was truncated"), "{truncated}");
 
     assert!(listing(&out_dir).is_empty(), "failed pulls left files: {:?}", listing(&out_dir));
+    let all = [wrong, anonymous, missing, untrusted, pinned, corrupt, truncated]
+        .map(|text| common::redact(&text, &registry.host, work.path()));
+    common::assert_snapshot("errors-registry.txt", &all.join("----\n"));
     std::fs::write(&blob, &original).expect("restore");
     assert_eq!(ok(&weir(&args(&["pull", "-q", &image, "-o", out], &flags), Some(PASSWORD))), digest);
     assert_eq!(listing(&out_dir), ["plugin.wasm"]);
@@ -210,4 +213,57 @@ fn plain_http_needs_insecure_and_transient_failures_are_retried() {
     registry.stop();
     let down = user_error(&weir(&["pull", "--insecure", "--retries", "1", &image, "-o", out], None));
     assert!(down.contains("cannot reach the registry") && down.contains("hint: check that the registry runs"), "{down}");
+}
+
+#[test]
+fn an_image_index_resolves_to_its_linux_amd64_manifest() {
+    use weir_cli::oci::image::build_image;
+    use weir_cli::oci::registry::{parse_reference, Registry, RegistryOptions, SilentReporter};
+    use weir_cli::oci::{auth::Credentials, Blob, ImageFormat};
+
+    let registry = TestRegistry::start();
+    let wasm = common::test_module("indexed");
+    let info = weir_cli::wasm::inspect_module(&wasm).expect("module");
+    let image = build_image(&wasm, &info, ImageFormat::Compat, &[]).expect("image");
+    let other = build_image(&common::test_module("arm"), &info, ImageFormat::Compat, &[]).expect("image");
+    let entry = |img: &weir_cli::oci::image::PluginImage, arch: &str| {
+        serde_json::json!({
+            "mediaType": img.manifest_media_type, "digest": img.digest(), "size": img.manifest.len(),
+            "platform": {"os": "linux", "architecture": arch},
+        })
+    };
+    let index = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [entry(&other, "arm64"), entry(&image, "amd64")],
+    }))
+    .expect("index");
+    let client = Registry::new(RegistryOptions {
+        ca_certs: vec![registry.ca().into()],
+        credentials: Some(Credentials { username: USER.into(), password: PASSWORD.into() }),
+        ..RegistryOptions::default()
+    })
+    .expect("client");
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let index_digest = runtime.block_on(async {
+        for img in [&image, &other] {
+            let by_digest = parse_reference(&registry.image(&format!("plugins/multi@{}", img.digest()))).expect("ref");
+            let blobs: Vec<Blob> = img.blobs().cloned().collect();
+            client.push_raw(&by_digest, &blobs, &img.manifest, &img.manifest_media_type, &SilentReporter).await.expect("child");
+        }
+        let tagged = parse_reference(&registry.image("plugins/multi:1")).expect("ref");
+        client
+            .push_raw(&tagged, &[], &index, "application/vnd.oci.image.index.v1+json", &SilentReporter)
+            .await
+            .expect("index push")
+    });
+    let work = tempfile::tempdir().expect("tempdir");
+    let out = work.path().join("plugin.wasm");
+    let flags = registry.flags();
+    let pulled = ok(&weir(
+        &args(&["pull", "-q", &registry.image("plugins/multi:1"), "-o", out.to_str().expect("utf-8"), "--sha256", &index_digest], &flags),
+        Some(PASSWORD),
+    ));
+    assert_eq!(pulled, index_digest, "sha256 refers to what the URL names, the index");
+    assert_eq!(std::fs::read(&out).expect("pulled"), wasm, "the linux/amd64 child's module");
 }
