@@ -112,22 +112,7 @@ impl HeaderName {
     /// Validates `name`.
     pub fn new(name: impl Into<String>) -> Result<Self, InvalidHeader> {
         let name = name.into();
-        if name.is_empty() {
-            return Err(InvalidHeader("header name is empty".into()));
-        }
-        if name.starts_with(':') {
-            let mut msg = String::new();
-            push_quoted(&mut msg, &name, '\'');
-            msg.push_str(" is a pseudo-header, not a header name");
-            return Err(InvalidHeader(msg));
-        }
-        if let Some(c) = name.bytes().find(|c| !is_lower_tchar(*c)) {
-            let mut msg = String::new();
-            push_quoted(&mut msg, &name, '\'');
-            msg.push_str(if c.is_ascii_uppercase() { " contains an upper-case letter" } else { " contains a character not allowed in a header name" });
-            msg.push_str("; header names are lower-case tokens");
-            return Err(InvalidHeader(msg));
-        }
+        check_name(&name)?;
         Ok(HeaderName(name))
     }
 
@@ -135,6 +120,35 @@ impl HeaderName {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+}
+
+/// [`HeaderName::new`]'s check, without taking ownership (one copy of the code, however
+/// many string types callers pass).
+pub(crate) fn check_name(name: &str) -> Result<(), InvalidHeader> {
+    if name.is_empty() {
+        return Err(InvalidHeader("header name is empty".into()));
+    }
+    let problem = if name.starts_with(':') {
+        " is a pseudo-header, not a header name"
+    } else {
+        match name.bytes().find(|c| !is_lower_tchar(*c)) {
+            None => return Ok(()),
+            Some(c) if c.is_ascii_uppercase() => " contains an upper-case letter; header names are lower-case tokens",
+            Some(_) => " contains a character not allowed in a header name; header names are lower-case tokens",
+        }
+    };
+    let mut msg = String::new();
+    push_quoted(&mut msg, name, '\'');
+    msg.push_str(problem);
+    Err(InvalidHeader(msg))
+}
+
+/// [`HeaderValue::new`]'s check, without taking ownership.
+pub(crate) fn check_value(value: &str) -> Result<(), InvalidHeader> {
+    if value.bytes().any(|c| matches!(c, b'\r' | b'\n' | 0)) {
+        return Err(InvalidHeader("header value contains CR, LF or NUL, which would split or cut the header".into()));
+    }
+    Ok(())
 }
 
 fn is_lower_tchar(c: u8) -> bool {
@@ -151,9 +165,7 @@ impl HeaderValue {
     /// Validates `value`.
     pub fn new(value: impl Into<String>) -> Result<Self, InvalidHeader> {
         let value = value.into();
-        if value.bytes().any(|c| matches!(c, b'\r' | b'\n' | 0)) {
-            return Err(InvalidHeader("header value contains CR, LF or NUL, which would split or cut the header".into()));
-        }
+        check_value(&value)?;
         Ok(HeaderValue(value))
     }
 
@@ -283,5 +295,18 @@ mod tests {
         assert!(HeaderName::new("").is_err());
         assert!(HeaderValue::new("a\0b").is_err());
         assert!(HeaderValue::new("plain value, with; punctuation").is_ok());
+    }
+
+    #[test]
+    fn header_errors_quote_the_name_safely() {
+        let reason = |name: &str| HeaderName::new(name).unwrap_err().to_string();
+        assert_eq!(reason(":path"), "':path' is a pseudo-header, not a header name");
+        assert_eq!(reason("X-Id"), "'X-Id' contains an upper-case letter; header names are lower-case tokens");
+        assert_eq!(
+            reason("a b\n'é\\"),
+            "'a b\\n\\'\\u{e9}\\\\' contains a character not allowed in a header name; header names are lower-case tokens"
+        );
+        assert_eq!(reason(""), "header name is empty");
+        assert!(check_name("x-ok").is_ok() && check_value("v").is_ok() && check_value("a\rb").is_err());
     }
 }
