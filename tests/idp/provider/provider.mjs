@@ -144,6 +144,12 @@ try {
         },
       };
     },
+    // Like Keycloak, the ID token carries the claims of the requested scopes (email,
+    // profile), so the token a plugin forwards can feed claim-based checks downstream.
+    conformIdTokenClaims: false,
+    // Expiry is exact: tests with one-second lifetimes must see tokens expire (the default
+    // tolerates 15 s of skew, which a single machine does not have).
+    clockTolerance: 0,
     features: {
       devInteractions: { enabled: true },
       rpInitiatedLogout: { enabled: true },
