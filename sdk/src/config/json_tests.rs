@@ -41,31 +41,165 @@ fn agree(doc: &[u8]) -> bool {
 }
 
 const VALID: &[&str] = &[
-    "null", "true", "false", "0", "-0", "-0.0", "1", "-1", "123456789", "0.5", "-0.5", "1e3", "1E3", "1e+3",
-    "1e-3", "1.5e10", "2.5E-10", "0e0", "0E+0", "-0e-0", "123.456e-7",
-    "18446744073709551615", "18446744073709551616", "-9223372036854775808", "-9223372036854775809",
-    "99999999999999999999999999999999", "1e308", "1.7976931348623157e308", "4.9e-324", "1e-400",
-    "2.2250738585072011e-308", "9007199254740993", "0.1", "0.30000000000000004", "123456789012345678901234567890e-20",
-    r#""""#, r#""abc""#, r#""\"\\\/\b\f\n\r\t""#, r#""\u0000""#, r#""\u001f""#, r#""\u00e9\u4e2d""#,
-    r#""\uD83D\uDE00""#, r#""\ud83d\ude00""#, r#""\uDBFF\uDFFF""#, r#""\uD800\uDC00""#, "\"é中😀\"", "\"\u{7f}\"",
-    r#""a\u0041b""#, r#""\\u0041""#,
-    "[]", "[ ]", "[1]", "[1,2,3]", " [ 1 , 2 ] ", "[[]]", "[[[1]],[2]]", "[null,true,false,\"x\",1.5,{}]",
-    "{}", "{ }", r#"{"a":1}"#, r#"{"a":1,"b":[1,2],"c":{"d":null}}"#, r#"{"":0}"#, r#"{"a":1,"a":2}"#,
-    r#"{"\u0061":"\n"}"#, "\t\r\n {\"a\" \t:\r\n [ ] }\n", r#"{"k\"ey":"v"}"#, r#"{"😀":"😀"}"#,
+    "null",
+    "true",
+    "false",
+    "0",
+    "-0",
+    "-0.0",
+    "1",
+    "-1",
+    "123456789",
+    "0.5",
+    "-0.5",
+    "1e3",
+    "1E3",
+    "1e+3",
+    "1e-3",
+    "1.5e10",
+    "2.5E-10",
+    "0e0",
+    "0E+0",
+    "-0e-0",
+    "123.456e-7",
+    "18446744073709551615",
+    "18446744073709551616",
+    "-9223372036854775808",
+    "-9223372036854775809",
+    "99999999999999999999999999999999",
+    "1e308",
+    "1.7976931348623157e308",
+    "4.9e-324",
+    "1e-400",
+    "2.2250738585072011e-308",
+    "9007199254740993",
+    "0.1",
+    "0.30000000000000004",
+    "123456789012345678901234567890e-20",
+    r#""""#,
+    r#""abc""#,
+    r#""\"\\\/\b\f\n\r\t""#,
+    r#""\u0000""#,
+    r#""\u001f""#,
+    r#""\u00e9\u4e2d""#,
+    r#""\uD83D\uDE00""#,
+    r#""\ud83d\ude00""#,
+    r#""\uDBFF\uDFFF""#,
+    r#""\uD800\uDC00""#,
+    "\"é中😀\"",
+    "\"\u{7f}\"",
+    r#""a\u0041b""#,
+    r#""\\u0041""#,
+    "[]",
+    "[ ]",
+    "[1]",
+    "[1,2,3]",
+    " [ 1 , 2 ] ",
+    "[[]]",
+    "[[[1]],[2]]",
+    "[null,true,false,\"x\",1.5,{}]",
+    "{}",
+    "{ }",
+    r#"{"a":1}"#,
+    r#"{"a":1,"b":[1,2],"c":{"d":null}}"#,
+    r#"{"":0}"#,
+    r#"{"a":1,"a":2}"#,
+    r#"{"\u0061":"\n"}"#,
+    "\t\r\n {\"a\" \t:\r\n [ ] }\n",
+    r#"{"k\"ey":"v"}"#,
+    r#"{"😀":"😀"}"#,
 ];
 
 const INVALID: &[&str] = &[
-    "", " ", "nul", "nulll", "True", "NULL", "tru", "falsey", "undefined", "NaN", "Infinity", "-Infinity",
-    "01", "-01", "00", "+1", ".5", "5.", "1.e3", "1e", "1e+", "1e-", "-", "--1", "0x10", "1_000", "1.5.5",
-    "1e309", "-1e309", "1e99999", "123456789e400",
-    "\"", "\"abc", "abc\"", "'abc'", r#""\x41""#, r#""\u12""#, r#""\u12G4""#, r#""\U0041""#, r#""\""#,
-    r#""\uD83D""#, r#""\uDE00""#, r#""\uD83Dx""#, r#""\uD83D\u0041""#, r#""\uD83D\uD83D""#, r#""\uDE00\uD83D""#,
-    "\"tab\there\"", "\"new\nline\"", "\"nul\u{0}\"", "\"\u{1f}\"",
-    "[", "]", "[1", "[1,", "[1,]", "[,1]", "[1 2]", "[1,,2]", "[}", "[1]]", "[1] [2]",
-    "{", "}", "{\"a\"", "{\"a\":", "{\"a\":1", "{\"a\":1,}", "{,}", "{\"a\" 1}", "{a:1}", "{'a':1}", "{1:1}",
-    "{\"a\":1 \"b\":2}", "{\"a\":1,,\"b\":2}", "{\"a\"::1}", "{]", "{\"a\":1}}", "{} {}",
-    "// comment\n{}", "{} // comment", "/* c */ {}", "{\"a\":1 /* c */}", "#{}",
-    "\u{feff}{}", "{}\u{0}", "\u{a0}{}", "\u{c}{}", "{}\u{b}", "[1\u{a0}]",
+    "",
+    " ",
+    "nul",
+    "nulll",
+    "True",
+    "NULL",
+    "tru",
+    "falsey",
+    "undefined",
+    "NaN",
+    "Infinity",
+    "-Infinity",
+    "01",
+    "-01",
+    "00",
+    "+1",
+    ".5",
+    "5.",
+    "1.e3",
+    "1e",
+    "1e+",
+    "1e-",
+    "-",
+    "--1",
+    "0x10",
+    "1_000",
+    "1.5.5",
+    "1e309",
+    "-1e309",
+    "1e99999",
+    "123456789e400",
+    "\"",
+    "\"abc",
+    "abc\"",
+    "'abc'",
+    r#""\x41""#,
+    r#""\u12""#,
+    r#""\u12G4""#,
+    r#""\U0041""#,
+    r#""\""#,
+    r#""\uD83D""#,
+    r#""\uDE00""#,
+    r#""\uD83Dx""#,
+    r#""\uD83D\u0041""#,
+    r#""\uD83D\uD83D""#,
+    r#""\uDE00\uD83D""#,
+    "\"tab\there\"",
+    "\"new\nline\"",
+    "\"nul\u{0}\"",
+    "\"\u{1f}\"",
+    "[",
+    "]",
+    "[1",
+    "[1,",
+    "[1,]",
+    "[,1]",
+    "[1 2]",
+    "[1,,2]",
+    "[}",
+    "[1]]",
+    "[1] [2]",
+    "{",
+    "}",
+    "{\"a\"",
+    "{\"a\":",
+    "{\"a\":1",
+    "{\"a\":1,}",
+    "{,}",
+    "{\"a\" 1}",
+    "{a:1}",
+    "{'a':1}",
+    "{1:1}",
+    "{\"a\":1 \"b\":2}",
+    "{\"a\":1,,\"b\":2}",
+    "{\"a\"::1}",
+    "{]",
+    "{\"a\":1}}",
+    "{} {}",
+    "// comment\n{}",
+    "{} // comment",
+    "/* c */ {}",
+    "{\"a\":1 /* c */}",
+    "#{}",
+    "\u{feff}{}",
+    "{}\u{0}",
+    "\u{a0}{}",
+    "\u{c}{}",
+    "{}\u{b}",
+    "[1\u{a0}]",
 ];
 
 #[test]
@@ -80,7 +214,15 @@ fn hand_picked_documents_agree_with_serde_json() {
 
 #[test]
 fn invalid_utf8_is_rejected_everywhere() {
-    for doc in [&b"\"\xff\""[..], b"\"\xc3\"", b"\"\xed\xa0\x80\"", b"\"\xc0\x80\"", b"{\"\xff\":1}", b"[1]\xff", b"\xef\xbb\xbf{}"] {
+    for doc in [
+        &b"\"\xff\""[..],
+        b"\"\xc3\"",
+        b"\"\xed\xa0\x80\"",
+        b"\"\xc0\x80\"",
+        b"{\"\xff\":1}",
+        b"[1]\xff",
+        b"\xef\xbb\xbf{}",
+    ] {
         assert!(!agree(doc), "{doc:?}");
     }
     let err = from_slice::<Value>(b"{\"a\":\n\"\xff\"}").unwrap_err();
@@ -150,8 +292,28 @@ fn string(rng: &mut Rng, out: &mut String) {
     out.push('"');
     for _ in 0..rng.below(8) {
         let piece = rng.pick(&[
-            "a", "Z", " ", "é", "中", "😀", "\\\"", "\\\\", "\\/", "\\b", "\\f", "\\n", "\\r", "\\t", "\\u0041",
-            "\\u00e9", "\\uD83D\\uDE00", "\\u0000", "\\uffff", "'", "x-y", "\u{7f}",
+            "a",
+            "Z",
+            " ",
+            "é",
+            "中",
+            "😀",
+            "\\\"",
+            "\\\\",
+            "\\/",
+            "\\b",
+            "\\f",
+            "\\n",
+            "\\r",
+            "\\t",
+            "\\u0041",
+            "\\u00e9",
+            "\\uD83D\\uDE00",
+            "\\u0000",
+            "\\uffff",
+            "'",
+            "x-y",
+            "\u{7f}",
         ]);
         out.push_str(piece);
     }
@@ -356,9 +518,18 @@ fn error(doc: &str) -> (String, String) {
 
 #[test]
 fn errors_name_the_path_and_what_was_expected() {
-    assert_eq!(error(r#"{"name":1.5}"#), ("name".into(), "invalid type: floating point number, expected a string".into()));
-    assert_eq!(error(r#"{"name":"a","count":256}"#), ("count".into(), "invalid value: integer `256`, expected u8".into()));
-    assert_eq!(error(r#"{"name":"a","count":"1"}"#), ("count".into(), "invalid type: string \"1\", expected u8".into()));
+    assert_eq!(
+        error(r#"{"name":1.5}"#),
+        ("name".into(), "invalid type: floating point number, expected a string".into())
+    );
+    assert_eq!(
+        error(r#"{"name":"a","count":256}"#),
+        ("count".into(), "invalid value: integer `256`, expected u8".into())
+    );
+    assert_eq!(
+        error(r#"{"name":"a","count":"1"}"#),
+        ("count".into(), "invalid type: string \"1\", expected u8".into())
+    );
     assert_eq!(error(r#"{"name":"a","flag":null}"#), ("flag".into(), "invalid type: null, expected a boolean".into()));
     assert_eq!(
         error(r#"{"name":"a","nested":[{"key":"k"},{"key":"k","tags":["t",{}]}]}"#),
@@ -376,7 +547,10 @@ fn errors_name_the_path_and_what_was_expected() {
     assert!(reason.starts_with("unknown field `color`"), "{reason}");
     assert_eq!(error(r#"{"count":1}"#), (".".into(), "missing field `name`".into()));
     // Strings in messages are quoted with control characters and non-ASCII escaped.
-    assert_eq!(error("{\"name\":\"a\",\"count\":\"\\n\\u00e9\\\"\"}").1, "invalid type: string \"\\n\\u{e9}\\\"\", expected u8");
+    assert_eq!(
+        error("{\"name\":\"a\",\"count\":\"\\n\\u00e9\\\"\"}").1,
+        "invalid type: string \"\\n\\u{e9}\\\"\", expected u8"
+    );
 }
 
 #[test]
@@ -385,7 +559,10 @@ fn syntax_errors_say_where() {
     let (path, reason) = error("{\"name\":\"a\",\"nested\":[{\"key\":\"k\" \"tags\":[]}]}");
     assert_eq!(path, "nested[0]");
     assert_eq!(reason, "expected `,` or `}` at line 1 column 34");
-    assert_eq!(error("{\"name\":\"a\"} x"), (".".into(), "trailing characters after the JSON value at line 1 column 14".into()));
+    assert_eq!(
+        error("{\"name\":\"a\"} x"),
+        (".".into(), "trailing characters after the JSON value at line 1 column 14".into())
+    );
     assert_eq!(error("{\"name\":\"\\uD800\"}").1, "lone leading surrogate in \\u escape at line 1 column 16");
     assert_eq!(error("{\"name\":\"a\",\"count\":01}").1, "expected `,` or `}` at line 1 column 22");
     let mut deep = "[".repeat(200);

@@ -423,7 +423,11 @@ impl<'de> Deserializer<'de> {
         self.skip_whitespace();
         match self.peek() {
             Some(b) if b == close => Ok(false),
-            None => Err(self.syntax(if close == b']' { "EOF while parsing an array" } else { "EOF while parsing an object" })),
+            None => Err(self.syntax(if close == b']' {
+                "EOF while parsing an array"
+            } else {
+                "EOF while parsing an object"
+            })),
             Some(_) if *first => {
                 *first = false;
                 Ok(true)
@@ -448,7 +452,11 @@ impl<'de> Deserializer<'de> {
             self.depth -= 1;
             return Ok(());
         }
-        Err(self.syntax(if close == b']' { "more elements than expected in array" } else { "more entries than expected in object" }))
+        Err(self.syntax(if close == b']' {
+            "more elements than expected in array"
+        } else {
+            "more entries than expected in object"
+        }))
     }
 
     /// An object key at the current position (after whitespace), then its colon.
