@@ -218,6 +218,9 @@ pub struct GenerateArgs {
     /// JSON or YAML file whose object becomes pluginConfig.
     #[arg(long, value_name = "FILE")]
     pub plugin_config: Option<PathBuf>,
+    /// PEM public key to put in pluginConfig.verificationKey (Red Hat's signed-module check).
+    #[arg(long, value_name = "PEM")]
+    pub verification_key: Option<PathBuf>,
     /// Envoy root id (pluginName).
     #[arg(long)]
     pub plugin_name: Option<String>,

@@ -10,14 +10,44 @@ use weir_cli::oci::retry::RetryPolicy;
 
 use crate::args::RegistryArgs;
 
+/// Registry flags with the stdin password read (once, however many registries a command uses).
+#[derive(Debug)]
+pub struct RegistrySettings {
+    args: RegistryArgs,
+    explicit: Option<Credentials>,
+}
+
+impl RegistrySettings {
+    /// Reads the password from stdin if `--username` was given.
+    pub fn new(args: &RegistryArgs) -> Result<Self> {
+        let explicit = match &args.username {
+            Some(username) => {
+                let mut password = String::new();
+                std::io::stdin().lock().read_line(&mut password).context("reading the password from stdin")?;
+                let password = password.trim_end_matches(['\r', '\n']).to_string();
+                Some(Credentials { username: username.clone(), password })
+            }
+            None => None,
+        };
+        Ok(RegistrySettings { args: args.clone(), explicit })
+    }
+
+    /// A client for `reference`'s registry; see [`registry_for`] for where credentials come from.
+    pub fn registry_for(&self, reference: &Reference) -> Result<Registry> {
+        build(&self.args, self.explicit.clone(), reference)
+    }
+}
+
 /// Builds a registry client for `reference`, finding credentials in this order: --username
 /// with --password-stdin, --pull-secret, --docker-config (or the default docker config).
 pub fn registry_for(args: &RegistryArgs, reference: &Reference) -> Result<Registry> {
+    RegistrySettings::new(args)?.registry_for(reference)
+}
+
+fn build(args: &RegistryArgs, explicit: Option<Credentials>, reference: &Reference) -> Result<Registry> {
     let host = reference.resolve_registry();
-    let credentials = if let Some(username) = &args.username {
-        let mut password = String::new();
-        std::io::stdin().lock().read_line(&mut password).context("reading the password from stdin")?;
-        Some(Credentials { username: username.clone(), password: password.trim_end_matches(['\r', '\n']).to_string() })
+    let credentials = if let Some(credentials) = explicit {
+        Some(credentials)
     } else if let Some(path) = &args.pull_secret {
         let config = auth::read_pull_secret(path)?;
         Some(config.lookup(host)?.with_context(|| {

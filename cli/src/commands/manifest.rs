@@ -71,7 +71,7 @@ async fn generate(args: GenerateArgs, printer: Printer) -> Result<()> {
     } else {
         args.sha256.clone()
     };
-    let plugin_config = match &args.plugin_config {
+    let mut plugin_config = match &args.plugin_config {
         Some(path) => {
             let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
             // YAML is a superset of JSON, so one parser reads both.
@@ -79,6 +79,16 @@ async fn generate(args: GenerateArgs, printer: Printer) -> Result<()> {
         }
         None => None,
     };
+    if let Some(path) = &args.verification_key {
+        // Parsing proves it is a P-256 public key before anyone deploys it.
+        weir_cli::oci::signature::read_public_key(path)?;
+        let pem = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let config = plugin_config.get_or_insert_with(|| Value::Mapping(Default::default()));
+        let map = config
+            .as_mapping_mut()
+            .ok_or_else(|| UserError("pluginConfig must be an object to hold verificationKey".into()))?;
+        map.insert(Value::String("verificationKey".into()), Value::String(pem));
+    }
     let mut env = Vec::new();
     for e in &args.env {
         let (name, value) = key_value(e, "--env")?;

@@ -16,7 +16,7 @@ use weir_cli::UserError;
 use crate::args::MigrateArgs;
 use crate::printer::Printer;
 use crate::reporters::TransferReporter;
-use crate::settings::registry_for;
+use crate::settings::RegistrySettings;
 
 pub(crate) async fn migrate(args: MigrateArgs, printer: Printer) -> Result<()> {
     if let Some(images) = &args.image {
@@ -49,7 +49,8 @@ async fn migrate_image(src: &str, dst: &str, args: &MigrateArgs, printer: Printe
     let src_ref = parse_reference(src)?;
     let dst_ref = parse_reference(dst)?;
     let reporter = TransferReporter::new(printer);
-    let src_registry = registry_for(&args.registry, &src_ref)?;
+    let settings = RegistrySettings::new(&args.registry)?;
+    let src_registry = settings.registry_for(&src_ref)?;
     let wasm = pull_extension_module(&src_registry, &src_ref, &reporter)
         .await
         .with_context(|| format!("reading the extension image {}", src_ref.whole()))?;
@@ -58,7 +59,7 @@ async fn migrate_image(src: &str, dst: &str, args: &MigrateArgs, printer: Printe
     let dst_registry = if dst_ref.resolve_registry() == src_ref.resolve_registry() {
         src_registry
     } else {
-        registry_for(&args.registry, &dst_ref)?
+        settings.registry_for(&dst_ref)?
     };
     let digest = dst_registry
         .push(&dst_ref, &image, &reporter)

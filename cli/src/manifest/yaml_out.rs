@@ -76,7 +76,31 @@ fn write_sequence(out: &mut String, s: &[Value], indent: usize) {
     }
 }
 
+/// Multi-line text (a PEM key) as a `|` block when that keeps it byte-exact.
+fn block_literal(s: &str) -> Option<(&'static str, Vec<&str>)> {
+    let (indicator, body) = match s.strip_suffix('\n') {
+        Some(body) if !body.ends_with('\n') => ("|", body),
+        Some(_) => return None,
+        None => ("|-", s),
+    };
+    let lines: Vec<&str> = body.split('\n').collect();
+    let printable = |l: &&str| !l.ends_with(' ') && l.chars().all(|c| !c.is_control());
+    let ok = body.contains('\n') && !body.starts_with(' ') && lines.iter().all(printable) && lines.iter().all(|l| !l.is_empty());
+    ok.then_some((indicator, lines))
+}
+
 fn write_value(out: &mut String, v: &Value, indent: usize) {
+    if let Some((indicator, lines)) = v.as_str().and_then(block_literal) {
+        out.push(' ');
+        out.push_str(indicator);
+        out.push('\n');
+        for line in lines {
+            out.push_str(&" ".repeat(indent + 2));
+            out.push_str(line);
+            out.push('\n');
+        }
+        return;
+    }
     if !is_block(v) {
         out.push(' ');
         out.push_str(&scalar(v));
@@ -97,11 +121,13 @@ mod tests {
 
     #[test]
     fn quotes_yaml_1_1_lookalikes_and_round_trips() {
-        let text = "a: 'on'\nb: '1.0'\nc: oci://r:5000/x:1\nd: [x, {e: 'no', f: []}]\ng: {}\nh: 'with space'\ni: 3\nj: ''\n";
+        let text = "a: 'on'\nb: '1.0'\nc: oci://r:5000/x:1\nd: [x, {e: 'no', f: []}]\ng: {}\nh: 'with space'\ni: 3\nj: ''\nk: {pem: \"-----BEGIN-----\\nAbC=\\n-----END-----\\n\"}\nl: \"two\\nlines\"\n";
         let value: Value = serde_yaml_ng::from_str(text).expect("parse");
         let written = to_yaml_string(&value);
         assert!(written.contains("a: \"on\"") && written.contains("b: \"1.0\"") && written.contains("e: \"no\""), "{written}");
         assert!(written.contains("c: oci://r:5000/x:1"), "{written}");
+        assert!(written.contains("  pem: |\n    -----BEGIN-----\n    AbC=\n"), "{written}");
+        assert!(written.contains("l: |-\n  two\n  lines\n"), "{written}");
         let back: Value = serde_yaml_ng::from_str(&written).expect("reparse");
         assert_eq!(back, value, "{written}");
     }

@@ -94,3 +94,27 @@ fn generation_refuses_what_istio_would_reject() {
     let both = user_error(&weir(&["manifest", "--name", "x", "--url", "oci://r/p:1", "--selector", "a=b*"], None));
     assert!(both.contains("wildcard not allowed in label value match"), "{both}");
 }
+
+#[test]
+fn verification_key_lands_in_plugin_config_byte_exact() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let prefix = work.path().join("signer");
+    ok(&weir(&["sign", "--generate-key", prefix.to_str().expect("utf-8")], None));
+    let public = std::fs::read_to_string(work.path().join("signer.pub")).expect("public key");
+    let out = weir(
+        &["manifest", "--name", "signed", "--url", "oci://r.example/p:1",
+          "--verification-key", work.path().join("signer.pub").to_str().expect("utf-8")],
+        None,
+    );
+    ok(&out);
+    // Untrimmed: the block scalar's final line break is part of the key.
+    let yaml = String::from_utf8(out.stdout).expect("utf-8");
+    assert!(yaml.contains("verificationKey: |\n      -----BEGIN PUBLIC KEY-----"), "{yaml}");
+    let doc = &parse_documents(&yaml).expect("YAML")[0];
+    assert_eq!(doc["spec"]["pluginConfig"]["verificationKey"].as_str(), Some(public.as_str()));
+    let not_a_key = user_error(&weir(
+        &["manifest", "--name", "x", "--url", "oci://r/p:1", "--verification-key", work.path().join("signer.key").to_str().expect("utf-8")],
+        None,
+    ));
+    assert!(not_a_key.contains("is not a PEM P-256 public key"), "{not_a_key}");
+}
