@@ -333,6 +333,52 @@ mod tests {
         }
     }
 
+    /// Mangled configurations are rejected with an error, never a panic (a trap at
+    /// configure time would take the whole VM down), and what is accepted is valid.
+    #[test]
+    fn mangled_configs_never_panic() {
+        let good = br#"{"request_headers_to_add":[{"name":"x-a","value":"1","action":"ADD_IF_ABSENT"}],
+            "response_headers_to_remove":["server"],"x-flat":"v\u00e9"}"#;
+        let mut seed: u64 = 0x0DDB_A11;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let bytes = b"{}[]\",:\\ aAxX-_:0129eE.\r\n\x00\xff";
+        let (mut accepted, mut rejected) = (0, 0);
+        for _ in 0..5000 {
+            let mut doc = good.to_vec();
+            for _ in 0..=next() % 3 {
+                let at = (next() % doc.len() as u64) as usize;
+                let b = bytes[(next() % bytes.len() as u64) as usize];
+                match next() % 3 {
+                    0 => doc[at] = b,
+                    1 => doc.insert(at, b),
+                    _ => {
+                        doc.remove(at);
+                    }
+                }
+            }
+            match parse_config::<Config>(&doc) {
+                Ok(cfg) => {
+                    accepted += 1;
+                    let names =
+                        cfg.request_headers_to_add.iter().chain(&cfg.response_headers_to_add).map(|op| &op.name);
+                    for name in names.chain(&cfg.request_headers_to_remove).chain(cfg.flat.iter().map(|(n, _)| n)) {
+                        assert!(HeaderName::new(name.as_str()).is_ok(), "{name}");
+                    }
+                }
+                Err(err) => {
+                    rejected += 1;
+                    assert!(!err.path.is_empty() && !err.reason.is_empty(), "{err}");
+                }
+            }
+        }
+        assert!(accepted > 100 && rejected > 1000, "accepted {accepted}, rejected {rejected}");
+    }
+
     #[test]
     fn later_keys_win_and_flat_headers_keep_their_order() {
         let cfg: Config = parse_config(
