@@ -95,6 +95,15 @@ fn every_format_round_trips_and_skopeo_reads_it() {
         let doc: serde_json::Value = serde_yaml_ng::from_str(&yaml).expect("manifest YAML");
         assert_eq!(format!("sha256:{}", doc["spec"]["sha256"].as_str().expect("sha256")), sha256(&raw));
         assert_eq!(doc["spec"]["url"], format!("oci://{image}"));
+
+        // `weir package` writes the same image offline, and pushing that layout changes nothing.
+        let layout = work.path().join(format!("{name}.tar"));
+        let layout_s = layout.to_str().expect("utf-8");
+        let mut package = vec!["package", "-q", input, "-o", layout_s];
+        package.extend(extra.iter().copied());
+        assert_eq!(ok(&weir(&package, None)), digest, "{name}: package and push build identical images");
+        let again = registry.image(&format!("plugins/{name}-from-layout:1.0"));
+        assert_eq!(ok(&weir(&args(&["push", "-q", layout_s, &again], &flags), Some(PASSWORD))), digest);
     }
 }
 
