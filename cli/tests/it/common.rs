@@ -193,11 +193,9 @@ impl TestRegistry {
         self.dir.path().join(format!("data/docker/registry/v2/blobs/sha256/{}/{hex}/data", &hex[..2]))
     }
 
-    /// Runs skopeo against this registry with the test CA and credentials.
+    /// Runs skopeo (see [`skopeo`]).
     pub fn skopeo(&self, args: &[&str]) -> Output {
-        let out = Command::new("skopeo").args(args).output().expect("skopeo runs (Debian package skopeo)");
-        assert!(out.status.success(), "skopeo {args:?} failed:\n{}", String::from_utf8_lossy(&out.stderr));
-        out
+        skopeo(args)
     }
 
     /// `skopeo inspect --raw` of `image`.
@@ -226,6 +224,21 @@ impl Drop for TestRegistry {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Runs skopeo with its own accept-anything signature policy, so the tests do not depend on
+/// the machine's /etc/containers/policy.json; fails the test if skopeo fails.
+pub fn skopeo(args: &[&str]) -> Output {
+    let policy_dir = tempfile::tempdir().expect("tempdir");
+    let policy = write(policy_dir.path(), "policy.json", br#"{"default":[{"type":"insecureAcceptAnything"}]}"#);
+    let out = Command::new("skopeo")
+        .arg("--policy")
+        .arg(&policy)
+        .args(args)
+        .output()
+        .expect("skopeo runs (Debian package skopeo)");
+    assert!(out.status.success(), "skopeo {args:?} failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    out
 }
 
 /// Runs `docker-registry serve DIR/config.yml`, logging to DIR/registry.log.

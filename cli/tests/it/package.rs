@@ -21,13 +21,11 @@ fn packaging_is_reproducible_and_skopeo_reads_the_layout() {
 
     // skopeo reads the directory layout and the tarball, and sees the digest weir printed.
     let layout = format!("oci:{}:latest", work.path().join("layout-0").display());
-    let raw = std::process::Command::new("skopeo").args(["inspect", "--raw", &layout]).output().expect("skopeo");
-    assert!(raw.status.success(), "{}", String::from_utf8_lossy(&raw.stderr));
+    let raw = common::skopeo(&["inspect", "--raw", &layout]);
     let digest = format!("sha256:{}", hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&raw.stdout)));
     assert_eq!(digest, digests[0]);
     let archive = format!("oci-archive:{}", docker.display());
-    let raw = std::process::Command::new("skopeo").args(["inspect", "--raw", &archive]).output().expect("skopeo");
-    assert!(raw.status.success(), "{}", String::from_utf8_lossy(&raw.stderr));
+    let raw = common::skopeo(&["inspect", "--raw", &archive]);
     let manifest: serde_json::Value = serde_json::from_slice(&raw.stdout).expect("manifest");
     assert_eq!(manifest["mediaType"], "application/vnd.docker.distribution.manifest.v2+json");
 }
