@@ -89,9 +89,20 @@ pub fn migrate_extension(doc: &Value) -> Result<Migrated> {
             "priority" => {
                 spec.insert(s("priority"), value.clone());
             }
-            "config" => {
-                spec.insert(s("pluginConfig"), value.clone());
-            }
+            "config" => match value {
+                // Maistra 2.0 took the config as a string of JSON; WasmPlugin wants an object.
+                Value::String(text) => match serde_yaml_ng::from_str::<Value>(text) {
+                    Ok(parsed @ Value::Mapping(_)) => {
+                        spec.insert(s("pluginConfig"), parsed);
+                    }
+                    _ => notes.push(format!(
+                        "{name}: spec.config is a string that is not a JSON/YAML object; pluginConfig must be an object, so it was dropped"
+                    )),
+                },
+                other => {
+                    spec.insert(s("pluginConfig"), other.clone());
+                }
+            },
             other => notes.push(format!("{name}: spec.{other} has no WasmPlugin equivalent; dropped")),
         }
     }
@@ -120,5 +131,35 @@ pub fn extension_module_path(manifest_yaml: &str) -> Result<String> {
     match doc["module"].as_str() {
         Some(path) if !path.is_empty() => Ok(path.trim_start_matches('/').to_string()),
         _ => bail!(UserError("manifest.yaml has no `module:` path".into())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn string_config_from_maistra_2_0_becomes_an_object() {
+        let doc: Value = serde_yaml_ng::from_str(
+            "apiVersion: maistra.io/v1\nkind: ServiceMeshExtension\nmetadata: {name: a}\nspec:\n  image: r/x:1\n  phase: PreAuthN\n  config: '{\"k\": \"v\"}'\n",
+        )
+        .expect("yaml");
+        let migrated = migrate_extension(&doc).expect("migrates");
+        assert_eq!(migrated.plugin["spec"]["pluginConfig"]["k"], "v");
+        let doc: Value = serde_yaml_ng::from_str(
+            "apiVersion: maistra.io/v1\nkind: ServiceMeshExtension\nmetadata: {name: b}\nspec:\n  image: r/x:1\n  config: plain words\n  deploymentMode: x\n",
+        )
+        .expect("yaml");
+        let migrated = migrate_extension(&doc).expect("migrates");
+        assert!(migrated.plugin["spec"]["pluginConfig"].is_null());
+        assert!(migrated.notes.iter().any(|n| n.contains("spec.deploymentMode has no WasmPlugin equivalent")), "{:?}", migrated.notes);
+        assert!(migrated.notes.iter().any(|n| n.contains("not a JSON/YAML object")), "{:?}", migrated.notes);
+    }
+
+    #[test]
+    fn wrong_kind_is_refused() {
+        let doc: Value = serde_yaml_ng::from_str("apiVersion: v1\nkind: ConfigMap\n").expect("yaml");
+        let err = migrate_extension(&doc).expect_err("not an SME");
+        assert!(err.to_string().contains("expected a maistra.io ServiceMeshExtension"), "{err}");
     }
 }

@@ -378,7 +378,8 @@ impl Registry {
             .await
             .map_err(|e| self.classify(reference, e))?;
         let id = reporter.on_blob_start(&descriptor.digest, descriptor.size);
-        let mut data = Vec::with_capacity(descriptor.size as usize);
+        // The size is the manifest's claim: reserve little up front and grow as bytes arrive.
+        let mut data = Vec::with_capacity(descriptor.size.min(16 * 1024 * 1024) as usize);
         let mut hasher = Sha256::new();
         while let Some(chunk) = stream.next().await {
             let chunk = match chunk {
