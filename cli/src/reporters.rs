@@ -49,8 +49,9 @@ impl Reporter for TransferReporter {
     }
 
     fn on_blob_complete(&self, id: usize) {
+        // Done bars disappear, so the status line that follows starts on a clean line.
         if let Some(bar) = self.bar(id) {
-            bar.finish();
+            bar.finish_and_clear();
         }
     }
 
