@@ -2,7 +2,7 @@
 //
 //   node provider.mjs [--port N] [--issuer-path /realms/NAME] [--clients JSON]
 //                     [--alg ES256|RS256] [--id-token-ttl S] [--access-token-ttl S]
-//                     [--refresh-token-ttl S] [--session-ttl S]
+//                     [--refresh-token-ttl S] [--session-ttl S] [--rotate-refresh-tokens]
 //
 // Port 0 (the default, or $WEIR_IDP_PORT) lets the kernel pick one. When listening, one JSON
 // line goes to stdout: {"ready":true,"issuer":…,"port":…,"discovery":…,"jwks_uri":…,
@@ -11,9 +11,15 @@
 // Beside the provider, on the same loopback server and outside the issuer path:
 //   POST /weir-admin/rotate-keys[?retire=1]  adds a new signing key per algorithm and makes it
 //                                            current; with retire=1 older keys leave the JWKS.
+//   POST /weir-admin/tamper-next-id-token    body {"set":{claims},"remove":[names],
+//        "header":{fields},"sign":"current-key"|"none"|"unknown-key"}: the next token
+//        response's ID token is rewritten so (a provider gone wrong, or an attacker in the
+//        middle); one-shot.
 // Development interactions (login and consent forms) accept any username and password.
 
-import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import {
+  createPrivateKey, generateKeyPairSync, randomBytes, sign,
+} from 'node:crypto';
 import http from 'node:http';
 import { parseArgs } from 'node:util';
 
@@ -48,6 +54,7 @@ const { values: args } = parseArgs({
     'access-token-ttl': { type: 'string' },
     'refresh-token-ttl': { type: 'string' },
     'session-ttl': { type: 'string' },
+    'rotate-refresh-tokens': { type: 'boolean', default: false },
   },
   strict: true,
 });
@@ -98,8 +105,8 @@ function clientsFromArgs() {
 const processTag = randomBytes(3).toString('hex');
 let generation = 0;
 
-function newSigningKeys() {
-  generation += 1;
+function newSigningKeys({ countGeneration = true } = {}) {
+  if (countGeneration) generation += 1;
   const ec = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ format: 'jwk' });
   const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ format: 'jwk' });
   return [
@@ -163,7 +170,9 @@ try {
     async issueRefreshToken(ctx, client) {
       return client.grantTypeAllowed('refresh_token');
     },
-    rotateRefreshToken: true,
+    // Off by default, as in Keycloak: a refresh token stays valid until it expires. With
+    // --rotate-refresh-tokens every refresh returns a new one and consumes the old.
+    rotateRefreshToken: args['rotate-refresh-tokens'],
     ttl: {
       AccessToken: ttl.accessToken,
       AuthorizationCode: 60,
@@ -192,18 +201,76 @@ function rotateKeys(retire) {
   };
 }
 
+// The rewrite armed by /weir-admin/tamper-next-id-token, applied to one token response.
+let pendingTamper = null;
+
+const SIGNINGS = ['current-key', 'none', 'unknown-key'];
+
+function b64json(value) {
+  return Buffer.from(JSON.stringify(value)).toString('base64url');
+}
+
+function tamperIdToken(idToken, tamper) {
+  const [rawHeader, rawPayload] = idToken.split('.');
+  const header = { ...JSON.parse(Buffer.from(rawHeader, 'base64url')), ...tamper.header };
+  const claims = { ...JSON.parse(Buffer.from(rawPayload, 'base64url')), ...tamper.set };
+  for (const name of tamper.remove) delete claims[name];
+  if (tamper.sign === 'none') {
+    return `${b64json({ ...header, alg: 'none' })}.${b64json(claims)}.`;
+  }
+  const { alg } = JSON.parse(Buffer.from(rawHeader, 'base64url'));
+  let jwk = keys.find((k) => k.alg === alg);
+  if (tamper.sign === 'unknown-key') {
+    [jwk] = newSigningKeys({ countGeneration: false }).filter((k) => k.alg === alg);
+    jwk = { ...jwk, kid: `unknown-${randomBytes(4).toString('hex')}` };
+    header.kid = jwk.kid;
+  }
+  const input = `${b64json(header)}.${b64json(claims)}`;
+  const key = createPrivateKey({ key: jwk, format: 'jwk' });
+  const signature = sign('sha256', Buffer.from(input), alg === 'ES256' ? { key, dsaEncoding: 'ieee-p1363' } : key);
+  return `${input}.${signature.toString('base64url')}`;
+}
+
+function parseTamper(text) {
+  const body = JSON.parse(text || '{}');
+  const tamper = {
+    set: body.set ?? {}, remove: body.remove ?? [], header: body.header ?? {}, sign: body.sign ?? 'current-key',
+  };
+  if (typeof tamper.set !== 'object' || typeof tamper.header !== 'object' || !Array.isArray(tamper.remove)) {
+    throw new Error('set and header must be objects, remove an array of claim names');
+  }
+  if (!SIGNINGS.includes(tamper.sign)) throw new Error(`sign must be one of ${SIGNINGS.join(', ')}`);
+  return tamper;
+}
+
 function sendJson(res, status, body) {
   res.writeHead(status, { 'content-type': 'application/json' });
   res.end(JSON.stringify(body));
 }
 
-function handleAdmin(req, res, url) {
+function handleAdmin(req, res, url, body) {
   if (url.pathname === `${ADMIN_PREFIX}rotate-keys` && req.method === 'POST') {
     sendJson(res, 200, rotateKeys(url.searchParams.get('retire') === '1'));
+  } else if (url.pathname === `${ADMIN_PREFIX}tamper-next-id-token` && req.method === 'POST') {
+    try {
+      pendingTamper = parseTamper(body);
+      sendJson(res, 200, { armed: pendingTamper });
+    } catch (err) {
+      sendJson(res, 400, { error: err.message });
+    }
   } else {
     sendJson(res, 404, { error: `no admin route ${req.method} ${url.pathname}` });
   }
 }
+
+// Before callback(): Koa composes the middleware list when the callback is made.
+provider.use(async (ctx, next) => {
+  await next();
+  if (pendingTamper && ctx.method === 'POST' && ctx.path === '/token' && ctx.status === 200 && ctx.body?.id_token) {
+    ctx.body = { ...ctx.body, id_token: tamperIdToken(ctx.body.id_token, pendingTamper) };
+    pendingTamper = null;
+  }
+});
 
 const callback = provider.callback();
 server.on('request', (req, res) => {
@@ -214,7 +281,10 @@ server.on('request', (req, res) => {
   });
   const url = new URL(req.url, origin);
   if (url.pathname.startsWith(ADMIN_PREFIX)) {
-    handleAdmin(req, res, url);
+    let body = '';
+    req.setEncoding('utf8');
+    req.on('data', (chunk) => { body += chunk; });
+    req.on('end', () => handleAdmin(req, res, url, body));
     return;
   }
   if (issuerPath) {

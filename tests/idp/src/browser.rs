@@ -202,7 +202,7 @@ impl Browser {
         redirect_uri: &str,
     ) -> Result<Callback> {
         let target = parse_http_url(redirect_uri)?;
-        let end = self.walk(response, &target, |page, forms| {
+        let end = self.walk(response, Some(&target), |page, forms| {
             let form = pick_one_form(page, forms)?;
             let mut form = form;
             if form.fields.iter().any(|f| f.kind == "password") {
@@ -231,13 +231,9 @@ impl Browser {
         end_session_url: &str,
         post_logout_redirect_uri: Option<&str>,
     ) -> Result<SignedOut> {
-        // With no post-logout URI the walk can only end on the provider's own page.
-        let target = match post_logout_redirect_uri {
-            Some(uri) => parse_http_url(uri)?,
-            None => parse_http_url("http://0.0.0.0/")?,
-        };
+        let target = post_logout_redirect_uri.map(parse_http_url).transpose()?;
         let first = self.get(end_session_url)?;
-        let end = self.walk(first, &target, |page, forms| {
+        let end = self.walk(first, target.as_ref(), |page, forms| {
             if forms.is_empty() {
                 return Ok(None);
             }
@@ -254,13 +250,13 @@ impl Browser {
     fn walk(
         &mut self,
         mut response: Response,
-        target: &Url,
+        target: Option<&Url>,
         mut on_page: impl FnMut(&Response, Vec<Form>) -> Result<Option<(Form, Option<SubmitButton>)>>,
     ) -> Result<WalkEnd> {
         for _ in 0..self.max_hops {
             if response.is_redirect() {
                 let location = response.location()?.context("redirect without Location")?;
-                if same_resource(&location, target) {
+                if target.is_some_and(|t| same_resource(&location, t)) {
                     return Ok(WalkEnd::Redirect(location));
                 }
                 response = self.follow(&response)?;

@@ -35,7 +35,9 @@
 //!   on Node.js with the given [`TestClient`]s: authorization code flow only, PKCE S256
 //!   required, refresh tokens for every client allowed the `refresh_token` grant, RP-initiated
 //!   logout, ES256 or RS256 ID tokens with `kid`s, short configurable lifetimes.
-//!   [`Provider::rotate_keys`] makes a new signing key current. The npm packages are
+//!   [`Provider::rotate_keys`] makes a new signing key current;
+//!   [`Provider::tamper_next_id_token`] makes the next token response carry a bad ID token
+//!   (wrong claims, `alg: none`, unknown key) for relying-party attack tests. The npm packages are
 //!   installed by `tests/idp/install.sh`, which the first start in a process runs (it
 //!   returns at once when they are up to date). Node.js is `$WEIR_NODE` or `node` on `PATH`.
 //! - [`Browser`] keeps cookies like a browser and makes one request per call, so each hop
@@ -57,6 +59,7 @@ mod http;
 mod install;
 mod jwt;
 mod provider;
+mod tamper;
 
 pub use browser::{Browser, Callback, Hop, SignedOut, BROWSER_ACCEPT};
 pub use client::{ClientAuth, SigningAlg, TestClient};
@@ -66,3 +69,4 @@ pub use http::{Http, Request, Response};
 pub use install::{ensure_installed, find_node, idp_dir};
 pub use jwt::Jwt;
 pub use provider::{KeyRotation, Provider, ProviderBuilder};
+pub use tamper::{IdTokenTamper, TamperSigning};

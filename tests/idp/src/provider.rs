@@ -15,6 +15,7 @@ use serde_json::Value;
 use crate::client::{SigningAlg, TestClient};
 use crate::http::{Http, Request};
 use crate::install::{ensure_installed, find_node, provider_script};
+use crate::tamper::IdTokenTamper;
 
 /// Configures and starts a [`Provider`].
 #[derive(Debug, Clone)]
@@ -23,6 +24,7 @@ pub struct ProviderBuilder {
     issuer_path: String,
     default_alg: SigningAlg,
     ttls: Vec<(&'static str, u64)>,
+    rotate_refresh_tokens: bool,
     port: u16,
     startup_timeout: Duration,
 }
@@ -69,6 +71,13 @@ impl ProviderBuilder {
     /// Provider session lifetime (default 3600 s).
     pub fn session_ttl(self, ttl: Duration) -> Self {
         self.ttl("session-ttl", ttl)
+    }
+
+    /// Makes every refresh return a new refresh token and consume the old one (default:
+    /// off, as in Keycloak, where a refresh token stays valid until it expires).
+    pub fn rotate_refresh_tokens(mut self, rotate: bool) -> Self {
+        self.rotate_refresh_tokens = rotate;
+        self
     }
 
     fn ttl(mut self, flag: &'static str, ttl: Duration) -> Self {
@@ -118,6 +127,9 @@ impl ProviderBuilder {
             .stderr(log);
         if !self.issuer_path.is_empty() {
             command.arg("--issuer-path").arg(&self.issuer_path);
+        }
+        if self.rotate_refresh_tokens {
+            command.arg("--rotate-refresh-tokens");
         }
         for (flag, seconds) in &self.ttls {
             command.arg(format!("--{flag}")).arg(seconds.to_string());
@@ -228,6 +240,7 @@ impl Provider {
             issuer_path: String::new(),
             default_alg: SigningAlg::Es256,
             ttls: Vec::new(),
+            rotate_refresh_tokens: false,
             port: 0,
             startup_timeout: Duration::from_secs(20),
         }
@@ -304,16 +317,34 @@ impl Provider {
     }
 
     fn rotate(&self, query: &str) -> Result<KeyRotation> {
-        let url = format!("{}rotate-keys{query}", self.ready.admin);
-        let response = self.http.send(&Request::new("POST", url.parse()?))?;
+        let answer = self.admin(&format!("rotate-keys{query}"), Vec::new())?;
+        serde_json::from_value(answer).context("reading the key rotation answer")
+    }
+
+    /// Makes the next token response (code or refresh grant) carry an ID token rewritten as
+    /// `tamper` says; later responses are genuine again.
+    pub fn tamper_next_id_token(&self, tamper: &IdTokenTamper) -> Result<()> {
+        self.admin(
+            "tamper-next-id-token",
+            tamper.to_json().to_string().into_bytes(),
+        )?;
+        Ok(())
+    }
+
+    fn admin(&self, route: &str, body: Vec<u8>) -> Result<Value> {
+        let url = format!("{}{route}", self.ready.admin);
+        let request = Request::new("POST", url.parse()?)
+            .header("content-type", "application/json")
+            .body(body);
+        let response = self.http.send(&request)?;
         if response.status != 200 {
             bail!(
-                "key rotation answered {}: {}",
+                "POST {url} answered {}: {}",
                 response.status,
                 response.text()
             );
         }
-        serde_json::from_value(response.json()?).context("reading the key rotation answer")
+        response.json()
     }
 
     /// Everything the provider has logged so far (one line per request, and warnings).
