@@ -48,5 +48,11 @@ fn main() -> Result<()> {
         println!("{} {} {}{to}", hop.method, hop.url, hop.status);
     }
     println!("signed in in {took:?}; the relying party gets {}", back.url);
+    let cookies: Vec<String> = browser
+        .cookies()
+        .iter()
+        .map(|c| format!("{} (path {})", c.name, c.path))
+        .collect();
+    println!("the browser holds the provider's cookies {cookies:?}");
     Ok(())
 }

@@ -3,6 +3,7 @@
 //   node provider.mjs [--port N] [--issuer-path /realms/NAME] [--clients JSON]
 //                     [--alg ES256|RS256] [--id-token-ttl S] [--access-token-ttl S]
 //                     [--refresh-token-ttl S] [--session-ttl S] [--rotate-refresh-tokens]
+//                     [--exit-on-stdin-close]
 //
 // Port 0 (the default, or $WEIR_IDP_PORT) lets the kernel pick one. When listening, one JSON
 // line goes to stdout: {"ready":true,"issuer":…,"port":…,"discovery":…,"jwks_uri":…,
@@ -55,6 +56,7 @@ const { values: args } = parseArgs({
     'refresh-token-ttl': { type: 'string' },
     'session-ttl': { type: 'string' },
     'rotate-refresh-tokens': { type: 'boolean', default: false },
+    'exit-on-stdin-close': { type: 'boolean', default: false },
   },
   strict: true,
 });
@@ -307,6 +309,13 @@ function shutdown() {
 }
 process.on('SIGTERM', shutdown);
 process.on('SIGINT', shutdown);
+// A test process that dies without killing its provider closes this pipe: no orphan keeps
+// listening.
+if (args['exit-on-stdin-close']) {
+  process.stdin.on('end', shutdown);
+  process.stdin.on('close', shutdown);
+  process.stdin.resume();
+}
 
 process.stdout.write(`${JSON.stringify({
   ready: true,

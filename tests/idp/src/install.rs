@@ -55,8 +55,22 @@ fn install() -> Result<()> {
     lock.lock()
         .with_context(|| format!("locking {}", lock_path.display()))?;
     let script = idp_dir().join("install.sh");
+    // The script runs `node` and `npm` from PATH: put the chosen Node.js first.
+    let node = find_node()?;
+    let mut path = node
+        .parent()
+        .map(Path::to_path_buf)
+        .into_iter()
+        .collect::<Vec<_>>();
+    path.extend(std::env::split_paths(
+        &std::env::var_os("PATH").unwrap_or_default(),
+    ));
     let output = Command::new("bash")
         .arg(&script)
+        .env(
+            "PATH",
+            std::env::join_paths(path).context("building PATH for install.sh")?,
+        )
         .output()
         .with_context(|| format!("running {}", script.display()))?;
     drop(lock);

@@ -122,7 +122,8 @@ impl ProviderBuilder {
             .arg(self.default_alg.name())
             .arg("--clients")
             .arg(Value::Array(clients).to_string())
-            .stdin(Stdio::null())
+            .arg("--exit-on-stdin-close")
+            .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(log);
         if !self.issuer_path.is_empty() {
