@@ -84,7 +84,7 @@ pub fn build_image(
     format: ImageFormat,
     root_ids: &[String],
 ) -> Result<PluginImage> {
-    let runtime_config = serde_json::to_vec(&RuntimeConfig::new(info, root_ids))?;
+    let runtime_config = super::canonical_json(&serde_json::to_value(RuntimeConfig::new(info, root_ids))?);
     match format {
         ImageFormat::Compat | ImageFormat::Docker => {
             let tar = plugin_tar(wasm, &runtime_config).context("building the plugin layer")?;
@@ -95,7 +95,7 @@ pub fn build_image(
             } else {
                 (OCI_MANIFEST, OCI_CONFIG, OCI_LAYER_TAR_GZIP)
             };
-            let config = Blob::new(config_type, serde_json::to_vec(&image_config(&diff_id))?);
+            let config = Blob::new(config_type, super::canonical_json(&image_config(&diff_id)));
             let layer = Blob::new(layer_type, layer_gz);
             let mut manifest = serde_json::json!({
                 "schemaVersion": 2,
@@ -109,7 +109,7 @@ pub fn build_image(
             Ok(PluginImage {
                 format,
                 manifest_media_type: manifest_type.into(),
-                manifest: serde_json::to_vec(&manifest)?,
+                manifest: super::canonical_json(&manifest),
                 config,
                 layers: vec![layer],
             })
@@ -126,7 +126,7 @@ pub fn build_image(
             Ok(PluginImage {
                 format,
                 manifest_media_type: OCI_MANIFEST.into(),
-                manifest: serde_json::to_vec(&manifest)?,
+                manifest: super::canonical_json(&manifest),
                 layers: vec![config.clone(), content],
                 config,
             })
@@ -168,4 +168,42 @@ fn gzip(data: &[u8]) -> Result<Vec<u8>> {
     let mut encoder = GzBuilder::new().mtime(0).write(Vec::new(), Compression::best());
     encoder.write_all(data)?;
     Ok(encoder.finish()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wasm::inspect_module;
+
+    /// `(module (memory (export "memory") 1) (func (export "proxy_abi_version_0_2_1"))
+    /// (func (export "proxy_on_memory_allocate") (param i32) (result i32) i32.const 1024))`
+    const MODULE: &[u8] = &[
+        0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, 0x01, 0x09, 0x02, 0x60, 0x00, 0x00, 0x60, 0x01, 0x7f,
+        0x01, 0x7f, 0x03, 0x03, 0x02, 0x00, 0x01, 0x05, 0x03, 0x01, 0x00, 0x01, 0x07, 0x3f, 0x03, 0x06, 0x6d,
+        0x65, 0x6d, 0x6f, 0x72, 0x79, 0x02, 0x00, 0x17, 0x70, 0x72, 0x6f, 0x78, 0x79, 0x5f, 0x61, 0x62, 0x69,
+        0x5f, 0x76, 0x65, 0x72, 0x73, 0x69, 0x6f, 0x6e, 0x5f, 0x30, 0x5f, 0x32, 0x5f, 0x31, 0x00, 0x00, 0x18,
+        0x70, 0x72, 0x6f, 0x78, 0x79, 0x5f, 0x6f, 0x6e, 0x5f, 0x6d, 0x65, 0x6d, 0x6f, 0x72, 0x79, 0x5f, 0x61,
+        0x6c, 0x6c, 0x6f, 0x63, 0x61, 0x74, 0x65, 0x00, 0x01, 0x0a, 0x0a, 0x02, 0x02, 0x00, 0x0b, 0x05, 0x00,
+        0x41, 0x80, 0x08, 0x0b,
+    ];
+
+    /// Digests pinned across builds and releases: a change here means users' image digests
+    /// (and the `sha256` in their WasmPlugins) change for the same module. Update them only
+    /// on purpose, and say so in the changelog.
+    #[test]
+    fn image_digests_are_pinned() {
+        let info = inspect_module(MODULE).expect("module");
+        let root_ids = ["r".to_string()];
+        let digest = |format| build_image(MODULE, &info, format, &root_ids).expect("image").digest();
+        let all = [digest(ImageFormat::Compat), digest(ImageFormat::Docker), digest(ImageFormat::Artifact)];
+        assert_eq!(
+            all,
+            [
+                "sha256:1a4102d358be78a39a9caf7d81642039db07ceaf1dff5d793503b11e5e2f88d7",
+                "sha256:2900e21e32d457da94fc8061c3b097847f528570848eb97ccdcd2b0242dcce23",
+                "sha256:62ff6eef68fa851118525c5f5329b119c43c5cb36a513fc24c7c3c339d39b195",
+            ],
+            "pinned image digests"
+        );
+    }
 }

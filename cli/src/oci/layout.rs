@@ -29,7 +29,7 @@ fn layout_files(image: &PluginImage, tag: &str) -> Result<BTreeMap<String, Vec<u
             "annotations": { REF_NAME: tag },
         }],
     });
-    files.insert("index.json".to_string(), serde_json::to_vec(&index)?);
+    files.insert("index.json".to_string(), super::canonical_json(&index));
     let blob_path = |digest: &str| format!("blobs/{}", digest.replacen(':', "/", 1));
     files.insert(blob_path(&image.digest()), image.manifest.clone());
     for blob in image.blobs() {

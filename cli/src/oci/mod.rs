@@ -64,6 +64,44 @@ pub fn sha256_digest(bytes: &[u8]) -> String {
     format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
 }
 
+/// JSON with object keys sorted at every level and no whitespace. Digests of manifests and
+/// configs must not depend on whether some crate in the build turns on serde_json's
+/// `preserve_order` feature.
+pub fn canonical_json(value: &serde_json::Value) -> Vec<u8> {
+    fn write(value: &serde_json::Value, out: &mut Vec<u8>) {
+        match value {
+            serde_json::Value::Object(map) => {
+                let mut entries: Vec<_> = map.iter().collect();
+                entries.sort_by(|a, b| a.0.cmp(b.0));
+                out.push(b'{');
+                for (i, (key, v)) in entries.into_iter().enumerate() {
+                    if i > 0 {
+                        out.push(b',');
+                    }
+                    out.extend_from_slice(serde_json::Value::String(key.clone()).to_string().as_bytes());
+                    out.push(b':');
+                    write(v, out);
+                }
+                out.push(b'}');
+            }
+            serde_json::Value::Array(items) => {
+                out.push(b'[');
+                for (i, v) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.push(b',');
+                    }
+                    write(v, out);
+                }
+                out.push(b']');
+            }
+            scalar => out.extend_from_slice(scalar.to_string().as_bytes()),
+        }
+    }
+    let mut out = Vec::new();
+    write(value, &mut out);
+    out
+}
+
 /// A content-addressed blob together with how the manifest describes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Blob {
@@ -88,5 +126,16 @@ impl Blob {
             "digest": self.digest,
             "size": self.data.len(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn canonical_json_sorts_keys_at_every_level() {
+        let value = serde_json::json!({"b": [{"z": 1, "a": "x\"y"}], "a": null});
+        assert_eq!(canonical_json(&value), br#"{"a":null,"b":[{"a":"x\"y","z":1}]}"#.to_vec());
     }
 }

@@ -38,7 +38,7 @@ pub fn payload(reference: &Reference, digest: &str) -> Vec<u8> {
         },
         "optional": null,
     });
-    doc.to_string().into_bytes()
+    super::canonical_json(&doc)
 }
 
 /// A new P-256 key pair as (PKCS#8 private PEM, SPKI public PEM).
@@ -99,18 +99,18 @@ pub async fn sign(registry: &Registry, reference: &Reference, key: &SigningKey) 
     let diff_ids: Vec<_> = layers.iter().map(|l| l["digest"].clone()).collect();
     let config = Blob::new(
         OCI_CONFIG,
-        serde_json::to_vec(&serde_json::json!({
+        super::canonical_json(&serde_json::json!({
             "architecture": "", "os": "", "config": {},
             "created": "0001-01-01T00:00:00Z",
             "rootfs": { "type": "layers", "diff_ids": diff_ids },
-        }))?,
+        })),
     );
-    let manifest = serde_json::to_vec(&serde_json::json!({
+    let manifest = super::canonical_json(&serde_json::json!({
         "schemaVersion": 2,
         "mediaType": OCI_MANIFEST,
         "config": config.descriptor(),
         "layers": layers,
-    }))?;
+    }));
     registry.push_raw(&sig_ref, &[config, layer], &manifest, OCI_MANIFEST, &SilentReporter).await?;
     Ok((digest, sig_ref))
 }
