@@ -163,12 +163,16 @@ impl Http {
         for (name, value) in &request.headers {
             builder = builder.header(name, value);
         }
-        let built = builder
-            .body(request.body.clone())
-            .with_context(|| format!("building {}", what()))?;
-        let mut response = self
-            .agent
-            .run(built)
+        // Like a browser, a request without a body sends no content-length at all.
+        let sent = if request.body.is_empty() && matches!(request.method.as_str(), "GET" | "HEAD") {
+            builder.body(()).map(|r| self.agent.run(r))
+        } else {
+            builder
+                .body(request.body.clone())
+                .map(|r| self.agent.run(r))
+        };
+        let mut response = sent
+            .with_context(|| format!("building {}", what()))?
             .with_context(|| format!("{} failed (is the server running?)", what()))?;
         let status = response.status().as_u16();
         let headers = response
