@@ -8,6 +8,8 @@ use std::fmt;
 mod json;
 #[cfg(test)]
 mod json_tests;
+#[cfg(test)]
+mod json_typed_tests;
 use std::ops::Deref;
 use std::rc::Rc;
 

@@ -100,14 +100,44 @@ impl<'de> de::Deserializer<'de> for &mut Deserializer<'de> {
     }
 
     integer_hints! {
-        deserialize_i8 deserialize_i16 deserialize_i32 deserialize_i64 deserialize_i128
-        deserialize_u8 deserialize_u16 deserialize_u32 deserialize_u64 deserialize_u128
+        deserialize_i8 deserialize_i16 deserialize_i32 deserialize_i64
+        deserialize_u8 deserialize_u16 deserialize_u32 deserialize_u64
+    }
+
+    /// 128-bit integers beyond 64 bits are read exactly, as serde_json does.
+    fn deserialize_i128<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+        match self.next_event()? {
+            Event::Float(text) => match text.parse::<i128>() {
+                Ok(n) => visitor.visit_i128(n),
+                Err(_) => visitor.visit_f64(self.float(text)?),
+            },
+            event => self.visit(event, visitor),
+        }
+    }
+
+    fn deserialize_u128<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+        match self.next_event()? {
+            Event::Float(text) => match text.parse::<u128>() {
+                Ok(n) => visitor.visit_u128(n),
+                Err(_) => visitor.visit_f64(self.float(text)?),
+            },
+            event => self.visit(event, visitor),
+        }
     }
 
     non_float_hints! {
         deserialize_bool deserialize_char deserialize_str deserialize_string deserialize_bytes
         deserialize_byte_buf deserialize_unit deserialize_seq deserialize_map
-        deserialize_identifier deserialize_ignored_any
+        deserialize_identifier
+    }
+
+    /// An ignored value (an unknown field, say) is still checked to be JSON, but a float in
+    /// it is not parsed, so an out-of-range one is accepted, as serde_json does.
+    fn deserialize_ignored_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+        match self.next_event()? {
+            Event::Float(_) => visitor.visit_unit(),
+            event => self.visit(event, visitor),
+        }
     }
 
     fn deserialize_unit_struct<V: Visitor<'de>>(self, _name: &'static str, visitor: V) -> Result<V::Value, Error> {
