@@ -339,7 +339,7 @@ mod tests {
     fn mangled_configs_never_panic() {
         let good = br#"{"request_headers_to_add":[{"name":"x-a","value":"1","action":"ADD_IF_ABSENT"}],
             "response_headers_to_remove":["server"],"x-flat":"v\u00e9"}"#;
-        let mut seed: u64 = 0x0DDB_A11;
+        let mut seed: u64 = 0xDDBA_1100;
         let mut next = move || {
             seed ^= seed << 13;
             seed ^= seed >> 7;
