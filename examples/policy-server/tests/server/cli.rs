@@ -1,0 +1,153 @@
+//! The `policy-server` binary: key generation, config checking, and a real start, request
+//! and graceful SIGTERM shutdown.
+
+use std::ffi::OsStr;
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::Command;
+
+use crate::support::*;
+
+const BIN: &str = env!("CARGO_BIN_EXE_policy-server");
+
+/// Runs the binary to completion (bounded) with `args`.
+async fn run<S: AsRef<OsStr>>(args: &[S]) -> std::process::Output {
+    let output = Command::new(BIN).args(args).kill_on_drop(true).output();
+    tokio::time::timeout(REQUEST_TIMEOUT, output)
+        .await
+        .expect("policy-server finishes in time")
+        .unwrap()
+}
+
+#[track_caller]
+fn assert_success(output: &std::process::Output) {
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "policy-server failed: {stderr}");
+}
+
+#[tokio::test]
+async fn generate_key_writes_a_private_pem_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("key.pem");
+    let output = run(&["--generate-key".as_ref(), path.as_os_str()]).await;
+    assert_success(&output);
+    let kid = String::from_utf8(output.stdout).unwrap().trim().to_owned();
+    let pem = std::fs::read_to_string(&path).unwrap();
+    assert!(pem.starts_with("-----BEGIN PRIVATE KEY-----"), "{pem}");
+    let pair = jwt_simple::prelude::ES256KeyPair::from_pem(&pem).unwrap();
+    assert_eq!(
+        pair.jwk_thumbprint(),
+        kid,
+        "the printed kid is the key's thumbprint"
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+
+    let again = run(&["--generate-key".as_ref(), path.as_os_str()]).await;
+    assert!(
+        !again.status.success(),
+        "an existing key is never overwritten"
+    );
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), pem);
+
+    let ed = dir.path().join("ed.pem");
+    let ed_args = [
+        "--key-algorithm".as_ref(),
+        "EdDSA".as_ref(),
+        "--generate-key".as_ref(),
+        ed.as_os_str(),
+    ];
+    assert_success(&run(&ed_args).await);
+    let ed_pem = std::fs::read_to_string(&ed).unwrap();
+    jwt_simple::prelude::Ed25519KeyPair::from_pem(&ed_pem).unwrap();
+}
+
+#[tokio::test]
+async fn check_config_reports_errors_with_the_file_name() {
+    let server = start_default().await;
+    let good = server.dir.path().join("policy-server.yaml");
+    assert_success(
+        &run(&[
+            "--check-config".as_ref(),
+            "--config".as_ref(),
+            good.as_os_str(),
+        ])
+        .await,
+    );
+
+    let bad = server.dir.path().join("bad.yaml");
+    std::fs::write(
+        &bad,
+        std::fs::read_to_string(&good).unwrap() + "unknown_key: 1\n",
+    )
+    .unwrap();
+    let output = run(&[
+        "--check-config".as_ref(),
+        "--config".as_ref(),
+        bad.as_os_str(),
+    ])
+    .await;
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("bad.yaml") && stderr.contains("unknown_key"),
+        "{stderr}"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn serves_until_sigterm_then_exits_cleanly() {
+    // Borrow a ready directory (config, keys, ACL) from an in-process server.
+    let files = start_default().await;
+    let config = files.dir.path().join("policy-server.yaml");
+    let mut child = Command::new(BIN)
+        .arg("--config")
+        .arg(&config)
+        .args(["--listen", "127.0.0.1:0"])
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let address = tokio::time::timeout(REQUEST_TIMEOUT, async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if let Some(rest) = line.split("address=").nth(1) {
+                return rest.split_whitespace().next().unwrap().to_owned();
+            }
+        }
+        panic!("the server exited before logging its address");
+    })
+    .await
+    .expect("the server logs its address");
+
+    let client = &files.client;
+    let token = idp().token("alice", &["readers"]);
+    let response = client
+        .post(format!("http://{address}/check"))
+        .header("authorization", format!("Bearer {token}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+
+    let pid = child.id().unwrap().to_string();
+    let kill = Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .await
+        .unwrap();
+    assert!(kill.success());
+    let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
+        .await
+        .expect("the server stops within 10 s of SIGTERM")
+        .unwrap();
+    assert!(status.success(), "graceful shutdown exits 0, got {status}");
+    files.stop().await;
+}

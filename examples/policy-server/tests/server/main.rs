@@ -1,0 +1,9 @@
+//! The policy server over real HTTP on 127.0.0.1: one test binary, one module per area.
+
+mod attacks;
+mod cli;
+mod grants;
+mod keys;
+#[cfg(feature = "rego")]
+mod rego;
+mod support;
