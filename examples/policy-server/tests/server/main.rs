@@ -6,4 +6,5 @@ mod grants;
 mod keys;
 #[cfg(feature = "rego")]
 mod rego;
+mod shipped_config;
 mod support;
