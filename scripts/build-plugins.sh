@@ -8,7 +8,7 @@ OUT=target/plugins
 mkdir -p "$OUT"
 # Give wasm-opt the features rustc emits. Never -all: its output can use types V8 rejects.
 WASM_OPT=(wasm-opt -Oz --enable-bulk-memory --enable-sign-ext --enable-nontrapping-float-to-int
-  --enable-mutable-globals --enable-multivalue --enable-reference-types --strip-debug --strip-producers)
+  --enable-mutable-globals --enable-multivalue --enable-reference-types --strip-debug --strip-producers --converge)
 
 # name  cargo-package  budget-bytes  (workspace plugins)
 PLUGINS=(

@@ -84,7 +84,9 @@ impl fmt::Display for Error {
     /// Prints the whole chain on one line: `outer: inner: root cause`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.kind {
-            Kind::Host { call, status } => write!(f, "host call {call} failed: {status:?}"),
+            // Status names by hand: a derived Debug here would be one more formatting path
+            // in every plugin.
+            Kind::Host { call, status } => write!(f, "host call {call} failed: {}", status_name(*status)),
             Kind::Message { msg, source } => {
                 f.write_str(msg)?;
                 let mut next = source.as_deref();
@@ -101,6 +103,20 @@ impl fmt::Display for Error {
 impl fmt::Debug for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "weir::Error({self})")
+    }
+}
+
+fn status_name(status: HostStatus) -> &'static str {
+    match status {
+        HostStatus::Ok => "Ok",
+        HostStatus::NotFound => "NotFound",
+        HostStatus::BadArgument => "BadArgument",
+        HostStatus::SerializationFailure => "SerializationFailure",
+        HostStatus::ParseFailure => "ParseFailure",
+        HostStatus::Empty => "Empty",
+        HostStatus::CasMismatch => "CasMismatch",
+        HostStatus::InternalFailure => "InternalFailure",
+        _ => "unknown status",
     }
 }
 

@@ -100,5 +100,5 @@ pub mod prelude {
 /// Used by the macros; not part of the API.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::plugin::{http_root as http, network_root as network, register, PluginDef};
+    pub use crate::plugin::{http_root as http, network_root as network, new_root, register, PluginDef};
 }

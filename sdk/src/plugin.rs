@@ -119,20 +119,25 @@ where
     Box::new(HttpRoot::<C, M> { config: None, make })
 }
 
-/// The module's plugin table, set once by `_initialize`.
-static PLUGINS: std::sync::OnceLock<&'static [PluginDef]> = std::sync::OnceLock::new();
-
-/// Installs the module's plugins, the logger and the panic hook. Called from `_initialize`.
+/// Installs the module's root-context factory and the logger. Called from `_initialize`
+/// with a factory the macro generates around the module's static plugin table, so no
+/// global state (and no `OnceLock` machinery) is needed to find the table later.
 #[doc(hidden)]
-pub fn register(plugins: &'static [PluginDef]) {
+pub fn register(new_root: fn(u32) -> Box<dyn RootContext>) {
     crate::logger::install();
-    let _ = PLUGINS.set(plugins);
-    proxy_wasm::set_root_context(|_| Box::new(Root { plugin: None }));
+    proxy_wasm::set_root_context(new_root);
+}
+
+/// A root context over the module's plugin table. Used by the macros; not for direct use.
+#[doc(hidden)]
+pub fn new_root(plugins: &'static [PluginDef]) -> Box<dyn RootContext> {
+    Box::new(Root { plugins, plugin: None })
 }
 
 /// The proxy-wasm root context. Which plugin it runs is decided at configure time from the
 /// root id (`pluginName` in a WasmPlugin), since the ABI does not pass it at creation.
 struct Root {
+    plugins: &'static [PluginDef],
     plugin: Option<Box<dyn PluginRoot>>,
 }
 
@@ -141,7 +146,7 @@ impl Root {
         if self.plugin.is_some() {
             return Ok(());
         }
-        let plugins: &[PluginDef] = PLUGINS.get().copied().unwrap_or_default();
+        let plugins = self.plugins;
         let root_id = root_id();
         let chosen = match plugins {
             [only] if only.root_id.is_none() => Some(only),
@@ -291,7 +296,7 @@ macro_rules! __initialize {
                 // the host calls `_initialize` exactly once, first.
                 unsafe { __wasm_call_ctors() };
             }
-            $crate::__private::register(__WEIR_PLUGINS);
+            $crate::__private::register(|_context_id| $crate::__private::new_root(__WEIR_PLUGINS));
         }
     };
 }

@@ -192,7 +192,7 @@ fn lossy(v: Vec<u8>) -> String {
 /// request into a header is the usual way such bytes arrive, so check at every write.
 fn checked<'a>(name: &str, value: &'a [u8]) -> Result<&'a [u8]> {
     if value.iter().any(|b| matches!(b, b'\r' | b'\n' | b'\0')) {
-        return Err(Error::msg(format!("refusing to write header {name:?}: value contains CR, LF or NUL")));
+        return Err(Error::msg(format!("refusing to write header '{name}': value contains CR, LF or NUL")));
     }
     Ok(value)
 }
