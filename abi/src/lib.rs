@@ -85,7 +85,7 @@ macro_rules! abi_enum {
     ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident = $value:expr,)+ }) => {
         $(#[$meta])*
         #[repr(u32)]
-        #[derive(Copy, Clone, Eq, PartialEq, Hash, Debug)]
+        #[derive(Copy, Clone, Eq, PartialEq, Ord, PartialOrd, Hash, Debug)]
         pub enum $name {
             $($(#[$vmeta])* $variant = $value,)+
         }

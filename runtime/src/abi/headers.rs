@@ -1,0 +1,145 @@
+//! Header and trailer maps: `proxy_{get,set}_header_map_pairs`, `proxy_get_header_map_size`,
+//! `proxy_{get,add,replace,remove}_header_map_value`.
+//!
+//! Names are lowercased on write and matched case-insensitively, as Envoy's header maps do.
+
+use wasmtime::{Caller, Linker};
+use weir_abi::{wire, MapType, Status};
+
+use super::{read, return_bytes, status, write_u32, HostResult};
+use crate::host_state::{HostState, ProxyState};
+use crate::message::Fields;
+
+/// A copy of the map the guest names, in the active context.
+fn fields(proxy: &mut ProxyState, map: u32) -> Result<Fields, Status> {
+    let map = MapType::from_u32(map).ok_or(Status::BadArgument)?;
+    match map {
+        MapType::HttpCallResponseHeaders => {
+            proxy.call_response.as_ref().map(|r| r.header_fields()).ok_or(Status::BadArgument)
+        }
+        MapType::HttpCallResponseTrailers => {
+            proxy.call_response.as_ref().map(|r| r.trailer_fields()).ok_or(Status::BadArgument)
+        }
+        _ => Ok(fields_mut(proxy, map as u32)?.clone()),
+    }
+}
+
+/// The writable map the guest names: request/response headers and trailers of the stream.
+fn fields_mut(proxy: &mut ProxyState, map: u32) -> Result<&mut Fields, Status> {
+    let map = MapType::from_u32(map).ok_or(Status::BadArgument)?;
+    let http = proxy.http().ok_or(Status::BadArgument)?;
+    let slot = match map {
+        MapType::HttpRequestHeaders => &mut http.request.headers,
+        MapType::HttpRequestTrailers => &mut http.request.trailers,
+        MapType::HttpResponseHeaders => &mut http.response.headers,
+        MapType::HttpResponseTrailers => &mut http.response.trailers,
+        _ => return Err(Status::BadArgument),
+    };
+    // Trailers can be added while the body is still flowing (Envoy's addDecodedTrailers);
+    // headers exist only once received.
+    match map {
+        MapType::HttpRequestTrailers | MapType::HttpResponseTrailers => Ok(slot.get_or_insert_with(Vec::new)),
+        _ => slot.as_mut().ok_or(Status::BadArgument),
+    }
+}
+
+fn key_matches(stored: &[u8], key: &[u8]) -> bool {
+    stored.eq_ignore_ascii_case(key)
+}
+
+fn serialize(fields: &Fields) -> HostResult<Vec<u8>> {
+    wire::try_encode_map(fields.iter().map(|(k, v)| (k, v))).map_err(|_| Status::SerializationFailure.into())
+}
+
+pub(crate) fn deserialize(bytes: &[u8]) -> HostResult<Fields> {
+    let pairs = wire::decode_map(bytes).map_err(|_| Status::BadArgument)?;
+    Ok(pairs.into_iter().map(|(k, v)| (k.to_ascii_lowercase(), v.to_vec())).collect())
+}
+
+pub(super) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
+    linker.func_wrap(
+        "env",
+        "proxy_get_header_map_pairs",
+        |mut caller: Caller<'_, HostState>, map: u32, ptr_ptr: u32, size_ptr: u32| {
+            status((|| {
+                let fields = fields(&mut caller.data_mut().proxy, map)?;
+                let bytes = serialize(&fields)?;
+                return_bytes(&mut caller, &bytes, ptr_ptr, size_ptr)
+            })())
+        },
+    )?;
+    linker.func_wrap("env", "proxy_get_header_map_size", |mut caller: Caller<'_, HostState>, map: u32, size_ptr: u32| {
+        status((|| {
+            let fields = fields(&mut caller.data_mut().proxy, map)?;
+            let size = wire::encoded_map_len(&fields).ok_or(Status::SerializationFailure)?;
+            write_u32(&mut caller, size_ptr, size as u32)
+        })())
+    })?;
+    linker.func_wrap("env", "proxy_set_header_map_pairs", |mut caller: Caller<'_, HostState>, map: u32, ptr: u32, len: u32| {
+        status((|| {
+            let new = deserialize(&read(&mut caller, ptr, len)?)?;
+            *fields_mut(&mut caller.data_mut().proxy, map)? = new;
+            Ok(())
+        })())
+    })?;
+    linker.func_wrap(
+        "env",
+        "proxy_get_header_map_value",
+        |mut caller: Caller<'_, HostState>, map: u32, key_ptr: u32, key_len: u32, value_ptr: u32, value_size_ptr: u32| {
+            status((|| {
+                let key = read(&mut caller, key_ptr, key_len)?;
+                let fields = fields(&mut caller.data_mut().proxy, map)?;
+                let value = fields.iter().find(|(k, _)| key_matches(k, &key)).map(|(_, v)| v.clone());
+                let value = value.ok_or(Status::NotFound)?;
+                return_bytes(&mut caller, &value, value_ptr, value_size_ptr)
+            })())
+        },
+    )?;
+    linker.func_wrap(
+        "env",
+        "proxy_add_header_map_value",
+        |mut caller: Caller<'_, HostState>, map: u32, key_ptr: u32, key_len: u32, value_ptr: u32, value_len: u32| {
+            status((|| {
+                let key = read(&mut caller, key_ptr, key_len)?.to_ascii_lowercase();
+                let value = read(&mut caller, value_ptr, value_len)?;
+                fields_mut(&mut caller.data_mut().proxy, map)?.push((key, value));
+                Ok(())
+            })())
+        },
+    )?;
+    linker.func_wrap(
+        "env",
+        "proxy_replace_header_map_value",
+        |mut caller: Caller<'_, HostState>, map: u32, key_ptr: u32, key_len: u32, value_ptr: u32, value_len: u32| {
+            status((|| {
+                let key = read(&mut caller, key_ptr, key_len)?.to_ascii_lowercase();
+                let value = read(&mut caller, value_ptr, value_len)?;
+                let fields = fields_mut(&mut caller.data_mut().proxy, map)?;
+                match fields.iter().position(|(k, _)| key_matches(k, &key)) {
+                    Some(first) => {
+                        fields[first].1 = value;
+                        let mut index = 0;
+                        fields.retain(|(k, _)| {
+                            index += 1;
+                            index - 1 == first || !key_matches(k, &key)
+                        });
+                    }
+                    None => fields.push((key, value)),
+                }
+                Ok(())
+            })())
+        },
+    )?;
+    linker.func_wrap(
+        "env",
+        "proxy_remove_header_map_value",
+        |mut caller: Caller<'_, HostState>, map: u32, key_ptr: u32, key_len: u32| {
+            status((|| {
+                let key = read(&mut caller, key_ptr, key_len)?;
+                fields_mut(&mut caller.data_mut().proxy, map)?.retain(|(k, _)| !key_matches(k, &key));
+                Ok(())
+            })())
+        },
+    )?;
+    Ok(())
+}

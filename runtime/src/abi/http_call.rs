@@ -1,0 +1,67 @@
+//! `proxy_http_call`: routed by cluster name to a handler the test registered. The response
+//! is delivered through `proxy_on_http_call_response` after the current callback, when the
+//! virtual clock reaches it (immediately, unless the handler asked for a delay).
+
+use std::time::Duration;
+
+use wasmtime::{Caller, Linker};
+use weir_abi::Status;
+
+use super::headers::deserialize;
+use super::{read, read_string, status, write_u32};
+use crate::host_state::{callout_request, HostState, PendingCall};
+use crate::message::Response;
+use crate::outcome::Callout;
+
+pub(super) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
+    linker.func_wrap(
+        "env",
+        "proxy_http_call",
+        |mut caller: Caller<'_, HostState>,
+         cluster_ptr: u32,
+         cluster_len: u32,
+         headers_ptr: u32,
+         headers_len: u32,
+         body_ptr: u32,
+         body_len: u32,
+         trailers_ptr: u32,
+         trailers_len: u32,
+         timeout_ms: u32,
+         call_id_ptr: u32| {
+            status((|| {
+                let cluster = read_string(&mut caller, cluster_ptr, cluster_len)?;
+                let headers = deserialize(&read(&mut caller, headers_ptr, headers_len)?)?;
+                let body = read(&mut caller, body_ptr, body_len)?;
+                let trailers = deserialize(&read(&mut caller, trailers_ptr, trailers_len)?)?;
+                let Some(handler) = caller.data().proxy.shared.settings.upstreams.get(&cluster).cloned() else {
+                    return Err(Status::BadArgument.into());
+                };
+                // Envoy refuses a call without the pseudo-headers it needs to route it.
+                for required in [&b":method"[..], b":path", b":authority"] {
+                    if !headers.iter().any(|(k, _)| k == required) {
+                        return Err(Status::BadArgument.into());
+                    }
+                }
+                write_u32(&mut caller, call_id_ptr, 0)?;
+                let request = callout_request(headers, body, trailers);
+                let timeout = Duration::from_millis(u64::from(timeout_ms));
+                let answer = handler(&request);
+                let (response, delay) = if answer.delay > timeout {
+                    (Response::timeout(), timeout)
+                } else {
+                    (answer.clone(), answer.delay)
+                };
+                let proxy = &mut caller.data_mut().proxy;
+                let call_id = proxy.next_call_id;
+                proxy.next_call_id = proxy.next_call_id.wrapping_add(1).max(1);
+                let context = proxy.active_context;
+                let due_ns = proxy.now_ns().saturating_add(delay.as_nanos().min(u128::from(u64::MAX)) as u64);
+                let record = Callout { cluster, request, timeout, response: Some(response.clone()) };
+                proxy.journal.callouts.push((context, record));
+                proxy.pending_calls.push(PendingCall { call_id, context, due_ns, response });
+                write_u32(&mut caller, call_id_ptr, call_id)
+            })())
+        },
+    )?;
+    Ok(())
+}

@@ -1,0 +1,137 @@
+//! The process-wide wasmtime [`Engine`], the host [`Linker`] and the compiled-module cache.
+//!
+//! One engine and one linker serve every plugin in the process (wasmtime's model: the engine
+//! owns compiled code, stores are cheap). Compiled modules are cached by content so that
+//! loading the same `.wasm` again, from any test thread, costs a hash and a map lookup.
+
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::sync::{Mutex, OnceLock};
+
+use wasmtime::{Config, Engine, ExternType, InstancePre, Linker, Module, OptLevel, ValType};
+
+use crate::error::LoadError;
+use crate::host_state::HostState;
+
+/// A module compiled and linked against the host, ready to instantiate many times.
+#[derive(Clone)]
+pub(crate) struct CompiledModule {
+    pub(crate) pre: InstancePre<HostState>,
+    pub(crate) module: Module,
+}
+
+impl std::fmt::Debug for CompiledModule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CompiledModule").field("name", &self.module.name()).finish()
+    }
+}
+
+struct Host {
+    engine: Engine,
+    linker: Linker<HostState>,
+    // Keyed by length and a 128-bit hash of the bytes; collisions are not a practical concern
+    // for a test cache, and keeping the bytes around would double memory for large modules.
+    modules: Mutex<HashMap<(usize, u64, u64), CompiledModule>>,
+}
+
+fn host() -> Result<&'static Host, LoadError> {
+    static HOST: OnceLock<Result<Host, String>> = OnceLock::new();
+    HOST.get_or_init(|| {
+        let mut config = Config::new();
+        // Fuel counts guest instructions: deterministic per-callback cost, and the limit that
+        // stops a guest that loops forever.
+        config.consume_fuel(true);
+        config.cranelift_opt_level(OptLevel::Speed);
+        let engine = Engine::new(&config).map_err(|e| format!("{e:#}"))?;
+        let mut linker = Linker::new(&engine);
+        crate::wasi::add_to_linker(&mut linker).map_err(|e| format!("{e:#}"))?;
+        crate::abi::add_to_linker(&mut linker).map_err(|e| format!("{e:#}"))?;
+        Ok(Host { engine, linker, modules: Mutex::new(HashMap::new()) })
+    })
+    .as_ref()
+    .map_err(|e| LoadError::Engine(e.clone()))
+}
+
+
+fn content_key(bytes: &[u8]) -> (usize, u64, u64) {
+    let hash = |salt: u64| {
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        salt.hash(&mut hasher);
+        bytes.hash(&mut hasher);
+        hasher.finish()
+    };
+    (bytes.len(), hash(0x5745_4952), hash(0x7761_736d))
+}
+
+/// Compiles (or fetches from the cache) and links a module.
+pub(crate) fn compile(bytes: &[u8]) -> Result<CompiledModule, LoadError> {
+    let host = host()?;
+    if !bytes.starts_with(b"\0asm") {
+        return Err(LoadError::NotWasm);
+    }
+    let key = content_key(bytes);
+    if let Some(found) = lock(&host.modules).get(&key) {
+        return Ok(found.clone());
+    }
+    // Compile outside the lock: other threads may load other modules meanwhile.
+    let module = Module::new(&host.engine, bytes).map_err(|e| LoadError::Compile(format!("{e:#}")))?;
+    let linker = linker_for(&host.linker, &module)?;
+    let pre = linker.instantiate_pre(&module).map_err(|e| LoadError::Link(format!("{e:#}")))?;
+    let compiled = CompiledModule { pre, module };
+    lock(&host.modules).insert(key, compiled.clone());
+    Ok(compiled)
+}
+
+/// The host linker, extended with `ENOSYS` stubs for WASI preview1 functions a module imports
+/// beyond those the host implements (the full preview1 surface is large, and toolchains
+/// import parts of it that a proxy never serves, such as `path_open`). Unknown `env`
+/// imports are an error, as in Envoy.
+fn linker_for(base: &Linker<HostState>, module: &Module) -> Result<Linker<HostState>, LoadError> {
+    let mut missing_env = Vec::new();
+    let mut linker: Option<Linker<HostState>> = None;
+    for import in module.imports() {
+        let ExternType::Func(ty) = import.ty() else { continue };
+        let (module_name, name) = (import.module(), import.name());
+        let defined = match module_name {
+            weir_abi::HOST_MODULE => weir_abi::HOST_FUNCTIONS_0_2_1.contains(&name),
+            weir_abi::WASI_MODULE => crate::wasi::FUNCTIONS.contains(&name),
+            _ => false,
+        };
+        if defined {
+            continue;
+        }
+        if module_name == weir_abi::WASI_MODULE
+            && ty.results().len() == 1
+            && matches!(ty.results().next(), Some(ValType::I32))
+        {
+            let linker = linker.get_or_insert_with(|| base.clone());
+            linker
+                .func_new(module_name, name, ty.clone(), |_caller, _params, results| {
+                    results[0] = wasmtime::Val::I32(i32::from(weir_abi::errno::NOSYS));
+                    Ok(())
+                })
+                .map_err(|e| LoadError::Link(format!("{e:#}")))?;
+        } else {
+            missing_env.push(format!("{module_name}.{name}"));
+        }
+    }
+    if !missing_env.is_empty() {
+        return Err(LoadError::MissingImports(missing_env));
+    }
+    Ok(linker.unwrap_or_else(|| base.clone()))
+}
+
+/// Locks a mutex, recovering the data if another thread panicked while holding it (a test
+/// failing on one thread must not poison the cache for the others).
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Names of the functions a module imports from `module_name`.
+pub(crate) fn imports_of(module: &Module, module_name: &str) -> Vec<String> {
+    module
+        .imports()
+        .filter(|i| i.module() == module_name)
+        .map(|i| i.name().to_string())
+        .collect()
+}

@@ -1,0 +1,77 @@
+//! Events that do not come from a stream: callout responses, timer ticks and queue
+//! notifications, delivered in virtual-time order.
+
+use crate::host_state::StreamState;
+use crate::http_flow;
+use crate::tcp_flow;
+use crate::vm::Vm;
+
+/// When the next callout response of this VM is due.
+pub(crate) fn next_call_due(vm: &mut Vm) -> Option<u64> {
+    vm.state().proxy.pending_calls.iter().map(|c| c.due_ns).min()
+}
+
+/// Delivers callout responses: those due now, or all of them in due order (moving the
+/// virtual clock forward) when `all` is set. Returns how many were delivered.
+pub(crate) fn deliver_calls(vm: &mut Vm, all: bool) -> usize {
+    let mut delivered = 0;
+    loop {
+        let proxy = &mut vm.state().proxy;
+        let now = proxy.now_ns();
+        let next = proxy
+            .pending_calls
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| all || c.due_ns <= now)
+            .min_by_key(|(_, c)| c.due_ns)
+            .map(|(index, _)| index);
+        let Some(index) = next else { return delivered };
+        let call = proxy.pending_calls.remove(index);
+        proxy.shared.set_now_ns(call.due_ns);
+        let counts = [
+            call.response.headers().len() as u32,
+            call.response.body_bytes().len() as u32,
+            call.response.trailers().len() as u32,
+        ];
+        proxy.call_response = Some(call.response);
+        let context = call.context;
+        let result = vm.call(context, "proxy_on_http_call_response", &[context, call.call_id, counts[0], counts[1], counts[2]]);
+        vm.state().proxy.call_response = None;
+        delivered += 1;
+        match vm.state().proxy.streams.get_mut(&context) {
+            Some(StreamState::Http(http)) => {
+                if let Err(trap) = result {
+                    http.trap = Some(trap);
+                }
+                http_flow::settle(vm, context);
+            }
+            Some(StreamState::Tcp(tcp)) => {
+                if let Err(trap) = result {
+                    tcp.trap = Some(trap);
+                }
+                tcp_flow::settle(vm, context);
+            }
+            None => {}
+        }
+    }
+}
+
+/// Fires the root context's tick if it is due at `now`; returns whether it fired.
+pub(crate) fn tick_if_due(vm: &mut Vm) -> bool {
+    let proxy = &mut vm.state().proxy;
+    let now = proxy.now_ns();
+    match proxy.next_tick_ns {
+        Some(due) if due <= now && proxy.tick_period_ms > 0 => {
+            proxy.next_tick_ns = Some(due.saturating_add(u64::from(proxy.tick_period_ms) * 1_000_000));
+            let root = proxy.root_context;
+            let _ = vm.call(root, "proxy_on_tick", &[root]);
+            true
+        }
+        _ => false,
+    }
+}
+
+/// Delivers `proxy_on_queue_ready` to the VM owning a queue.
+pub(crate) fn queue_ready(vm: &mut Vm, context: u32, queue: u32) {
+    let _ = vm.call(context, "proxy_on_queue_ready", &[context, queue]);
+}

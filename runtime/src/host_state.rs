@@ -1,0 +1,225 @@
+//! The one typed state a VM's [`wasmtime::Store`] carries, reached by host functions through
+//! `Caller::data_mut`. WASI and the proxy ABI are separate fields, as wasmtime's own WASI
+//! is one field of an embedder's state.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use wasmtime::{Func, Memory, StoreLimits};
+use weir_abi::{LogLevel, StreamType};
+
+use crate::message::{Fields, LocalReply, Request, Response};
+use crate::outcome::LogEntry;
+use crate::shared::PluginShared;
+
+/// Everything a VM's host functions read and write.
+pub(crate) struct HostState {
+    pub(crate) limits: StoreLimits,
+    /// The guest's exported memory, set right after instantiation.
+    pub(crate) memory: Option<Memory>,
+    /// `proxy_on_memory_allocate`, or `malloc` for older guests.
+    pub(crate) allocator: Option<Func>,
+    pub(crate) wasi: WasiState,
+    pub(crate) proxy: ProxyState,
+}
+
+/// WASI preview1 state: what the guest sees of its process.
+pub(crate) struct WasiState {
+    pub(crate) env: Vec<(String, String)>,
+    /// Deterministic generator behind `random_get`, so runs are reproducible.
+    pub(crate) rng: u64,
+}
+
+/// Proxy-wasm state of one VM.
+pub(crate) struct ProxyState {
+    pub(crate) shared: Arc<PluginShared>,
+    /// Index of this VM among the plugin's VMs (one per simulated Envoy worker).
+    pub(crate) worker: usize,
+    pub(crate) root_context: u32,
+    /// The context host calls act on (`proxy_set_effective_context` changes it).
+    pub(crate) active_context: u32,
+    pub(crate) next_context: u32,
+    pub(crate) streams: HashMap<u32, StreamState>,
+    pub(crate) journal: Journal,
+    pub(crate) tick_period_ms: u32,
+    pub(crate) next_tick_ns: Option<u64>,
+    /// The `proxy_http_call` response being delivered, readable only during its callback.
+    pub(crate) call_response: Option<Response>,
+    pub(crate) pending_calls: Vec<PendingCall>,
+    pub(crate) next_call_id: u32,
+    /// Configuration buffers, as `proxy_get_buffer_bytes` serves them.
+    pub(crate) vm_config: Vec<u8>,
+    pub(crate) plugin_config: Vec<u8>,
+    /// Set by `proxy_done`.
+    pub(crate) done_called: bool,
+    /// Properties the guest set outside any stream, by encoded path.
+    pub(crate) root_properties: HashMap<Vec<u8>, Vec<u8>>,
+}
+
+/// What a VM recorded, drained into outcomes.
+#[derive(Default)]
+pub(crate) struct Journal {
+    pub(crate) logs: Vec<(u32, LogEntry)>,
+    pub(crate) costs: Vec<(u32, &'static str, u64)>,
+    pub(crate) callouts: Vec<(u32, crate::outcome::Callout)>,
+}
+
+/// A stream context's state.
+pub(crate) enum StreamState {
+    Http(Box<HttpState>),
+    Tcp(Box<TcpState>),
+}
+
+/// Which callback a direction is paused in.
+#[derive(Copy, Clone, Debug, Eq, PartialEq)]
+pub(crate) enum PausedAt {
+    Headers,
+    Body,
+    Trailers,
+}
+
+/// One direction (request or response) of an HTTP stream.
+#[derive(Default)]
+pub(crate) struct Direction {
+    pub(crate) headers: Option<Fields>,
+    /// The body buffer the guest sees: chunks not yet passed on.
+    pub(crate) body: Vec<u8>,
+    pub(crate) trailers: Option<Fields>,
+    pub(crate) paused: Option<PausedAt>,
+    /// Body and trailers that arrived while headers were paused: Envoy holds them back
+    /// from the plugin until the stream continues.
+    pub(crate) held_body: Vec<u8>,
+    pub(crate) held_end: bool,
+    pub(crate) held_trailers: Option<Fields>,
+    pub(crate) body_seen: bool,
+    pub(crate) end_received: bool,
+    pub(crate) passed: Passed,
+}
+
+/// What passed the plugin in one direction.
+#[derive(Default, Clone)]
+pub(crate) struct Passed {
+    pub(crate) headers: Option<Fields>,
+    pub(crate) body: Vec<u8>,
+    pub(crate) trailers: Option<Fields>,
+    pub(crate) end: bool,
+}
+
+/// State of an HTTP stream context.
+#[derive(Default)]
+pub(crate) struct HttpState {
+    pub(crate) request: Direction,
+    pub(crate) response: Direction,
+    pub(crate) local_reply: Option<LocalReply>,
+    pub(crate) reset: bool,
+    /// Properties the guest set on this stream, by encoded path.
+    pub(crate) properties: HashMap<Vec<u8>, Vec<u8>>,
+    /// `proxy_continue_stream` / `proxy_close_stream` requests, applied after the callback.
+    pub(crate) signals: Vec<Signal>,
+    pub(crate) actions: Vec<(crate::outcome::Phase, crate::outcome::Action)>,
+    pub(crate) trap: Option<crate::outcome::Trap>,
+}
+
+/// State of an L4 (network) stream context.
+#[derive(Default)]
+pub(crate) struct TcpState {
+    pub(crate) downstream: Vec<u8>,
+    pub(crate) upstream: Vec<u8>,
+    pub(crate) to_upstream: Vec<u8>,
+    pub(crate) to_downstream: Vec<u8>,
+    pub(crate) closed_by_plugin: bool,
+    pub(crate) downstream_paused: bool,
+    pub(crate) upstream_paused: bool,
+    pub(crate) downstream_end: bool,
+    pub(crate) upstream_end: bool,
+    pub(crate) closed: bool,
+    pub(crate) properties: HashMap<Vec<u8>, Vec<u8>>,
+    pub(crate) signals: Vec<Signal>,
+    pub(crate) actions: Vec<(crate::outcome::Phase, crate::outcome::Action)>,
+    pub(crate) trap: Option<crate::outcome::Trap>,
+}
+
+/// A stream operation the guest asked for.
+#[derive(Copy, Clone, Debug, Eq, PartialEq)]
+pub(crate) enum Signal {
+    Continue(StreamType),
+    Close(StreamType),
+}
+
+/// A `proxy_http_call` whose response has not been delivered yet.
+pub(crate) struct PendingCall {
+    pub(crate) call_id: u32,
+    pub(crate) context: u32,
+    pub(crate) due_ns: u64,
+    pub(crate) response: Response,
+}
+
+impl HostState {
+    pub(crate) fn new(shared: Arc<PluginShared>, worker: usize) -> Self {
+        let settings = &shared.settings;
+        let limits = wasmtime::StoreLimitsBuilder::new()
+            .memory_size(settings.memory_limit)
+            .instances(1)
+            .build();
+        HostState {
+            limits,
+            memory: None,
+            allocator: None,
+            wasi: WasiState {
+                env: settings.env.clone(),
+                rng: 0x9e37_79b9_7f4a_7c15 ^ (worker as u64 + 1),
+            },
+            proxy: ProxyState {
+                worker,
+                root_context: 1,
+                active_context: 1,
+                next_context: 2,
+                streams: HashMap::new(),
+                journal: Journal::default(),
+                tick_period_ms: 0,
+                next_tick_ns: None,
+                call_response: None,
+                pending_calls: Vec::new(),
+                next_call_id: 1,
+                vm_config: settings.vm_config.clone(),
+                plugin_config: settings.config.clone(),
+                done_called: false,
+                root_properties: HashMap::new(),
+                shared,
+            },
+        }
+    }
+}
+
+impl ProxyState {
+    pub(crate) fn log(&mut self, level: LogLevel, message: String) {
+        if level < self.shared.settings.log_level {
+            return;
+        }
+        let context = self.active_context;
+        self.journal.logs.push((context, LogEntry { level, message }));
+    }
+
+    pub(crate) fn http(&mut self) -> Option<&mut HttpState> {
+        match self.streams.get_mut(&self.active_context)? {
+            StreamState::Http(http) => Some(http),
+            StreamState::Tcp(_) => None,
+        }
+    }
+
+    pub(crate) fn tcp(&mut self) -> Option<&mut TcpState> {
+        match self.streams.get_mut(&self.active_context)? {
+            StreamState::Tcp(tcp) => Some(tcp),
+            StreamState::Http(_) => None,
+        }
+    }
+
+    pub(crate) fn now_ns(&self) -> u64 {
+        self.shared.now_ns()
+    }
+}
+
+/// The request a callout handler receives, built from what the guest passed.
+pub(crate) fn callout_request(headers: Fields, body: Vec<u8>, trailers: Fields) -> Request {
+    Request::from_parts(headers, body, trailers)
+}

@@ -1,0 +1,330 @@
+//! HTTP messages as tests write and read them: requests, responses and local replies.
+//!
+//! Header names are kept lowercase, as Envoy keeps them; pseudo-headers (`:method`,
+//! `:path`, `:authority`, `:status`, …) are ordinary entries, as the guest sees them.
+
+use std::time::Duration;
+
+/// Header fields as bytes, in order, duplicates allowed: the form the ABI carries.
+pub(crate) type Fields = Vec<(Vec<u8>, Vec<u8>)>;
+
+/// An ordered list of header fields (names lowercase, duplicates kept).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Headers(Vec<(String, String)>);
+
+impl Headers {
+    /// No fields.
+    pub fn new() -> Self {
+        Headers(Vec::new())
+    }
+
+    /// The first value of `name` (case-insensitive).
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+
+    /// Every value of `name`, in order.
+    pub fn get_all(&self, name: &str) -> Vec<&str> {
+        self.0.iter().filter(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str()).collect()
+    }
+
+    /// Appends a field (the name is lowercased).
+    pub fn append(&mut self, name: &str, value: &str) {
+        self.0.push((name.to_ascii_lowercase(), value.to_string()));
+    }
+
+    /// Replaces all values of `name` with one.
+    pub fn set(&mut self, name: &str, value: &str) {
+        self.0.retain(|(k, _)| !k.eq_ignore_ascii_case(name));
+        self.append(name, value);
+    }
+
+    /// All fields in order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
+    /// Number of fields.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether there are no fields.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub(crate) fn to_fields(&self) -> Fields {
+        self.0.iter().map(|(k, v)| (k.as_bytes().to_vec(), v.as_bytes().to_vec())).collect()
+    }
+
+    pub(crate) fn from_fields(fields: &[(Vec<u8>, Vec<u8>)]) -> Self {
+        Headers(
+            fields
+                .iter()
+                .map(|(k, v)| (String::from_utf8_lossy(k).into_owned(), String::from_utf8_lossy(v).into_owned()))
+                .collect(),
+        )
+    }
+}
+
+/// An HTTP request: what the client sends, what the upstream sees, or a callout.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Request {
+    headers: Headers,
+    body: Vec<u8>,
+    trailers: Headers,
+}
+
+impl Request {
+    /// A request with this method and path, `:authority` `example.com` and `:scheme` `http`.
+    pub fn new(method: &str, path: &str) -> Self {
+        let mut headers = Headers::new();
+        headers.append(":method", method);
+        headers.append(":path", path);
+        headers.append(":authority", "example.com");
+        headers.append(":scheme", "http");
+        Request { headers, body: Vec::new(), trailers: Headers::new() }
+    }
+
+    /// `GET path`.
+    pub fn get(path: &str) -> Self {
+        Request::new("GET", path)
+    }
+
+    /// `POST path`.
+    pub fn post(path: &str) -> Self {
+        Request::new("POST", path)
+    }
+
+    /// Appends a header.
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        self.headers.append(name, value);
+        self
+    }
+
+    /// Sets `:authority`.
+    pub fn authority(mut self, host: &str) -> Self {
+        self.headers.set(":authority", host);
+        self
+    }
+
+    /// Adds `authorization: Bearer <token>`.
+    pub fn bearer(self, token: &str) -> Self {
+        self.header("authorization", &format!("Bearer {token}"))
+    }
+
+    /// Sets the body.
+    pub fn body(mut self, body: impl Into<Vec<u8>>) -> Self {
+        self.body = body.into();
+        self
+    }
+
+    /// Appends a trailer.
+    pub fn trailer(mut self, name: &str, value: &str) -> Self {
+        self.trailers.append(name, value);
+        self
+    }
+
+    /// `:method`.
+    pub fn method(&self) -> &str {
+        self.headers.get(":method").unwrap_or_default()
+    }
+
+    /// `:path`.
+    pub fn path(&self) -> &str {
+        self.headers.get(":path").unwrap_or_default()
+    }
+
+    /// The first value of a header.
+    pub fn header_value(&self, name: &str) -> Option<&str> {
+        self.headers.get(name)
+    }
+
+    /// All headers, pseudo-headers included.
+    pub fn headers(&self) -> &Headers {
+        &self.headers
+    }
+
+    /// The body bytes.
+    pub fn body_bytes(&self) -> &[u8] {
+        &self.body
+    }
+
+    /// The body as text (lossy UTF-8).
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    /// The trailers.
+    pub fn trailers(&self) -> &Headers {
+        &self.trailers
+    }
+
+    pub(crate) fn from_parts(headers: Fields, body: Vec<u8>, trailers: Fields) -> Self {
+        Request { headers: Headers::from_fields(&headers), body, trailers: Headers::from_fields(&trailers) }
+    }
+}
+
+/// An HTTP response: from the upstream, from a callout handler, or as the client sees it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Response {
+    headers: Headers,
+    body: Vec<u8>,
+    trailers: Headers,
+    pub(crate) delay: Duration,
+}
+
+impl Response {
+    /// A response with this `:status`.
+    pub fn status(code: u16) -> Self {
+        let mut headers = Headers::new();
+        headers.append(":status", &code.to_string());
+        Response { headers, body: Vec::new(), trailers: Headers::new(), delay: Duration::ZERO }
+    }
+
+    /// A callout that fails before any response: the guest gets 0 headers (the ABI's
+    /// failure signal). Envoy itself turns most failures into a synthetic 503 or 504
+    /// (see [`Response::timeout`]); use this for the ABI-level failure.
+    pub fn failure() -> Self {
+        Response::default()
+    }
+
+    /// The response Envoy synthesizes when a callout times out: 504 `upstream request timeout`.
+    pub fn timeout() -> Self {
+        Response::status(504).header("content-type", "text/plain").body("upstream request timeout")
+    }
+
+    /// Appends a header.
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        self.headers.append(name, value);
+        self
+    }
+
+    /// Sets the body (and `content-length`, as Envoy would).
+    pub fn body(mut self, body: impl Into<Vec<u8>>) -> Self {
+        self.body = body.into();
+        self.headers.set("content-length", &self.body.len().to_string());
+        self
+    }
+
+    /// Appends a trailer.
+    pub fn trailer(mut self, name: &str, value: &str) -> Self {
+        self.trailers.append(name, value);
+        self
+    }
+
+    /// Delays a callout response on the virtual clock; past the call's timeout the guest
+    /// gets [`Response::timeout`] instead.
+    pub fn delay(mut self, delay: Duration) -> Self {
+        self.delay = delay;
+        self
+    }
+
+    /// The `:status` code, 0 when absent (a failed callout).
+    pub fn status_code(&self) -> u16 {
+        self.headers.get(":status").and_then(|s| s.parse().ok()).unwrap_or(0)
+    }
+
+    /// The first value of a header.
+    pub fn header_value(&self, name: &str) -> Option<&str> {
+        self.headers.get(name)
+    }
+
+    /// All headers.
+    pub fn headers(&self) -> &Headers {
+        &self.headers
+    }
+
+    /// The body bytes.
+    pub fn body_bytes(&self) -> &[u8] {
+        &self.body
+    }
+
+    /// The body as text (lossy UTF-8).
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    /// The trailers.
+    pub fn trailers(&self) -> &Headers {
+        &self.trailers
+    }
+
+    pub(crate) fn from_parts(headers: Fields, body: Vec<u8>, trailers: Fields) -> Self {
+        Response {
+            headers: Headers::from_fields(&headers),
+            body,
+            trailers: Headers::from_fields(&trailers),
+            delay: Duration::ZERO,
+        }
+    }
+
+    pub(crate) fn header_fields(&self) -> Fields {
+        self.headers.to_fields()
+    }
+
+    pub(crate) fn trailer_fields(&self) -> Fields {
+        self.trailers.to_fields()
+    }
+}
+
+/// A reply the plugin sent itself (`proxy_send_local_response`), ending the stream.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LocalReply {
+    pub(crate) status: u16,
+    pub(crate) details: String,
+    pub(crate) headers: Headers,
+    pub(crate) body: Vec<u8>,
+    pub(crate) grpc_status: Option<u32>,
+}
+
+impl LocalReply {
+    /// The HTTP status code.
+    pub fn status(&self) -> u16 {
+        self.status
+    }
+
+    /// The status details string the plugin gave (Envoy's `response_code_details`).
+    pub fn details(&self) -> &str {
+        &self.details
+    }
+
+    /// The first value of a header the plugin added.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name)
+    }
+
+    /// Headers the plugin added.
+    pub fn headers(&self) -> &Headers {
+        &self.headers
+    }
+
+    /// The body as text (lossy UTF-8).
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    /// The body bytes.
+    pub fn body(&self) -> &[u8] {
+        &self.body
+    }
+
+    /// The gRPC status, when the plugin passed one (anything but `u32::MAX`/-1).
+    pub fn grpc_status(&self) -> Option<u32> {
+        self.grpc_status
+    }
+
+    /// The reply as the client sees it.
+    pub fn to_response(&self) -> Response {
+        let mut response = Response::status(self.status);
+        for (k, v) in self.headers.iter() {
+            response = response.header(k, v);
+        }
+        if self.body.is_empty() {
+            response
+        } else {
+            response.body(self.body.clone())
+        }
+    }
+}

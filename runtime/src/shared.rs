@@ -1,0 +1,199 @@
+//! State shared by all VMs of one plugin (Envoy runs one VM per worker thread): settings,
+//! the virtual clock, shared data, shared queues and metrics. Owned by the plugin value,
+//! never global, so tests in parallel never see each other's state.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use weir_abi::{LogLevel, MetricType, Status};
+
+use crate::engine::lock;
+use crate::message::{Request, Response};
+
+/// A callout handler: the test's stand-in for an Envoy cluster.
+pub(crate) type Upstream = Arc<dyn Fn(&Request) -> Response + Send + Sync>;
+
+/// Fixed plugin settings, as Envoy's plugin and VM configuration would give them.
+pub(crate) struct Settings {
+    pub(crate) root_id: String,
+    pub(crate) name: String,
+    pub(crate) vm_id: String,
+    pub(crate) config: Vec<u8>,
+    pub(crate) vm_config: Vec<u8>,
+    pub(crate) env: Vec<(String, String)>,
+    /// Properties set by the test, by encoded path.
+    pub(crate) properties: HashMap<Vec<u8>, Vec<u8>>,
+    pub(crate) fuel_limit: u64,
+    pub(crate) memory_limit: usize,
+    pub(crate) log_level: LogLevel,
+    pub(crate) upstreams: HashMap<String, Upstream>,
+}
+
+/// Cross-VM state of one plugin.
+pub(crate) struct PluginShared {
+    pub(crate) settings: Settings,
+    clock_ns: AtomicU64,
+    pub(crate) data: Mutex<SharedData>,
+    pub(crate) queues: Mutex<Queues>,
+    pub(crate) metrics: Mutex<Metrics>,
+}
+
+/// Virtual clock start: 2026-01-01T00:00:00Z, fixed so runs are reproducible.
+pub(crate) const CLOCK_START_NS: u64 = 1_767_225_600_000_000_000;
+
+impl PluginShared {
+    pub(crate) fn new(settings: Settings) -> Self {
+        PluginShared {
+            settings,
+            clock_ns: AtomicU64::new(CLOCK_START_NS),
+            data: Mutex::new(SharedData::default()),
+            queues: Mutex::new(Queues::default()),
+            metrics: Mutex::new(Metrics::default()),
+        }
+    }
+
+    pub(crate) fn now_ns(&self) -> u64 {
+        self.clock_ns.load(Ordering::SeqCst)
+    }
+
+    pub(crate) fn set_now_ns(&self, now: u64) {
+        self.clock_ns.fetch_max(now, Ordering::SeqCst);
+    }
+}
+
+/// Key-value store with compare-and-swap tokens.
+#[derive(Default)]
+pub(crate) struct SharedData {
+    entries: HashMap<Vec<u8>, (Vec<u8>, u32)>,
+    last_cas: u32,
+}
+
+impl SharedData {
+    pub(crate) fn get(&self, key: &[u8]) -> Option<(Vec<u8>, u32)> {
+        self.entries.get(key).cloned()
+    }
+
+    /// `cas == 0` writes unconditionally; otherwise the stored token must match.
+    pub(crate) fn set(&mut self, key: Vec<u8>, value: Vec<u8>, cas: u32) -> Status {
+        if let Some((_, current)) = self.entries.get(&key) {
+            if cas != 0 && cas != *current {
+                return Status::CasMismatch;
+            }
+        }
+        self.last_cas = self.last_cas.wrapping_add(1).max(1);
+        self.entries.insert(key, (value, self.last_cas));
+        Status::Ok
+    }
+}
+
+/// Shared queues, addressed by (vm_id, name).
+#[derive(Default)]
+pub(crate) struct Queues {
+    by_name: HashMap<(String, Vec<u8>), u32>,
+    queues: HashMap<u32, Queue>,
+    /// `proxy_on_queue_ready` notifications to deliver: (worker, context, queue).
+    pub(crate) ready: Vec<(usize, u32, u32)>,
+}
+
+struct Queue {
+    owner: (usize, u32),
+    items: VecDeque<Vec<u8>>,
+}
+
+impl Queues {
+    pub(crate) fn register(&mut self, vm_id: &str, name: Vec<u8>, owner: (usize, u32)) -> u32 {
+        let next = self.queues.len() as u32 + 1;
+        let id = *self.by_name.entry((vm_id.to_string(), name)).or_insert(next);
+        let queue = self.queues.entry(id).or_insert_with(|| Queue { owner, items: VecDeque::new() });
+        queue.owner = owner;
+        id
+    }
+
+    pub(crate) fn resolve(&self, vm_id: &str, name: &[u8]) -> Option<u32> {
+        self.by_name.get(&(vm_id.to_string(), name.to_vec())).copied()
+    }
+
+    pub(crate) fn enqueue(&mut self, id: u32, value: Vec<u8>) -> Status {
+        let Some(queue) = self.queues.get_mut(&id) else { return Status::NotFound };
+        queue.items.push_back(value);
+        let (worker, context) = queue.owner;
+        self.ready.push((worker, context, id));
+        Status::Ok
+    }
+
+    pub(crate) fn dequeue(&mut self, id: u32) -> Result<Vec<u8>, Status> {
+        let queue = self.queues.get_mut(&id).ok_or(Status::NotFound)?;
+        queue.items.pop_front().ok_or(Status::Empty)
+    }
+}
+
+/// Metrics, process-wide in Envoy and so shared by all VMs here.
+#[derive(Default)]
+pub(crate) struct Metrics {
+    ids: HashMap<(u32, String), u32>,
+    pub(crate) entries: Vec<Metric>,
+}
+
+/// One defined metric.
+pub(crate) struct Metric {
+    pub(crate) kind: MetricType,
+    pub(crate) name: String,
+    pub(crate) value: u64,
+    pub(crate) samples: Vec<u64>,
+}
+
+impl Metrics {
+    pub(crate) fn define(&mut self, kind: MetricType, name: String) -> u32 {
+        let next = self.entries.len() as u32 + 1;
+        if let Some(id) = self.ids.get(&(kind as u32, name.clone())) {
+            return *id;
+        }
+        self.ids.insert((kind as u32, name.clone()), next);
+        self.entries.push(Metric { kind, name, value: 0, samples: Vec::new() });
+        next
+    }
+
+    fn get_mut(&mut self, id: u32) -> Option<&mut Metric> {
+        self.entries.get_mut((id as usize).checked_sub(1)?)
+    }
+
+    /// Envoy's semantics: counters only go up, gauges move both ways, histograms only record.
+    pub(crate) fn increment(&mut self, id: u32, delta: i64) -> Status {
+        let Some(metric) = self.get_mut(id) else { return Status::NotFound };
+        match metric.kind {
+            MetricType::Counter if delta >= 0 => metric.value = metric.value.saturating_add(delta as u64),
+            MetricType::Gauge if delta >= 0 => metric.value = metric.value.saturating_add(delta as u64),
+            MetricType::Gauge => metric.value = metric.value.saturating_sub(delta.unsigned_abs()),
+            _ => return Status::BadArgument,
+        }
+        Status::Ok
+    }
+
+    pub(crate) fn record(&mut self, id: u32, value: u64) -> Status {
+        let Some(metric) = self.get_mut(id) else { return Status::NotFound };
+        match metric.kind {
+            MetricType::Counter => metric.value = metric.value.saturating_add(value),
+            MetricType::Gauge => metric.value = value,
+            MetricType::Histogram => metric.samples.push(value),
+        }
+        Status::Ok
+    }
+
+    pub(crate) fn get(&mut self, id: u32) -> Result<u64, Status> {
+        let metric = self.get_mut(id).ok_or(Status::NotFound)?;
+        match metric.kind {
+            MetricType::Histogram => Err(Status::BadArgument),
+            _ => Ok(metric.value),
+        }
+    }
+
+    pub(crate) fn by_name(&self, name: &str) -> Option<&Metric> {
+        self.entries.iter().find(|m| m.name == name)
+    }
+}
+
+/// Locks the shared queues of a plugin.
+pub(crate) fn queues(shared: &PluginShared) -> std::sync::MutexGuard<'_, Queues> {
+    lock(&shared.queues)
+}

@@ -1,0 +1,289 @@
+//! HTTP streams: a one-shot exchange ([`HttpExchange`]) and a step-by-step stream
+//! ([`HttpStream`]).
+
+use crate::engine::lock;
+use crate::events;
+use crate::host_state::{Direction, HttpState, StreamState};
+use crate::http_flow::{self, Dir};
+use crate::message::{Headers, Request, Response};
+use crate::outcome::{CallbackCost, Outcome};
+use crate::testing::{Inner, Plugin};
+
+/// One request through the plugin, with the upstream's response, run to completion.
+#[must_use = "call .run() to send the request"]
+#[derive(Debug)]
+pub struct HttpExchange<'p> {
+    plugin: &'p Plugin,
+    worker: usize,
+    request: Request,
+    response: Response,
+    chunk_size: Option<usize>,
+}
+
+impl<'p> HttpExchange<'p> {
+    pub(crate) fn new(plugin: &'p Plugin, worker: usize) -> Self {
+        HttpExchange { plugin, worker, request: Request::get("/"), response: Response::status(200), chunk_size: None }
+    }
+
+    /// The request the client sends (default `GET /`).
+    pub fn request(mut self, request: Request) -> Self {
+        self.request = request;
+        self
+    }
+
+    /// The response the upstream returns if the request reaches it (default 200, empty).
+    pub fn response(mut self, response: Response) -> Self {
+        self.response = response;
+        self
+    }
+
+    /// Delivers bodies in chunks of at most `bytes` (default: one chunk).
+    pub fn chunk_size(mut self, bytes: usize) -> Self {
+        self.chunk_size = Some(bytes.max(1));
+        self
+    }
+
+    /// Runs the exchange: request headers, body and trailers; callout responses as they are
+    /// due; then, if the whole request reached the upstream, the response the same way;
+    /// finally the stream's end (`on_done`, `on_log`, `on_delete`).
+    pub fn run(self) -> Outcome {
+        let mut stream = HttpStream::open(self.plugin, self.worker);
+        let chunk = self.chunk_size;
+        stream.send_request(&self.request, chunk);
+        stream.deliver_callouts();
+        if stream.request_complete() {
+            stream.send_response(&self.response, chunk);
+            stream.deliver_callouts();
+        }
+        stream.finish()
+    }
+}
+
+/// An HTTP stream driven step by step; dropping it ends the stream.
+pub struct HttpStream<'p> {
+    plugin: &'p Plugin,
+    worker: usize,
+    context: u32,
+    finished: Option<Outcome>,
+}
+
+impl std::fmt::Debug for HttpStream<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpStream").field("worker", &self.worker).finish_non_exhaustive()
+    }
+}
+
+impl<'p> HttpStream<'p> {
+    pub(crate) fn open(plugin: &'p Plugin, worker: usize) -> Self {
+        let mut inner = plugin.lock();
+        let worker = worker.min(inner.vms.len() - 1);
+        let context = http_flow::create(&mut inner.vms[worker]);
+        inner.pump();
+        HttpStream { plugin, worker, context, finished: None }
+    }
+
+    fn step(&mut self, f: impl FnOnce(&mut crate::vm::Vm, u32)) -> &mut Self {
+        let mut inner = self.plugin.lock();
+        f(&mut inner.vms[self.worker], self.context);
+        inner.pump();
+        self
+    }
+
+    /// Sends request headers (`:method`, `:path`, … and the others of `request`).
+    pub fn send_request_headers(&mut self, request: &Request, end_of_stream: bool) -> &mut Self {
+        let fields = request.headers().to_fields();
+        self.step(|vm, cx| http_flow::headers(vm, cx, Dir::Request, fields, end_of_stream))
+    }
+
+    /// Sends a request body chunk.
+    pub fn send_request_body(&mut self, chunk: &[u8], end_of_stream: bool) -> &mut Self {
+        self.step(|vm, cx| http_flow::body(vm, cx, Dir::Request, chunk, end_of_stream))
+    }
+
+    /// Sends request trailers (ending the request).
+    pub fn send_request_trailers(&mut self, trailers: &Headers) -> &mut Self {
+        let fields = trailers.to_fields();
+        self.step(|vm, cx| http_flow::trailers(vm, cx, Dir::Request, fields))
+    }
+
+    /// Sends response headers.
+    pub fn send_response_headers(&mut self, response: &Response, end_of_stream: bool) -> &mut Self {
+        let fields = response.header_fields();
+        self.step(|vm, cx| http_flow::headers(vm, cx, Dir::Response, fields, end_of_stream))
+    }
+
+    /// Sends a response body chunk.
+    pub fn send_response_body(&mut self, chunk: &[u8], end_of_stream: bool) -> &mut Self {
+        self.step(|vm, cx| http_flow::body(vm, cx, Dir::Response, chunk, end_of_stream))
+    }
+
+    /// Sends response trailers (ending the response).
+    pub fn send_response_trailers(&mut self, trailers: &Headers) -> &mut Self {
+        let fields = trailers.to_fields();
+        self.step(|vm, cx| http_flow::trailers(vm, cx, Dir::Response, fields))
+    }
+
+    /// Sends a whole request: headers, body (in chunks of `chunk` bytes), trailers.
+    pub fn send_request(&mut self, request: &Request, chunk: Option<usize>) -> &mut Self {
+        let body = request.body_bytes();
+        let trailers = request.trailers();
+        self.send_request_headers(request, body.is_empty() && trailers.is_empty());
+        for (piece, last) in chunks(body, chunk) {
+            self.send_request_body(piece, last && trailers.is_empty());
+        }
+        if !trailers.is_empty() {
+            self.send_request_trailers(trailers);
+        }
+        self
+    }
+
+    /// Sends a whole response: headers, body (in chunks of `chunk` bytes), trailers.
+    pub fn send_response(&mut self, response: &Response, chunk: Option<usize>) -> &mut Self {
+        let body = response.body_bytes();
+        let trailers = response.trailers();
+        self.send_response_headers(response, body.is_empty() && trailers.is_empty());
+        for (piece, last) in chunks(body, chunk) {
+            self.send_response_body(piece, last && trailers.is_empty());
+        }
+        if !trailers.is_empty() {
+            self.send_response_trailers(trailers);
+        }
+        self
+    }
+
+    /// Delivers every pending callout response now, moving the virtual clock to each one's
+    /// due time (responses delayed past their timeout arrive as timeouts).
+    pub fn deliver_callouts(&mut self) -> &mut Self {
+        let mut inner = self.plugin.lock();
+        let worker = self.worker;
+        while events::deliver_calls(&mut inner.vms[worker], true) > 0 {
+            inner.pump();
+        }
+        inner.pump();
+        self
+    }
+
+    /// Whether the complete request has reached the upstream.
+    pub fn request_complete(&self) -> bool {
+        self.with_http(|http| http.request.passed.end && !http_flow::is_over(http)).unwrap_or(false)
+    }
+
+    /// Whether the plugin holds the request (paused, waiting for e.g. a callout).
+    pub fn request_paused(&self) -> bool {
+        self.with_http(|http| http.request.paused.is_some()).unwrap_or(false)
+    }
+
+    fn with_http<R>(&self, f: impl FnOnce(&HttpState) -> R) -> Option<R> {
+        let mut inner = self.plugin.lock();
+        match inner.vms[self.worker].state().proxy.streams.get(&self.context)? {
+            StreamState::Http(http) => Some(f(http)),
+            StreamState::Tcp(_) => None,
+        }
+    }
+
+    /// What the stream showed so far (logs and costs collected up to now).
+    pub fn outcome(&mut self) -> Outcome {
+        if let Some(done) = &self.finished {
+            return done.clone();
+        }
+        let mut inner = self.plugin.lock();
+        let mut outcome = Outcome::default();
+        collect_journal(&mut inner, self.worker, self.context, &mut outcome, false);
+        if let Some(StreamState::Http(http)) = inner.vms[self.worker].state().proxy.streams.get(&self.context) {
+            fill(&mut outcome, http);
+        }
+        outcome
+    }
+
+    /// Ends the stream (`on_done`, `on_log`, `on_delete`) and returns the full outcome.
+    pub fn finish(mut self) -> Outcome {
+        self.end()
+    }
+
+    fn end(&mut self) -> Outcome {
+        if let Some(done) = &self.finished {
+            return done.clone();
+        }
+        let mut inner = self.plugin.lock();
+        let state = http_flow::finish(&mut inner.vms[self.worker], self.context);
+        inner.pump();
+        let mut outcome = Outcome::default();
+        collect_journal(&mut inner, self.worker, self.context, &mut outcome, true);
+        if let Some(http) = state {
+            fill(&mut outcome, &http);
+        }
+        self.finished = Some(outcome.clone());
+        outcome
+    }
+}
+
+impl Drop for HttpStream<'_> {
+    fn drop(&mut self) {
+        if self.finished.is_none() && !std::thread::panicking() {
+            self.end();
+        }
+    }
+}
+
+fn chunks(body: &[u8], size: Option<usize>) -> Vec<(&[u8], bool)> {
+    if body.is_empty() {
+        return Vec::new();
+    }
+    let pieces: Vec<&[u8]> = body.chunks(size.unwrap_or(body.len())).collect();
+    let last = pieces.len() - 1;
+    pieces.into_iter().enumerate().map(|(i, p)| (p, i == last)).collect()
+}
+
+/// Moves this context's logs, costs and callouts from the VM's journal into the outcome.
+pub(crate) fn collect_journal(inner: &mut Inner, worker: usize, context: u32, outcome: &mut Outcome, take: bool) {
+    let journal = &mut inner.vms[worker].state().proxy.journal;
+    let mine = |c: &u32| *c == context;
+    if take {
+        let (logs, rest): (Vec<_>, Vec<_>) = journal.logs.drain(..).partition(|(c, _)| mine(c));
+        journal.logs = rest;
+        outcome.logs = logs.into_iter().map(|(_, e)| e).collect();
+        let (costs, rest): (Vec<_>, Vec<_>) = journal.costs.drain(..).partition(|(c, _, _)| mine(c));
+        journal.costs = rest;
+        outcome.costs = costs.into_iter().map(|(_, callback, instructions)| CallbackCost { callback, instructions }).collect();
+        let (callouts, rest): (Vec<_>, Vec<_>) = journal.callouts.drain(..).partition(|(c, _)| mine(c));
+        journal.callouts = rest;
+        outcome.callouts = callouts.into_iter().map(|(_, c)| c).collect();
+    } else {
+        outcome.logs = journal.logs.iter().filter(|(c, _)| mine(c)).map(|(_, e)| e.clone()).collect();
+        outcome.costs = journal
+            .costs
+            .iter()
+            .filter(|(c, _, _)| mine(c))
+            .map(|(_, callback, instructions)| CallbackCost { callback, instructions: *instructions })
+            .collect();
+        outcome.callouts = journal.callouts.iter().filter(|(c, _)| mine(c)).map(|(_, c)| c.clone()).collect();
+    }
+    let metrics = lock(&inner.shared.metrics);
+    outcome.metrics = metrics
+        .entries
+        .iter()
+        .map(|m| (m.name.clone(), if m.samples.is_empty() { m.value } else { m.samples.len() as u64 }))
+        .collect();
+}
+
+fn passed_request(d: &Direction) -> Option<Request> {
+    let headers = d.passed.headers.clone()?;
+    Some(Request::from_parts(headers, d.passed.body.clone(), d.passed.trailers.clone().unwrap_or_default()))
+}
+
+fn passed_response(d: &Direction) -> Option<Response> {
+    let headers = d.passed.headers.clone()?;
+    Some(Response::from_parts(headers, d.passed.body.clone(), d.passed.trailers.clone().unwrap_or_default()))
+}
+
+fn fill(outcome: &mut Outcome, http: &HttpState) {
+    outcome.actions = http.actions.clone();
+    outcome.local_reply = http.local_reply.clone();
+    outcome.upstream_request = passed_request(&http.request);
+    outcome.response = match &http.local_reply {
+        Some(reply) => Some(reply.to_response()),
+        None => passed_response(&http.response),
+    };
+    outcome.trap = http.trap.clone();
+    outcome.reset = http.reset;
+}

@@ -1,0 +1,420 @@
+//! The test API: load or build a plugin, start it like Envoy would, drive streams, read
+//! outcomes. Every [`Plugin`] is a value with its own VMs, shared data, clock and metrics:
+//! tests run in parallel without seeing each other.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use weir_abi::LogLevel;
+
+use crate::abi::properties::normalize;
+use crate::engine::{compile, lock};
+use crate::error::{LoadError, StartError};
+use crate::events;
+use crate::message::{Request, Response};
+use crate::outcome::{LogEntry, Trap};
+use crate::shared::{PluginShared, Settings, Upstream};
+use crate::vm::Vm;
+
+mod build;
+mod http;
+mod network;
+
+pub use http::{HttpExchange, HttpStream};
+pub use network::{Connection, TcpExchange};
+
+/// Default fuel per callback: far above any real plugin's need, low enough that a runaway
+/// loop ends in about a second.
+pub const DEFAULT_FUEL_LIMIT: u64 = 1_000_000_000;
+/// Default memory limit per VM.
+pub const DEFAULT_MEMORY_LIMIT: usize = 256 << 20;
+
+enum Source {
+    Path(PathBuf),
+    Bytes(Vec<u8>),
+    Crate(PathBuf),
+}
+
+/// A property value as Envoy serializes it for `proxy_get_property`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PropertyValue(Vec<u8>);
+
+impl From<&str> for PropertyValue {
+    fn from(value: &str) -> Self {
+        PropertyValue(value.as_bytes().to_vec())
+    }
+}
+impl From<String> for PropertyValue {
+    fn from(value: String) -> Self {
+        PropertyValue(value.into_bytes())
+    }
+}
+impl From<i64> for PropertyValue {
+    /// Integers are 8 bytes, little-endian.
+    fn from(value: i64) -> Self {
+        PropertyValue(value.to_le_bytes().to_vec())
+    }
+}
+impl From<bool> for PropertyValue {
+    /// Booleans are one byte.
+    fn from(value: bool) -> Self {
+        PropertyValue(vec![u8::from(value)])
+    }
+}
+impl From<Vec<u8>> for PropertyValue {
+    fn from(value: Vec<u8>) -> Self {
+        PropertyValue(value)
+    }
+}
+
+/// A plugin or VM configuration: JSON (as Istio passes `pluginConfig`), text or bytes.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ConfigBytes(Vec<u8>);
+
+impl From<serde_json::Value> for ConfigBytes {
+    fn from(value: serde_json::Value) -> Self {
+        ConfigBytes(value.to_string().into_bytes())
+    }
+}
+impl From<&str> for ConfigBytes {
+    fn from(value: &str) -> Self {
+        ConfigBytes(value.as_bytes().to_vec())
+    }
+}
+impl From<String> for ConfigBytes {
+    fn from(value: String) -> Self {
+        ConfigBytes(value.into_bytes())
+    }
+}
+impl From<Vec<u8>> for ConfigBytes {
+    fn from(value: Vec<u8>) -> Self {
+        ConfigBytes(value)
+    }
+}
+
+/// Sets up a plugin; [`PluginBuilder::start`] loads and starts it.
+#[must_use = "call .start() to run the plugin"]
+pub struct PluginBuilder {
+    source: Source,
+    settings: Settings,
+    workers: usize,
+}
+
+impl std::fmt::Debug for PluginBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PluginBuilder").field("root_id", &self.settings.root_id).finish_non_exhaustive()
+    }
+}
+
+impl PluginBuilder {
+    fn new(source: Source) -> Self {
+        PluginBuilder {
+            source,
+            settings: Settings {
+                root_id: String::new(),
+                name: String::new(),
+                vm_id: String::new(),
+                config: Vec::new(),
+                vm_config: Vec::new(),
+                env: Vec::new(),
+                properties: HashMap::new(),
+                fuel_limit: DEFAULT_FUEL_LIMIT,
+                memory_limit: DEFAULT_MEMORY_LIMIT,
+                log_level: LogLevel::Trace,
+                upstreams: HashMap::new(),
+            },
+            workers: 1,
+        }
+    }
+
+    /// The root id (Istio: `pluginName`); property `plugin_root_id`. Default: empty.
+    pub fn root_id(mut self, root_id: &str) -> Self {
+        self.settings.root_id = root_id.to_string();
+        self
+    }
+
+    /// The plugin name (Istio: `<namespace>.<name>`); property `plugin_name`.
+    /// Default: the root id.
+    pub fn name(mut self, name: &str) -> Self {
+        self.settings.name = name.to_string();
+        self
+    }
+
+    /// The VM id (Istio sets none); property `plugin_vm_id`, and the namespace of queues.
+    pub fn vm_id(mut self, vm_id: &str) -> Self {
+        self.settings.vm_id = vm_id.to_string();
+        self
+    }
+
+    /// The plugin configuration, read by `proxy_on_configure`.
+    pub fn config(mut self, config: impl Into<ConfigBytes>) -> Self {
+        self.settings.config = config.into().0;
+        self
+    }
+
+    /// The VM configuration, read by `proxy_on_vm_start`.
+    pub fn vm_config(mut self, config: impl Into<ConfigBytes>) -> Self {
+        self.settings.vm_config = config.into().0;
+        self
+    }
+
+    /// A VM environment variable (Istio: `vmConfig.env`), visible through WASI `environ_get`.
+    pub fn env(mut self, key: &str, value: &str) -> Self {
+        self.settings.env.push((key.to_string(), value.to_string()));
+        self
+    }
+
+    /// Routes `proxy_http_call`s to `cluster` to a handler. Calls to clusters without one
+    /// fail with `BadArgument`, as calls to unknown clusters do in Envoy.
+    pub fn upstream<F>(mut self, cluster: &str, handler: F) -> Self
+    where
+        F: Fn(&Request) -> Response + Send + Sync + 'static,
+    {
+        let handler: Upstream = Arc::new(handler);
+        self.settings.upstreams.insert(cluster.to_string(), handler);
+        self
+    }
+
+    /// Sets a property for `proxy_get_property`; `path` is dotted (`"source.address"`).
+    /// For segments containing dots use [`PluginBuilder::property_path`].
+    pub fn property(self, path: &str, value: impl Into<PropertyValue>) -> Self {
+        let segments: Vec<&str> = path.split('.').collect();
+        self.property_path(&segments, value)
+    }
+
+    /// Sets a property by explicit segments (`&["request", "headers", "x.y"]`).
+    pub fn property_path(mut self, segments: &[&str], value: impl Into<PropertyValue>) -> Self {
+        let key = normalize(&weir_abi::wire::encode_path(segments));
+        self.settings.properties.insert(key, value.into().0);
+        self
+    }
+
+    /// Wasm instructions a single callback may execute before it is stopped with a trap.
+    pub fn fuel_limit(mut self, instructions: u64) -> Self {
+        self.settings.fuel_limit = instructions;
+        self
+    }
+
+    /// Linear memory a VM may grow to, in bytes (default 256 MiB).
+    pub fn memory_limit(mut self, bytes: usize) -> Self {
+        self.settings.memory_limit = bytes;
+        self
+    }
+
+    /// The host's log level: lower levels are dropped, and `proxy_get_log_level` returns it.
+    pub fn log_level(mut self, level: LogLevel) -> Self {
+        self.settings.log_level = level;
+        self
+    }
+
+    /// Number of VMs (Envoy: one per worker thread; they share data, queues and metrics).
+    pub fn workers(mut self, count: usize) -> Self {
+        self.workers = count.max(1);
+        self
+    }
+
+    /// Loads the module and starts every VM the way Envoy does.
+    pub fn start(mut self) -> Result<Plugin, StartError> {
+        let bytes = match &self.source {
+            Source::Bytes(bytes) => bytes.clone(),
+            Source::Path(path) => read(path)?,
+            Source::Crate(dir) => read(&build::wasm_of(dir)?)?,
+        };
+        let compiled = compile(&bytes)?;
+        if self.settings.name.is_empty() {
+            self.settings.name = self.settings.root_id.clone();
+        }
+        let shared = Arc::new(PluginShared::new(self.settings));
+        let mut vms = Vec::with_capacity(self.workers);
+        for worker in 0..self.workers {
+            let mut vm = Vm::instantiate(&compiled, shared.clone(), worker)?;
+            vm.start()?;
+            vms.push(vm);
+        }
+        let plugin = Plugin { inner: Mutex::new(Inner { shared, vms, logs: Vec::new() }) };
+        plugin.lock().pump();
+        Ok(plugin)
+    }
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, LoadError> {
+    std::fs::read(path).map_err(|source| LoadError::Read { path: path.to_path_buf(), source })
+}
+
+/// A started plugin: one or more VMs of one module, as Envoy runs them.
+pub struct Plugin {
+    inner: Mutex<Inner>,
+}
+
+impl std::fmt::Debug for Plugin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Plugin").finish_non_exhaustive()
+    }
+}
+
+pub(crate) struct Inner {
+    pub(crate) shared: Arc<PluginShared>,
+    pub(crate) vms: Vec<Vm>,
+    /// Logs of root contexts (start-up, ticks, queues, …).
+    pub(crate) logs: Vec<LogEntry>,
+}
+
+impl Plugin {
+    /// A plugin from a `.wasm` file.
+    pub fn load(path: impl AsRef<Path>) -> PluginBuilder {
+        PluginBuilder::new(Source::Path(path.as_ref().to_path_buf()))
+    }
+
+    /// A plugin from module bytes.
+    pub fn from_bytes(bytes: impl Into<Vec<u8>>) -> PluginBuilder {
+        PluginBuilder::new(Source::Bytes(bytes.into()))
+    }
+
+    /// A plugin built from the crate in `crate_dir` (usually `env!("CARGO_MANIFEST_DIR")`)
+    /// with `cargo build --release --target wasm32-wasip1`, once per process.
+    pub fn build(crate_dir: impl AsRef<Path>) -> PluginBuilder {
+        PluginBuilder::new(Source::Crate(crate_dir.as_ref().to_path_buf()))
+    }
+
+    /// Path of the `.wasm` built from `crate_dir` (building it on first use).
+    pub fn wasm_path(crate_dir: impl AsRef<Path>) -> Result<PathBuf, LoadError> {
+        build::wasm_of(crate_dir.as_ref())
+    }
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Inner> {
+        lock(&self.inner)
+    }
+
+    /// An HTTP exchange on the first VM, run to completion with [`HttpExchange::run`].
+    pub fn http(&self) -> HttpExchange<'_> {
+        HttpExchange::new(self, 0)
+    }
+
+    /// An HTTP exchange on VM `worker` (0-based; out of range picks the last).
+    pub fn http_on(&self, worker: usize) -> HttpExchange<'_> {
+        HttpExchange::new(self, worker)
+    }
+
+    /// An HTTP stream driven step by step.
+    pub fn http_stream(&self) -> HttpStream<'_> {
+        HttpStream::open(self, 0)
+    }
+
+    /// A TCP exchange (NETWORK filter) on the first VM.
+    pub fn tcp(&self) -> TcpExchange<'_> {
+        TcpExchange::new(self)
+    }
+
+    /// A TCP connection driven step by step.
+    pub fn connection(&self) -> Connection<'_> {
+        Connection::open(self, 0)
+    }
+
+    /// Moves the virtual clock forward, firing ticks and delivering callout responses and
+    /// queue notifications as they fall due.
+    pub fn advance(&self, by: Duration) {
+        let mut inner = self.lock();
+        let target = inner.shared.now_ns().saturating_add(by.as_nanos().min(u128::from(u64::MAX)) as u64);
+        loop {
+            let next = inner
+                .vms
+                .iter_mut()
+                .flat_map(|vm| [vm.state().proxy.next_tick_ns, events::next_call_due(vm)])
+                .flatten()
+                .min();
+            match next {
+                Some(at) if at <= target => {
+                    inner.shared.set_now_ns(at);
+                    for vm in inner.vms.iter_mut() {
+                        events::tick_if_due(vm);
+                        events::deliver_calls(vm, false);
+                    }
+                    inner.pump();
+                }
+                _ => break,
+            }
+        }
+        inner.shared.set_now_ns(target);
+        inner.pump();
+    }
+
+    /// Logs written outside streams (start-up, ticks, queue notifications), in order.
+    pub fn logs(&self) -> Vec<LogEntry> {
+        let mut inner = self.lock();
+        inner.collect_root_logs();
+        inner.logs.clone()
+    }
+
+    /// A counter or gauge value (histograms: number of samples).
+    pub fn metric(&self, name: &str) -> Option<u64> {
+        let inner = self.lock();
+        let metrics = lock(&inner.shared.metrics);
+        metrics.by_name(name).map(|m| if m.samples.is_empty() { m.value } else { m.samples.len() as u64 })
+    }
+
+    /// Samples recorded to a histogram.
+    pub fn histogram(&self, name: &str) -> Vec<u64> {
+        let inner = self.lock();
+        let metrics = lock(&inner.shared.metrics);
+        metrics.by_name(name).map(|m| m.samples.clone()).unwrap_or_default()
+    }
+
+    /// A shared-data value, as any VM would read it.
+    pub fn shared_data(&self, key: &str) -> Option<Vec<u8>> {
+        let inner = self.lock();
+        let data = lock(&inner.shared.data);
+        data.get(key.as_bytes()).map(|(value, _)| value)
+    }
+
+    /// The trap of the first crashed VM, if any.
+    pub fn trap(&self) -> Option<Trap> {
+        self.lock().vms.iter().find_map(|vm| vm.crashed.clone())
+    }
+
+    /// Number of VMs.
+    pub fn workers(&self) -> usize {
+        self.lock().vms.len()
+    }
+
+    /// Virtual time elapsed since the plugin started.
+    pub fn now(&self) -> Duration {
+        let since = self.lock().shared.now_ns().saturating_sub(crate::shared::CLOCK_START_NS);
+        Duration::from_nanos(since)
+    }
+}
+
+impl Inner {
+    /// Delivers queue notifications until none are left. Callout responses are not
+    /// delivered here: tests decide when (`deliver_callouts`, `advance`, `run`), so they can
+    /// order them against body chunks.
+    pub(crate) fn pump(&mut self) {
+        // Bounded: two VMs feeding each other's queues forever must not hang the host.
+        for _ in 0..10_000 {
+            let ready: Vec<(usize, u32, u32)> = std::mem::take(&mut crate::shared::queues(&self.shared).ready);
+            if ready.is_empty() {
+                break;
+            }
+            for (worker, context, queue) in ready {
+                if let Some(vm) = self.vms.get_mut(worker) {
+                    events::queue_ready(vm, context, queue);
+                }
+            }
+        }
+        self.collect_root_logs();
+    }
+
+    /// Moves root-context journal entries into the plugin's logs.
+    pub(crate) fn collect_root_logs(&mut self) {
+        for vm in self.vms.iter_mut() {
+            let proxy = &mut vm.state().proxy;
+            let root = proxy.root_context;
+            let (root_logs, rest): (Vec<_>, Vec<_>) =
+                proxy.journal.logs.drain(..).partition(|(context, _)| *context == root || *context == 0);
+            proxy.journal.logs = rest;
+            proxy.journal.costs.retain(|(context, _, _)| *context != root && *context != 0);
+            self.logs.extend(root_logs.into_iter().map(|(_, entry)| entry));
+        }
+    }
+}

@@ -1,0 +1,143 @@
+//! One VM: a wasmtime store and instance of a plugin, started the way Envoy starts it, and
+//! the metered, trap-catching way every callback is invoked.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use wasmtime::{Extern, Func, Instance, Store, Trap as WasmTrap, Val};
+use weir_abi::LogLevel;
+
+use crate::engine::CompiledModule;
+use crate::error::StartError;
+use crate::host_state::HostState;
+use crate::outcome::{LogEntry, Trap};
+use crate::shared::PluginShared;
+
+/// A running instance of the plugin module (Envoy: one per worker thread).
+pub(crate) struct Vm {
+    pub(crate) store: Store<HostState>,
+    instance: Instance,
+    funcs: HashMap<&'static str, Option<Func>>,
+    /// Set once the guest trapped: Envoy does not call a crashed VM again.
+    pub(crate) crashed: Option<Trap>,
+}
+
+impl std::fmt::Debug for Vm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Vm").field("worker", &self.store.data().proxy.worker).finish_non_exhaustive()
+    }
+}
+
+impl Vm {
+    /// Instantiates the module (no guest code runs yet).
+    pub(crate) fn instantiate(compiled: &CompiledModule, shared: Arc<PluginShared>, worker: usize) -> Result<Vm, StartError> {
+        let abi_ok = compiled.module.exports().any(|e| {
+            e.name() == weir_abi::ABI_VERSION_0_2_1 || e.name() == weir_abi::ABI_VERSION_0_2_0
+        });
+        if !abi_ok {
+            return Err(StartError::NotProxyWasm);
+        }
+        let mut store = Store::new(compiled.module.engine(), HostState::new(shared, worker));
+        store.limiter(|state| &mut state.limits);
+        // Instantiation runs the start function and data initializers: meter them too.
+        store.set_fuel(store.data().proxy.shared.settings.fuel_limit).map_err(|e| StartError::Instantiate(format!("{e:#}")))?;
+        let instance = compiled.pre.instantiate(&mut store).map_err(|e| StartError::Instantiate(format!("{e:#}")))?;
+        let memory = match instance.get_export(&mut store, "memory") {
+            Some(Extern::Memory(memory)) => Some(memory),
+            _ => None,
+        };
+        let allocator =
+            instance.get_func(&mut store, "proxy_on_memory_allocate").or_else(|| instance.get_func(&mut store, "malloc"));
+        store.data_mut().memory = memory;
+        store.data_mut().allocator = allocator;
+        Ok(Vm { store, instance, funcs: HashMap::new(), crashed: None })
+    }
+
+    /// Envoy's start-up: `_initialize` (or `_start`), the root context, `proxy_on_vm_start`,
+    /// then `proxy_on_configure`; false from either rejects the plugin.
+    pub(crate) fn start(&mut self) -> Result<(), StartError> {
+        let root = self.store.data().proxy.root_context;
+        let init = if self.func("_initialize").is_some() { "_initialize" } else { "_start" };
+        self.call(0, init, &[]).map_err(StartError::Trap)?;
+        self.call(root, "proxy_on_context_create", &[root, 0]).map_err(StartError::Trap)?;
+        let vm_config_len = self.store.data().proxy.vm_config.len() as u32;
+        if self.call(root, "proxy_on_vm_start", &[root, vm_config_len]).map_err(StartError::Trap)? == Some(0) {
+            return Err(StartError::VmStartRejected { logs: self.drain_logs() });
+        }
+        let config_len = self.store.data().proxy.plugin_config.len() as u32;
+        if self.call(root, "proxy_on_configure", &[root, config_len]).map_err(StartError::Trap)? == Some(0) {
+            return Err(StartError::ConfigRejected { logs: self.drain_logs() });
+        }
+        Ok(())
+    }
+
+    fn drain_logs(&mut self) -> Vec<LogEntry> {
+        self.store.data_mut().proxy.journal.logs.drain(..).map(|(_, entry)| entry).collect()
+    }
+
+    fn func(&mut self, name: &'static str) -> Option<Func> {
+        if let Some(found) = self.funcs.get(name) {
+            return *found;
+        }
+        let found = self.instance.get_func(&mut self.store, name);
+        self.funcs.insert(name, found);
+        found
+    }
+
+    /// Calls a guest export with the active context set to `context`, metering instructions.
+    /// `Ok(None)`: the export is absent (callbacks are optional) or returns nothing.
+    pub(crate) fn call(&mut self, context: u32, name: &'static str, args: &[u32]) -> Result<Option<u32>, Trap> {
+        if let Some(trap) = &self.crashed {
+            return Err(trap.clone());
+        }
+        let Some(func) = self.func(name) else { return Ok(None) };
+        let params: Vec<Val> = args.iter().map(|a| Val::I32(*a as i32)).collect();
+        let result_count = func.ty(&self.store).results().len();
+        let mut results = vec![Val::I32(0); result_count];
+        let limit = self.store.data().proxy.shared.settings.fuel_limit;
+        self.store.data_mut().proxy.active_context = context;
+        let outcome = self
+            .store
+            .set_fuel(limit)
+            .and_then(|()| func.call(&mut self.store, &params, &mut results));
+        let used = limit.saturating_sub(self.store.get_fuel().unwrap_or(0));
+        self.store.data_mut().proxy.journal.costs.push((context, name, used));
+        match outcome {
+            Ok(()) => Ok(match results.first() {
+                Some(Val::I32(value)) => Some(*value as u32),
+                Some(Val::I64(value)) => Some(*value as u32),
+                _ => None,
+            }),
+            Err(error) => {
+                let trap = self.trap(name, &error);
+                self.crashed = Some(trap.clone());
+                Err(trap)
+            }
+        }
+    }
+
+    fn trap(&self, callback: &str, error: &wasmtime::Error) -> Trap {
+        let out_of_fuel = matches!(error.downcast_ref::<WasmTrap>(), Some(WasmTrap::OutOfFuel));
+        let message = if out_of_fuel {
+            let limit = self.store.data().proxy.shared.settings.fuel_limit;
+            format!("fuel limit of {limit} instructions exhausted (runaway guest?)")
+        } else {
+            format!("{error:#}")
+        };
+        let panic_message = self
+            .store
+            .data()
+            .proxy
+            .journal
+            .logs
+            .iter()
+            .rev()
+            .find(|(_, entry)| entry.level == LogLevel::Critical)
+            .map(|(_, entry)| entry.message.clone());
+        Trap { callback: callback.to_string(), message, panic_message, out_of_fuel }
+    }
+
+    pub(crate) fn state(&mut self) -> &mut HostState {
+        self.store.data_mut()
+    }
+}

@@ -1,0 +1,21 @@
+//! weir-runtime's tests: one binary, one module per area. Guests are real `.wasm`: the raw
+//! `proxy-wasm` probe under `test-plugins/` (built once per process) and hand-written WAT
+//! for hostile guests.
+
+mod hostile;
+mod http;
+mod imports;
+mod network;
+mod root;
+
+use weir_runtime::{Plugin, PluginBuilder};
+
+/// The probe plugin (test-plugins/probe), built on first use.
+pub fn probe() -> PluginBuilder {
+    Plugin::build(concat!(env!("CARGO_MANIFEST_DIR"), "/test-plugins/probe"))
+}
+
+/// A WAT guest, compiled to Wasm.
+pub fn wat(source: &str) -> Vec<u8> {
+    wat::parse_str(source).expect("test WAT must parse")
+}
