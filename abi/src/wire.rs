@@ -7,6 +7,9 @@
 use alloc::vec::Vec;
 use core::fmt;
 
+/// One decoded `(key, value)` entry, borrowed from the serialized bytes.
+pub type Pair<'a> = (&'a [u8], &'a [u8]);
+
 /// Why serialized bytes could not be decoded.
 #[derive(Copy, Clone, Eq, PartialEq, Debug)]
 pub enum WireError {
@@ -98,7 +101,7 @@ fn read_u32(bytes: &[u8], at: usize) -> Result<usize, WireError> {
 ///
 /// Accepts an empty input and a lone zero count as the empty map. Any inconsistency
 /// (lengths past the end, missing `\0`, bytes left over) is an error.
-pub fn decode_map(bytes: &[u8]) -> Result<Vec<(&[u8], &[u8])>, WireError> {
+pub fn decode_map(bytes: &[u8]) -> Result<Vec<Pair<'_>>, WireError> {
     // The spec also allows a single 0x00 byte for the empty map.
     if bytes.is_empty() || bytes == [0] {
         return Ok(Vec::new());
@@ -164,6 +167,7 @@ pub fn decode_path(bytes: &[u8]) -> Vec<&[u8]> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use alloc::vec;

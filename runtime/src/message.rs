@@ -136,31 +136,6 @@ impl Request {
         self.headers.get(":path").unwrap_or_default()
     }
 
-    /// The first value of a header.
-    pub fn header_value(&self, name: &str) -> Option<&str> {
-        self.headers.get(name)
-    }
-
-    /// All headers, pseudo-headers included.
-    pub fn headers(&self) -> &Headers {
-        &self.headers
-    }
-
-    /// The body bytes.
-    pub fn body_bytes(&self) -> &[u8] {
-        &self.body
-    }
-
-    /// The body as text (lossy UTF-8).
-    pub fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
-    }
-
-    /// The trailers.
-    pub fn trailers(&self) -> &Headers {
-        &self.trailers
-    }
-
     pub(crate) fn from_parts(headers: Fields, body: Vec<u8>, trailers: Fields) -> Self {
         Request { headers: Headers::from_fields(&headers), body, trailers: Headers::from_fields(&trailers) }
     }
@@ -226,31 +201,6 @@ impl Response {
         self.headers.get(":status").and_then(|s| s.parse().ok()).unwrap_or(0)
     }
 
-    /// The first value of a header.
-    pub fn header_value(&self, name: &str) -> Option<&str> {
-        self.headers.get(name)
-    }
-
-    /// All headers.
-    pub fn headers(&self) -> &Headers {
-        &self.headers
-    }
-
-    /// The body bytes.
-    pub fn body_bytes(&self) -> &[u8] {
-        &self.body
-    }
-
-    /// The body as text (lossy UTF-8).
-    pub fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
-    }
-
-    /// The trailers.
-    pub fn trailers(&self) -> &Headers {
-        &self.trailers
-    }
-
     pub(crate) fn from_parts(headers: Fields, body: Vec<u8>, trailers: Fields) -> Self {
         Response {
             headers: Headers::from_fields(&headers),
@@ -268,6 +218,41 @@ impl Response {
         self.trailers.to_fields()
     }
 }
+
+/// Accessors shared by [`Request`] and [`Response`] (same fields, same meaning).
+macro_rules! message_accessors {
+    ($name:ident) => {
+        impl $name {
+            /// The first value of a header.
+            pub fn header_value(&self, name: &str) -> Option<&str> {
+                self.headers.get(name)
+            }
+
+            /// All headers, pseudo-headers included.
+            pub fn headers(&self) -> &Headers {
+                &self.headers
+            }
+
+            /// The body bytes.
+            pub fn body_bytes(&self) -> &[u8] {
+                &self.body
+            }
+
+            /// The body as text (lossy UTF-8).
+            pub fn text(&self) -> String {
+                String::from_utf8_lossy(&self.body).into_owned()
+            }
+
+            /// The trailers.
+            pub fn trailers(&self) -> &Headers {
+                &self.trailers
+            }
+        }
+    };
+}
+
+message_accessors!(Request);
+message_accessors!(Response);
 
 /// A reply the plugin sent itself (`proxy_send_local_response`), ending the stream.
 #[derive(Clone, Debug, PartialEq, Eq)]

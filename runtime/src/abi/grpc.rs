@@ -8,7 +8,11 @@ use weir_abi::Status;
 use super::{read, read_string, status, HostResult};
 use crate::host_state::HostState;
 
-fn call(caller: &mut Caller<'_, HostState>, cluster_ptr: u32, cluster_len: u32) -> HostResult {
+/// Validates every (pointer, length) argument, then answers by cluster.
+fn call(caller: &mut Caller<'_, HostState>, cluster_ptr: u32, cluster_len: u32, args: &[(u32, u32)]) -> HostResult {
+    for (ptr, len) in args {
+        read(caller, *ptr, *len)?;
+    }
     let cluster = read_string(caller, cluster_ptr, cluster_len)?;
     if caller.data().proxy.shared.settings.upstreams.contains_key(&cluster) {
         Err(Status::Unimplemented.into())
@@ -34,13 +38,8 @@ pub(super) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
          message_len: u32,
          _timeout: u32,
          _id_ptr: u32| {
-            status((|| {
-                read(&mut caller, service_ptr, service_len)?;
-                read(&mut caller, method_ptr, method_len)?;
-                read(&mut caller, metadata_ptr, metadata_len)?;
-                read(&mut caller, message_ptr, message_len)?;
-                call(&mut caller, cluster_ptr, cluster_len)
-            })())
+            let args = [(service_ptr, service_len), (method_ptr, method_len), (metadata_ptr, metadata_len), (message_ptr, message_len)];
+            status(call(&mut caller, cluster_ptr, cluster_len, &args))
         },
     )?;
     linker.func_wrap(
@@ -56,12 +55,8 @@ pub(super) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
          metadata_ptr: u32,
          metadata_len: u32,
          _id_ptr: u32| {
-            status((|| {
-                read(&mut caller, service_ptr, service_len)?;
-                read(&mut caller, method_ptr, method_len)?;
-                read(&mut caller, metadata_ptr, metadata_len)?;
-                call(&mut caller, cluster_ptr, cluster_len)
-            })())
+            let args = [(service_ptr, service_len), (method_ptr, method_len), (metadata_ptr, metadata_len)];
+            status(call(&mut caller, cluster_ptr, cluster_len, &args))
         },
     )?;
     linker.func_wrap(

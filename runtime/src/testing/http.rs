@@ -1,13 +1,13 @@
 //! HTTP streams: a one-shot exchange ([`HttpExchange`]) and a step-by-step stream
 //! ([`HttpStream`]).
 
-use crate::engine::lock;
-use crate::events;
 use crate::host_state::{Direction, HttpState, StreamState};
 use crate::http_flow::{self, Dir};
 use crate::message::{Headers, Request, Response};
-use crate::outcome::{CallbackCost, Outcome};
-use crate::testing::{Inner, Plugin};
+use crate::outcome::Outcome;
+use crate::testing::handle::{Handle, StreamKind};
+use crate::testing::Plugin;
+use crate::vm::Vm;
 
 /// One request through the plugin, with the upstream's response, run to completion.
 #[must_use = "call .run() to send the request"]
@@ -61,31 +61,40 @@ impl<'p> HttpExchange<'p> {
 
 /// An HTTP stream driven step by step; dropping it ends the stream.
 pub struct HttpStream<'p> {
-    plugin: &'p Plugin,
-    worker: usize,
-    context: u32,
-    finished: Option<Outcome>,
+    handle: Handle<'p, HttpKind>,
 }
 
 impl std::fmt::Debug for HttpStream<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("HttpStream").field("worker", &self.worker).finish_non_exhaustive()
+        f.debug_struct("HttpStream").field("worker", &self.handle.worker).finish_non_exhaustive()
+    }
+}
+
+pub(crate) struct HttpKind;
+
+impl StreamKind for HttpKind {
+    fn create(vm: &mut Vm) -> u32 {
+        http_flow::create(vm)
+    }
+
+    fn fill(state: &StreamState, outcome: &mut Outcome) {
+        if let StreamState::Http(http) = state {
+            fill(outcome, http);
+        }
+    }
+
+    fn finish(vm: &mut Vm, context: u32) -> Option<StreamState> {
+        http_flow::finish(vm, context).map(StreamState::Http)
     }
 }
 
 impl<'p> HttpStream<'p> {
     pub(crate) fn open(plugin: &'p Plugin, worker: usize) -> Self {
-        let mut inner = plugin.lock();
-        let worker = worker.min(inner.vms.len() - 1);
-        let context = http_flow::create(&mut inner.vms[worker]);
-        inner.pump();
-        HttpStream { plugin, worker, context, finished: None }
+        HttpStream { handle: Handle::open(plugin, worker) }
     }
 
-    fn step(&mut self, f: impl FnOnce(&mut crate::vm::Vm, u32)) -> &mut Self {
-        let mut inner = self.plugin.lock();
-        f(&mut inner.vms[self.worker], self.context);
-        inner.pump();
+    fn step(&mut self, f: impl FnOnce(&mut Vm, u32)) -> &mut Self {
+        self.handle.step(f);
         self
     }
 
@@ -154,12 +163,7 @@ impl<'p> HttpStream<'p> {
     /// Delivers every pending callout response now, moving the virtual clock to each one's
     /// due time (responses delayed past their timeout arrive as timeouts).
     pub fn deliver_callouts(&mut self) -> &mut Self {
-        let mut inner = self.plugin.lock();
-        let worker = self.worker;
-        while events::deliver_calls(&mut inner.vms[worker], true) > 0 {
-            inner.pump();
-        }
-        inner.pump();
+        self.handle.deliver_callouts();
         self
     }
 
@@ -174,54 +178,22 @@ impl<'p> HttpStream<'p> {
     }
 
     fn with_http<R>(&self, f: impl FnOnce(&HttpState) -> R) -> Option<R> {
-        let mut inner = self.plugin.lock();
-        match inner.vms[self.worker].state().proxy.streams.get(&self.context)? {
-            StreamState::Http(http) => Some(f(http)),
-            StreamState::Tcp(_) => None,
-        }
+        self.handle
+            .with_state(|state| match state {
+                StreamState::Http(http) => Some(f(http)),
+                StreamState::Tcp(_) => None,
+            })
+            .flatten()
     }
 
     /// What the stream showed so far (logs and costs collected up to now).
     pub fn outcome(&mut self) -> Outcome {
-        if let Some(done) = &self.finished {
-            return done.clone();
-        }
-        let mut inner = self.plugin.lock();
-        let mut outcome = Outcome::default();
-        collect_journal(&mut inner, self.worker, self.context, &mut outcome, false);
-        if let Some(StreamState::Http(http)) = inner.vms[self.worker].state().proxy.streams.get(&self.context) {
-            fill(&mut outcome, http);
-        }
-        outcome
+        self.handle.outcome()
     }
 
     /// Ends the stream (`on_done`, `on_log`, `on_delete`) and returns the full outcome.
     pub fn finish(mut self) -> Outcome {
-        self.end()
-    }
-
-    fn end(&mut self) -> Outcome {
-        if let Some(done) = &self.finished {
-            return done.clone();
-        }
-        let mut inner = self.plugin.lock();
-        let state = http_flow::finish(&mut inner.vms[self.worker], self.context);
-        inner.pump();
-        let mut outcome = Outcome::default();
-        collect_journal(&mut inner, self.worker, self.context, &mut outcome, true);
-        if let Some(http) = state {
-            fill(&mut outcome, &http);
-        }
-        self.finished = Some(outcome.clone());
-        outcome
-    }
-}
-
-impl Drop for HttpStream<'_> {
-    fn drop(&mut self) {
-        if self.finished.is_none() && !std::thread::panicking() {
-            self.end();
-        }
+        self.handle.end()
     }
 }
 
@@ -232,38 +204,6 @@ fn chunks(body: &[u8], size: Option<usize>) -> Vec<(&[u8], bool)> {
     let pieces: Vec<&[u8]> = body.chunks(size.unwrap_or(body.len())).collect();
     let last = pieces.len() - 1;
     pieces.into_iter().enumerate().map(|(i, p)| (p, i == last)).collect()
-}
-
-/// Moves this context's logs, costs and callouts from the VM's journal into the outcome.
-pub(crate) fn collect_journal(inner: &mut Inner, worker: usize, context: u32, outcome: &mut Outcome, take: bool) {
-    let journal = &mut inner.vms[worker].state().proxy.journal;
-    let mine = |c: &u32| *c == context;
-    if take {
-        let (logs, rest): (Vec<_>, Vec<_>) = journal.logs.drain(..).partition(|(c, _)| mine(c));
-        journal.logs = rest;
-        outcome.logs = logs.into_iter().map(|(_, e)| e).collect();
-        let (costs, rest): (Vec<_>, Vec<_>) = journal.costs.drain(..).partition(|(c, _, _)| mine(c));
-        journal.costs = rest;
-        outcome.costs = costs.into_iter().map(|(_, callback, instructions)| CallbackCost { callback, instructions }).collect();
-        let (callouts, rest): (Vec<_>, Vec<_>) = journal.callouts.drain(..).partition(|(c, _)| mine(c));
-        journal.callouts = rest;
-        outcome.callouts = callouts.into_iter().map(|(_, c)| c).collect();
-    } else {
-        outcome.logs = journal.logs.iter().filter(|(c, _)| mine(c)).map(|(_, e)| e.clone()).collect();
-        outcome.costs = journal
-            .costs
-            .iter()
-            .filter(|(c, _, _)| mine(c))
-            .map(|(_, callback, instructions)| CallbackCost { callback, instructions: *instructions })
-            .collect();
-        outcome.callouts = journal.callouts.iter().filter(|(c, _)| mine(c)).map(|(_, c)| c.clone()).collect();
-    }
-    let metrics = lock(&inner.shared.metrics);
-    outcome.metrics = metrics
-        .entries
-        .iter()
-        .map(|m| (m.name.clone(), if m.samples.is_empty() { m.value } else { m.samples.len() as u64 }))
-        .collect();
 }
 
 fn passed_request(d: &Direction) -> Option<Request> {

@@ -1,12 +1,12 @@
 //! L4 (NETWORK filter) connections: a one-shot exchange ([`TcpExchange`]) and a
 //! step-by-step connection ([`Connection`]).
 
-use crate::events;
-use crate::host_state::TcpState;
+use crate::host_state::{StreamState, TcpState};
 use crate::outcome::Outcome;
 use crate::tcp_flow;
-use crate::testing::http::collect_journal;
+use crate::testing::handle::{Handle, StreamKind};
 use crate::testing::Plugin;
+use crate::vm::Vm;
 
 /// One connection: client bytes, then server bytes, then both sides close.
 #[must_use = "call .run() to open the connection"]
@@ -57,31 +57,40 @@ impl<'p> TcpExchange<'p> {
 
 /// A TCP connection driven step by step; dropping it ends the connection.
 pub struct Connection<'p> {
-    plugin: &'p Plugin,
-    worker: usize,
-    context: u32,
-    finished: Option<Outcome>,
+    handle: Handle<'p, TcpKind>,
 }
 
 impl std::fmt::Debug for Connection<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Connection").field("worker", &self.worker).finish_non_exhaustive()
+        f.debug_struct("Connection").field("worker", &self.handle.worker).finish_non_exhaustive()
+    }
+}
+
+pub(crate) struct TcpKind;
+
+impl StreamKind for TcpKind {
+    fn create(vm: &mut Vm) -> u32 {
+        tcp_flow::create(vm)
+    }
+
+    fn fill(state: &StreamState, outcome: &mut Outcome) {
+        if let StreamState::Tcp(tcp) = state {
+            fill(outcome, tcp);
+        }
+    }
+
+    fn finish(vm: &mut Vm, context: u32) -> Option<StreamState> {
+        tcp_flow::finish(vm, context).map(StreamState::Tcp)
     }
 }
 
 impl<'p> Connection<'p> {
     pub(crate) fn open(plugin: &'p Plugin, worker: usize) -> Self {
-        let mut inner = plugin.lock();
-        let worker = worker.min(inner.vms.len() - 1);
-        let context = tcp_flow::create(&mut inner.vms[worker]);
-        inner.pump();
-        Connection { plugin, worker, context, finished: None }
+        Connection { handle: Handle::open(plugin, worker) }
     }
 
-    fn step(&mut self, f: impl FnOnce(&mut crate::vm::Vm, u32)) -> &mut Self {
-        let mut inner = self.plugin.lock();
-        f(&mut inner.vms[self.worker], self.context);
-        inner.pump();
+    fn step(&mut self, f: impl FnOnce(&mut Vm, u32)) -> &mut Self {
+        self.handle.step(f);
         self
     }
 
@@ -107,57 +116,18 @@ impl<'p> Connection<'p> {
 
     /// Delivers every pending callout response now.
     pub fn deliver_callouts(&mut self) -> &mut Self {
-        let mut inner = self.plugin.lock();
-        let worker = self.worker;
-        while events::deliver_calls(&mut inner.vms[worker], true) > 0 {
-            inner.pump();
-        }
+        self.handle.deliver_callouts();
         self
     }
 
     /// What the connection showed so far.
     pub fn outcome(&mut self) -> Outcome {
-        if let Some(done) = &self.finished {
-            return done.clone();
-        }
-        let mut inner = self.plugin.lock();
-        let mut outcome = Outcome::default();
-        collect_journal(&mut inner, self.worker, self.context, &mut outcome, false);
-        if let Some(crate::host_state::StreamState::Tcp(tcp)) =
-            inner.vms[self.worker].state().proxy.streams.get(&self.context)
-        {
-            fill(&mut outcome, tcp);
-        }
-        outcome
+        self.handle.outcome()
     }
 
     /// Ends the connection and returns the full outcome.
     pub fn finish(mut self) -> Outcome {
-        self.end()
-    }
-
-    fn end(&mut self) -> Outcome {
-        if let Some(done) = &self.finished {
-            return done.clone();
-        }
-        let mut inner = self.plugin.lock();
-        let state = tcp_flow::finish(&mut inner.vms[self.worker], self.context);
-        inner.pump();
-        let mut outcome = Outcome::default();
-        collect_journal(&mut inner, self.worker, self.context, &mut outcome, true);
-        if let Some(tcp) = state {
-            fill(&mut outcome, &tcp);
-        }
-        self.finished = Some(outcome.clone());
-        outcome
-    }
-}
-
-impl Drop for Connection<'_> {
-    fn drop(&mut self) {
-        if self.finished.is_none() && !std::thread::panicking() {
-            self.end();
-        }
+        self.handle.end()
     }
 }
 

@@ -1,6 +1,7 @@
 //! weir-runtime's tests: one binary, one module per area. Guests are real `.wasm`: the raw
 //! `proxy-wasm` probe under `test-plugins/` (built once per process) and hand-written WAT
 //! for hostile guests.
+#![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 
 mod hostile;
 mod http;
