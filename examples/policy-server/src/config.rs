@@ -235,7 +235,7 @@ impl Config {
             "set acl_file, rego, or both: without them nobody gets any grant"
         );
         if self.rego.is_some() && !cfg!(feature = "rego") {
-            bail!("`rego` is configured but this build has no Rego support: rebuild with `--features rego`");
+            bail!("`rego` is configured but this build has no Rego support: rebuild with the `rego` cargo feature (on by default; was it built with --no-default-features?)");
         }
         let issued = &self.issued_token;
         ensure!(

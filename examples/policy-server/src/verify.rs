@@ -67,6 +67,9 @@ impl UserTokenVerifier {
                 )?))
             }
             (None, Some(url)) => {
+                if url.starts_with("http://") {
+                    tracing::warn!(%url, "user_token.jwks_url is plain HTTP: use https outside local testing");
+                }
                 let settings = RemoteJwks {
                     url: url.clone(),
                     refresh: Duration::from_secs(config.jwks_refresh_seconds),
