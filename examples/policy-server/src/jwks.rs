@@ -56,7 +56,7 @@ impl KeySet {
                 continue;
             }
             let declared_alg = field("alg");
-            let jwk_text = jwk.to_string();
+            let jwk_text = without_certificates(jwk).to_string();
             for &alg in allowed {
                 if !alg.fits_key(kty, field("crv")) || declared_alg.is_some_and(|d| d != alg.name())
                 {
@@ -91,6 +91,18 @@ impl KeySet {
     pub(crate) fn has_kid(&self, kid: &str) -> bool {
         self.entries.iter().any(|e| e.kid.as_deref() == Some(kid))
     }
+}
+
+/// The JWK without its X.509 members. They play no part in verification (the key is `n`/`e`
+/// or `x`/`y`), and a long `x5c` chain would push the JWK past jwt-simple's 8 KiB JWK limit.
+fn without_certificates(jwk: &Value) -> Value {
+    let mut jwk = jwk.clone();
+    if let Some(members) = jwk.as_object_mut() {
+        for name in ["x5c", "x5u", "x5t", "x5t#S256"] {
+            members.remove(name);
+        }
+    }
+    jwk
 }
 
 /// Settings of a remote JWKS.
@@ -229,5 +241,49 @@ impl RemoteKeyStore {
             body.extend_from_slice(&chunk);
         }
         KeySet::parse(&body, &self.allowed, url)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use jwt_simple::prelude::*;
+
+    fn public_jwk(pair: &ES256KeyPair) -> Value {
+        serde_json::from_str(&pair.public_key().to_jwk()).unwrap()
+    }
+
+    #[test]
+    fn real_world_members_are_tolerated_and_enc_keys_skipped() {
+        let signing = ES256KeyPair::generate().with_key_id("sig");
+        let mut with_chain = public_jwk(&signing);
+        with_chain["x5c"] = serde_json::json!(["A".repeat(6000), "B".repeat(6000)]);
+        with_chain["x5t"] = "abc".into();
+        with_chain["key_ops"] = serde_json::json!(["verify"]);
+        let mut encryption = public_jwk(&ES256KeyPair::generate().with_key_id("enc"));
+        encryption["use"] = "enc".into();
+        encryption.as_object_mut().unwrap().remove("alg");
+        let rsa_for_ps =
+            serde_json::json!({"kty": "RSA", "alg": "PS256", "n": "AQAB", "e": "AQAB"});
+        let doc = serde_json::json!({"keys": [with_chain, encryption, rsa_for_ps]}).to_string();
+
+        let set = KeySet::parse(doc.as_bytes(), &Algorithm::ASYMMETRIC, "test").unwrap();
+        let loaded: Vec<_> = set
+            .entries
+            .iter()
+            .map(|e| (e.kid.as_deref(), e.alg))
+            .collect();
+        assert_eq!(loaded, [(Some("sig"), Algorithm::ES256)]);
+    }
+
+    #[test]
+    fn a_jwks_with_no_usable_key_is_an_error() {
+        let only_ec =
+            serde_json::json!({"keys": [public_jwk(&ES256KeyPair::generate())]}).to_string();
+        let err = KeySet::parse(only_ec.as_bytes(), &[Algorithm::RS256], "test")
+            .err()
+            .unwrap();
+        assert!(err.to_string().contains("no key usable"), "{err}");
+        assert!(KeySet::parse(b"{\"keys\": {}}", &[Algorithm::RS256], "test").is_err());
     }
 }
