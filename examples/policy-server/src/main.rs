@@ -25,6 +25,7 @@ struct Args {
     config: Option<PathBuf>,
 
     /// Listen on this address instead of the config's `listen` (port 0 picks a free port).
+    /// Once listening, the server prints its base URL (`http://ADDR`) as one line on stdout.
     #[arg(long, value_name = "ADDR")]
     listen: Option<SocketAddr>,
 
@@ -96,6 +97,10 @@ fn run(args: Args) -> Result<()> {
         let listener = tokio::net::TcpListener::bind(server.listen_address())
             .await
             .with_context(|| format!("binding {}", server.listen_address()))?;
+        // One line on stdout with the real address (useful with port 0): test harnesses
+        // read it instead of parsing logs.
+        let address = listener.local_addr().context("reading the bound address")?;
+        println!("http://{address}");
         server
             .serve(listener, policy_server::shutdown_signal())
             .await?;

@@ -111,26 +111,24 @@ async fn serves_until_sigterm_then_exits_cleanly() {
         .arg("--config")
         .arg(&config)
         .args(["--listen", "127.0.0.1:0"])
-        .stderr(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
         .kill_on_drop(true)
         .spawn()
         .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let address = tokio::time::timeout(REQUEST_TIMEOUT, async {
-        while let Some(line) = lines.next_line().await.unwrap() {
-            if let Some(rest) = line.split("address=").nth(1) {
-                return rest.split_whitespace().next().unwrap().to_owned();
-            }
-        }
-        panic!("the server exited before logging its address");
-    })
-    .await
-    .expect("the server logs its address");
+    // The one stdout line is the base URL, printed once the port is bound.
+    let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
+    let base_url = tokio::time::timeout(REQUEST_TIMEOUT, stdout.next_line())
+        .await
+        .expect("the server prints its URL")
+        .unwrap()
+        .expect("the server printed a line before exiting");
+    assert!(base_url.starts_with("http://127.0.0.1:"), "{base_url}");
 
     let client = &files.client;
     let token = idp().token("alice", &["readers"]);
     let response = client
-        .post(format!("http://{address}/check"))
+        .post(format!("{base_url}/check"))
         .header("authorization", format!("Bearer {token}"))
         .send()
         .await
