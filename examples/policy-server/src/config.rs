@@ -85,6 +85,9 @@ pub struct RegoConfig {
     /// Rule evaluated per request; must give `{functions: [..], files: [..]}`.
     #[serde(default = "default_rego_rule")]
     pub rule: String,
+    /// Longest a single evaluation may run, in milliseconds; past it the request gets 500.
+    #[serde(default = "default_rego_timeout")]
+    pub timeout_ms: u64,
 }
 
 /// The signed token returned on 200.
@@ -140,6 +143,9 @@ fn default_groups_claim() -> String {
 }
 fn default_rego_rule() -> String {
     "data.weir.grants".into()
+}
+fn default_rego_timeout() -> u64 {
+    100
 }
 fn default_signing_algorithm() -> Algorithm {
     Algorithm::ES256

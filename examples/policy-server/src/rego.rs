@@ -5,9 +5,12 @@
 //! `{"functions": [...], "files": [...]}` (either may be left out; sets are fine).
 //! An undefined rule means "no grants".
 
+use std::num::NonZeroU32;
 use std::sync::Mutex;
+use std::time::Duration;
 
 use anyhow::{anyhow, Context, Result};
+use regorus::utils::limits::ExecutionTimerConfig;
 use serde_json::Value;
 
 use crate::acl::Grants;
@@ -28,7 +31,14 @@ impl RegoPolicy {
             !config.policies.is_empty(),
             "rego.policies: name at least one .rego file"
         );
+        anyhow::ensure!(config.timeout_ms > 0, "rego.timeout_ms must be positive");
         let mut engine = regorus::Engine::new();
+        // A cooperative wall-clock limit: a runaway policy fails that request (500) instead
+        // of holding a blocking thread indefinitely.
+        engine.set_execution_timer_config(ExecutionTimerConfig {
+            limit: Duration::from_millis(config.timeout_ms),
+            check_interval: NonZeroU32::new(64).expect("64 is not zero"),
+        });
         for path in &config.policies {
             engine
                 .add_policy_from_file(path)

@@ -31,6 +31,9 @@ files contains f if {
 files contains sprintf("/home/%s", [input.subject]) if input.claims.email_verified == true
 
 only_for_patch := {"functions": ["patch_data"]} if input.method == "PATCH"
+
+# Nine million iterations that find nothing: far past any sane time limit.
+runaway := {"functions": [x | some a in numbers.range(1, 3000); some b in numbers.range(1, 3000); a * b == -1; x := "never"]} if input.method == "SLOW"
 "#;
 
 const DATA: &str = "group_files:\n  readers: [/data/public]\n  auditors: [/data/audit]\n";
@@ -38,7 +41,9 @@ const DATA: &str = "group_files:\n  readers: [/data/public]\n  auditors: [/data/
 async fn start_rego(rule: &str) -> RunningServer {
     let config = file_config(
         "",
-        &format!("rego:\n  policies: [authz.rego]\n  data_file: data.yaml\n  rule: {rule}\n"),
+        &format!(
+            "rego:\n  policies: [authz.rego]\n  data_file: data.yaml\n  rule: {rule}\n  timeout_ms: 200\n"
+        ),
     );
     start_with(&config, |dir| {
         std::fs::write(dir.join("authz.rego"), POLICY).unwrap();
@@ -155,5 +160,25 @@ async fn undefined_result_denies_a_missing_rule_fails_start_up_a_malformed_resul
     let answer = ask(&server, &idp().token("bob", &["readers"]), "GET", "/").await;
     assert_eq!(answer.status, 500);
     assert_eq!(answer.body, "policy server error");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_runaway_policy_is_stopped_by_the_time_limit() {
+    let server = start_rego("data.weir.runaway").await;
+    let token = idp().token("dave", &[]);
+    assert_eq!(
+        ask(&server, &token, "GET", "/").await.status,
+        403,
+        "undefined for GET"
+    );
+    let started = std::time::Instant::now();
+    let answer = ask(&server, &token, "SLOW", "/").await;
+    assert_eq!(answer.status, 500, "{}", answer.body);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(3),
+        "took {:?}",
+        started.elapsed()
+    );
     server.stop().await;
 }

@@ -22,6 +22,7 @@ fn example_rego_policy_compiles_and_decides() {
         policies: vec![config_dir().join("policy.rego")],
         data_file: None,
         rule: "data.weir.grants".into(),
+        timeout_ms: 1000,
     })
     .unwrap();
     let input = serde_json::json!({
