@@ -123,6 +123,19 @@ mod tests {
     }
 
     #[test]
+    fn json_files_are_read_as_json() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("acl.json");
+        std::fs::write(&path, r#"{"groups": {"ops": {"functions": ["restart"]}}}"#).unwrap();
+        let acl = Acl::load(&path).unwrap();
+        let grants = acl.grants_for("x", &["ops".into()]);
+        assert_eq!(grants.functions.iter().collect::<Vec<_>>(), ["restart"]);
+        // A JSON file is not read leniently as YAML: a trailing comma is an error.
+        std::fs::write(&path, r#"{"groups": {},}"#).unwrap();
+        assert!(Acl::load(&path).is_err());
+    }
+
+    #[test]
     fn unknown_keys_are_errors() {
         assert!(serde_yaml_ng::from_str::<Acl>("users: {}\n").is_err());
         assert!(serde_yaml_ng::from_str::<Acl>("subjects: {a: {function: [x]}}\n").is_err());
