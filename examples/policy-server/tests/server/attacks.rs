@@ -158,6 +158,22 @@ fn attack_cases() -> Vec<(&'static str, String, &'static str)> {
         rogue.sign(user_claims("alice", &[])).unwrap(),
         "unknown kid",
     ));
+    // A header pointing at the attacker's own key set is never followed.
+    let mut self_hosted = ES256KeyPair::generate().with_key_id("attacker-1");
+    let metadata = KeyMetadata::default()
+        .with_key_set_url("https://evil.test/jwks.json")
+        .with_public_key(self_hosted.public_key().to_jwk());
+    self_hosted.attach_metadata(metadata).unwrap();
+    let token = self_hosted.sign(user_claims("alice", &[])).unwrap();
+    assert!(Token::decode_metadata(&token)
+        .unwrap()
+        .key_set_url()
+        .is_some());
+    cases.push((
+        "jku/jwk headers naming the attacker's key",
+        token,
+        "unknown kid",
+    ));
     let impostor = ES256KeyPair::generate().with_key_id(EC_KID);
     cases.push((
         "known kid, other key",
