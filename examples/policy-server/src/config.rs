@@ -199,10 +199,14 @@ impl Config {
 
     /// Checks the rules the types cannot express; the errors say what to change.
     pub fn validate(&self) -> Result<()> {
+        let path = &self.check_path;
         ensure!(
-            self.check_path.starts_with('/'),
-            "check_path must start with '/', got {:?}",
-            self.check_path
+            path.starts_with('/') && !path.contains(['{', '}', '*', '?', '#']),
+            "check_path must be a plain path starting with '/' (no {{, }}, *, ?, #), got {path:?}"
+        );
+        ensure!(
+            path != crate::server::JWKS_PATH && path != crate::server::HEALTH_PATH,
+            "check_path {path:?} collides with a built-in route"
         );
         let user = &self.user_token;
         ensure!(
@@ -269,5 +273,36 @@ pub(crate) fn parse_yaml_or_json<T: serde::de::DeserializeOwned>(
         Ok(serde_json::from_str(text)?)
     } else {
         Ok(serde_yaml_ng::from_str(text)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_check_path(path: &str) -> Result<Config> {
+        let text = format!(
+            "check_path: {path:?}\nacl_file: acl.yaml\n\
+             user_token: {{issuers: [i], audiences: [a], jwks_file: j.json}}\n\
+             issued_token: {{signing_key: k.pem}}\n"
+        );
+        let config: Config = serde_yaml_ng::from_str(&text)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    #[test]
+    fn check_path_must_be_plain_and_not_shadow_built_in_routes() {
+        assert!(with_check_path("/authz/check").is_ok());
+        for bad in [
+            "check",
+            "/{id}",
+            "/x/*rest",
+            "/healthz",
+            "/.well-known/jwks.json",
+            "/a?b",
+        ] {
+            assert!(with_check_path(bad).is_err(), "{bad} should be refused");
+        }
     }
 }
