@@ -191,9 +191,13 @@ impl HostState {
     }
 }
 
+/// Log lines kept per VM between two outcomes: a guest logging in a loop must not exhaust
+/// the host's memory.
+pub(crate) const MAX_PENDING_LOGS: usize = 100_000;
+
 impl ProxyState {
     pub(crate) fn log(&mut self, level: LogLevel, message: String) {
-        if level < self.shared.settings.log_level {
+        if level < self.shared.settings.log_level || self.journal.logs.len() >= MAX_PENDING_LOGS {
             return;
         }
         let context = self.active_context;

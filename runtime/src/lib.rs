@@ -9,7 +9,8 @@
 //! use weir_runtime::{LogLevel, Plugin, Request, Response};
 //!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! let plugin = Plugin::build(env!("CARGO_MANIFEST_DIR"))      // cargo build → .wasm, once
+//! // In a plugin crate's tests: build this crate to .wasm (once per process) and start it.
+//! let plugin = Plugin::build(env!("CARGO_MANIFEST_DIR"))
 //!     .root_id("acl")
 //!     .config(serde_json::json!({ "cluster": "policy" }))
 //!     .env("REGION", "eu-1")
@@ -29,8 +30,10 @@
 //! ```
 //!
 //! For finer control, [`Plugin::http_stream`] sends headers, body chunks and trailers one
-//! at a time, [`HttpStream::deliver_callouts`] answers pending callouts and
-//! [`Plugin::advance`] moves the virtual clock (timers, delayed callouts).
+//! at a time, [`HttpStream::deliver_callouts`] answers pending callouts (the test decides
+//! when, so it can order them against body chunks) and [`Plugin::advance`] moves the
+//! virtual clock (timers, delayed callouts). [`PluginBuilder::workers`] starts several VMs
+//! that share data, queues and metrics, as Envoy's workers do.
 //! [`Plugin::tcp`] and [`Plugin::connection`] drive NETWORK (L4) filters.
 //!
 //! Guarantees: host functions never panic on guest input (bad pointers, huge sizes and

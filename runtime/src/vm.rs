@@ -17,7 +17,8 @@ use crate::shared::PluginShared;
 pub(crate) struct Vm {
     pub(crate) store: Store<HostState>,
     instance: Instance,
-    funcs: HashMap<&'static str, Option<Func>>,
+    /// Exports by name, with their result count, looked up once.
+    funcs: HashMap<&'static str, Option<(Func, usize)>>,
     /// Set once the guest trapped: Envoy does not call a crashed VM again.
     pub(crate) crashed: Option<Trap>,
 }
@@ -75,11 +76,11 @@ impl Vm {
         self.store.data_mut().proxy.journal.logs.drain(..).map(|(_, entry)| entry).collect()
     }
 
-    fn func(&mut self, name: &'static str) -> Option<Func> {
+    fn func(&mut self, name: &'static str) -> Option<(Func, usize)> {
         if let Some(found) = self.funcs.get(name) {
             return *found;
         }
-        let found = self.instance.get_func(&mut self.store, name);
+        let found = self.instance.get_func(&mut self.store, name).map(|f| (f, f.ty(&self.store).results().len()));
         self.funcs.insert(name, found);
         found
     }
@@ -90,16 +91,21 @@ impl Vm {
         if let Some(trap) = &self.crashed {
             return Err(trap.clone());
         }
-        let Some(func) = self.func(name) else { return Ok(None) };
-        let params: Vec<Val> = args.iter().map(|a| Val::I32(*a as i32)).collect();
-        let result_count = func.ty(&self.store).results().len();
-        let mut results = vec![Val::I32(0); result_count];
+        let Some((func, result_count)) = self.func(name) else { return Ok(None) };
+        // Callbacks take at most 5 arguments and return at most one value: no allocation.
+        let mut params = [Val::I32(0); 5];
+        for (slot, arg) in params.iter_mut().zip(args) {
+            *slot = Val::I32(*arg as i32);
+        }
+        let params = &params[..args.len().min(5)];
+        let mut results = [Val::I32(0); 1];
+        let results = &mut results[..result_count.min(1)];
         let limit = self.store.data().proxy.shared.settings.fuel_limit;
         self.store.data_mut().proxy.active_context = context;
         let outcome = self
             .store
             .set_fuel(limit)
-            .and_then(|()| func.call(&mut self.store, &params, &mut results));
+            .and_then(|()| func.call(&mut self.store, params, results));
         let used = limit.saturating_sub(self.store.get_fuel().unwrap_or(0));
         self.store.data_mut().proxy.journal.costs.push((context, name, used));
         match outcome {
