@@ -175,3 +175,12 @@ fn proc_exit_is_a_trap() {
     let out = plugin.http().request(Request::get("/")).run();
     assert!(out.trap().unwrap().message.contains("proc_exit(3)"), "{:?}", out.trap());
 }
+
+#[test]
+fn log_flood_is_capped_and_stopped_by_fuel() {
+    let body = r#"(loop $l (drop (call $log (i32.const 2) (i32.const 0) (i32.const 8))) (br $l))"#;
+    let plugin = Plugin::from_bytes(guest("", body)).fuel_limit(2_000_000).start().unwrap();
+    let out = plugin.http().request(Request::get("/")).run();
+    assert!(out.trap().is_some_and(|t| t.out_of_fuel));
+    assert_eq!(out.logs().len(), 100_000, "logs kept per VM are capped");
+}
