@@ -48,6 +48,50 @@ pub enum Command {
     Migrate(MigrateArgs),
     /// Sign a pushed image in the cosign signature layout, or create a signing key pair.
     Sign(SignArgs),
+    /// Run WasmPlugins in a local Envoy, wired exactly as Istio wires them; edits reload live.
+    Run(RunArgs),
+}
+
+/// `weir run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// WasmPlugin YAML files or directories (*.yaml, *.yml); may also hold the
+    /// kubernetes.io/dockerconfigjson Secrets that imagePullSecret names.
+    #[arg(short = 'f', long = "filename", value_name = "PATH", required = true)]
+    pub files: Vec<PathBuf>,
+    /// What istiod knows about the proxy: namespace, labels, rootNamespace, direction
+    /// (inbound, outbound, gateway), port, jwt, authorization. Defaults: namespace
+    /// default, inbound, port 8080.
+    #[arg(long, value_name = "FILE")]
+    pub workload: Option<PathBuf>,
+    /// Where requests go after the filters, e.g. http://127.0.0.1:8000 (without it, Envoy
+    /// answers 200 itself).
+    #[arg(long, value_name = "URL")]
+    pub upstream: Option<String>,
+    /// Listener address.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:0")]
+    pub listen: std::net::SocketAddr,
+    /// Print the Envoy configuration (bootstrap, listener, extension configs) and exit.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Directory for Envoy's config files and log [default: a new temporary directory].
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// Module cache [default: $XDG_CACHE_HOME/weir/wasm or ~/.cache/weir/wasm].
+    #[arg(long, value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+    /// Trust this PEM CA certificate for https:// modules and registries (repeatable).
+    #[arg(long = "ca-cert", value_name = "PEM")]
+    pub ca_certs: Vec<PathBuf>,
+    /// A registry host:port that speaks plain HTTP (Istio's WASM_INSECURE_REGISTRIES; repeatable).
+    #[arg(long = "insecure-registry", value_name = "HOST:PORT")]
+    pub insecure_registries: Vec<String>,
+    /// The Envoy binary [default: $WEIR_ENVOY, the project's .venv/bin/envoy, or envoy on PATH].
+    #[arg(long, value_name = "FILE")]
+    pub envoy: Option<PathBuf>,
+    /// Envoy's log level.
+    #[arg(long, default_value = "info", value_name = "LEVEL")]
+    pub envoy_log_level: String,
 }
 
 /// Image shape.

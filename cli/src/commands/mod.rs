@@ -6,6 +6,7 @@ mod migrate;
 mod package;
 mod pull;
 mod push;
+mod run;
 mod sign;
 
 use weir_cli::oci::ImageFormat;
@@ -22,6 +23,7 @@ pub async fn run(command: Command, printer: Printer) -> anyhow::Result<()> {
         Command::Manifest(args) => manifest::manifest(args, printer).await,
         Command::Migrate(args) => migrate::migrate(args, printer).await,
         Command::Sign(args) => sign::sign(args, printer).await,
+        Command::Run(args) => run::run(args, printer).await,
     }
 }
 
