@@ -1,0 +1,273 @@
+//! The fidelity suite's raw `proxy-wasm` guest. Every request touches each host-function
+//! area and writes what it saw into headers, so a scenario's outcome shows it on any
+//! engine. The request path picks the extra step:
+//!
+//! - `/callout/…`: asks cluster `authz` (`GET /check?path=<path>`, header
+//!   `x-exerciser-user` copied from `x-user`), pausing the request. `200` resumes it with
+//!   `x-authz: <callout body>`; anything else ends it with a local `403`.
+//! - `/callout-unknown`: calls cluster `no-such-cluster`; the refusal goes into `x-callout`.
+//! - `/local-reply`: a local `418` with `x-reason: teapot`.
+//! - `/body`: buffers the request body and upper-cases it; the response body is reversed.
+//! - `/panic`: panics (std's default hook writes the message to stderr).
+//!
+//! It deliberately never calls `proxy_wasm::set_log_level`: that would install the SDK's
+//! own panic hook, and the suite checks that std's default hook reaches the host's log.
+
+use std::time::Duration;
+
+use proxy_wasm::hostcalls;
+use proxy_wasm::traits::{Context, HttpContext, RootContext};
+use proxy_wasm::types::{Action, ContextType, LogLevel, MetricType, Status};
+
+proxy_wasm::main! {{
+    proxy_wasm::set_root_context(|_| Box::new(Root::default()));
+}}
+
+/// Shared-data keys and the queue name, one place so root and stream agree.
+const TICKED: &str = "exerciser.ticked";
+const VISITS: &str = "exerciser.visits";
+const QUEUE: &str = "exerciser.queue";
+const QUEUE_SEEN: &str = "exerciser.queue-seen";
+
+fn log(level: LogLevel, message: &str) {
+    // A refused log call has nowhere better to be reported.
+    let _ = hostcalls::log(level, message);
+}
+
+#[derive(Default)]
+struct Root {
+    config: String,
+}
+
+impl Context for Root {}
+
+impl RootContext for Root {
+    fn on_configure(&mut self, _size: usize) -> bool {
+        let config = self.get_plugin_configuration().unwrap_or_default();
+        self.config = String::from_utf8_lossy(&config).into_owned();
+        if self.config.contains("\"reject\"") {
+            log(LogLevel::Error, "exerciser: configuration rejected on request");
+            return false;
+        }
+        // Only scenarios about timers ask for ticks: on other scenarios a tick firing
+        // during Envoy's start-up would make the "ticked" header timing-dependent.
+        if self.config.contains("\"tick\"") {
+            self.set_tick_period(Duration::from_millis(5));
+        }
+        log(LogLevel::Info, &format!("exerciser: configured with {}", self.config));
+        true
+    }
+
+    fn on_tick(&mut self) {
+        // Envoy runs several VMs of one plugin, each with its own timer: the first tick of
+        // any of them marks the data, and each stops its own timer.
+        let _ = self.set_shared_data(TICKED, Some(b"yes"), None);
+        self.set_tick_period(Duration::ZERO);
+    }
+
+    fn on_queue_ready(&mut self, queue_id: u32) {
+        // The stream dequeued the first item itself; the root takes what is left.
+        let mut seen = Vec::new();
+        while let Ok(Some(item)) = self.dequeue_shared_queue(queue_id) {
+            seen.push(String::from_utf8_lossy(&item).into_owned());
+        }
+        let _ = self.set_shared_data(QUEUE_SEEN, Some(seen.join(",").as_bytes()), None);
+    }
+
+    fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
+        Some(Box::new(Stream { config: self.config.clone(), path: String::new() }))
+    }
+
+    fn get_type(&self) -> Option<ContextType> {
+        Some(ContextType::HttpContext)
+    }
+}
+
+struct Stream {
+    config: String,
+    path: String,
+}
+
+impl Stream {
+    fn text_property(&self, path: Vec<&str>) -> String {
+        match self.get_property(path) {
+            Some(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+            None => "none".to_owned(),
+        }
+    }
+
+    /// VM env, properties and the configuration, as request headers.
+    fn report_context(&self) {
+        let greeting = std::env::var("EXERCISER_GREETING").unwrap_or_else(|_| "unset".to_owned());
+        self.add_http_request_header("x-env-greeting", &greeting);
+        self.add_http_request_header("x-config", &self.config);
+        self.add_http_request_header("x-prop-path", &self.text_property(vec!["request", "path"]));
+        self.add_http_request_header("x-prop-method", &self.text_property(vec!["request", "method"]));
+        self.add_http_request_header("x-prop-root-id", &self.text_property(vec!["plugin_root_id"]));
+        self.add_http_request_header("x-prop-plugin-name", &self.text_property(vec!["plugin_name"]));
+    }
+
+    /// A counter and a gauge; the counter's value read back.
+    fn report_metrics(&self) {
+        let read = (|| -> Result<u64, Status> {
+            let requests = hostcalls::define_metric(MetricType::Counter, "exerciser_requests")?;
+            let last_size = hostcalls::define_metric(MetricType::Gauge, "exerciser_last_path_length")?;
+            hostcalls::increment_metric(requests, 1)?;
+            hostcalls::record_metric(last_size, self.path.len() as u64)?;
+            hostcalls::get_metric(requests)
+        })();
+        self.add_http_request_header("x-metric-requests", &format!("{read:?}"));
+    }
+
+    /// Shared data with compare-and-swap: a write with the current CAS succeeds, a second
+    /// write with the same (now stale) CAS is refused.
+    fn report_shared_data(&self) {
+        let (value, cas) = self.get_shared_data(VISITS);
+        let before = value.map(|v| String::from_utf8_lossy(&v).into_owned()).unwrap_or_else(|| "none".to_owned());
+        let first = self.set_shared_data(VISITS, Some(b"1"), cas);
+        let (_, cas_after_first) = self.get_shared_data(VISITS);
+        let second = self.set_shared_data(VISITS, Some(b"2"), cas_after_first);
+        let stale = self.set_shared_data(VISITS, Some(b"3"), cas_after_first);
+        let (now, _) = self.get_shared_data(VISITS);
+        let now = now.map(|v| String::from_utf8_lossy(&v).into_owned()).unwrap_or_default();
+        self.add_http_request_header(
+            "x-shared",
+            &format!("before={before} first={first:?} second={second:?} stale={stale:?} now={now}"),
+        );
+        let (ticked, _) = self.get_shared_data(TICKED);
+        self.add_http_request_header("x-ticked", if ticked.is_some() { "yes" } else { "no" });
+    }
+
+    /// A queue this VM registers, found again by name; two items in, the first taken
+    /// back here, the second left for the root's `on_queue_ready`.
+    fn report_queue(&self) {
+        let token = self.register_shared_queue(QUEUE);
+        let resolved = self.resolve_shared_queue("", QUEUE);
+        let enqueued = self
+            .enqueue_shared_queue(token, Some(b"first"))
+            .and_then(|()| self.enqueue_shared_queue(token, Some(b"second")));
+        let taken = match self.dequeue_shared_queue(token) {
+            Ok(Some(item)) => String::from_utf8_lossy(&item).into_owned(),
+            other => format!("{other:?}"),
+        };
+        let same = resolved == Some(token);
+        self.add_http_request_header("x-queue", &format!("resolved-same={same} enqueued={enqueued:?} took={taken}"));
+    }
+
+    /// Header edits: remove, replace, add, and every value of a repeated header.
+    fn edit_request_headers(&self) {
+        let repeated: Vec<String> = self
+            .get_http_request_headers()
+            .into_iter()
+            .filter(|(name, _)| name == "x-multi")
+            .map(|(_, value)| value)
+            .collect();
+        self.add_http_request_header("x-multi-seen", &format!("{}:{}", repeated.len(), repeated.join("|")));
+        self.set_http_request_header("x-remove", None);
+        self.set_http_request_header("x-replace", Some("replaced"));
+        self.add_http_request_header("x-added", "added");
+    }
+
+    fn call_authz(&self) -> Action {
+        let user = self.get_http_request_header("x-user").unwrap_or_default();
+        let path = format!("/check?path={}", self.path);
+        let headers = vec![(":method", "GET"), (":path", path.as_str()), (":authority", "authz"), ("x-exerciser-user", user.as_str())];
+        match self.dispatch_http_call("authz", headers, None, vec![], Duration::from_secs(5)) {
+            Ok(_) => Action::Pause,
+            Err(status) => {
+                self.add_http_request_header("x-callout", &format!("refused {status:?}"));
+                Action::Continue
+            }
+        }
+    }
+
+    fn call_unknown_cluster(&self) -> Action {
+        let headers = vec![(":method", "GET"), (":path", "/"), (":authority", "nowhere")];
+        let result = self.dispatch_http_call("no-such-cluster", headers, None, vec![], Duration::from_secs(1));
+        let text = match result {
+            Ok(_) => "dispatched".to_owned(),
+            Err(status) => format!("refused {status:?}"),
+        };
+        self.add_http_request_header("x-callout", &text);
+        Action::Continue
+    }
+}
+
+impl Context for Stream {
+    fn on_http_call_response(&mut self, _token: u32, headers: usize, body_size: usize, _trailers: usize) {
+        let status = self
+            .get_http_call_response_headers()
+            .into_iter()
+            .find(|(name, _)| name == ":status")
+            .map(|(_, value)| value)
+            .unwrap_or_else(|| format!("failed ({headers} headers)"));
+        let body = self.get_http_call_response_body(0, body_size).unwrap_or_default();
+        let body = String::from_utf8_lossy(&body).into_owned();
+        log(LogLevel::Info, &format!("exerciser: authz answered {status}"));
+        if status == "200" {
+            self.set_http_request_header("x-authz", Some(body.trim()));
+            self.resume_http_request();
+        } else {
+            let reply = format!("authz said {status}: {}\n", body.trim());
+            self.send_http_response(403, vec![("x-denied-by", "authz")], Some(reply.as_bytes()));
+        }
+    }
+}
+
+impl HttpContext for Stream {
+    fn on_http_request_headers(&mut self, _headers: usize, _end_of_stream: bool) -> Action {
+        self.path = self.get_http_request_header(":path").unwrap_or_default();
+        log(LogLevel::Info, &format!("exerciser: request to {}", self.path));
+        self.report_context();
+        self.report_metrics();
+        self.report_shared_data();
+        self.report_queue();
+        self.edit_request_headers();
+        match self.path.as_str() {
+            "/local-reply" => {
+                self.send_http_response(418, vec![("x-reason", "teapot")], Some(b"short and stout\n"));
+                Action::Pause
+            }
+            "/callout-unknown" => self.call_unknown_cluster(),
+            "/panic" => panic!("exerciser panicked on purpose at {}", self.path),
+            path if path.starts_with("/callout/") => self.call_authz(),
+            _ => Action::Continue,
+        }
+    }
+
+    fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        if self.path != "/body" {
+            return Action::Continue;
+        }
+        // Pausing a body callback buffers: the next call sees the whole body so far.
+        if !end_of_stream {
+            return Action::Pause;
+        }
+        let body = self.get_http_request_body(0, body_size).unwrap_or_default();
+        self.set_http_request_body(0, body_size, &body.to_ascii_uppercase());
+        Action::Continue
+    }
+
+    fn on_http_response_headers(&mut self, _headers: usize, _end_of_stream: bool) -> Action {
+        let (seen, _) = self.get_shared_data(QUEUE_SEEN);
+        let seen = seen.map(|v| String::from_utf8_lossy(&v).into_owned()).unwrap_or_else(|| "nothing".to_owned());
+        self.add_http_response_header("x-queue-notified", &seen);
+        self.set_http_response_header("x-resp-remove", None);
+        self.add_http_response_header("x-resp-added", "added");
+        Action::Continue
+    }
+
+    fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        if self.path != "/body" {
+            return Action::Continue;
+        }
+        if !end_of_stream {
+            return Action::Pause;
+        }
+        let mut body = self.get_http_response_body(0, body_size).unwrap_or_default();
+        // Same length: the upstream's content-length stays right.
+        body.reverse();
+        self.set_http_response_body(0, body_size, &body);
+        Action::Continue
+    }
+}
