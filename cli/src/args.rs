@@ -48,6 +48,8 @@ pub enum Command {
     Migrate(MigrateArgs),
     /// Sign a pushed image in the cosign signature layout, or create a signing key pair.
     Sign(SignArgs),
+    /// Run a plugin once on one request, with no proxy, and show what it did.
+    Exec(ExecArgs),
     /// Run WasmPlugins in a local Envoy, wired exactly as Istio wires them; edits reload live.
     Run(RunArgs),
 }
@@ -335,4 +337,48 @@ pub struct SignArgs {
     /// Registry options.
     #[command(flatten)]
     pub registry: RegistryArgs,
+}
+
+/// `weir exec`.
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    /// The plugin: a .wasm file, or a plugin crate directory (built for wasm32-wasip1).
+    pub plugin: PathBuf,
+    /// Plugin configuration file (Istio's pluginConfig as JSON), read by on_configure.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// VM environment variable KEY=VALUE (Istio's vmConfig.env; repeatable).
+    #[arg(long, value_name = "KEY=VALUE")]
+    pub env: Vec<String>,
+    /// Root id (Istio: pluginName).
+    #[arg(long, value_name = "ID", default_value = "")]
+    pub root_id: String,
+    /// The request line the client sends: 'METHOD /path'.
+    #[arg(long, value_name = "LINE", default_value = "GET /")]
+    pub request: String,
+    /// A request header 'name: value' (repeatable; 'host' sets :authority).
+    #[arg(short = 'H', long = "header", value_name = "FIELD")]
+    pub headers: Vec<String>,
+    /// The request body: text, or @FILE.
+    #[arg(long, value_name = "BODY")]
+    pub body: Option<String>,
+    /// The upstream's response, in the canned-response format (status line, headers, empty
+    /// line, body): text, or @FILE [default: 200 with no body].
+    #[arg(long, value_name = "RESPONSE")]
+    pub response: Option<String>,
+    /// Answer the plugin's callouts to CLUSTER with a canned-response FILE (repeatable).
+    /// Format: an HTTP/1 message ('HTTP/1.1 200 OK', headers, empty line, body), or the
+    /// single word 'fail' (no response) or 'timeout' (Envoy's 504).
+    #[arg(long = "upstream", value_name = "CLUSTER=FILE")]
+    pub upstreams: Vec<String>,
+    /// A property PATH=VALUE for proxy_get_property, e.g. source.address=10.0.0.7;
+    /// prefix int: or bool: for typed values (source.port=int:443) (repeatable).
+    #[arg(long = "property", value_name = "PATH=VALUE")]
+    pub properties: Vec<String>,
+    /// Wasm instructions one callback may execute before it is stopped.
+    #[arg(long, value_name = "N")]
+    pub fuel_limit: Option<u64>,
+    /// Print a JSON report instead of text (a stable shape; see cli/README.md).
+    #[arg(long)]
+    pub json: bool,
 }

@@ -5,6 +5,7 @@ use weir_cli::oci::extract::ExtractError;
 use weir_cli::oci::registry::RegistryError;
 use weir_cli::wasm::ModuleError;
 use weir_cli::UserError;
+use weir_runtime::StartError;
 
 /// Exit status for errors the user can fix (bad input, registry refusal, invalid manifest).
 pub const EXIT_USER_ERROR: i32 = 1;
@@ -44,6 +45,9 @@ pub fn diagnose(err: &anyhow::Error) -> Diagnosis {
                 ModuleError::TooLarge { .. } => "build with --release and opt-level = \"z\", or strip debug info",
             };
             return user(vec![hint.to_string()]);
+        }
+        if let Some(e) = cause.downcast_ref::<StartError>() {
+            return user(start_hints(e));
         }
         if cause.downcast_ref::<ExtractError>().is_some() {
             return user(vec!["package the module with `weir package` or `weir push`, which write formats Istio reads".into()]);
@@ -85,4 +89,18 @@ fn registry_hints(e: &RegistryError) -> Vec<String> {
         RegistryError::Other(_) => return vec![],
     };
     vec![hint]
+}
+
+/// `weir exec`: a plugin that would not start in weir-runtime.
+fn start_hints(e: &StartError) -> Vec<String> {
+    let hint = match e {
+        StartError::ConfigRejected { .. } => {
+            "the plugin's own message is above: fix the file given to --config (no --config: the plugin needs one)"
+        }
+        StartError::VmStartRejected { .. } => "the plugin refused to start its VM: check --env and the plugin's message above",
+        StartError::Trap(_) => "the plugin crashed while starting: its panic message is above",
+        StartError::NotProxyWasm => "build the module with a proxy-wasm SDK: they export proxy_abi_version_0_2_1",
+        _ => "pass a proxy-wasm module built for wasm32-wasip1",
+    };
+    vec![hint.to_string()]
 }

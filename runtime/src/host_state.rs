@@ -28,6 +28,11 @@ pub(crate) struct WasiState {
     pub(crate) env: Vec<(String, String)>,
     /// Deterministic generator behind `random_get`, so runs are reproducible.
     pub(crate) rng: u64,
+    /// Arguments (`args_get`): none for plugins, as in Envoy; a command's argv otherwise.
+    pub(crate) args: Vec<String>,
+    /// stdout/stderr go to the host's own streams instead of the captured logs (WASI
+    /// commands such as test binaries, run by [`crate::command`]).
+    pub(crate) inherit_stdio: bool,
 }
 
 /// Proxy-wasm state of one VM.
@@ -168,6 +173,8 @@ impl HostState {
             wasi: WasiState {
                 env: settings.env.clone(),
                 rng: 0x9e37_79b9_7f4a_7c15 ^ (worker as u64 + 1),
+                args: Vec::new(),
+                inherit_stdio: false,
             },
             proxy: ProxyState {
                 worker,

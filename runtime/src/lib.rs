@@ -44,6 +44,7 @@
 #![warn(missing_docs)]
 
 mod abi;
+mod command;
 mod engine;
 mod error;
 mod events;
@@ -57,6 +58,7 @@ pub mod testing;
 mod vm;
 mod wasi;
 
+pub use command::{CommandError, WasiCommand};
 pub use error::{LoadError, StartError};
 pub use message::{Headers, LocalReply, Request, Response};
 pub use outcome::{Action, CallbackCost, Callout, LogEntry, Outcome, Phase, Trap};

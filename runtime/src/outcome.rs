@@ -201,6 +201,12 @@ impl Outcome {
         self.metrics.iter().find(|(n, _)| n == name).map(|(_, v)| *v)
     }
 
+    /// Every metric the plugin defined, in definition order, with its value after the run
+    /// (histograms: number of samples).
+    pub fn metrics(&self) -> &[(String, u64)] {
+        &self.metrics
+    }
+
     /// Instructions executed by every callback of the stream, in order.
     pub fn costs(&self) -> &[CallbackCost] {
         &self.costs

@@ -1,5 +1,5 @@
 //! WASI preview1, implemented here for what proxy-wasm guests import: environment variables
-//! (the VM's `env`), arguments (none), clocks (the virtual clock), randomness (seeded,
+//! (the VM's `env`), arguments (none for plugins), clocks (the virtual clock), randomness (seeded,
 //! reproducible), stdout/stderr (captured as logs, at info and error like Envoy) and
 //! `proc_exit`; file system calls return proper errnos, as a proxy grants no files.
 //!
@@ -50,6 +50,10 @@ fn errno(result: HostResult) -> wasmtime::Result<i32> {
     }
 }
 
+fn args(state: &HostState) -> Vec<Vec<u8>> {
+    state.wasi.args.iter().map(|arg| format!("{arg}\0").into_bytes()).collect()
+}
+
 fn environ(state: &HostState) -> Vec<Vec<u8>> {
     state.wasi.env.iter().map(|(k, v)| format!("{k}={v}\0").into_bytes()).collect()
 }
@@ -76,11 +80,51 @@ fn next_random(state: &mut HostState) -> u64 {
     x.wrapping_mul(0x2545_f491_4f6c_dd1d)
 }
 
+/// `proc_exit`: ends the guest's execution with a code. A plugin calling it crashes (its
+/// callback traps); a command exits with the code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ProcExit(pub(crate) u32);
+
+impl std::fmt::Display for ProcExit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "guest called proc_exit({})", self.0)
+    }
+}
+
+impl std::error::Error for ProcExit {}
+
+fn host_terminal(fd: u32) -> bool {
+    use std::io::IsTerminal;
+    match fd {
+        1 => std::io::stdout().is_terminal(),
+        2 => std::io::stderr().is_terminal(),
+        _ => false,
+    }
+}
+
+/// A command's output, straight to the host's stream (errors there are the host's
+/// terminal's business, not the guest's).
+fn inherit_write(fd: u32, bytes: &[u8]) {
+    use std::io::Write;
+    let _ = if fd == 1 {
+        let mut out = std::io::stdout().lock();
+        out.write_all(bytes).and_then(|()| out.flush())
+    } else {
+        let mut err = std::io::stderr().lock();
+        err.write_all(bytes).and_then(|()| err.flush())
+    };
+}
+
 pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
     linker.func_wrap(MODULE, "args_sizes_get", |mut caller: Caller<'_, HostState>, argc: u32, size: u32| {
-        errno(write_u32(&mut caller, argc, 0).and_then(|()| write_u32(&mut caller, size, 0)))
+        let strings = args(caller.data());
+        let total: usize = strings.iter().map(Vec::len).sum();
+        errno(write_u32(&mut caller, argc, strings.len() as u32).and_then(|()| write_u32(&mut caller, size, total as u32)))
     })?;
-    linker.func_wrap(MODULE, "args_get", |_caller: Caller<'_, HostState>, _argv: u32, _buf: u32| Ok(i32::from(SUCCESS)))?;
+    linker.func_wrap(MODULE, "args_get", |mut caller: Caller<'_, HostState>, argv: u32, buf: u32| {
+        let strings = args(caller.data());
+        errno(write_strings(&mut caller, &strings, argv, buf))
+    })?;
     linker.func_wrap(MODULE, "environ_sizes_get", |mut caller: Caller<'_, HostState>, count: u32, size: u32| {
         let strings = environ(caller.data());
         let total: usize = strings.iter().map(Vec::len).sum();
@@ -134,6 +178,10 @@ pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
                     text.extend_from_slice(&read(&mut caller, ptr, len)?);
                 }
                 write_u32(&mut caller, written_ptr, text.len() as u32)?;
+                if caller.data().wasi.inherit_stdio {
+                    inherit_write(fd, &text);
+                    return Ok(());
+                }
                 let message = String::from_utf8_lossy(&text);
                 let message = message.strip_suffix('\n').unwrap_or(&message);
                 if !message.is_empty() {
@@ -155,8 +203,10 @@ pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
             return Ok(i32::from(BADF));
         }
         // fdstat: filetype u8 (2 = character device), flags u16, rights_base, rights_inheriting.
+        // A command whose output is piped must not think it writes to a terminal (libtest
+        // would colour its output).
         let mut bytes = [0u8; 24];
-        bytes[0] = 2;
+        bytes[0] = if caller.data().wasi.inherit_stdio && !host_terminal(fd) { 0 } else { 2 };
         errno(write(&mut caller, stat, &bytes))
     })?;
     linker.func_wrap(MODULE, "fd_prestat_get", |_c: Caller<'_, HostState>, _fd: u32, _ptr: u32| Ok(i32::from(BADF)))?;
@@ -175,7 +225,7 @@ pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
     })?;
     linker.func_wrap(MODULE, "sched_yield", |_c: Caller<'_, HostState>| Ok(i32::from(SUCCESS)))?;
     linker.func_wrap(MODULE, "proc_exit", |_c: Caller<'_, HostState>, code: u32| -> wasmtime::Result<()> {
-        Err(wasmtime::Error::msg(format!("guest called proc_exit({code})")))
+        Err(wasmtime::Error::new(ProcExit(code)))
     })?;
     Ok(())
 }

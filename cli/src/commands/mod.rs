@@ -1,6 +1,7 @@
 //! One file per verb; `run` dispatches. Adding a verb: a variant in `args::Command`, a file
 //! here, and one match arm below.
 
+mod exec;
 mod manifest;
 mod migrate;
 mod package;
@@ -23,6 +24,7 @@ pub async fn run(command: Command, printer: Printer) -> anyhow::Result<()> {
         Command::Manifest(args) => manifest::manifest(args, printer).await,
         Command::Migrate(args) => migrate::migrate(args, printer).await,
         Command::Sign(args) => sign::sign(args, printer).await,
+        Command::Exec(args) => exec::exec(args, printer),
         Command::Run(args) => run::run(args, printer).await,
     }
 }

@@ -2,6 +2,7 @@
 //! and the registry-backed ones a real `docker-registry` (TLS + htpasswd) and `skopeo`.
 
 mod common;
+mod exec;
 mod manifest;
 mod migrate;
 mod package;
