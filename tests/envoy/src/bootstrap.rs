@@ -181,6 +181,8 @@ pub(crate) struct Topology {
     pub(crate) network_filters: Vec<WasmFilter>,
     pub(crate) tcp_listener: bool,
     pub(crate) upstream: Option<SocketAddr>,
+    /// Further clusters by name, e.g. for a plugin's `proxy_http_call`s.
+    pub(crate) clusters: Vec<(String, SocketAddr)>,
 }
 
 impl Topology {
@@ -240,16 +242,8 @@ impl Topology {
         let clusters: Vec<Value> = self
             .upstream
             .iter()
-            .map(|addr| {
-                json!({
-                    "name": UPSTREAM_CLUSTER,
-                    "type": "STATIC",
-                    "connect_timeout": "2s",
-                    "load_assignment": {"cluster_name": UPSTREAM_CLUSTER, "endpoints": [{
-                        "lb_endpoints": [{"endpoint": {"address": socket_address(*addr)}}],
-                    }]},
-                })
-            })
+            .map(|addr| static_cluster(UPSTREAM_CLUSTER, *addr))
+            .chain(self.clusters.iter().map(|(name, addr)| static_cluster(name, *addr)))
             .collect();
         Ok(json!({
             "node": {"id": "weir-envoy-tests", "cluster": "weir-envoy-tests"},
@@ -261,6 +255,17 @@ impl Topology {
 
 fn wasm_filters(filters: &[WasmFilter], type_url: &str) -> Result<Vec<Value>> {
     filters.iter().map(|f| f.to_filter(type_url)).collect()
+}
+
+fn static_cluster(name: &str, addr: SocketAddr) -> Value {
+    json!({
+        "name": name,
+        "type": "STATIC",
+        "connect_timeout": "2s",
+        "load_assignment": {"cluster_name": name, "endpoints": [{
+            "lb_endpoints": [{"endpoint": {"address": socket_address(addr)}}],
+        }]},
+    })
 }
 
 fn socket_address(addr: SocketAddr) -> Value {

@@ -55,6 +55,14 @@ impl EnvoyBuilder {
         self
     }
 
+    /// Adds a cluster `name` with one endpoint at `addr`, e.g. the target of a plugin's
+    /// `proxy_http_call(name, …)`. Names must differ from each other and from `upstream`,
+    /// the cluster [`EnvoyBuilder::upstream`] configures.
+    pub fn cluster(mut self, name: &str, addr: SocketAddr) -> Self {
+        self.topology.clusters.push((name.to_owned(), addr));
+        self
+    }
+
     /// Sets an environment variable of the Envoy process, e.g. for
     /// [`WasmFilter::host_env_key`] (the test's own environment is inherited too).
     pub fn process_env(mut self, key: &str, value: &str) -> Self {

@@ -253,3 +253,21 @@ fn http_filters_run_in_the_order_added() -> Result<()> {
     assert_eq!(response.headers.get_all("x-order"), ["first"]);
     Ok(())
 }
+
+#[test]
+fn extra_clusters_are_loaded_next_to_the_upstream() -> Result<()> {
+    let upstream = EchoUpstream::start()?;
+    let callout = EchoUpstream::start()?;
+    let envoy = Envoy::builder()
+        .upstream(upstream.addr())
+        .cluster("authz", callout.addr())
+        .start()?;
+    let dump = envoy.config_dump()?.to_string();
+    assert!(dump.contains(r#""name":"authz""#), "{dump}");
+    assert!(
+        dump.contains(&format!(r#""port_value":{}"#, callout.addr().port())),
+        "{dump}"
+    );
+    assert_eq!(envoy.get("/")?.send()?.status, 200);
+    Ok(())
+}
