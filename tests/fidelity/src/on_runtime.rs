@@ -1,0 +1,116 @@
+//! Runs a scenario in weir-runtime.
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::Result;
+use weir_runtime::{Headers, Plugin, Request, Response};
+
+use crate::observed::{normalize_headers, CalloutSeen, HttpSeen, Observed, Side, TcpSeen};
+use crate::scenario::{CannedResponse, Scenario};
+
+fn fields(headers: &Headers) -> Vec<(String, String)> {
+    headers.iter().map(|(n, v)| (n.to_owned(), v.to_owned())).collect()
+}
+
+fn canned(response: &CannedResponse) -> Response {
+    let mut out = Response::status(response.status);
+    for (name, value) in &response.headers {
+        out = out.header(name, value);
+    }
+    // `body` also sets content-length, as the test servers on the Envoy side send it.
+    out.body(response.body.clone())
+}
+
+/// Runs `scenario` with the module at `wasm` and reports what weir-runtime showed.
+pub fn run(scenario: &Scenario, wasm: &Path) -> Result<Observed> {
+    let mut builder = Plugin::load(wasm)
+        .root_id(&scenario.root_id)
+        .name(&format!("default.{}", scenario.plugin.name()))
+        .config(scenario.config_text());
+    for (key, value) in &scenario.env {
+        builder = builder.env(key, value);
+    }
+    for (path, value) in &scenario.runtime_properties {
+        builder = builder.property(path, value.as_str());
+    }
+    for (cluster, response) in &scenario.callouts {
+        let response = canned(response);
+        builder = builder.upstream(cluster, move |_| response.clone());
+    }
+    let plugin = match builder.start() {
+        Ok(plugin) => plugin,
+        Err(err) if scenario.expect.rejected => {
+            return Ok(Observed { rejected: true, logs: vec![err.to_string()], ..Observed::default() });
+        }
+        Err(err) => return Err(anyhow::Error::new(err).context("weir-runtime could not start the plugin")),
+    };
+    if scenario.advance_ms > 0 {
+        plugin.advance(Duration::from_millis(scenario.advance_ms));
+    }
+    let mut observed = match (&scenario.request, &scenario.tcp) {
+        (Some(request), _) => run_http(&plugin, scenario, request),
+        (None, Some(tcp)) => {
+            let out = plugin.tcp().downstream(tcp.send.as_bytes()).upstream(tcp.reply.as_bytes()).run();
+            let mut observed = observe_common(scenario, &out);
+            observed.tcp = Some(TcpSeen {
+                upstream_received: String::from_utf8_lossy(out.to_upstream()).into_owned(),
+                client_received: String::from_utf8_lossy(out.to_downstream()).into_owned(),
+                closed: out.closed_by_plugin(),
+            });
+            observed
+        }
+        (None, None) => Observed::default(),
+    };
+    observed.logs.extend(plugin.logs().into_iter().map(|entry| entry.message));
+    Ok(observed)
+}
+
+fn run_http(plugin: &Plugin, scenario: &Scenario, request: &crate::scenario::ClientRequest) -> Observed {
+    let mut sent = Request::new(&request.method, &request.path);
+    for (name, value) in &request.headers {
+        sent = sent.header(name, value);
+    }
+    // The Envoy side's client always frames requests with content-length, also `0`.
+    sent = sent.header("content-length", &request.body.len().to_string()).body(request.body.clone());
+    let out = plugin.http().request(sent).response(canned(&scenario.upstream_response())).run();
+    let mut observed = observe_common(scenario, &out);
+    observed.upstream = out.upstream_request().map(|seen| HttpSeen {
+        method: Some(seen.method().to_owned()),
+        path: Some(seen.path().to_owned()),
+        headers: normalize_headers(&fields(seen.headers()), Side::Request),
+        body: seen.text(),
+        ..HttpSeen::default()
+    });
+    observed.client = out.response().map(|got| HttpSeen {
+        status: Some(got.status_code()),
+        headers: normalize_headers(&fields(got.headers()), Side::Response),
+        body: got.text(),
+        ..HttpSeen::default()
+    });
+    observed
+}
+
+/// Callouts, metrics and logs, which HTTP streams and connections share.
+fn observe_common(scenario: &Scenario, out: &weir_runtime::Outcome) -> Observed {
+    let wanted = &scenario.expect;
+    let mut callouts: Vec<CalloutSeen> = out
+        .callouts()
+        .iter()
+        .map(|call| CalloutSeen {
+            cluster: call.cluster().to_owned(),
+            method: call.request().method().to_owned(),
+            path: call.request().path().to_owned(),
+            headers: crate::selected_headers(wanted, call.cluster(), |name| {
+                call.request().header_value(name).map(str::to_owned)
+            }),
+        })
+        .collect();
+    callouts.sort_by(|a, b| a.cluster.cmp(&b.cluster));
+    Observed {
+        callouts,
+        metrics: wanted.metrics.keys().map(|name| (name.clone(), out.metric(name))).collect(),
+        logs: out.logs().iter().map(|entry| entry.message.clone()).collect(),
+        ..Observed::default()
+    }
+}

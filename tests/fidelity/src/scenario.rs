@@ -1,0 +1,155 @@
+//! The scenario format: one JSON file per case under `scenarios/`, read with
+//! [`Scenario::load`]. Field names are camelCase, as in Istio's `WasmPlugin`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::observed::Observed;
+
+/// The plugins scenarios can run, each built once per test process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PluginKind {
+    /// `plugins/header-append` (HTTP, Weir SDK).
+    HeaderAppend,
+    /// `examples/ip-allowlist` (NETWORK, Weir SDK).
+    IpAllowlist,
+    /// `tests/fidelity/guests/exerciser` (HTTP, plain `proxy-wasm` 0.2.5).
+    Exerciser,
+}
+
+impl PluginKind {
+    /// The crate directory the `.wasm` is built from.
+    pub fn crate_dir(self) -> PathBuf {
+        let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        match self {
+            PluginKind::HeaderAppend => repo.join("plugins/header-append"),
+            PluginKind::IpAllowlist => repo.join("examples/ip-allowlist"),
+            PluginKind::Exerciser => repo.join("tests/fidelity/guests/exerciser"),
+        }
+    }
+
+    /// The `WasmPlugin` name: Envoy knows the plugin as `default.<name>`.
+    pub fn name(self) -> &'static str {
+        match self {
+            PluginKind::HeaderAppend => "header-append",
+            PluginKind::IpAllowlist => "ip-allowlist",
+            PluginKind::Exerciser => "exerciser",
+        }
+    }
+}
+
+/// Header fields as `[name, value]` pairs: order and repeated names are kept.
+pub type Fields = Vec<(String, String)>;
+
+/// A canned HTTP response (from the upstream, or from a callout cluster).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CannedResponse {
+    /// The status code.
+    pub status: u16,
+    /// Header fields (`content-length` is added by the server, as on the wire).
+    #[serde(default)]
+    pub headers: Fields,
+    /// The body, as text.
+    #[serde(default)]
+    pub body: String,
+}
+
+/// The request the client sends.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientRequest {
+    /// The method, e.g. `GET`.
+    pub method: String,
+    /// The request target, e.g. `/a?b=c`.
+    pub path: String,
+    /// Header fields besides `host` (and `content-length`, sent when there is a body).
+    #[serde(default)]
+    pub headers: Fields,
+    /// The body, as text.
+    #[serde(default)]
+    pub body: String,
+}
+
+/// A TCP exchange: the client sends `send`, the upstream answers `reply` once it got
+/// everything.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TcpExchange {
+    /// Bytes from the client, as text.
+    pub send: String,
+    /// Bytes from the upstream, as text.
+    pub reply: String,
+}
+
+/// One scenario file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Scenario {
+    /// What the scenario shows, for people reading it.
+    pub description: String,
+    /// The plugin under test.
+    pub plugin: PluginKind,
+    /// The root id (Istio's `pluginName`); default empty.
+    #[serde(default)]
+    pub root_id: String,
+    /// The `pluginConfig`, sent to both engines as its JSON text; absent sends "".
+    #[serde(default)]
+    pub plugin_config: Option<Value>,
+    /// `vmConfig.env` (inline values).
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// Properties for weir-runtime only, set to what Envoy reports for its real
+    /// 127.0.0.1 connection (Envoy's own values cannot be set).
+    #[serde(default)]
+    pub runtime_properties: BTreeMap<String, String>,
+    /// Wait before the request: the virtual clock advances this far in weir-runtime,
+    /// real time passes in Envoy (timers fire in both).
+    #[serde(default)]
+    pub advance_ms: u64,
+    /// Canned responses of callout clusters, by cluster name.
+    #[serde(default)]
+    pub callouts: BTreeMap<String, CannedResponse>,
+    /// The HTTP request (HTTP plugins).
+    #[serde(default)]
+    pub request: Option<ClientRequest>,
+    /// The upstream's response (HTTP plugins).
+    #[serde(default)]
+    pub upstream_response: Option<CannedResponse>,
+    /// The TCP exchange (NETWORK plugins).
+    #[serde(default)]
+    pub tcp: Option<TcpExchange>,
+    /// The expected observable outcome, compared field by field with each engine's.
+    pub expect: Observed,
+}
+
+impl Scenario {
+    /// Reads and checks a scenario file.
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading scenario {}", path.display()))?;
+        let scenario: Scenario =
+            serde_json::from_str(&text).with_context(|| format!("scenario {} does not match the format in the README", path.display()))?;
+        let rejected = scenario.expect.rejected;
+        match (&scenario.request, &scenario.tcp) {
+            (Some(_), Some(_)) => bail!("{}: give either `request` or `tcp`, not both", path.display()),
+            (None, None) if !rejected => bail!("{}: give a `request` or a `tcp` exchange", path.display()),
+            _ => {}
+        }
+        Ok(scenario)
+    }
+
+    /// The configuration text both engines get.
+    pub fn config_text(&self) -> String {
+        self.plugin_config.as_ref().map(Value::to_string).unwrap_or_default()
+    }
+
+    /// The upstream response, or an empty `200`.
+    pub fn upstream_response(&self) -> CannedResponse {
+        self.upstream_response.clone().unwrap_or(CannedResponse { status: 200, headers: Vec::new(), body: String::new() })
+    }
+}

@@ -1,0 +1,60 @@
+//! Every scenario under `scenarios/`, each run on weir-runtime and on Envoy (one Envoy per
+//! scenario; cargo's test threads run several at once).
+
+use std::collections::BTreeSet;
+
+use anyhow::Result;
+use weir_fidelity_tests::{check, scenario_dir};
+
+fn run(name: &str) -> Result<()> {
+    let report = check(format!("scenarios/{name}.json"))?;
+    // Timings show in `cargo test -- --nocapture`; they go in the README's table.
+    eprintln!("{name}: weir-runtime {:?}, Envoy {:?}", report.runtime_time, report.envoy_time);
+    Ok(())
+}
+
+macro_rules! scenarios {
+    ($($name:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $name() -> Result<()> {
+                run(stringify!($name))
+            }
+        )*
+        const LISTED: &[&str] = &[$(stringify!($name)),*];
+    };
+}
+
+scenarios! {
+    header_append_actions,
+    header_append_removals,
+    header_append_flat_form,
+    header_append_multi_valued,
+    header_append_rejected_config,
+    ip_allowlist_allowed,
+    ip_allowlist_denied,
+    exerciser_headers_and_state,
+    exerciser_timer,
+    exerciser_body,
+    exerciser_callout_allows,
+    exerciser_callout_denies,
+    exerciser_callout_unknown_cluster,
+    exerciser_local_reply,
+    exerciser_panic,
+    exerciser_rejected_config,
+}
+
+/// A scenario file without a test above would silently never run.
+#[test]
+fn every_scenario_file_has_a_test() -> Result<()> {
+    let mut files = BTreeSet::new();
+    for entry in std::fs::read_dir(scenario_dir())? {
+        let path = entry?.path();
+        if path.extension().is_some_and(|ext| ext == "json") {
+            files.insert(path.file_stem().unwrap_or_default().to_string_lossy().into_owned());
+        }
+    }
+    let listed: BTreeSet<String> = LISTED.iter().map(|s| s.to_string()).collect();
+    assert_eq!(files, listed, "add each scenario file to the scenarios! list (and only those)");
+    Ok(())
+}
