@@ -20,10 +20,12 @@ pub(crate) fn send(reply: LocalReply) {
         .map(|(n, v)| (n.as_str(), v.as_str()))
         .collect();
     let body = (!reply.body.is_empty()).then_some(reply.body.as_slice());
+    // Logged as u32, whose formatting the module has anyway; a u16 one would be extra code.
+    let code = u32::from(reply.status);
     if let Some(details) = &reply.details {
-        log::debug!("local reply {}: {details}", reply.status);
+        log::debug!("local reply {code}: {details}");
     }
-    if let Err(status) = hostcalls::send_http_response(u32::from(reply.status), headers, body) {
-        log::error!("local reply {} refused by the host: {}", reply.status, status as u32);
+    if let Err(status) = hostcalls::send_http_response(code, headers, body) {
+        log::error!("local reply {code} refused by the host: {}", status as u32);
     }
 }

@@ -182,6 +182,16 @@ fn errors_name_the_path_and_what_was_expected() {
         error(r#"{"name":"a","count":256}"#),
         ("count".into(), "invalid value: integer `256`, expected u8".into())
     );
+    // Negative integers are printed with their sign, down to i64::MIN, as serde_json does.
+    assert_eq!(error(r#"{"name":"a","count":-1}"#), ("count".into(), "invalid value: integer `-1`, expected u8".into()));
+    assert_eq!(
+        error(r#"{"name":"a","offset":-9223372036854775808}"#),
+        ("offset".into(), "invalid value: integer `-9223372036854775808`, expected i16".into())
+    );
+    assert_eq!(
+        serde_json::from_str::<Typed>(r#"{"name":"a","offset":-9223372036854775808}"#).unwrap_err().to_string(),
+        "invalid value: integer `-9223372036854775808`, expected i16 at line 1 column 41"
+    );
     assert_eq!(
         error(r#"{"name":"a","count":"1"}"#),
         ("count".into(), "invalid type: string \"1\", expected u8".into())

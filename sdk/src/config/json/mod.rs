@@ -90,8 +90,10 @@ impl Error {
             Unexpected::Unsigned(n) => {
                 let _ = write!(reason, "integer `{n}`");
             }
+            // Through u64's formatting: one integer formatter in the module, not two.
             Unexpected::Signed(n) => {
-                let _ = write!(reason, "integer `{n}`");
+                let sign = if n < 0 { "-" } else { "" };
+                let _ = write!(reason, "integer `{sign}{}`", n.unsigned_abs());
             }
             Unexpected::Float(_) => reason.push_str("floating point number"),
             Unexpected::Char(c) => {
