@@ -3,7 +3,8 @@
 use std::fmt;
 
 /// The outcome of a filter hook.
-#[derive(Debug, Clone, PartialEq, Eq)]
+// Not Clone/PartialEq: `Wait` holds a future.
+#[derive(Debug)]
 #[must_use = "a Flow does nothing unless returned from a hook"]
 pub enum Flow {
     /// Hand the headers, body chunk or trailers on to the next filter.
@@ -15,6 +16,9 @@ pub enum Flow {
     Pause,
     /// Answer the client now; the request never reaches the upstream.
     Reply(LocalReply),
+    /// Decide later: see [`Flow::wait`] (cargo feature `callout`).
+    #[cfg(feature = "callout")]
+    Wait(crate::task::Waiting),
 }
 
 impl Flow {

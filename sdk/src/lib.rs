@@ -66,6 +66,8 @@
 //! | answer without the upstream | [`Flow::reply`], [`LocalReply`] |
 //! | TCP connections | [`NetworkFilter`], [`network::Connection`], [`DownstreamData`] |
 
+#[cfg(feature = "callout")]
+pub mod callout;
 pub mod config;
 mod error;
 mod flow;
@@ -75,10 +77,16 @@ mod logger;
 pub mod network;
 mod plugin;
 mod reply;
+#[cfg(feature = "callout")]
+mod task;
 
 pub use config::{parse_config, ConfigError, HeaderName, HeaderValue, Shared};
 pub use error::{Error, HostStatus, Result};
 pub use flow::{Flow, LocalReply};
+#[cfg(feature = "callout")]
+pub use callout::{Call, CallFuture, CallResponse};
+#[cfg(feature = "callout")]
+pub use task::Waiting;
 pub use host::{env_var, property, property_i64, property_string};
 pub use http::{
     Body, Cookies, DownstreamData, Headers, HttpFilter, Phase, Query, RequestBody, RequestHeaders, RequestTrailers,

@@ -65,9 +65,25 @@ pub type RequestTrailers = Headers<kind::RequestTrailer>;
 /// The response trailers, given to [`HttpFilter::on_response_trailers`](crate::HttpFilter::on_response_trailers).
 pub type ResponseTrailers = Headers<kind::ResponseTrailer>;
 
+impl<M: MapKind> Clone for Headers<M> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+// A handle names a map of the current stream and owns nothing, so copies are harmless.
+impl<M: MapKind> Copy for Headers<M> {}
+
 impl<M: MapKind> Headers<M> {
     pub(crate) fn new(end_of_stream: bool) -> Self {
         Headers { end_of_stream, _map: PhantomData }
+    }
+
+    /// A copy of this handle for a [`Flow::wait`](crate::Flow::wait) future to keep. It acts
+    /// on the same stream whenever the SDK polls the future (only inside this stream's
+    /// callbacks, where the host has made the stream current).
+    pub fn handle(&self) -> Self {
+        *self
     }
 
     /// True when no body follows these headers (a headers-only request or response).

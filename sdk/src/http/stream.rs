@@ -11,11 +11,19 @@ pub(crate) struct HttpStream<F> {
     /// Set once a local reply went out; Envoy stops decoding, but a late request callback
     /// must not reach the filter as if the request were still going upstream.
     replied: bool,
+    /// A hook's [`Flow::wait`] future, with the phase it answers for.
+    #[cfg(feature = "callout")]
+    waiting: Option<(Phase, crate::task::Waiting)>,
 }
 
 impl<F: HttpFilter> HttpStream<F> {
     pub(crate) fn new(filter: F) -> Self {
-        HttpStream { filter, replied: false }
+        HttpStream {
+            filter,
+            replied: false,
+            #[cfg(feature = "callout")]
+            waiting: None,
+        }
     }
 
     /// Maps a hook's result to the ABI's answer, sending local replies (for `Err` too).
@@ -24,6 +32,14 @@ impl<F: HttpFilter> HttpStream<F> {
             Ok(Flow::Continue) => Action::Continue,
             Ok(Flow::Pause) => Action::Pause,
             Ok(Flow::Reply(reply)) => self.reply(reply),
+            #[cfg(feature = "callout")]
+            Ok(Flow::Wait(mut waiting)) => match waiting.poll() {
+                std::task::Poll::Ready(result) => self.finish(phase, crate::task::settled(result)),
+                std::task::Poll::Pending => {
+                    self.waiting = Some((phase, waiting));
+                    Action::Pause
+                }
+            },
             Err(err) => {
                 log::error!("{phase}: {err}");
                 let reply = self.filter.on_error(phase, &err);
@@ -40,7 +56,7 @@ impl<F: HttpFilter> HttpStream<F> {
     }
 
     fn request_phase(&mut self, phase: Phase, run: impl FnOnce(&mut F) -> Result<Flow>) -> Action {
-        if self.replied {
+        if self.replied || self.is_waiting(false) {
             return Action::Pause;
         }
         let result = run(&mut self.filter);
@@ -48,12 +64,57 @@ impl<F: HttpFilter> HttpStream<F> {
     }
 
     fn response_phase(&mut self, phase: Phase, run: impl FnOnce(&mut F) -> Result<Flow>) -> Action {
+        if self.is_waiting(true) {
+            return Action::Pause;
+        }
         let result = run(&mut self.filter);
         self.finish(phase, result)
     }
 }
 
+impl<F: HttpFilter> HttpStream<F> {
+    /// Whether a hook of that direction waits for a future; later callbacks of the same
+    /// direction are held so the filter never sees a body before its headers' decision.
+    fn is_waiting(&self, response: bool) -> bool {
+        #[cfg(feature = "callout")]
+        return self.waiting.as_ref().is_some_and(|(phase, _)| is_response(*phase) == response);
+        #[cfg(not(feature = "callout"))]
+        {
+            let _ = response;
+            false
+        }
+    }
+}
+
+#[cfg(not(feature = "callout"))]
 impl<F: HttpFilter> Context for HttpStream<F> {}
+
+#[cfg(feature = "callout")]
+impl<F: HttpFilter> Context for HttpStream<F> {
+    fn on_http_call_response(&mut self, token: u32, num_headers: usize, body_size: usize, _num_trailers: usize) {
+        if !crate::callout::deliver(token, num_headers, body_size) || self.replied {
+            return; // a call whose future was dropped: nothing waits for it
+        }
+        let Some((phase, mut waiting)) = self.waiting.take() else { return };
+        let result = match waiting.poll() {
+            std::task::Poll::Ready(result) => crate::task::settled(result),
+            std::task::Poll::Pending => {
+                self.waiting = Some((phase, waiting));
+                return;
+            }
+        };
+        if let Action::Continue = self.finish(phase, result) {
+            let resumed = if is_response(phase) {
+                proxy_wasm::hostcalls::resume_http_response()
+            } else {
+                proxy_wasm::hostcalls::resume_http_request()
+            };
+            if let Err(status) = resumed {
+                log::error!("{phase}: cannot resume the stream after a callout: host status {}", status as u32);
+            }
+        }
+    }
+}
 
 impl<F: HttpFilter> HttpContext for HttpStream<F> {
     fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
@@ -83,4 +144,9 @@ impl<F: HttpFilter> HttpContext for HttpStream<F> {
     fn on_log(&mut self) {
         self.filter.on_stream_end();
     }
+}
+
+#[cfg(feature = "callout")]
+fn is_response(phase: Phase) -> bool {
+    matches!(phase, Phase::ResponseHeaders | Phase::ResponseBody | Phase::ResponseTrailers)
 }

@@ -1,0 +1,232 @@
+//! HTTP callouts as futures: [`Call`] builds a request to an Envoy cluster, [`Call::send`]
+//! dispatches it at once and returns a [`CallFuture`] that a [`Flow::wait`](crate::Flow::wait)
+//! future awaits.
+//!
+//! ```no_run
+//! use weir::prelude::*;
+//! use weir::Call;
+//!
+//! struct Check;
+//! impl HttpFilter for Check {
+//!     fn on_request_headers(&mut self, req: &mut RequestHeaders) -> Result<Flow> {
+//!         let req = req.handle(); // a copy the future may keep: it acts on this stream
+//!         Ok(Flow::wait(async move {
+//!             let res = Call::post("policy", "/check").body("{}").send().await?;
+//!             if res.status != 200 {
+//!                 return Ok(Flow::reply(403));
+//!             }
+//!             req.set("x-checked", "yes")?;
+//!             Ok(Flow::Continue)
+//!         }))
+//!     }
+//! }
+//! ```
+//!
+//! How it works: proxy-wasm answers a call with `on_http_call_response(token)` on the context
+//! that dispatched it. The SDK keeps one slot per call in flight (a thread-local list: a VM is
+//! single-threaded), fills it when the response arrives and polls the waiting future again.
+//! Dropping a [`CallFuture`] (the stream ended) frees its slot, so a late answer finds no slot
+//! and is ignored.
+
+use crate::error::{Error, HostResult, Result};
+use proxy_wasm::hostcalls;
+use proxy_wasm::types::{BufferType, MapType};
+use std::cell::RefCell;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+/// The timeout of a [`Call`] that sets none. Short, because a paused request holds a client.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// An HTTP request to an Envoy cluster, sent with [`Call::send`].
+#[derive(Debug)]
+#[must_use = "a Call does nothing until .send() is called"]
+pub struct Call {
+    cluster: String,
+    headers: Vec<(String, String)>,
+    body: Option<Vec<u8>>,
+    timeout: Duration,
+}
+
+impl Call {
+    /// A request with this method to `path` on `cluster` (the cluster's name in Envoy's
+    /// configuration, not a host name). `:authority` is the cluster name unless set.
+    pub fn new(method: &str, cluster: impl Into<String>, path: &str) -> Call {
+        let headers = vec![(":method".into(), method.into()), (":path".into(), path.into())];
+        Call { cluster: cluster.into(), headers, body: None, timeout: DEFAULT_TIMEOUT }
+    }
+
+    /// A `GET` request.
+    pub fn get(cluster: impl Into<String>, path: &str) -> Call {
+        Call::new("GET", cluster, path)
+    }
+
+    /// A `POST` request.
+    pub fn post(cluster: impl Into<String>, path: &str) -> Call {
+        Call::new("POST", cluster, path)
+    }
+
+    /// Adds a request header; the name is lower-cased (HTTP/2 and Envoy expect that).
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.headers.push((name.into().to_ascii_lowercase(), value.into()));
+        self
+    }
+
+    /// Sets `:authority` (the Host header), which defaults to the cluster name.
+    pub fn authority(self, host: impl Into<String>) -> Self {
+        self.header(":authority", host)
+    }
+
+    /// Sets the request body.
+    pub fn body(mut self, body: impl Into<Vec<u8>>) -> Self {
+        self.body = Some(body.into());
+        self
+    }
+
+    /// How long Envoy waits for the whole response before failing the call
+    /// (default [`DEFAULT_TIMEOUT`]). A timed-out call resolves to an `Err`.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Dispatches the call now and returns the future of its response. An unknown cluster
+    /// or a refused dispatch makes the future resolve to an `Err` on its first poll.
+    pub fn send(mut self) -> CallFuture {
+        if !self.headers.iter().any(|(n, _)| n == ":authority") {
+            self.headers.push((":authority".into(), self.cluster.clone()));
+        }
+        let headers: Vec<(&str, &str)> = self.headers.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+        let dispatched =
+            hostcalls::dispatch_http_call(&self.cluster, headers, self.body.as_deref(), Vec::new(), self.timeout);
+        match dispatched {
+            Ok(token) => {
+                SLOTS.with(|slots| slots.borrow_mut().push((token, None)));
+                CallFuture { state: State::InFlight(token) }
+            }
+            Err(status) => {
+                let err = Error::host("proxy_http_call", status)
+                    .context(format!("cannot call cluster '{}' (is it defined in Envoy?)", self.cluster));
+                CallFuture { state: State::Done(Some(err)) }
+            }
+        }
+    }
+}
+
+/// The response to a [`Call`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallResponse {
+    /// The HTTP status (from `:status`).
+    pub status: u16,
+    /// Response headers, names lower-case, values decoded lossily.
+    pub headers: Vec<(String, String)>,
+    /// The whole response body.
+    pub body: Vec<u8>,
+}
+
+impl CallResponse {
+    /// The first value of header `name` (lower-case), if present.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+    }
+
+    /// The body as UTF-8, or an `Err` naming the problem.
+    pub fn text(&self) -> Result<&str> {
+        std::str::from_utf8(&self.body).map_err(|_| Error::msg("callout response body is not UTF-8"))
+    }
+}
+
+/// The pending response of a dispatched [`Call`]. Await it inside a
+/// [`Flow::wait`](crate::Flow::wait) future; it resolves when Envoy delivers the response.
+#[derive(Debug)]
+#[must_use = "a CallFuture must be awaited to see the response"]
+pub struct CallFuture {
+    state: State,
+}
+
+#[derive(Debug)]
+enum State {
+    InFlight(u32),
+    /// Already resolved, or refused at dispatch (the error is handed out once).
+    Done(Option<Error>),
+}
+
+thread_local! {
+    /// Calls in flight in this VM: token → the response once it arrived.
+    static SLOTS: RefCell<Vec<(u32, Option<Result<CallResponse>>)>> = const { RefCell::new(Vec::new()) };
+}
+
+impl Future for CallFuture {
+    type Output = Result<CallResponse>;
+
+    fn poll(mut self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match &mut self.state {
+            State::InFlight(token) => {
+                let token = *token;
+                let ready = SLOTS.with(|slots| {
+                    let mut slots = slots.borrow_mut();
+                    let at = slots.iter().position(|(t, done)| *t == token && done.is_some())?;
+                    slots.swap_remove(at).1
+                });
+                match ready {
+                    Some(result) => {
+                        self.state = State::Done(None);
+                        Poll::Ready(result)
+                    }
+                    None => Poll::Pending,
+                }
+            }
+            State::Done(err) => {
+                Poll::Ready(Err(err.take().unwrap_or_else(|| Error::msg("CallFuture polled after it completed"))))
+            }
+        }
+    }
+}
+
+impl Drop for CallFuture {
+    fn drop(&mut self) {
+        if let State::InFlight(token) = self.state {
+            // The stream ended first: forget the slot so a late response is ignored.
+            let _ = SLOTS.try_with(|slots| slots.borrow_mut().retain(|(t, _)| *t != token));
+        }
+    }
+}
+
+/// Records the response to `token` if a [`CallFuture`] still waits for it. Returns whether
+/// one did, so the caller knows whether polling can make progress.
+pub(crate) fn deliver(token: u32, num_headers: usize, body_size: usize) -> bool {
+    let waiting = SLOTS.with(|slots| slots.borrow().iter().any(|(t, _)| *t == token));
+    if !waiting {
+        return false;
+    }
+    let response = read_response(num_headers, body_size);
+    SLOTS.with(|slots| {
+        if let Some(slot) = slots.borrow_mut().iter_mut().find(|(t, _)| *t == token) {
+            slot.1 = Some(response);
+        }
+    });
+    true
+}
+
+fn read_response(num_headers: usize, body_size: usize) -> Result<CallResponse> {
+    // Envoy reports a failed call (connection failure, reset, timeout) as zero headers.
+    if num_headers == 0 {
+        return Err(Error::msg("callout failed: no response (upstream unreachable, reset or timed out)"));
+    }
+    let headers: Vec<(String, String)> = hostcalls::get_map_bytes(MapType::HttpCallResponseHeaders)
+        .host("proxy_get_header_map_pairs")?
+        .into_iter()
+        .map(|(n, v)| (n, String::from_utf8_lossy(&v).into_owned()))
+        .collect();
+    let status = headers
+        .iter()
+        .find(|(n, _)| n == ":status")
+        .and_then(|(_, v)| v.parse().ok())
+        .ok_or_else(|| Error::msg("callout response has no valid :status"))?;
+    let body = hostcalls::get_buffer(BufferType::HttpCallResponseBody, 0, body_size)
+        .host("proxy_get_buffer_bytes")?
+        .unwrap_or_default();
+    Ok(CallResponse { status, headers, body })
+}
