@@ -1,0 +1,71 @@
+//! acl-check's configuration: the seed's keys plus Envoy `ext_authz`-style options.
+
+use serde::Deserialize;
+use std::time::Duration;
+use weir::HeaderName;
+
+/// The plugin configuration (`pluginConfig`). Only `acl_server` and `set_header` are required.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// The Envoy cluster of the policy server.
+    pub acl_server: String,
+    /// The header that carries the grant token upstream. Any client-supplied value is removed
+    /// before anything else happens.
+    pub set_header: HeaderName,
+    /// The policy server's check path.
+    #[serde(default = "default_path")]
+    pub path: String,
+    /// Milliseconds to wait for the policy server; past it the call fails.
+    #[serde(default = "default_timeout_ms")]
+    pub timeout: u64,
+    /// Client request headers sent to the policy server (every value of each).
+    #[serde(default = "default_request_headers")]
+    pub allowed_request_headers: Vec<HeaderName>,
+    /// Policy server response headers copied onto the request going upstream on a 200.
+    #[serde(default)]
+    pub allowed_upstream_headers: Vec<HeaderName>,
+    /// Policy server response headers relayed to the client on a 401/403.
+    #[serde(default = "default_client_headers")]
+    pub allowed_client_headers: Vec<HeaderName>,
+    /// The status the client gets when the policy server cannot give a decision.
+    #[serde(default = "default_status_on_error")]
+    pub status_on_error: u16,
+    /// Let requests through (without `set_header`) when the policy server cannot decide.
+    #[serde(default)]
+    pub failure_mode_allow: bool,
+    /// The largest grant token accepted from the policy server, in bytes.
+    #[serde(default = "default_max_token_bytes")]
+    pub max_token_bytes: usize,
+}
+
+impl Config {
+    /// `timeout` as a duration.
+    pub fn timeout(&self) -> Duration {
+        Duration::from_millis(self.timeout)
+    }
+}
+
+fn default_path() -> String {
+    "/check".into()
+}
+fn default_timeout_ms() -> u64 {
+    200
+}
+fn default_request_headers() -> Vec<HeaderName> {
+    vec![header("authorization")]
+}
+fn default_client_headers() -> Vec<HeaderName> {
+    vec![header("www-authenticate")]
+}
+fn default_status_on_error() -> u16 {
+    403
+}
+fn default_max_token_bytes() -> usize {
+    16 * 1024
+}
+
+fn header(name: &str) -> HeaderName {
+    // Constant, valid names: this cannot fail.
+    HeaderName::new(name).unwrap_or_else(|_| unreachable!("constant header name"))
+}

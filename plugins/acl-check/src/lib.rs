@@ -1,0 +1,104 @@
+//! acl-check: asks a policy server whether a request may pass. On 200 the server's signed
+//! grant token goes upstream in `set_header` (checked later by check-header); 401/403 are
+//! relayed to the client; anything else fails closed with `status_on_error`.
+//!
+//! The client's own `set_header` is removed first, in every case: otherwise a client could
+//! forge the grant header whenever the policy server says nothing.
+
+mod config;
+
+use config::Config;
+use weir::prelude::*;
+use weir::{Call, CallResponse, LocalReply};
+
+struct AclCheck {
+    cfg: Shared<Config>,
+}
+
+impl HttpFilter for AclCheck {
+    fn on_request_headers(&mut self, req: &mut RequestHeaders) -> Result<Flow> {
+        req.remove(self.cfg.set_header.as_str())?;
+        let mut call = Call::post(self.cfg.acl_server.as_str(), &self.cfg.path).timeout(self.cfg.timeout());
+        for name in &self.cfg.allowed_request_headers {
+            for value in req.get_all(name.as_str())? {
+                call = call.header(name.as_str(), value);
+            }
+        }
+        for (name, value) in [("x-forwarded-method", req.method()?), ("x-forwarded-uri", req.path()?), ("x-forwarded-host", req.authority()?)] {
+            call = call.header(name, value.unwrap_or_default());
+        }
+        let cfg = self.cfg.clone();
+        let req = req.handle();
+        Ok(Flow::wait(async move {
+            let decision = match call.send().await {
+                Ok(res) => decide(&cfg, res),
+                Err(err) => Err(err),
+            };
+            match decision {
+                Ok(Decision::Allow { token, upstream_headers }) => {
+                    // Removed again: another filter may have added it while we waited.
+                    req.remove(cfg.set_header.as_str())?;
+                    req.set(cfg.set_header.as_str(), token)?;
+                    for (name, value) in upstream_headers {
+                        req.set(&name, value)?;
+                    }
+                    Ok(Flow::Continue)
+                }
+                Ok(Decision::Deny(reply)) => Ok(Flow::Reply(reply)),
+                Err(err) if cfg.failure_mode_allow => {
+                    warn!("policy server gave no decision, allowed by failure_mode_allow: {err}");
+                    Ok(Flow::Continue)
+                }
+                Err(err) => {
+                    warn!("policy server gave no decision: {err}");
+                    Ok(Flow::Reply(LocalReply::new(cfg.status_on_error).details("acl_check_error")))
+                }
+            }
+        }))
+    }
+
+    fn on_error(&mut self, _phase: weir::Phase, _err: &Error) -> LocalReply {
+        LocalReply::new(self.cfg.status_on_error).details("acl_check_error")
+    }
+}
+
+enum Decision {
+    Allow { token: String, upstream_headers: Vec<(String, String)> },
+    Deny(LocalReply),
+}
+
+/// The policy server's answer as a decision; `Err` when it gave none (the error path).
+fn decide(cfg: &Config, res: CallResponse) -> Result<Decision> {
+    match res.status {
+        200 => {
+            let token = res.text()?.trim();
+            if !is_compact_jws(token, cfg.max_token_bytes) {
+                return Err(Error::msg("policy server answered 200 without a compact JWS body"));
+            }
+            let upstream_headers = pick(&res, &cfg.allowed_upstream_headers);
+            Ok(Decision::Allow { token: token.to_string(), upstream_headers })
+        }
+        status @ (401 | 403) => {
+            let mut reply = LocalReply::new(status).details("acl_check_denied");
+            for (name, value) in pick(&res, &cfg.allowed_client_headers) {
+                reply = reply.header(name, value);
+            }
+            Ok(Decision::Deny(reply))
+        }
+        status => Err(Error::msg(format!("policy server answered {status}"))),
+    }
+}
+
+fn pick(res: &CallResponse, allowed: &[HeaderName]) -> Vec<(String, String)> {
+    let allowed = |n: &str| allowed.iter().any(|a| a.as_str() == n);
+    res.headers.iter().filter(|(n, _)| allowed(n)).cloned().collect()
+}
+
+/// Three non-empty base64url segments: anything else is not a grant token, and putting it in
+/// a header could smuggle characters the next filter does not expect.
+fn is_compact_jws(token: &str, max: usize) -> bool {
+    let b64url = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    token.len() <= max && token.split('.').count() == 3 && token.split('.').all(b64url)
+}
+
+weir::http_plugin!(Config => |cfg| AclCheck { cfg });
