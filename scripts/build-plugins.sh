@@ -12,7 +12,7 @@ WASM_OPT=(wasm-opt -Oz --enable-bulk-memory --enable-sign-ext --enable-nontrappi
 
 # name  cargo-package  budget-bytes  (workspace plugins)
 PLUGINS=(
-  "header-append header-append 102400"
+  "header-append header-append 100000"
   "acl-check acl-check 307200"
 )
 
