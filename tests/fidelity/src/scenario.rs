@@ -124,6 +124,12 @@ pub struct Scenario {
     /// The TCP exchange (NETWORK plugins).
     #[serde(default)]
     pub tcp: Option<TcpExchange>,
+    /// Known weir-runtime differences from Envoy: field path (as the diff names it, e.g.
+    /// `client.headers`) → why. Diff lines of weir-runtime at these paths are reported,
+    /// not failed; Envoy must still match the expectation, and a gap that no longer shows
+    /// fails the scenario so it gets removed.
+    #[serde(default)]
+    pub runtime_gaps: BTreeMap<String, String>,
     /// The expected observable outcome, compared field by field with each engine's.
     pub expect: Observed,
 }
