@@ -114,7 +114,7 @@ fn header_append_json_report() {
     assert_eq!(response["body"], "ok");
     assert!(report["local_reply"].is_null() && report["trap"].is_null());
     let phases: Vec<&str> = report["actions"].as_array().expect("actions").iter().map(|a| a["phase"].as_str().expect("phase")).collect();
-    assert_eq!(phases, ["request_headers", "response_headers"]);
+    assert_eq!(phases, ["request_headers", "response_headers", "response_body"]);
     let callbacks = report["instructions"]["callbacks"].as_array().expect("callbacks");
     let sum: u64 = callbacks.iter().map(|c| c["instructions"].as_u64().expect("count")).sum();
     assert!(sum > 0);
