@@ -265,7 +265,7 @@ fn free_port() -> u16 {
 }
 
 /// (CA PEM, server certificate PEM for 127.0.0.1 and localhost, server key PEM).
-fn certificates() -> (String, String, String) {
+pub fn certificates() -> (String, String, String) {
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("ca params");
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     ca_params.distinguished_name.push(DnType::CommonName, "weir test CA");

@@ -7,4 +7,6 @@ mod manifest;
 mod migrate;
 mod package;
 mod registry;
+mod run;
+mod run_support;
 mod sign;
