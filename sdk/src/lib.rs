@@ -73,6 +73,8 @@ mod error;
 mod flow;
 mod host;
 pub mod http;
+#[cfg(feature = "jwt")]
+pub mod jwt;
 mod logger;
 pub mod network;
 mod plugin;

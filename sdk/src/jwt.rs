@@ -1,0 +1,285 @@
+//! JWT verification on `jwt-simple` (cargo feature `jwt`), as strict as Envoy's `jwt_authn`:
+//! every key is bound to one algorithm (so "HS256 signed with the RSA public key" cannot
+//! verify), `alg` must be in the allow-list, `kid` picks the key, `exp` is **required**
+//! (jwt-simple alone accepts a token without it), `nbf`/`iat` must not be in the future, and
+//! issuer/audience are checked when configured. Clock skew defaults to 60 s.
+//!
+//! ```no_run
+//! # fn demo(jwks: &str, token: &str) -> weir::Result<()> {
+//! let verifier = weir::jwt::Verifier::new().jwks(jwks)?.issuer("weir-policy-server").audience("check-header");
+//! let claims = verifier.verify(token)?;
+//! let functions = claims.custom.get("functions");
+//! # let _ = functions; Ok(()) }
+//! ```
+
+use crate::{Error, Result};
+use jwt_simple::prelude::*;
+use serde_json::{Map, Value};
+use std::collections::HashSet;
+
+/// A verified token's claims; `custom` holds every claim jwt-simple does not model.
+pub type Claims = JWTClaims<Map<String, Value>>;
+
+/// The public-key algorithms the verifier knows, by their JOSE names. RSA (RS*, PS*) costs
+/// about 250 KB of Wasm, so it is a feature of its own (`jwt-rsa`).
+#[cfg(feature = "jwt-rsa")]
+const ASYMMETRIC: &[&str] = &["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA"];
+#[cfg(not(feature = "jwt-rsa"))]
+const ASYMMETRIC: &[&str] = &["ES256", "ES384", "EdDSA"];
+
+enum AnyKey {
+    #[cfg(feature = "jwt-rsa")]
+    Rs256(RS256PublicKey),
+    #[cfg(feature = "jwt-rsa")]
+    Rs384(RS384PublicKey),
+    #[cfg(feature = "jwt-rsa")]
+    Rs512(RS512PublicKey),
+    #[cfg(feature = "jwt-rsa")]
+    Ps256(PS256PublicKey),
+    #[cfg(feature = "jwt-rsa")]
+    Ps384(PS384PublicKey),
+    #[cfg(feature = "jwt-rsa")]
+    Ps512(PS512PublicKey),
+    Es256(ES256PublicKey),
+    Es384(ES384PublicKey),
+    EdDsa(Ed25519PublicKey),
+    Hs256(HS256Key),
+    Hs384(HS384Key),
+    Hs512(HS512Key),
+}
+
+struct Key {
+    alg: &'static str,
+    kid: Option<String>,
+    key: AnyKey,
+}
+
+/// Verifies compact JWS tokens against configured keys and claim rules.
+pub struct Verifier {
+    keys: Vec<Key>,
+    algorithms: Option<Vec<String>>,
+    issuers: Option<HashSet<String>>,
+    audiences: Option<HashSet<String>>,
+    skew_seconds: u64,
+    require_exp: bool,
+    max_token_bytes: usize,
+}
+
+impl std::fmt::Debug for Verifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let keys: Vec<(&str, Option<&str>)> = self.keys.iter().map(|k| (k.alg, k.kid.as_deref())).collect();
+        f.debug_struct("Verifier").field("keys", &keys).field("issuers", &self.issuers).finish_non_exhaustive()
+    }
+}
+
+impl Default for Verifier {
+    fn default() -> Self {
+        Verifier::new()
+    }
+}
+
+fn key_for(alg: &str, jwk: Option<&str>, pem: Option<&str>) -> Option<AnyKey> {
+    macro_rules! load {
+        ($t:ident, $v:ident) => {
+            match (jwk, pem) {
+                (Some(j), _) => $t::from_jwk(j).ok().map(AnyKey::$v),
+                (_, Some(p)) => $t::from_pem(p).ok().map(AnyKey::$v),
+                _ => None,
+            }
+        };
+    }
+    match alg {
+        #[cfg(feature = "jwt-rsa")]
+        "RS256" => load!(RS256PublicKey, Rs256),
+        #[cfg(feature = "jwt-rsa")]
+        "RS384" => load!(RS384PublicKey, Rs384),
+        #[cfg(feature = "jwt-rsa")]
+        "RS512" => load!(RS512PublicKey, Rs512),
+        #[cfg(feature = "jwt-rsa")]
+        "PS256" => load!(PS256PublicKey, Ps256),
+        #[cfg(feature = "jwt-rsa")]
+        "PS384" => load!(PS384PublicKey, Ps384),
+        #[cfg(feature = "jwt-rsa")]
+        "PS512" => load!(PS512PublicKey, Ps512),
+        "ES256" => load!(ES256PublicKey, Es256),
+        "ES384" => load!(ES384PublicKey, Es384),
+        "EdDSA" => load!(Ed25519PublicKey, EdDsa),
+        _ => None,
+    }
+}
+
+impl Verifier {
+    /// A verifier with no keys, no issuer/audience rule, 60 s skew and `exp` required.
+    pub fn new() -> Self {
+        Verifier {
+            keys: Vec::new(),
+            algorithms: None,
+            issuers: None,
+            audiences: None,
+            skew_seconds: 60,
+            require_exp: true,
+            max_token_bytes: 8192,
+        }
+    }
+
+    /// Adds a PEM public key (P-256, P-384, Ed25519; RSA with feature `jwt-rsa`, serving RS* and PS*).
+    pub fn pem(mut self, pem: &str) -> Result<Self> {
+        let before = self.keys.len();
+        for &alg in ASYMMETRIC {
+            if let Some(key) = key_for(alg, None, Some(pem)) {
+                self.keys.push(Key { alg, kid: None, key });
+            }
+        }
+        if self.keys.len() == before {
+            return Err(Error::msg("not a PEM public key of a supported type (RSA, P-256, P-384, Ed25519)"));
+        }
+        Ok(self)
+    }
+
+    /// Adds every usable key of a JWKS document (`{"keys":[…]}`). Members with `use` other
+    /// than `sig` are skipped; a member's `alg`, when present, is the only algorithm it serves.
+    pub fn jwks(mut self, jwks: &str) -> Result<Self> {
+        let doc: Value = serde_json::from_str(jwks)?;
+        let members = doc.get("keys").and_then(Value::as_array).ok_or_else(|| Error::msg("JWKS has no \"keys\" array"))?;
+        let before = self.keys.len();
+        for member in members {
+            if member.get("use").and_then(Value::as_str).is_some_and(|u| u != "sig") {
+                continue;
+            }
+            let declared = member.get("alg").and_then(Value::as_str);
+            let kid = member.get("kid").and_then(Value::as_str).map(str::to_string);
+            let text = member.to_string();
+            for &alg in ASYMMETRIC.iter().filter(|a| declared.is_none_or(|d| d == **a)) {
+                if let Some(key) = key_for(alg, Some(&text), None) {
+                    self.keys.push(Key { alg, kid: kid.clone(), key });
+                }
+            }
+        }
+        if self.keys.len() == before {
+            return Err(Error::msg("JWKS holds no usable signature key"));
+        }
+        Ok(self)
+    }
+
+    /// Adds an HMAC secret for `alg` (`HS256`, `HS384` or `HS512`). HMAC is never enabled
+    /// any other way: a public key is never used as a secret.
+    pub fn hmac(mut self, alg: &str, secret: &[u8]) -> Result<Self> {
+        let (alg, key) = match alg {
+            "HS256" => ("HS256", AnyKey::Hs256(HS256Key::from_bytes(secret))),
+            "HS384" => ("HS384", AnyKey::Hs384(HS384Key::from_bytes(secret))),
+            "HS512" => ("HS512", AnyKey::Hs512(HS512Key::from_bytes(secret))),
+            other => return Err(Error::msg(format!("'{other}' is not an HMAC algorithm"))),
+        };
+        self.keys.push(Key { alg, kid: None, key });
+        Ok(self)
+    }
+
+    /// Only these algorithms are accepted (default: every algorithm a key was loaded for).
+    pub fn algorithms<S: Into<String>>(mut self, algs: impl IntoIterator<Item = S>) -> Self {
+        self.algorithms = Some(algs.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Accepts this issuer (`iss`); once called, `iss` must be one of those given.
+    pub fn issuer(mut self, iss: impl Into<String>) -> Self {
+        self.issuers.get_or_insert_with(HashSet::new).insert(iss.into());
+        self
+    }
+
+    /// Accepts this audience; once called, `aud` must contain one of those given.
+    pub fn audience(mut self, aud: impl Into<String>) -> Self {
+        self.audiences.get_or_insert_with(HashSet::new).insert(aud.into());
+        self
+    }
+
+    /// Tolerance on `exp`, `nbf` and `iat` (default 60 s).
+    pub fn clock_skew_seconds(mut self, seconds: u64) -> Self {
+        self.skew_seconds = seconds;
+        self
+    }
+
+    /// Accept tokens without `exp` (off by default; such tokens never expire).
+    pub fn allow_missing_exp(mut self) -> Self {
+        self.require_exp = false;
+        self
+    }
+
+    /// The largest token accepted, in bytes (default 8 KiB).
+    pub fn max_token_bytes(mut self, bytes: usize) -> Self {
+        self.max_token_bytes = bytes;
+        self
+    }
+
+    /// Verifies `token` at the host's current time.
+    pub fn verify(&self, token: &str) -> Result<Claims> {
+        let now = proxy_wasm::hostcalls::get_current_time()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map(|d| d.as_secs())
+            .ok_or_else(|| Error::msg("the host clock is unavailable"))?;
+        self.verify_at(token, now)
+    }
+
+    /// Verifies `token` as of `now` (seconds since the Unix epoch).
+    pub fn verify_at(&self, token: &str, now: u64) -> Result<Claims> {
+        if token.len() > self.max_token_bytes {
+            return Err(Error::msg("token too large"));
+        }
+        let meta = Token::decode_metadata(token).map_err(|_| Error::msg("malformed token header"))?;
+        let alg = meta.algorithm();
+        if self.algorithms.as_ref().is_some_and(|allowed| !allowed.iter().any(|a| a == alg)) {
+            return Err(Error::msg(format!("algorithm {alg} is not allowed")));
+        }
+        let kid = meta.key_id();
+        let candidates = self.keys.iter().filter(|k| k.alg == alg && (kid.is_none() || k.kid.is_none() || k.kid.as_deref() == kid));
+        let options = VerificationOptions {
+            allowed_issuers: self.issuers.clone(),
+            allowed_audiences: self.audiences.clone(),
+            time_tolerance: Some(Duration::from_secs(self.skew_seconds)),
+            max_token_length: Some(self.max_token_bytes),
+            artificial_time: Some(UnixTimeStamp::from_secs(now)),
+            accept_future: false,
+            ..VerificationOptions::default()
+        };
+        let mut tried = false;
+        for key in candidates {
+            tried = true;
+            if let Ok(claims) = verify_with(&key.key, token, options.clone()) {
+                if self.require_exp && claims.expires_at.is_none() {
+                    return Err(Error::msg("token has no exp"));
+                }
+                return Ok(claims);
+            }
+        }
+        Err(Error::msg(if tried { "token failed verification" } else { "no key for the token's alg/kid" }))
+    }
+
+    /// Whether a key with this `kid` is loaded (callers refetch a JWKS on a miss).
+    pub fn has_kid(&self, kid: &str) -> bool {
+        self.keys.iter().any(|k| k.kid.as_deref() == Some(kid))
+    }
+}
+
+fn verify_with(key: &AnyKey, token: &str, o: VerificationOptions) -> std::result::Result<Claims, jwt_simple::Error> {
+    type M = Map<String, Value>;
+    match key {
+        #[cfg(feature = "jwt-rsa")]
+        AnyKey::Rs256(k) => k.verify_token::<M>(token, Some(o)),
+        #[cfg(feature = "jwt-rsa")]
+        AnyKey::Rs384(k) => k.verify_token::<M>(token, Some(o)),
+        #[cfg(feature = "jwt-rsa")]
+        AnyKey::Rs512(k) => k.verify_token::<M>(token, Some(o)),
+        #[cfg(feature = "jwt-rsa")]
+        AnyKey::Ps256(k) => k.verify_token::<M>(token, Some(o)),
+        #[cfg(feature = "jwt-rsa")]
+        AnyKey::Ps384(k) => k.verify_token::<M>(token, Some(o)),
+        #[cfg(feature = "jwt-rsa")]
+        AnyKey::Ps512(k) => k.verify_token::<M>(token, Some(o)),
+        AnyKey::Es256(k) => k.verify_token::<M>(token, Some(o)),
+        AnyKey::Es384(k) => k.verify_token::<M>(token, Some(o)),
+        AnyKey::EdDsa(k) => k.verify_token::<M>(token, Some(o)),
+        AnyKey::Hs256(k) => k.verify_token::<M>(token, Some(o)),
+        AnyKey::Hs384(k) => k.verify_token::<M>(token, Some(o)),
+        AnyKey::Hs512(k) => k.verify_token::<M>(token, Some(o)),
+    }
+}
