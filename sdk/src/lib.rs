@@ -76,6 +76,7 @@ pub mod http;
 #[cfg(feature = "jwt")]
 pub mod jwt;
 mod logger;
+pub mod metrics;
 pub mod network;
 mod plugin;
 mod reply;
