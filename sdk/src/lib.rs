@@ -65,6 +65,9 @@
 //! | whole body | return [`Flow::Pause`] until [`Body::end_of_stream`], then [`Body::bytes`] |
 //! | answer without the upstream | [`Flow::reply`], [`LocalReply`] |
 //! | TCP connections | [`NetworkFilter`], [`network::Connection`], [`DownstreamData`] |
+//! | call another service, pause until it answers | `Flow::wait(async move { Call::post(cluster, path).send().await })` (feature `callout`, see `weir::callout`) |
+//! | verify JWTs (ES256/384, EdDSA; RS*/PS* with `jwt-rsa`) | `weir::jwt::Verifier` (feature `jwt`) |
+//! | counters, gauges, histograms | [`metrics::Counter`], [`metrics::Gauge`], [`metrics::Histogram`] |
 
 #[cfg(feature = "callout")]
 pub mod callout;
