@@ -14,6 +14,8 @@ WASM_OPT=(wasm-opt -Oz --enable-bulk-memory --enable-sign-ext --enable-nontrappi
 PLUGINS=(
   "header-append header-append 100000"
   "acl-check acl-check 307200"
+  # Target 300 KB, not met yet: jwt-simple's P-256/P-384/Ed25519 code is ~440 KB after wasm-opt.
+  "check-header check-header 460800"
 )
 
 fail=0

@@ -9,7 +9,12 @@ mod config;
 
 use config::Config;
 use weir::prelude::*;
+use weir::metrics::Counter;
 use weir::{Call, CallResponse, LocalReply};
+
+static ALLOWED: Counter = Counter::new("acl_check.allowed");
+static DENIED: Counter = Counter::new("acl_check.denied");
+static ERRORED: Counter = Counter::new("acl_check.errored");
 
 struct AclCheck {
     cfg: Shared<Config>,
@@ -42,14 +47,20 @@ impl HttpFilter for AclCheck {
                     for (name, value) in upstream_headers {
                         req.set(&name, value)?;
                     }
+                    ALLOWED.inc();
                     Ok(Flow::Continue)
                 }
-                Ok(Decision::Deny(reply)) => Ok(Flow::Reply(reply)),
+                Ok(Decision::Deny(reply)) => {
+                    DENIED.inc();
+                    Ok(Flow::Reply(reply))
+                }
                 Err(err) if cfg.failure_mode_allow => {
+                    ERRORED.inc();
                     warn!("policy server gave no decision, allowed by failure_mode_allow: {err}");
                     Ok(Flow::Continue)
                 }
                 Err(err) => {
+                    ERRORED.inc();
                     warn!("policy server gave no decision: {err}");
                     Ok(Flow::Reply(LocalReply::new(cfg.status_on_error).details("acl_check_error")))
                 }
@@ -58,6 +69,7 @@ impl HttpFilter for AclCheck {
     }
 
     fn on_error(&mut self, _phase: weir::Phase, _err: &Error) -> LocalReply {
+        ERRORED.inc();
         LocalReply::new(self.cfg.status_on_error).details("acl_check_error")
     }
 }

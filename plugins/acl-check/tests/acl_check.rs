@@ -51,6 +51,8 @@ fn a_grant_replaces_the_forged_header_and_goes_upstream() {
     assert_eq!(call.headers().get("x-forwarded-host"), Some("app"));
     assert_eq!(call.headers().get("authz_complete"), None, "the forged header is not even sent to the policy server");
     assert_eq!(out.callouts()[0].timeout(), Duration::from_millis(200));
+    assert_eq!(plugin.metric("acl_check.allowed"), Some(1));
+    assert_eq!(plugin.metric("acl_check.denied").unwrap_or(0), 0);
 }
 
 #[test]
@@ -75,6 +77,8 @@ fn forged_header_with_a_denying_server_gets_403() {
     let plugin = start(json!({}), |_| Response::status(403).header("x-reason", "internal").body("no grants"));
     let out = run(&plugin);
     assert_denied(&out, 403);
+    assert_eq!(plugin.metric("acl_check.denied"), Some(1));
+    assert_eq!(plugin.metric("acl_check.allowed").unwrap_or(0), 0);
 }
 
 #[test]
@@ -99,8 +103,10 @@ fn no_decision_fails_closed_with_status_on_error() {
         ("unsigned token", |_| Response::status(200).body("eyJhbGciOiJub25lIn0.eyJmdW5jdGlvbnMiOltdfQ.")),
     ];
     for (case, policy) in cases {
-        let out = run(&start(json!({}), policy));
+        let plugin = start(json!({}), policy);
+        let out = run(&plugin);
         assert_denied(&out, 403);
+        assert_eq!(plugin.metric("acl_check.errored"), Some(1), "{case}");
         assert!(out.logged("policy server gave no decision"), "{case}: {:?}", out.logs());
         let out = run(&start(json!({ "status_on_error": 503 }), policy));
         assert_denied(&out, 503);

@@ -1,0 +1,75 @@
+//! check-header: verifies the grant token in `read_header` (put there by acl-check) and
+//! requires the configured `function` in its `functions` claim. Missing or invalid token →
+//! 401 with `WWW-Authenticate`; valid token without the function → 403. Like Envoy's
+//! `jwt_authn`, it fails closed: any error is a 401, never a pass.
+
+mod config;
+
+use config::Config;
+use serde_json::Value;
+use weir::prelude::*;
+use weir::metrics::Counter;
+use weir::Phase;
+
+static ALLOWED: Counter = Counter::new("check_header.allowed");
+static DENIED: Counter = Counter::new("check_header.denied");
+static ERRORED: Counter = Counter::new("check_header.errored");
+
+struct CheckHeader {
+    cfg: Shared<Config>,
+}
+
+fn unauthorized() -> Flow {
+    DENIED.inc();
+    LocalReply::new(401)
+        .header("www-authenticate", r#"Bearer realm="check-header", error="invalid_token""#)
+        .details("check_header_invalid_token")
+        .into()
+}
+
+impl HttpFilter for CheckHeader {
+    fn on_request_headers(&mut self, req: &mut RequestHeaders) -> Result<Flow> {
+        let cfg = &self.cfg;
+        let values = req.get_all(cfg.read_header.as_str())?;
+        // Exactly one value: two could mean a client value survived next to the real one.
+        let [token] = values.as_slice() else { return Ok(unauthorized()) };
+        let claims = match cfg.verifier.verify(token.trim()) {
+            Ok(claims) => claims,
+            Err(err) => {
+                info!("grant token refused: {err}");
+                return Ok(unauthorized());
+            }
+        };
+        let permitted = claims.custom.get("functions").and_then(Value::as_array).is_some_and(|fs| fs.iter().any(|f| f.as_str() == Some(cfg.function.as_str())));
+        if !permitted {
+            DENIED.inc();
+            return Ok(LocalReply::new(403).details("check_header_function_denied").into());
+        }
+        if !cfg.forward {
+            req.remove(cfg.read_header.as_str())?;
+        }
+        for map in &cfg.claim_to_headers {
+            let value = match map.claim.as_str() {
+                "sub" => claims.subject.clone(),
+                "iss" => claims.issuer.clone(),
+                name => claims.custom.get(name).map(|v| match v {
+                    Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                }),
+            };
+            req.remove(map.header.as_str())?;
+            if let Some(value) = value.filter(|v| !v.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0)) {
+                req.set(map.header.as_str(), value)?;
+            }
+        }
+        ALLOWED.inc();
+        Ok(Flow::Continue)
+    }
+
+    fn on_error(&mut self, _phase: Phase, _err: &Error) -> LocalReply {
+        ERRORED.inc();
+        LocalReply::new(401).header("www-authenticate", r#"Bearer realm="check-header""#)
+    }
+}
+
+weir::http_plugin!(Config => |cfg| CheckHeader { cfg });
