@@ -1,7 +1,7 @@
 //! The Envoy bootstrap: wasm filters written the way istiod writes a `WasmPlugin`.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{bail, Result};
 use serde_json::{json, Value};
@@ -12,33 +12,8 @@ pub(crate) const HTTP_LISTENER: &str = "http";
 pub(crate) const TCP_LISTENER: &str = "tcp";
 const UPSTREAM_CLUSTER: &str = "upstream";
 
-/// What Envoy does when the plugin's VM fails at run time (`failure_policy`).
-///
-/// Istio maps `WasmPlugin.failStrategy` onto these: `FAIL_CLOSE` → [`FailClosed`],
-/// `FAIL_OPEN` → [`FailOpen`], `FAIL_RELOAD` → [`FailReload`].
-///
-/// [`FailClosed`]: FailurePolicy::FailClosed
-/// [`FailOpen`]: FailurePolicy::FailOpen
-/// [`FailReload`]: FailurePolicy::FailReload
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FailurePolicy {
-    /// Requests fail (503) once the VM has failed.
-    FailClosed,
-    /// Requests bypass the plugin once the VM has failed.
-    FailOpen,
-    /// The VM is re-created on the next request.
-    FailReload,
-}
-
-impl FailurePolicy {
-    fn as_envoy(self) -> &'static str {
-        match self {
-            Self::FailClosed => "FAIL_CLOSED",
-            Self::FailOpen => "FAIL_OPEN",
-            Self::FailReload => "FAIL_RELOAD",
-        }
-    }
-}
+pub use weir_cli::run::filter::FailurePolicy;
+use weir_cli::run::filter::{FilterKind, WasmFilterConfig};
 
 /// One wasm filter, as istiod would configure it for a `WasmPlugin`.
 ///
@@ -125,52 +100,25 @@ impl WasmFilter {
         format!("{}.{}", self.namespace, self.name)
     }
 
-    fn to_filter(&self, type_url: &str) -> Result<Value> {
+    /// Checks the module exists, then writes the filter with the cli library's one
+    /// definition of what istiod writes (`weir_cli::run::filter`).
+    fn to_filter(&self, kind: FilterKind) -> Result<Value> {
         if !self.wasm.is_file() {
             bail!(
                 "wasm module {} does not exist: build it first (see weir_envoy_tests::build_wasm)",
                 self.wasm.display()
             );
         }
-        let mut vm_config = json!({
-            "runtime": "envoy.wasm.runtime.v8",
-            "code": {"local": {"filename": path_text(&self.wasm)?}},
-        });
-        if !self.key_values.is_empty() || !self.host_env_keys.is_empty() {
-            let key_values: serde_json::Map<String, Value> = self
-                .key_values
-                .iter()
-                .map(|(k, v)| (k.clone(), Value::String(v.clone())))
-                .collect();
-            vm_config["environment_variables"] =
-                json!({"key_values": key_values, "host_env_keys": self.host_env_keys});
+        WasmFilterConfig {
+            name: self.full_name(),
+            root_id: self.root_id.clone(),
+            configuration: self.configuration.clone(),
+            wasm_file: self.wasm.clone(),
+            key_values: self.key_values.clone(),
+            host_env_keys: self.host_env_keys.clone(),
+            failure_policy: self.failure_policy,
         }
-        let mut config = json!({
-            "name": self.full_name(),
-            "root_id": self.root_id,
-            "vm_config": vm_config,
-            "configuration": {
-                "@type": "type.googleapis.com/google.protobuf.StringValue",
-                "value": self.configuration,
-            },
-        });
-        if let Some(policy) = self.failure_policy {
-            config["failure_policy"] = Value::from(policy.as_envoy());
-        }
-        Ok(json!({
-            "name": self.full_name(),
-            "typed_config": {"@type": type_url, "config": config},
-        }))
-    }
-}
-
-fn path_text(path: &Path) -> Result<String> {
-    match path.to_str() {
-        Some(text) => Ok(text.to_owned()),
-        None => bail!(
-            "path {} is not UTF-8, which Envoy's config cannot carry",
-            path.display()
-        ),
+        .filter(kind)
     }
 }
 
@@ -200,10 +148,7 @@ impl Topology {
                 "direct_response": {"status": 200, "body": {"inline_string": "no upstream configured\n"}},
             }),
         };
-        let mut http_filters = wasm_filters(
-            &self.http_filters,
-            "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
-        )?;
+        let mut http_filters = wasm_filters(&self.http_filters, FilterKind::Http)?;
         http_filters.push(json!({
             "name": "envoy.filters.http.router",
             "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"},
@@ -225,10 +170,7 @@ impl Topology {
             if self.upstream.is_none() {
                 bail!("a TCP proxy listener needs an upstream: call EnvoyBuilder::upstream");
             }
-            let mut filters = wasm_filters(
-                &self.network_filters,
-                "type.googleapis.com/envoy.extensions.filters.network.wasm.v3.Wasm",
-            )?;
+            let mut filters = wasm_filters(&self.network_filters, FilterKind::Network)?;
             filters.push(json!({
                 "name": "envoy.filters.network.tcp_proxy",
                 "typed_config": {
@@ -253,8 +195,8 @@ impl Topology {
     }
 }
 
-fn wasm_filters(filters: &[WasmFilter], type_url: &str) -> Result<Vec<Value>> {
-    filters.iter().map(|f| f.to_filter(type_url)).collect()
+fn wasm_filters(filters: &[WasmFilter], kind: FilterKind) -> Result<Vec<Value>> {
+    filters.iter().map(|f| f.to_filter(kind)).collect()
 }
 
 fn static_cluster(name: &str, addr: SocketAddr) -> Value {
