@@ -116,6 +116,9 @@ pub(crate) struct HttpState {
     pub(crate) request: Direction,
     pub(crate) response: Direction,
     pub(crate) local_reply: Option<LocalReply>,
+    /// The local reply as the client got it after the plugin's own response callbacks
+    /// (Envoy runs a reply made before the response started through the encoder filters).
+    pub(crate) replied: Option<Response>,
     pub(crate) reset: bool,
     /// Properties the guest set on this stream, by encoded path.
     pub(crate) properties: HashMap<Vec<u8>, Vec<u8>>,

@@ -6,7 +6,7 @@
 use weir_abi::StreamType;
 
 use crate::host_state::{Direction, HttpState, PausedAt, Signal, StreamState};
-use crate::message::Fields;
+use crate::message::{Fields, Response};
 use crate::outcome::{Action, Phase};
 use crate::vm::Vm;
 
@@ -175,8 +175,10 @@ fn pass_trailers(d: &mut Direction) {
     d.passed.end = true;
 }
 
-/// Applies continue/close requests the plugin made, until none are left.
+/// Applies continue/close requests the plugin made, until none are left; first sends a new
+/// local reply through the plugin's response callbacks.
 pub(crate) fn settle(vm: &mut Vm, context: u32) {
+    encode_local_reply(vm, context);
     loop {
         let Some(http) = http(vm, context) else { return };
         if http.signals.is_empty() {
@@ -193,6 +195,34 @@ pub(crate) fn settle(vm: &mut Vm, context: u32) {
             Signal::Continue(_) => {}
         }
     }
+}
+
+/// Envoy sends a local reply made before the response started through the encoder filters,
+/// this plugin's included: its response header and body callbacks see, and may change, the
+/// reply. One made after the response started goes to the client as it is.
+fn encode_local_reply(vm: &mut Vm, context: u32) {
+    let Some(state) = http(vm, context) else { return };
+    if state.reset || state.trap.is_some() || state.response.headers.is_some() || state.replied.is_some() {
+        return;
+    }
+    let Some(reply) = state.local_reply.take() else { return };
+    // Continue requests from before the reply no longer apply; the stream is answered.
+    state.signals.clear();
+    let response = reply.to_response();
+    let reply_body = response.body_bytes().to_vec();
+    headers(vm, context, Dir::Response, response.header_fields(), reply_body.is_empty());
+    if !reply_body.is_empty() {
+        body(vm, context, Dir::Response, &reply_body, true);
+    }
+    let Some(state) = http(vm, context) else { return };
+    let passed = &state.response.passed;
+    state.replied = Some(match &passed.headers {
+        Some(fields) => Response::from_parts(fields.clone(), passed.body.clone(), Vec::new()),
+        None => response,
+    });
+    // A second reply sent from those callbacks does not replace the first.
+    state.local_reply = Some(reply);
+    state.signals.clear();
 }
 
 /// `proxy_continue_stream`: lets through what the pause held, then delivers what was held back.

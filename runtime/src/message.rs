@@ -300,16 +300,16 @@ impl LocalReply {
         self.grpc_status
     }
 
-    /// The reply as the client sees it.
+    /// The reply as Envoy sends it, before any response callback: `content-length` always,
+    /// and `content-type: text/plain` when there is a body and the plugin set no type.
     pub fn to_response(&self) -> Response {
         let mut response = Response::status(self.status);
         for (k, v) in self.headers.iter() {
             response = response.header(k, v);
         }
-        if self.body.is_empty() {
-            response
-        } else {
-            response.body(self.body.clone())
+        if !self.body.is_empty() && self.headers.get("content-type").is_none() {
+            response = response.header("content-type", "text/plain");
         }
+        response.body(self.body.clone())
     }
 }

@@ -1,5 +1,5 @@
 //! Shared queues: registered by one VM's root context, written by any VM of the plugin.
-//! Enqueuing schedules `proxy_on_queue_ready` on the owner, delivered after the current
+//! Enqueuing schedules `proxy_on_queue_ready` on the owner VM's root context, delivered after the current
 //! callback returns.
 
 use wasmtime::{Caller, Linker};
@@ -17,7 +17,8 @@ pub(super) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
             status((|| {
                 let name = read(&mut caller, name_ptr, name_len)?;
                 let proxy = &caller.data().proxy;
-                let owner = (proxy.worker, proxy.active_context);
+                // Envoy notifies the root context, whichever context registered the queue.
+                let owner = (proxy.worker, proxy.root_context);
                 let id = queues(&proxy.shared).register(&proxy.shared.settings.vm_id, name, owner);
                 write_u32(&mut caller, id_ptr, id)
             })())

@@ -220,9 +220,14 @@ fn fill(outcome: &mut Outcome, http: &HttpState) {
     outcome.actions = http.actions.clone();
     outcome.local_reply = http.local_reply.clone();
     outcome.upstream_request = passed_request(&http.request);
-    outcome.response = match &http.local_reply {
-        Some(reply) => Some(reply.to_response()),
-        None => passed_response(&http.response),
+    outcome.response = match (&http.replied, &http.local_reply) {
+        (Some(replied), _) => Some(replied.clone()),
+        (None, Some(reply)) => Some(reply.to_response()),
+        // Fail closed, as Envoy: a crash before the response started answers 503, empty.
+        (None, None) if http.trap.is_some() && http.response.passed.headers.is_none() => {
+            Some(Response::status(503).body(Vec::new()))
+        }
+        (None, None) => passed_response(&http.response),
     };
     outcome.trap = http.trap.clone();
     outcome.reset = http.reset;

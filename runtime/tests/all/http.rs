@@ -53,8 +53,14 @@ fn local_reply_ends_the_stream() {
     assert_eq!(reply.header("x-reason"), Some("probe"));
     assert_eq!(reply.text(), "denied");
     assert!(out.upstream_request().is_none());
-    assert_eq!(out.response().unwrap().status_code(), 403);
-    assert_eq!(out.action(Phase::ResponseHeaders), None);
+    // As in Envoy: the reply goes through the plugin's own response callbacks, and a body
+    // without a type gets `content-type: text/plain`.
+    let response = out.response().unwrap();
+    assert_eq!(response.status_code(), 403);
+    assert_eq!(out.action(Phase::ResponseHeaders), Some(Action::Continue));
+    assert_eq!(response.header_value("x-probe-response"), Some("1"));
+    assert_eq!(response.header_value("content-type"), Some("text/plain"));
+    assert_eq!(response.text(), "denied");
 }
 
 #[test]

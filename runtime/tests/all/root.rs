@@ -79,6 +79,37 @@ fn queue_items_reach_the_registering_vm() {
 }
 
 #[test]
+fn queue_registered_by_a_stream_notifies_the_root_context() {
+    // Envoy calls `proxy_on_queue_ready` on the root context (id 1), whichever context
+    // registered the queue; here the stream context (id 2) registers and enqueues.
+    let wasm = crate::wat(
+        r#"(module
+      (import "env" "proxy_log" (func $log (param i32 i32 i32) (result i32)))
+      (import "env" "proxy_register_shared_queue" (func $register (param i32 i32 i32) (result i32)))
+      (import "env" "proxy_enqueue_shared_queue" (func $enqueue (param i32 i32 i32) (result i32)))
+      (memory (export "memory") 1)
+      (data (i32.const 200) "q")
+      (data (i32.const 300) "queue ready in context ?")
+      (func (export "proxy_abi_version_0_2_1"))
+      (func (export "proxy_on_memory_allocate") (param i32) (result i32) (i32.const 4096))
+      (func (export "proxy_on_context_create") (param i32 i32))
+      (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32)
+        (drop (call $register (i32.const 200) (i32.const 1) (i32.const 220)))
+        (drop (call $enqueue (i32.load (i32.const 220)) (i32.const 200) (i32.const 1)))
+        (i32.const 0))
+      (func (export "proxy_on_queue_ready") (param $context i32) (param $queue i32)
+        (i32.store8 (i32.const 323) (i32.add (i32.const 48) (local.get $context)))
+        (drop (call $log (i32.const 2) (i32.const 300) (i32.const 24)))))"#,
+    );
+    let plugin = weir_runtime::Plugin::from_bytes(wasm).start().unwrap();
+    let out = plugin.http().request(Request::get("/")).run();
+    assert!(out.trap().is_none(), "{:?}", out.trap());
+    let ready: Vec<String> =
+        plugin.logs().into_iter().map(|l| l.message).filter(|m| m.starts_with("queue ready")).collect();
+    assert_eq!(ready, ["queue ready in context 1"]);
+}
+
+#[test]
 fn metrics_are_shared_between_vms() {
     let plugin = probe().workers(3).start().unwrap();
     for worker in 0..3 {
