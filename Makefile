@@ -35,7 +35,7 @@ test-wasi: setup
 test-examples: setup
 	@for dir in $(EXAMPLES); do \
 	  echo "==> $$dir"; \
-	  CARGO_TARGET_DIR="$(CURDIR)/target" $(CARGO) test --manifest-path $$dir/Cargo.toml; \
+	  CARGO_TARGET_DIR="$${CARGO_TARGET_DIR:-$(CURDIR)/target}" $(CARGO) test --manifest-path $$dir/Cargo.toml; \
 	done
 
 demo: build ## Run header-append in a real Envoy and show a request going through it

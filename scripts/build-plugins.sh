@@ -4,6 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# Honour CARGO_TARGET_DIR (a shared build cache); the optimised plugins always land in
+# target/plugins of the checkout, where the Makefile, demo and docs look for them.
+TARGET="${CARGO_TARGET_DIR:-$PWD/target}"
 OUT=target/plugins
 mkdir -p "$OUT"
 # Give wasm-opt the features rustc emits. Never -all: its output can use types V8 rejects.
@@ -28,7 +31,7 @@ report() { # name raw opt budget
 for entry in "${PLUGINS[@]}"; do
   read -r name pkg budget <<<"$entry"
   cargo build -q -p "$pkg" --target wasm32-wasip1 --release
-  raw="target/wasm32-wasip1/release/${pkg//-/_}.wasm"
+  raw="$TARGET/wasm32-wasip1/release/${pkg//-/_}.wasm"
   "${WASM_OPT[@]}" "$raw" -o "$OUT/$name.wasm"
   report "$name" "$(stat -c %s "$raw")" "$(stat -c %s "$OUT/$name.wasm")" "$budget"
 done
@@ -38,8 +41,8 @@ for dir in examples/*/; do
   [ -f "$dir/Cargo.toml" ] || continue
   grep -q 'crate-type *= *\[.*"cdylib"' "$dir/Cargo.toml" || continue
   name=$(basename "$dir")
-  CARGO_TARGET_DIR="$PWD/target" cargo build -q --manifest-path "$dir/Cargo.toml" --target wasm32-wasip1 --release
-  raw="target/wasm32-wasip1/release/${name//-/_}.wasm"
+  CARGO_TARGET_DIR="$TARGET" cargo build -q --manifest-path "$dir/Cargo.toml" --target wasm32-wasip1 --release
+  raw="$TARGET/wasm32-wasip1/release/${name//-/_}.wasm"
   "${WASM_OPT[@]}" "$raw" -o "$OUT/$name.wasm"
   report "example $name" "$(stat -c %s "$raw")" "$(stat -c %s "$OUT/$name.wasm")" 153600
 done

@@ -29,12 +29,14 @@ fn readme_first_plugin_steps_work_as_written() {
     let dest = scratch.join("my-plugin");
     let script = script.replace("/tmp/my-plugin", dest.to_str().unwrap());
 
+    // Share the build cache the outer run uses (the repository's target/ unless
+    // CARGO_TARGET_DIR says otherwise), so the copy does not rebuild wasmtime; cargo does not
+    // hold this directory's lock while tests run.
+    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
     let status = Command::new("bash")
         .args(["-euxo", "pipefail", "-c", &script])
         .current_dir(&root)
-        // Share the repository's build cache so the copy does not rebuild wasmtime; cargo
-        // does not hold this directory's lock while tests run.
-        .env("CARGO_TARGET_DIR", root.join("target"))
+        .env("CARGO_TARGET_DIR", &target)
         .status()
         .expect("bash runs");
     assert!(status.success(), "the README's first-plugin steps failed (see the output above)");
@@ -42,7 +44,7 @@ fn readme_first_plugin_steps_work_as_written() {
     let manifest = std::fs::read_to_string(dest.join("Cargo.toml")).unwrap();
     assert!(manifest.contains("name = \"my-plugin\""), "{manifest}");
     assert!(!manifest.contains("../../"), "paths still point into the repository:\n{manifest}");
-    let wasm = root.join("target/wasm32-wasip1/release/my_plugin.wasm");
+    let wasm = target.join("wasm32-wasip1/release/my_plugin.wasm");
     let bytes = std::fs::read(&wasm).unwrap_or_else(|e| panic!("{}: {e}", wasm.display()));
     assert_eq!(&bytes[..4], b"\0asm");
     std::fs::remove_dir_all(&scratch).unwrap();
