@@ -163,6 +163,19 @@ impl Drop for WeirRun {
         if let Ok(None) = self.child.try_wait() {
             // SAFETY: as in `interrupt`.
             unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGINT) };
+            // Bounded: a weir run that ignores SIGINT must not hang the suite (seen once
+            // during a hot reload; the Ctrl-C test covers the normal path). Its Envoy goes
+            // with it.
+            let deadline = Instant::now() + Duration::from_secs(15);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = self.child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            eprintln!("weir run (pid {}) ignored SIGINT for 15 s; killing it and its Envoy", self.child.id());
+            let _ = std::process::Command::new("pkill").args(["-KILL", "-P", &self.child.id().to_string()]).status();
+            let _ = self.child.kill();
             let _ = self.child.wait();
         }
     }
