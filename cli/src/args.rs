@@ -48,10 +48,10 @@ pub enum Command {
     Migrate(MigrateArgs),
     /// Sign a pushed image in the cosign signature layout, or create a signing key pair.
     Sign(SignArgs),
-    /// Run a plugin once on one request, with no proxy, and show what it did.
-    Exec(ExecArgs),
     /// Run WasmPlugins in a local Envoy, wired exactly as Istio wires them; edits reload live.
     Run(RunArgs),
+    /// Run a plugin once on one request, with no proxy, and show what it did.
+    Exec(ExecArgs),
 }
 
 /// `weir run`.
