@@ -115,6 +115,9 @@ fn report_problems(session: &Session, printer: &Printer) {
         if let Some(reason) = &state.failure {
             printer.warn(format!("{name}: module fetch failed: {reason}"));
         }
+        if let Some(reason) = &state.rejection {
+            printer.warn(format!("{name}: {reason}; Envoy refuses the filter too and answers requests 500 until the WasmPlugin's pluginConfig or vmConfig.env is fixed"));
+        }
     }
 }
 

@@ -27,6 +27,7 @@ use std::path::PathBuf;
 use std::time::SystemTime;
 
 use anyhow::Result;
+use weir_runtime::StartError;
 use serde_json::Value;
 
 use bootstrap::{ConfigFiles, LISTENER_NAME};
@@ -64,6 +65,9 @@ pub struct PluginState {
     pub summary: String,
     /// The fetch failure, if any.
     pub failure: Option<String>,
+    /// Why the module refuses its `pluginConfig` or VM env, found by starting it in
+    /// weir-runtime before Envoy does: Envoy would only log it.
+    pub rejection: Option<String>,
 }
 
 /// A resolved configuration: what the chain is and what each filter holds.
@@ -233,6 +237,7 @@ async fn resolve_plugin(
                 host_env_keys,
                 failure_policy: plugin.failure_policy(),
             };
+            let rejection = preflight(&config);
             match config.typed_config(kind) {
                 Ok(typed_config) => PluginState {
                     resource_version: plugin.resource_version.clone(),
@@ -245,6 +250,7 @@ async fn resolve_plugin(
                         if fetched.cache_hit { "cached" } else { "fetched" }
                     ),
                     failure: None,
+                    rejection,
                 },
                 Err(e) => failed(plugin, module_stamp, format!("{e:#}")),
             }
@@ -265,5 +271,33 @@ fn failed(plugin: &Plugin, module_stamp: Option<(SystemTime, u64)>, reason: Stri
             reason
         ),
         failure: Some(reason),
+        rejection: None,
+    }
+}
+
+/// Starts the module in weir-runtime with the filter's root id, configuration and env, as
+/// Envoy will: a module that rejects them is reported by name and reason here, while Envoy
+/// only logs it (at a level `weir run` hides) and answers the filter's requests 500.
+
+fn preflight(config: &WasmFilterConfig) -> Option<String> {
+    let wasm = match std::fs::read(&config.wasm_file) {
+        Ok(wasm) => wasm,
+        Err(e) => return Some(format!("cannot read {}: {e}", config.wasm_file.display())),
+    };
+    let mut builder = weir_runtime::Plugin::from_bytes(wasm).root_id(&config.root_id).config(config.configuration.as_bytes().to_vec());
+    for (key, value) in &config.key_values {
+        builder = builder.env(key, value);
+    }
+    for key in &config.host_env_keys {
+        if let Ok(value) = std::env::var(key) {
+            builder = builder.env(key, &value);
+        }
+    }
+    match builder.start() {
+        Err(e @ (StartError::ConfigRejected { .. } | StartError::VmStartRejected { .. } | StartError::Trap(_))) => {
+            Some(e.to_string())
+        }
+        // Loading problems are Envoy's to report: its loader, not ours, decides what runs.
+        Ok(_) | Err(_) => None,
     }
 }

@@ -363,3 +363,28 @@ fn dry_run_prints_the_envoy_config_and_missing_envoy_says_how_to_install() {
     let stderr = common::user_error(&common::weir(&args, None));
     assert!(stderr.contains("make envoy") && stderr.contains("PATH"), "{stderr}");
 }
+
+#[test]
+fn a_module_that_rejects_its_config_is_reported_by_name_and_reason() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let module = std::fs::read(header_append()).expect("module");
+    let wasm = common::write(dir.path(), "plugin.wasm", &module);
+    let plugin = format!(
+        "apiVersion: extensions.istio.io/v1alpha1\nkind: WasmPlugin\nmetadata:\n  name: appender\n  namespace: default\nspec:\n  url: file://{}\n  pluginConfig:\n    response_headers_to_add: not-a-list\n",
+        wasm.display()
+    );
+    let file = write_yaml(dir.path(), "appender.yaml", &plugin);
+    let run = WeirRun::with(&file, None, &dir.path().join("cache"), &[]);
+    let stderr = run.stderr();
+    assert!(stderr.contains("default.appender: plugin rejected its configuration"), "{stderr}");
+    assert!(stderr.contains("response_headers_to_add"), "the plugin's own message names the field: {stderr}");
+    // Envoy refuses the filter's configuration too and answers every request 500 until the
+    // WasmPlugin is fixed; the plugin never runs.
+    let response = run.get("/");
+    assert_eq!(response.status, 500);
+    assert_eq!(response.headers.get("response_headers_to_add"), None);
+
+    let fixed = plugin.replace("response_headers_to_add: not-a-list", "x-fixed: yes");
+    write_yaml(dir.path(), "appender.yaml", &fixed);
+    run.wait_for(Duration::from_secs(5), "fixed config applied", || run.get("/").headers.get("x-fixed") == Some("yes"));
+}
