@@ -66,9 +66,13 @@
 //! | answer without the upstream | [`Flow::reply`], [`LocalReply`] |
 //! | TCP connections | [`NetworkFilter`], [`network::Connection`], [`DownstreamData`] |
 //! | call another service, pause until it answers | `Flow::wait(async move { Call::post(cluster, path).send().await })` (feature `callout`, see `weir::callout`) |
+//! | fetch or refresh something on a timer, outside requests | `http_plugin!(Config => make, background = start)` (feature `callout`, see `weir::background`) |
 //! | verify JWTs (ES256/384, EdDSA; RS*/PS* with `jwt-rsa`) | `weir::jwt::Verifier` (feature `jwt`) |
+//! | state every worker's VM sees, with compare-and-swap | [`shared_data::get`], [`shared_data::set`] |
 //! | counters, gauges, histograms | [`metrics::Counter`], [`metrics::Gauge`], [`metrics::Histogram`] |
 
+#[cfg(feature = "callout")]
+pub mod background;
 #[cfg(feature = "callout")]
 pub mod callout;
 pub mod config;
@@ -82,6 +86,7 @@ mod logger;
 pub mod metrics;
 pub mod network;
 mod plugin;
+pub mod shared_data;
 mod reply;
 #[cfg(feature = "callout")]
 mod task;
@@ -114,5 +119,7 @@ pub mod prelude {
 /// Used by the macros; not part of the API.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::plugin::{http_root as http, network_root as network, new_root, register, PluginDef};
+    #[cfg(feature = "callout")]
+    pub use crate::plugin::with_background;
+    pub use crate::plugin::{http_root as http, network_root as network, new_root, no_background, register, PluginDef};
 }

@@ -1,5 +1,7 @@
 //! Registration: which plugins a module holds, and the root context that configures them.
 
+#[cfg(feature = "callout")]
+use crate::background::Background;
 use crate::config::{parse_config, ConfigError, Shared};
 use crate::http::stream::HttpStream;
 use crate::http::HttpFilter;
@@ -35,11 +37,44 @@ pub trait PluginRoot {
     fn new_stream(&self) -> Option<Box<dyn StreamContext>> {
         None
     }
+    /// Registers the plugin's background jobs for the configuration just parsed.
+    #[cfg(feature = "callout")]
+    fn background(&self, _bg: &mut Background) {}
+}
+
+/// The plugin's `background = …` function, if it has one. Used by the macros.
+#[doc(hidden)]
+#[cfg(feature = "callout")]
+pub type Start<C> = Option<fn(&Shared<C>, &mut Background)>;
+/// Without the `callout` feature a plugin has no background jobs. Used by the macros.
+#[doc(hidden)]
+#[cfg(not(feature = "callout"))]
+pub type Start<C> = std::marker::PhantomData<C>;
+
+/// A plugin without a `background = …` function. Used by the macros.
+#[doc(hidden)]
+pub fn no_background<C>() -> Start<C> {
+    Default::default()
+}
+
+/// A plugin's `background = …` function. Used by the macros.
+#[doc(hidden)]
+#[cfg(feature = "callout")]
+pub fn with_background<C>(start: fn(&Shared<C>, &mut Background)) -> Start<C> {
+    Some(start)
+}
+
+#[cfg(feature = "callout")]
+fn start_jobs<C>(start: &Start<C>, config: &Option<Shared<C>>, bg: &mut Background) {
+    if let (Some(start), Some(config)) = (start, config) {
+        start(config, bg);
+    }
 }
 
 struct HttpRoot<C, M> {
     config: Option<Shared<C>>,
     make: M,
+    start: Start<C>,
 }
 
 impl<C, F, M> PluginRoot for HttpRoot<C, M>
@@ -61,6 +96,11 @@ where
         let config = self.config.clone()?;
         Some(Box::new(HttpStream::new((self.make)(config))))
     }
+
+    #[cfg(feature = "callout")]
+    fn background(&self, bg: &mut Background) {
+        start_jobs(&self.start, &self.config, bg);
+    }
 }
 
 impl PluginDef {
@@ -74,6 +114,7 @@ impl PluginDef {
 struct NetworkRoot<C, M> {
     config: Option<Shared<C>>,
     make: M,
+    start: Start<C>,
 }
 
 impl<C, F, M> PluginRoot for NetworkRoot<C, M>
@@ -95,29 +136,36 @@ where
         let config = self.config.clone()?;
         Some(Box::new(NetworkStream::new((self.make)(config))))
     }
+
+    #[cfg(feature = "callout")]
+    fn background(&self, bg: &mut Background) {
+        start_jobs(&self.start, &self.config, bg);
+    }
 }
 
 /// Makes the root of a NETWORK plugin. Used by the macros; not for direct use.
 #[doc(hidden)]
-pub fn network_root<C, F, M>(make: M) -> Box<dyn PluginRoot>
+pub fn network_root<C, F, M>(make: M, start: Start<C>) -> Box<dyn PluginRoot>
 where
     C: DeserializeOwned + 'static,
     F: NetworkFilter,
     M: Fn(Shared<C>) -> F + 'static,
 {
-    Box::new(NetworkRoot::<C, M> { config: None, make })
+    Box::new(NetworkRoot::<C, M> { config: None, make, start })
 }
+
 
 /// Makes the root of an HTTP plugin. Used by the macros; not for direct use.
 #[doc(hidden)]
-pub fn http_root<C, F, M>(make: M) -> Box<dyn PluginRoot>
+pub fn http_root<C, F, M>(make: M, start: Start<C>) -> Box<dyn PluginRoot>
 where
     C: DeserializeOwned + 'static,
     F: HttpFilter,
     M: Fn(Shared<C>) -> F + 'static,
 {
-    Box::new(HttpRoot::<C, M> { config: None, make })
+    Box::new(HttpRoot::<C, M> { config: None, make, start })
 }
+
 
 /// Installs the module's root-context factory and the logger. Called from `_initialize`
 /// with a factory the macro generates around the module's static plugin table, so no
@@ -131,7 +179,12 @@ pub fn register(new_root: fn(u32) -> Box<dyn RootContext>) {
 /// A root context over the module's plugin table. Used by the macros; not for direct use.
 #[doc(hidden)]
 pub fn new_root(plugins: &'static [PluginDef]) -> Box<dyn RootContext> {
-    Box::new(Root { plugins, plugin: None })
+    Box::new(Root {
+        plugins,
+        plugin: None,
+        #[cfg(feature = "callout")]
+        background: Background::default(),
+    })
 }
 
 /// The proxy-wasm root context. Which plugin it runs is decided at configure time from the
@@ -139,6 +192,8 @@ pub fn new_root(plugins: &'static [PluginDef]) -> Box<dyn RootContext> {
 struct Root {
     plugins: &'static [PluginDef],
     plugin: Option<Box<dyn PluginRoot>>,
+    #[cfg(feature = "callout")]
+    background: Background,
 }
 
 impl Root {
@@ -175,7 +230,14 @@ fn root_id() -> String {
     }
 }
 
-impl Context for Root {}
+impl Context for Root {
+    #[cfg(feature = "callout")]
+    fn on_http_call_response(&mut self, token: u32, num_headers: usize, body_size: usize, _num_trailers: usize) {
+        if crate::callout::deliver(token, num_headers, body_size) {
+            self.background.on_callout();
+        }
+    }
+}
 
 impl RootContext for Root {
     fn on_vm_start(&mut self, _vm_configuration_size: usize) -> bool {
@@ -198,7 +260,15 @@ impl RootContext for Root {
         };
         let Some(plugin) = self.plugin.as_mut() else { return false };
         match plugin.configure(&bytes) {
-            Ok(()) => true,
+            Ok(()) => {
+                #[cfg(feature = "callout")]
+                {
+                    self.background = Background::default();
+                    plugin.background(&mut self.background);
+                    self.background.start();
+                }
+                true
+            }
             Err(err) => {
                 log::error!("{err}");
                 false
@@ -212,6 +282,11 @@ impl RootContext for Root {
 
     fn create_stream_context(&self, _context_id: u32) -> Option<Box<dyn StreamContext>> {
         self.plugin.as_ref()?.new_stream()
+    }
+
+    #[cfg(feature = "callout")]
+    fn on_tick(&mut self) {
+        self.background.on_tick();
     }
 
     fn get_type(&self) -> Option<ContextType> {
@@ -240,10 +315,10 @@ impl RootContext for Root {
 /// ```
 #[macro_export]
 macro_rules! plugins {
-    ($($root_id:literal => $kind:ident ($config:ty => $make:expr)),+ $(,)?) => {
+    ($($root_id:literal => $kind:ident ($config:ty => $make:expr $(, background = $start:expr)?)),+ $(,)?) => {
         $crate::__initialize! {
             $($crate::__private::PluginDef::new(::core::option::Option::Some($root_id), || {
-                $crate::__private::$kind::<$config, _, _>($make)
+                $crate::__private::$kind::<$config, _, _>($make, $crate::__start!($config $(, $start)?))
             })),+
         }
     };
@@ -255,10 +330,10 @@ macro_rules! plugins {
 /// See the [crate documentation](crate) for a complete plugin.
 #[macro_export]
 macro_rules! http_plugin {
-    ($config:ty => $make:expr) => {
+    ($config:ty => $make:expr $(, background = $start:expr)?) => {
         $crate::__initialize! {
             $crate::__private::PluginDef::new(::core::option::Option::None, || {
-                $crate::__private::http::<$config, _, _>($make)
+                $crate::__private::http::<$config, _, _>($make, $crate::__start!($config $(, $start)?))
             })
         }
     };
@@ -269,12 +344,24 @@ macro_rules! http_plugin {
 /// See [`network`](crate::network) for an example.
 #[macro_export]
 macro_rules! network_plugin {
-    ($config:ty => $make:expr) => {
+    ($config:ty => $make:expr $(, background = $start:expr)?) => {
         $crate::__initialize! {
             $crate::__private::PluginDef::new(::core::option::Option::None, || {
-                $crate::__private::network::<$config, _, _>($make)
+                $crate::__private::network::<$config, _, _>($make, $crate::__start!($config $(, $start)?))
             })
         }
+    };
+}
+
+/// A plugin's background function, or none. (`background = …` needs the `callout` feature.)
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __start {
+    ($config:ty) => {
+        $crate::__private::no_background::<$config>()
+    };
+    ($config:ty, $start:expr) => {
+        $crate::__private::with_background::<$config>($start)
     };
 }
 

@@ -3,7 +3,8 @@
 //! reports, not a per-request failure.
 
 use serde::Deserialize;
-use weir::jwt::Verifier;
+use std::time::Duration;
+use weir::jwt::{RemoteJwks, Verifier};
 use weir::HeaderName;
 
 /// One claim copied to a request header on success.
@@ -20,7 +21,16 @@ pub struct ClaimToHeader {
 #[serde(deny_unknown_fields)]
 struct Raw {
     read_header: HeaderName,
-    verification_key: String,
+    #[serde(default)]
+    verification_key: Option<String>,
+    #[serde(default)]
+    jwks_cluster: Option<String>,
+    #[serde(default)]
+    jwks_path: Option<String>,
+    #[serde(default = "default_refresh")]
+    jwks_refresh_seconds: u64,
+    #[serde(default = "default_min_refetch")]
+    jwks_min_refetch_seconds: u64,
     function: String,
     #[serde(default)]
     issuer: Option<String>,
@@ -40,6 +50,28 @@ fn default_skew() -> u64 {
     60
 }
 
+fn default_refresh() -> u64 {
+    300
+}
+
+fn default_min_refetch() -> u64 {
+    30
+}
+
+/// Where the verification keys come from.
+#[derive(Debug)]
+pub enum Keys {
+    /// `verification_key`: fixed at configure time.
+    Static(Verifier),
+    /// `jwks_cluster` + `jwks_path`: fetched, shared between VMs, refreshed.
+    Remote {
+        /// The cached document.
+        jwks: RemoteJwks,
+        /// Claim rules, applied with whatever keys the current document has.
+        rules: Verifier,
+    },
+}
+
 /// The validated configuration.
 #[derive(Debug, Deserialize)]
 #[serde(try_from = "Raw")]
@@ -53,16 +85,41 @@ pub struct Config {
     /// Keep `read_header` on the request going upstream (default: strip it).
     pub forward: bool,
     /// Keys and claim rules.
-    pub verifier: Verifier,
+    pub keys: Keys,
 }
 
 impl TryFrom<Raw> for Config {
     type Error = String;
 
     fn try_from(raw: Raw) -> Result<Self, String> {
-        let key = raw.verification_key.trim();
         let hmac: Vec<&String> = raw.algorithms.iter().flatten().filter(|a| a.starts_with("HS")).collect();
-        let mut verifier = if key.starts_with('{') {
+        let remote = match (&raw.verification_key, raw.jwks_cluster, raw.jwks_path) {
+            (Some(_), Some(_), _) => return Err("verification_key and jwks_cluster: set one, not both".into()),
+            (None, None, _) => return Err("verification_key or jwks_cluster: one is required".into()),
+            (Some(_), None, Some(_)) => return Err("jwks_path: only used with jwks_cluster".into()),
+            (None, Some(cluster), path) => {
+                if !hmac.is_empty() {
+                    return Err("algorithms: HMAC (HS*) needs a verification_key secret, not a JWKS".into());
+                }
+                if raw.jwks_refresh_seconds == 0 {
+                    return Err("jwks_refresh_seconds: must be at least 1".into());
+                }
+                let path = path.unwrap_or_else(|| "/.well-known/jwks.json".to_string());
+                if !path.starts_with('/') {
+                    return Err(format!("jwks_path: '{path}' must start with '/'"));
+                }
+                Some(
+                    RemoteJwks::new(cluster, path)
+                        .refresh_every(Duration::from_secs(raw.jwks_refresh_seconds))
+                        .min_refetch(Duration::from_secs(raw.jwks_min_refetch_seconds)),
+                )
+            }
+            (Some(_), None, None) => None,
+        };
+        let key = raw.verification_key.as_deref().unwrap_or_default().trim();
+        let mut verifier = if remote.is_some() {
+            Ok(Verifier::new())
+        } else if key.starts_with('{') {
             Verifier::new().jwks(key)
         } else if key.starts_with("-----BEGIN") {
             Verifier::new().pem(key)
@@ -87,7 +144,13 @@ impl TryFrom<Raw> for Config {
             function: raw.function,
             claim_to_headers: raw.claim_to_headers,
             forward: raw.forward,
-            verifier: verifier.clock_skew_seconds(raw.clock_skew_seconds),
+            keys: {
+                let rules = verifier.clock_skew_seconds(raw.clock_skew_seconds);
+                match remote {
+                    Some(jwks) => Keys::Remote { jwks, rules },
+                    None => Keys::Static(rules),
+                }
+            },
         })
     }
 }

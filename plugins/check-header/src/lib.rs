@@ -5,8 +5,10 @@
 
 mod config;
 
-use config::Config;
+use config::{Config, Keys};
 use serde_json::Value;
+use weir::background::Background;
+use weir::jwt::{token_kid, Claims};
 use weir::prelude::*;
 use weir::metrics::Counter;
 use weir::Phase;
@@ -17,6 +19,57 @@ static ERRORED: Counter = Counter::new("check_header.errored");
 
 struct CheckHeader {
     cfg: Shared<Config>,
+}
+
+/// The answer for a verification result: 401, 403, or the request on its way with the
+/// configured claim headers.
+fn decide(cfg: &Config, req: &RequestHeaders, verified: Result<Claims>) -> Result<Flow> {
+    let claims = match verified {
+        Ok(claims) => claims,
+        Err(err) => {
+            info!("grant token refused: {err}");
+            return Ok(unauthorized());
+        }
+    };
+    let permitted = claims.custom.get("functions").and_then(Value::as_array).is_some_and(|fs| fs.iter().any(|f| f.as_str() == Some(cfg.function.as_str())));
+    if !permitted {
+        DENIED.inc();
+        return Ok(LocalReply::new(403).details("check_header_function_denied").into());
+    }
+    if !cfg.forward {
+        req.remove(cfg.read_header.as_str())?;
+    }
+    for map in &cfg.claim_to_headers {
+        let value = match map.claim.as_str() {
+            "sub" => claims.subject.clone(),
+            "iss" => claims.issuer.clone(),
+            name => claims.custom.get(name).map(|v| match v {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            }),
+        };
+        req.remove(map.header.as_str())?;
+        if let Some(value) = value.filter(|v| !v.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0)) {
+            req.set(map.header.as_str(), value)?;
+        }
+    }
+    ALLOWED.inc();
+    Ok(Flow::Continue)
+}
+
+/// Fetches the JWKS when the plugin is configured and then periodically (jwks_cluster only).
+fn background(cfg: &Shared<Config>, bg: &mut Background) {
+    let Keys::Remote { jwks, .. } = &cfg.keys else { return };
+    let cfg = cfg.clone();
+    bg.every("jwks refresh", jwks.refresh_period(), move || {
+        let cfg = cfg.clone();
+        async move {
+            match &cfg.keys {
+                Keys::Remote { jwks, .. } => jwks.refresh().await,
+                Keys::Static(_) => Ok(()),
+            }
+        }
+    });
 }
 
 fn unauthorized() -> Flow {
@@ -33,37 +86,29 @@ impl HttpFilter for CheckHeader {
         let values = req.get_all(cfg.read_header.as_str())?;
         // Exactly one value: two could mean a client value survived next to the real one.
         let [token] = values.as_slice() else { return Ok(unauthorized()) };
-        let claims = match cfg.verifier.verify(token.trim()) {
-            Ok(claims) => claims,
-            Err(err) => {
-                info!("grant token refused: {err}");
-                return Ok(unauthorized());
-            }
+        let token = token.trim();
+        let (jwks, rules) = match &cfg.keys {
+            Keys::Static(verifier) => return decide(cfg, req, verifier.verify(token)),
+            Keys::Remote { jwks, rules } => (jwks, rules),
         };
-        let permitted = claims.custom.get("functions").and_then(Value::as_array).is_some_and(|fs| fs.iter().any(|f| f.as_str() == Some(cfg.function.as_str())));
-        if !permitted {
-            DENIED.inc();
-            return Ok(LocalReply::new(403).details("check_header_function_denied").into());
-        }
-        if !cfg.forward {
-            req.remove(cfg.read_header.as_str())?;
-        }
-        for map in &cfg.claim_to_headers {
-            let value = match map.claim.as_str() {
-                "sub" => claims.subject.clone(),
-                "iss" => claims.issuer.clone(),
-                name => claims.custom.get(name).map(|v| match v {
-                    Value::String(s) => s.clone(),
-                    other => other.to_string(),
-                }),
-            };
-            req.remove(map.header.as_str())?;
-            if let Some(value) = value.filter(|v| !v.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0)) {
-                req.set(map.header.as_str(), value)?;
+        if let Some(verifier) = jwks.verifier(rules)? {
+            if token_kid(token).is_none_or(|kid| verifier.has_kid(&kid)) {
+                return decide(cfg, req, verifier.verify(token));
             }
         }
-        ALLOWED.inc();
-        Ok(Flow::Continue)
+        // No keys yet, or a kid the cached JWKS lacks (the provider rotated keys): fetch
+        // now, at most once per jwks_min_refetch_seconds across VMs, and decide with that.
+        let (cfg, req, token) = (self.cfg.clone(), req.handle(), token.to_string());
+        Ok(Flow::wait(async move {
+            let Keys::Remote { jwks, rules } = &cfg.keys else { return Ok(unauthorized()) };
+            if let Err(err) = jwks.refetch().await {
+                warn!("{err}");
+            }
+            match jwks.verifier(rules)? {
+                Some(verifier) => decide(&cfg, &req, verifier.verify(&token)),
+                None => Ok(unauthorized()),
+            }
+        }))
     }
 
     fn on_error(&mut self, _phase: Phase, _err: &Error) -> LocalReply {
@@ -72,4 +117,4 @@ impl HttpFilter for CheckHeader {
     }
 }
 
-weir::http_plugin!(Config => |cfg| CheckHeader { cfg });
+weir::http_plugin!(Config => |cfg| CheckHeader { cfg }, background = background);

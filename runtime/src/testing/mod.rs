@@ -234,6 +234,11 @@ impl PluginBuilder {
             vm.start()?;
             vms.push(vm);
         }
+        // Callouts made while starting (a root context fetching keys on configure) answer
+        // now when their upstream has no delay, as they would moments after Envoy starts.
+        for vm in vms.iter_mut() {
+            events::deliver_calls(vm, false);
+        }
         let plugin = Plugin { inner: Mutex::new(Inner { shared, vms, logs: Vec::new() }) };
         plugin.lock().pump();
         Ok(plugin)

@@ -12,6 +12,11 @@
 //! # let _ = functions; Ok(()) }
 //! ```
 
+#[cfg(feature = "callout")]
+mod remote;
+#[cfg(feature = "callout")]
+pub use remote::RemoteJwks;
+
 use crate::{Error, Result};
 use jwt_simple::prelude::*;
 use serde_json::{Map, Value};
@@ -258,6 +263,27 @@ impl Verifier {
     pub fn has_kid(&self, kid: &str) -> bool {
         self.keys.iter().any(|k| k.kid.as_deref() == Some(kid))
     }
+
+    /// A verifier with this one's rules (algorithms, issuers, audiences, skew, `exp`, size
+    /// cap) and the keys of `jwks` instead of its own: how a fetched JWKS becomes usable.
+    pub fn with_jwks(&self, jwks: &str) -> Result<Verifier> {
+        Verifier {
+            keys: Vec::new(),
+            algorithms: self.algorithms.clone(),
+            issuers: self.issuers.clone(),
+            audiences: self.audiences.clone(),
+            skew_seconds: self.skew_seconds,
+            require_exp: self.require_exp,
+            max_token_bytes: self.max_token_bytes,
+        }
+        .jwks(jwks)
+    }
+}
+
+/// The `kid` in a token's header, read without verifying anything: only to decide whether
+/// a JWKS refetch could help.
+pub fn token_kid(token: &str) -> Option<String> {
+    Token::decode_metadata(token).ok()?.key_id().map(str::to_string)
 }
 
 fn verify_with(key: &AnyKey, token: &str, o: VerificationOptions) -> std::result::Result<Claims, jwt_simple::Error> {

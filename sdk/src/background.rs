@@ -1,0 +1,135 @@
+//! Work a plugin does outside any request: fetch keys when it is configured and refresh them
+//! on a timer, with the same `async` callouts a filter uses ([`Call`](crate::Call)).
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use weir::prelude::*;
+//! use weir::background::Background;
+//! use weir::Call;
+//!
+//! #[derive(Deserialize)]
+//! struct Config {
+//!     keys_cluster: String,
+//! }
+//!
+//! struct Filter;
+//! impl HttpFilter for Filter {}
+//!
+//! fn start(cfg: &Shared<Config>, bg: &mut Background) {
+//!     let cfg = cfg.clone();
+//!     bg.every("refresh keys", Duration::from_secs(300), move || {
+//!         let cfg = cfg.clone();
+//!         async move {
+//!             let keys = Call::get(cfg.keys_cluster.as_str(), "/keys").send().await?;
+//!             info!("keys: {} bytes", keys.body.len());
+//!             Ok(())
+//!         }
+//!     });
+//! }
+//!
+//! weir::http_plugin!(Config => |_cfg| Filter, background = start);
+//! ```
+//!
+//! Each job runs once as soon as the plugin is configured, then every `period` on the plugin's
+//! root context (one per VM: Envoy runs a VM per worker thread, so share results through
+//! shared data, as [`jwt::RemoteJwks`](crate::jwt) does). A run that fails is logged at warn
+//! level and retried after [`RETRY_AFTER_ERROR`] (or its period, if shorter). A run still
+//! waiting for a callout when the next one is due is left to finish: runs never overlap.
+//! A new configuration replaces the jobs; a run in flight for the old one is dropped.
+
+use crate::error::Result;
+use proxy_wasm::hostcalls;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, SystemTime};
+
+/// How soon a failed run is retried, unless its period is shorter.
+pub const RETRY_AFTER_ERROR: Duration = Duration::from_secs(10);
+
+type Run = Pin<Box<dyn Future<Output = Result<()>>>>;
+
+struct Job {
+    name: &'static str,
+    period: Duration,
+    make: Box<dyn Fn() -> Run>,
+    running: Option<Run>,
+    due: SystemTime,
+}
+
+/// The periodic jobs of one plugin's root context; filled by the `background = …` function
+/// given to [`http_plugin!`](crate::http_plugin) or [`network_plugin!`](crate::network_plugin).
+#[derive(Default)]
+pub struct Background {
+    jobs: Vec<Job>,
+}
+
+impl std::fmt::Debug for Background {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.jobs.iter().map(|j| (j.name, j.period))).finish()
+    }
+}
+
+impl Background {
+    /// Runs `job` now and then every `period` (at least one second). `name` appears in the
+    /// log lines of failed runs. The future must own what it uses (`async move`).
+    pub fn every<F, Fut>(&mut self, name: &'static str, period: Duration, job: F) -> &mut Self
+    where
+        F: Fn() -> Fut + 'static,
+        Fut: Future<Output = Result<()>> + 'static,
+    {
+        let period = period.max(Duration::from_secs(1));
+        let make: Box<dyn Fn() -> Run> = Box::new(move || Box::pin(job()));
+        self.jobs.push(Job { name, period, make, running: None, due: SystemTime::UNIX_EPOCH });
+        self
+    }
+
+    /// Starts every job and sets the root context's tick to the shortest interval a job can
+    /// need (its period, or the retry delay).
+    pub(crate) fn start(&mut self) {
+        let Some(tick) = self.jobs.iter().map(|j| j.period.min(RETRY_AFTER_ERROR)).min() else { return };
+        if let Err(status) = hostcalls::set_tick_period(tick) {
+            log::warn!("background jobs will not repeat: proxy_set_tick_period failed ({})", status as u32);
+        }
+        self.on_tick();
+    }
+
+    /// Starts the jobs that are due and not running.
+    pub(crate) fn on_tick(&mut self) {
+        let now = now();
+        for job in &mut self.jobs {
+            if job.running.is_none() && job.due <= now {
+                job.running = Some((job.make)());
+            }
+        }
+        self.poll(now);
+    }
+
+    /// Polls the running jobs; called after a callout answered on the root context.
+    pub(crate) fn on_callout(&mut self) {
+        self.poll(now());
+    }
+
+    fn poll(&mut self, now: SystemTime) {
+        for job in &mut self.jobs {
+            let Some(run) = job.running.as_mut() else { continue };
+            // The no-op waker is enough: only host callbacks (a callout's answer, a tick) can
+            // make progress, and each of them polls again.
+            let Poll::Ready(result) = run.as_mut().poll(&mut Context::from_waker(Waker::noop())) else { continue };
+            job.running = None;
+            job.due = now
+                + match result {
+                    Ok(()) => job.period,
+                    Err(err) => {
+                        log::warn!("background job '{}' failed: {err}", job.name);
+                        job.period.min(RETRY_AFTER_ERROR)
+                    }
+                };
+        }
+    }
+}
+
+/// The host's clock: virtual in weir-runtime tests, wall time in Envoy.
+fn now() -> SystemTime {
+    hostcalls::get_current_time().unwrap_or(SystemTime::UNIX_EPOCH)
+}
