@@ -12,8 +12,7 @@ start_registries() {
       -p "127.0.0.1:$REGISTRY_HOST_PORT:5000" "$REGISTRY_IMAGE"
   fi
   if ! registry_running "$PRIVATE_REGISTRY_NAME"; then
-    run_out "$WORK/htpasswd" docker run --rm --entrypoint htpasswd "$HTPASSWD_IMAGE" \
-      -Bbn "$PRIVATE_USER" "$PRIVATE_PASSWORD"
+    printf '%s\n' "$PRIVATE_HTPASSWD" >"$WORK/htpasswd"
     # A URL realm: newer istio-agents refuse a 401 whose realm is not one (platform-facts).
     run docker run -d --restart=always --name "$PRIVATE_REGISTRY_NAME" \
       -p "127.0.0.1:$PRIVATE_REGISTRY_HOST_PORT:5000" \

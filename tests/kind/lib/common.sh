@@ -8,7 +8,6 @@
 ISTIO_VERSION="${ISTIO_VERSION:-1.28.0}"
 KIND_NODE_IMAGE="${KIND_NODE_IMAGE:-kindest/node:v1.34.0}"
 REGISTRY_IMAGE="${REGISTRY_IMAGE:-docker.io/library/registry:2.8.3}"
-HTPASSWD_IMAGE="${HTPASSWD_IMAGE:-docker.io/library/httpd:2.4-alpine}"
 HTTPBIN_IMAGE="${HTTPBIN_IMAGE:-docker.io/mccutchen/go-httpbin:v2.15.0}"
 CURL_IMAGE="${CURL_IMAGE:-docker.io/curlimages/curl:8.16.0}"
 
@@ -17,15 +16,19 @@ KUBE_CONTEXT="kind-$CLUSTER_NAME"
 # The open registry: pushed to from the host as localhost:5001, named kind-registry:5000
 # inside the cluster (containerd certs.d for pod images, WASM_INSECURE_REGISTRIES for plugins).
 REGISTRY_NAME="kind-registry"
-REGISTRY_HOST_PORT="5001"
+REGISTRY_HOST_PORT="${REGISTRY_HOST_PORT:-5001}"
 REGISTRY="kind-registry:5000"
 # The registry behind htpasswd. The distribution registry has no per-repository access
 # control, so "one protected path" is this second registry on the same network.
 PRIVATE_REGISTRY_NAME="kind-registry-private"
-PRIVATE_REGISTRY_HOST_PORT="5002"
+PRIVATE_REGISTRY_HOST_PORT="${PRIVATE_REGISTRY_HOST_PORT:-5002}"
 PRIVATE_REGISTRY="kind-registry-private:5000"
 PRIVATE_USER="weir"
 PRIVATE_PASSWORD="weir-e2e-password"
+# Its htpasswd line: bcrypt (cost 5) of PRIVATE_PASSWORD, made once with Python's crypt
+# module. A test credential for a registry that lives as long as the run.
+# shellcheck disable=SC2016 # a literal hash, not an expansion
+PRIVATE_HTPASSWD='weir:$2b$05$GFyDXbTMo/Dqih9TunD/Ke6Sml1YFigF0DD4pYF3JznfTtB5T4uga'
 
 TEST_NS="weir-e2e"       # httpbin (with a sidecar) and the curl client (without)
 AUTH_NS="weir-auth"      # the OpenID Provider and the policy server

@@ -11,7 +11,7 @@ declare -A DIGEST=()
 RENDER="${RENDER:-0}"
 
 weir_bin() {
-  printf '%s/debug/weir' "${CARGO_TARGET_DIR:-$ROOT/target}"
+  printf '%s' "${WEIR_BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/debug/weir}"
 }
 
 build_tools() {
