@@ -9,7 +9,8 @@
 #      (`weir manifest`, `kubectl create --dry-run=client`) pass the same checks as 1;
 #   3. the image stage runs for real against two local docker-registry processes
 #      (check_image_stage below);
-#   4. every shell script passes shellcheck;
+#   4. every shell script passes shellcheck, and lib/sign-in.sh signs in through the real
+#      OpenID Provider of tests/idp (check_sign_in below);
 #   5. --self-test: each YAML check and shellcheck fail on a broken input (none passes vacuously).
 # Prints one PASS/FAIL line per check and "static-check: N passed, N failed"; exit 1 on failure.
 set -uo pipefail
@@ -28,7 +29,7 @@ bad() { failed=$((failed + 1)); printf 'FAIL  %s\n' "$1"; }
 
 # kubectl renders the suite's Secrets (create --dry-run=client, no cluster needed); it is not
 # a Debian package: install it as https://kubernetes.io/docs/tasks/tools/ says.
-for tool in "$WEIR" "$VENV/bin/kubernetes-validate" "$VENV/bin/python" shellcheck kubectl; do
+for tool in "$WEIR" "$VENV/bin/kubernetes-validate" "$VENV/bin/python" shellcheck kubectl node; do
   if ! command -v "$tool" >/dev/null 2>&1; then
     echo "static-check: $tool not found; run scripts/setup.sh and cargo build -p weir-cli --bin weir (kubectl: see the comment above)" >&2
     exit 1
@@ -176,6 +177,40 @@ print(*[x.getsockname()[1] for x in s])')
   fi
 }
 
+# lib/sign-in.sh (the seed-chain case's browser) against the real OpenID Provider of
+# tests/idp: from an authorization request through its login and consent forms to the
+# client's callback with a code. Here the callback is a local HTTP server, in the suite the
+# gateway.
+check_sign_in() {
+  local dir="$SCRATCH/sign-in" cb_port idp_pid cb_pid issuer tries=0 url status=0
+  mkdir -p "$dir"
+  cb_port="$("$VENV/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+  "$VENV/bin/python" -c 'import http.server, sys
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = ("callback " + self.path).encode()
+        self.send_response(200); self.send_header("content-length", str(len(body))); self.end_headers(); self.wfile.write(body)
+    def log_message(self, *a): pass
+http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()' "$cb_port" & cb_pid=$!
+  node "$ROOT/tests/idp/provider/provider.mjs" --port 0 --issuer-path /realms/ingress \
+    --clients "[{\"client_id\":\"weir-gateway\",\"client_secret\":\"s\",\"redirect_uris\":[\"http://127.0.0.1:$cb_port/oauth2/callback\"]}]" \
+    >"$dir/idp.out" 2>"$dir/idp.err" & idp_pid=$!
+  until issuer="$(sed -n 's/.*"issuer":"\([^"]*\)".*/\1/p' "$dir/idp.out")" && [ -n "$issuer" ]; do
+    tries=$((tries + 1)); if ((tries > 100)); then break; fi; sleep 0.1
+  done
+  url="$issuer/auth?client_id=weir-gateway&response_type=code&scope=openid&state=st&nonce=no"
+  url+="&redirect_uri=http%3A%2F%2F127.0.0.1%3A$cb_port%2Foauth2%2Fcallback"
+  url+="&code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM&code_challenge_method=S256"
+  timeout 30 sh "$HERE/lib/sign-in.sh" "$url" alice >"$dir/out" 2>"$dir/hops" || status=1
+  kill "$cb_pid" "$idp_pid" 2>/dev/null; wait "$cb_pid" "$idp_pid" 2>/dev/null
+  if [ "$status" = 0 ] && grep -q '^STATUS 200' "$dir/out" && grep -q '^callback /oauth2/callback?code=.*&state=st' "$dir/out"; then
+    ok "sign-in.sh signs in through the real provider's forms ($(grep -c '^hop' "$dir/hops") hops)"
+  else
+    cat "$dir/hops" "$dir/out" "$dir/idp.err" 2>/dev/null | tail -20
+    bad "sign-in.sh signs in through the real provider's forms"
+  fi
+}
+
 # Each check must fail on a broken copy, or it proves nothing.
 self_test() {
   local broken="$SCRATCH/broken"
@@ -208,6 +243,7 @@ main() {
   check_shell "shellcheck (${#scripts[@]} scripts)" "${scripts[@]}"
   check_dry_run
   check_image_stage
+  check_sign_in
   if [ "${1:-}" = --self-test ] || [ "${1:-}" = --all ]; then self_test; fi
   echo "static-check: $passed passed, $failed failed"
   ((failed == 0))

@@ -9,13 +9,16 @@ CASES=(header-append-compat header-append-artifact phase-priority-order pull-pol
   vm-config-env match-port seed-chain)
 
 HTTPBIN="http://httpbin.$TEST_NS.svc.cluster.local"
-GATEWAY="http://istio-ingressgateway.$GATEWAY_NS.svc.cluster.local"
+# HTTPS: openid-connect's cookies are always Secure, and curl (like a browser) neither
+# stores nor sends those over plain HTTP. The certificate is self-signed, hence curl -k.
+GATEWAY_HOST="istio-ingressgateway.$GATEWAY_NS.svc.cluster.local"
+GATEWAY="https://$GATEWAY_HOST"
 MISSING_IMAGE="$REGISTRY/weir/does-not-exist:missing"
 
 # Response headers (lower-cased, CR stripped) and status of one request from the curl pod.
 request() {
   DRY_VALUE="HTTP/1.1 200 OK" kc_capture -n "$TEST_NS" exec deploy/curl -- \
-    curl -sS -o /dev/null -D - --max-time 10 "$@" | tr -d '\r' | tr '[:upper:]' '[:lower:]'
+    curl -k -sS -o /dev/null -D - --max-time 10 "$@" | tr -d '\r' | tr '[:upper:]' '[:lower:]'
 }
 status_of() { request "$@" | head -1 | cut -d' ' -f2; }
 header_of() { local name="$1"; shift; request "$@" | sed -n "s/^$name: //p"; }

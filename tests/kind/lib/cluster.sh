@@ -75,7 +75,18 @@ deploy_auth_stack() {
   kc apply -f "$HERE/k8s/auth.yaml"
   kc -n "$AUTH_NS" rollout status deployment/idp --timeout=180s
   kc -n "$AUTH_NS" rollout status deployment/policy-server --timeout=180s
+  render_gateway_cert "$WORK"
+  kc apply -f "$WORK/gateway-cert.yaml"
   kc apply -f "$HERE/k8s/gateway.yaml"
+}
+
+# A self-signed certificate for the gateway's HTTPS server, made per run.
+render_gateway_cert() {
+  local out="$1" host="istio-ingressgateway.$GATEWAY_NS.svc.cluster.local"
+  render_run openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=$host" \
+    -addext "subjectAltName=DNS:$host" -keyout "$out/gateway.key" -out "$out/gateway.crt"
+  render_out "$out/gateway-cert.yaml" kubectl create secret tls weir-e2e-gateway-cert \
+    -n "$GATEWAY_NS" --cert="$out/gateway.crt" --key="$out/gateway.key" --dry-run=client -o yaml
 }
 
 # Kubernetes objects made from generated data, written as YAML by kubectl itself

@@ -79,6 +79,13 @@ render_out() {
   "$@" >"$output"
 }
 
+# Like run, for commands that only make local files (openssl): they run in --render mode too.
+render_run() {
+  printf '+ %s\n' "$(quote "$@")"
+  if [ "$DRY_RUN" = 1 ] && [ "${RENDER:-0}" != 1 ]; then return 0; fi
+  "$@" 2>/dev/null
+}
+
 # Runs a command and prints its stdout for $(...); in a dry run prints DRY_VALUE instead
 # (default: empty), so callers go on through the same path. The command line goes to fd 3
 # (e2e.sh opens it on the real stdout), which $(...) does not capture.
@@ -108,9 +115,10 @@ check_prereqs() {
     [kubectl]="kubectl >= 1.32 (https://kubernetes.io/docs/tasks/tools/)"
     [jq]="jq (apt-get install jq)"
     [curl]="curl (apt-get install curl)"
+    [openssl]="openssl (apt-get install openssl)"
     [cargo]="Rust toolchain (rustup), to build weir and the plugins"
   )
-  for tool in docker kind istioctl kubectl jq curl cargo; do
+  for tool in docker kind istioctl kubectl jq curl openssl cargo; do
     if ! command -v "$tool" >/dev/null 2>&1; then
       printf 'missing: %-8s install %s\n' "$tool" "${hint[$tool]}" >&2
       missing=1

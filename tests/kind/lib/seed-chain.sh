@@ -9,10 +9,10 @@
 IDP="http://idp.$AUTH_NS.svc.cluster.local:3000"
 ISSUER="$IDP/realms/ingress"
 
-# openid-connect's pluginConfig, in the keys issue #7 specifies (seed keys openid_server and
-# openid_realm, plus issuer, client_id, redirect_path). The client secret comes from the VM
-# environment (vmConfig.env), the plugin's default, so it stays out of pluginConfig.
-# Check these against plugins/openid-connect/README.md when that crate lands.
+# openid-connect's pluginConfig (keys of plugins/openid-connect/README.md as drafted for
+# issue #7: seed keys openid_server and openid_realm, plus issuer, client_id, redirect_path).
+# The client secret and the session key come from the VM environment (vmConfig.env), the
+# plugin's defaults OIDC_CLIENT_SECRET and OIDC_SESSION_KEY, so they stay out of pluginConfig.
 OIDC_CLIENT_SECRET_ENV="OIDC_CLIENT_SECRET"
 openid_connect_config() {
   cat <<EOF
@@ -55,7 +55,9 @@ audiences: [check-header]
 claim_to_headers:
 - {claim: sub, header: x-weir-user}
 EOF
-  seed_plugin openid-connect AUTHN "" IfNotPresent --env "$OIDC_CLIENT_SECRET_ENV=weir-gateway-secret"
+  # The session key is made per run: 32 random bytes as 64 hex characters.
+  seed_plugin openid-connect AUTHN "" IfNotPresent --env "$OIDC_CLIENT_SECRET_ENV=weir-gateway-secret" \
+    --env "OIDC_SESSION_KEY=$(od -An -N32 -tx1 /dev/urandom | tr -d ' \n')"
   seed_plugin acl-check AUTHZ 1000 Always
   seed_plugin check-header AUTHZ 10 IfNotPresent
   render_out "$WORK/seed-pull-secret.yaml" kubectl create secret docker-registry private-registry-pull-secret \
@@ -65,7 +67,7 @@ EOF
 
 gateway_filter_names() {
   DRY_VALUE="[]" capture istioctl --context "$KUBE_CONTEXT" proxy-config listener \
-    "deploy/istio-ingressgateway.$GATEWAY_NS" --port 8080 -o json |
+    "deploy/istio-ingressgateway.$GATEWAY_NS" --port 8443 -o json |
     json -c '[.. | objects | select(has("http_filters")) | [.http_filters[].name]] | first // []'
 }
 chain_in_order() {

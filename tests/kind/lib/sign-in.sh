@@ -2,6 +2,7 @@
 # A browser's sign-in, in POSIX sh for the curl pod (busybox): start at URL, follow every
 # redirect, fill the provider's login form with USER (any password) and submit its consent
 # form, until a page that is neither. Prints "STATUS <code>" and that page's body.
+# -k: the kind suite's gateway has a self-signed certificate.
 #   kubectl exec -i deploy/curl -- sh -s URL USER < sign-in.sh
 set -eu
 url="$1"
@@ -18,10 +19,10 @@ hops=0
 while [ "$hops" -lt 15 ]; do
   hops=$((hops + 1))
   if [ "$method" = POST ]; then
-    out="$(curl -sS -o "$page" -c "$jar" -b "$jar" -H 'accept: text/html' \
+    out="$(curl -k -sS -o "$page" -c "$jar" -b "$jar" -H 'accept: text/html' \
       -w '%{http_code} %{redirect_url}' --data "$data" "$url")"
   else
-    out="$(curl -sS -o "$page" -c "$jar" -b "$jar" -H 'accept: text/html' \
+    out="$(curl -k -sS -o "$page" -c "$jar" -b "$jar" -H 'accept: text/html' \
       -w '%{http_code} %{redirect_url}' "$url")"
   fi
   code="${out%% *}"
@@ -54,3 +55,4 @@ while [ "$hops" -lt 15 ]; do
 done
 echo "STATUS $code"
 cat "$page"
+echo
