@@ -100,6 +100,12 @@ teardown_leaves_nothing() {
 
 summary() {
   if [ "$DRY_RUN" = 1 ]; then
+    # A dry run judges no case, but a step that failed for real (bringing up, or a --render
+    # step writing a manifest) fails it.
+    if ((FAILED)) || [ "$RENDER_FAILED" = 1 ]; then
+      echo "dry run: a step failed (output above)"
+      exit "$EXIT_FAIL"
+    fi
     echo "dry run: commands printed, nothing run"
     exit "$EXIT_PASS"
   fi

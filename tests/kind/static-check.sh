@@ -101,6 +101,12 @@ check_dry_run() {
     cat "$log"; bad "dry run exits 0"; return 1
   fi
   ok "dry run exits 0 ($(grep -c '^+ ' "$log") commands printed)"
+  # Every `weir manifest … -o FILE` the dry run printed must have written FILE.
+  local file written=0
+  while read -r file; do
+    if [ -s "$file" ]; then written=$((written + 1)); else echo "not written: $file"; missing=1; fi
+  done < <(grep ' manifest -q --name ' "$log" | sed -n 's/.* -o \([^ ]*\)$/\1/p')
+  if [ "$written" = 0 ]; then echo "the dry run rendered no WasmPlugin"; missing=1; fi
   for line in "${DRY_RUN_MUST_SHOW[@]}"; do
     if ! grep -qF -- "$line" "$log"; then echo "dry run never printed: $line"; missing=1; fi
   done
@@ -118,7 +124,8 @@ check_image_stage() {
   mkdir -p "$dir"
   # The modules build-plugins.sh wrote (make test builds them first); what each image must hold.
   plugin_module() { printf '%s' "$ROOT/target/plugins/$1.wasm"; }
-  for name in header-append acl-check check-header; do
+  for name in header-append acl-check check-header openid-connect; do
+    [ -f "$ROOT/plugins/$name/Cargo.toml" ] || continue
     if [ ! -f "$(plugin_module "$name")" ]; then bad "image stage: $(plugin_module "$name") missing (make build)"; return 1; fi
   done
   if ! command -v docker-registry >/dev/null; then bad "image stage: docker-registry missing (scripts/setup.sh)"; return 1; fi
@@ -232,6 +239,10 @@ self_test() {
       ok "self-test: a broken $what is refused ($(grep -m1 -ioE 'error[^ ]*:? .{0,80}|FAIL.*' "$SCRATCH/self-$what.log" | head -1))"
     fi
   done
+  mkdir -p "$broken/render"
+  if WEIR_BIN=/bin/false timeout 120 "$HERE/e2e.sh" --dry-run --render "$broken/render" all >/dev/null 2>&1; then
+    bad "self-test: a dry run whose weir manifest fails exits non-zero"
+  else ok "self-test: a dry run whose weir manifest fails exits non-zero"; fi
   if shellcheck "$broken/shell/bad.sh" >/dev/null 2>&1; then bad "self-test: shellcheck refuses a broken script"
   else ok "self-test: shellcheck refuses a broken script"; fi
 }

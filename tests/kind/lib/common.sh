@@ -41,6 +41,7 @@ EXIT_USAGE=2
 EXIT_SKIP=77   # a prerequisite is missing: nothing was run (automake's "skipped")
 
 DRY_RUN="${DRY_RUN:-0}"
+RENDER_FAILED=0   # set when a --render step (weir manifest, kubectl create, openssl) fails
 PASSED=0
 FAILED=0
 FAILED_NAMES=()
@@ -76,14 +77,14 @@ render_out() {
   local output="$1"; shift
   printf '+ %s > %s\n' "$(quote "$@")" "$output"
   if [ "$DRY_RUN" = 1 ] && [ "${RENDER:-0}" != 1 ]; then return 0; fi
-  "$@" >"$output"
+  "$@" >"$output" || { RENDER_FAILED=1; return 1; }
 }
 
 # Like run, for commands that only make local files (openssl): they run in --render mode too.
 render_run() {
   printf '+ %s\n' "$(quote "$@")"
   if [ "$DRY_RUN" = 1 ] && [ "${RENDER:-0}" != 1 ]; then return 0; fi
-  "$@" 2>/dev/null
+  "$@" 2>/dev/null || { RENDER_FAILED=1; return 1; }
 }
 
 # Runs a command and prints its stdout for $(...); in a dry run prints DRY_VALUE instead

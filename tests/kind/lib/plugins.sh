@@ -96,7 +96,8 @@ wasmplugin() {
   local file="$1"; shift
   printf '+ %s\n' "$(quote "$(weir_bin)" manifest -q "$@" -o "$file")" >&3
   if [ "$DRY_RUN" = 1 ] && [ "$RENDER" != 1 ]; then return 0; fi
-  "$(weir_bin)" manifest -q "$@" -o "$file"
+  # shellcheck disable=SC2034 # RENDER_FAILED is read by e2e.sh's summary
+  "$(weir_bin)" manifest -q "$@" -o "$file" || { RENDER_FAILED=1; return 1; }
 }
 
 # Writes a pluginConfig file for `weir manifest --plugin-config`.
