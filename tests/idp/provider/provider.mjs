@@ -3,7 +3,11 @@
 //   node provider.mjs [--port N] [--issuer-path /realms/NAME] [--clients JSON]
 //                     [--alg ES256|RS256] [--id-token-ttl S] [--access-token-ttl S]
 //                     [--refresh-token-ttl S] [--session-ttl S] [--rotate-refresh-tokens]
-//                     [--exit-on-stdin-close]
+//                     [--exit-on-stdin-close] [--host ADDR] [--public-origin URL]
+//
+// --host (default 127.0.0.1) is the listening address; --public-origin (default
+// http://127.0.0.1:<port>) is the origin in the issuer, for a provider reached by a service
+// name (the kind suite runs it in a cluster as http://idp.weir-auth.svc.cluster.local:3000).
 //
 // Port 0 (the default, or $WEIR_IDP_PORT) lets the kernel pick one. When listening, one JSON
 // line goes to stdout: {"ready":true,"issuer":…,"port":…,"discovery":…,"jwks_uri":…,
@@ -57,6 +61,8 @@ const { values: args } = parseArgs({
     'session-ttl': { type: 'string' },
     'rotate-refresh-tokens': { type: 'boolean', default: false },
     'exit-on-stdin-close': { type: 'boolean', default: false },
+    host: { type: 'string', default: '127.0.0.1' },
+    'public-origin': { type: 'string' },
   },
   strict: true,
 });
@@ -124,11 +130,12 @@ server.requestTimeout = 10_000;
 server.headersTimeout = 10_000;
 await new Promise((resolve, reject) => {
   server.once('error', reject);
-  server.listen(port, '127.0.0.1', resolve);
-}).catch((err) => fail(`cannot listen on 127.0.0.1:${port}: ${err.message}`));
+  server.listen(port, args.host, resolve);
+}).catch((err) => fail(`cannot listen on ${args.host}:${port}: ${err.message}`));
 
 const { port: boundPort } = server.address();
-const origin = `http://127.0.0.1:${boundPort}`;
+const origin = (args['public-origin'] ?? `http://127.0.0.1:${boundPort}`).replace(/\/+$/, '');
+if (!/^https?:\/\/[^/?#]+$/.test(origin)) fail(`--public-origin must be scheme://host[:port], got ${origin}`);
 const issuer = `${origin}${issuerPath}`;
 
 let provider;
