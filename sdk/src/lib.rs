@@ -66,7 +66,7 @@
 //! | answer without the upstream | [`Flow::reply`], [`LocalReply`] |
 //! | TCP connections | [`NetworkFilter`], [`network::Connection`], [`DownstreamData`] |
 //! | call another service, pause until it answers | `Flow::wait(async move { Call::post(cluster, path).send().await })` (feature `callout`, see `weir::callout`) |
-//! | verify JWTs (ES256/384, EdDSA; RS*/PS* with `jwt-rsa`) | `weir::jwt::Verifier` (feature `jwt`) |
+//! | verify JWTs (ES256, EdDSA; ES384 with `jwt-es384`, RS*/PS* with `jwt-rsa`) | `weir::jwt::Verifier` (feature `jwt`) |
 //! | counters, gauges, histograms | [`metrics::Counter`], [`metrics::Gauge`], [`metrics::Histogram`] |
 
 #[cfg(feature = "callout")]
