@@ -17,8 +17,9 @@ WASM_OPT=(wasm-opt -Oz --enable-bulk-memory --enable-sign-ext --enable-nontrappi
 PLUGINS=(
   "header-append header-append 100000"
   "acl-check acl-check 307200"
-  # Target 300 KB, not met yet: jwt-simple's P-256/P-384/Ed25519 code is ~440 KB after wasm-opt.
-  "check-header check-header 460800"
+  # Target 300 KB, not met yet: 391 KB after wasm-opt (P-256, Ed25519 and serde_json through
+  # jwt-simple; P-384 and RSA are opt-in features). Was 437 KB.
+  "check-header check-header 409600"
 )
 
 fail=0

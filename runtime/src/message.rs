@@ -74,6 +74,8 @@ pub struct Request {
     headers: Headers,
     body: Vec<u8>,
     trailers: Headers,
+    /// Fields whose bytes are not UTF-8 (obs-text), sent after `headers`.
+    raw_headers: Fields,
 }
 
 impl Request {
@@ -84,7 +86,7 @@ impl Request {
         headers.append(":path", path);
         headers.append(":authority", "example.com");
         headers.append(":scheme", "http");
-        Request { headers, body: Vec::new(), trailers: Headers::new() }
+        Request { headers, body: Vec::new(), trailers: Headers::new(), raw_headers: Vec::new() }
     }
 
     /// `GET path`.
@@ -101,6 +103,20 @@ impl Request {
     pub fn header(mut self, name: &str, value: &str) -> Self {
         self.headers.append(name, value);
         self
+    }
+
+    /// Appends a header whose value is raw bytes, e.g. obs-text (0x80–0xFF) that Envoy lets
+    /// through but that is not UTF-8. These fields reach the plugin after the ordinary ones.
+    pub fn header_bytes(mut self, name: &str, value: &[u8]) -> Self {
+        self.raw_headers.push((name.to_ascii_lowercase().into_bytes(), value.to_vec()));
+        self
+    }
+
+    /// Every header field as the plugin receives it, raw-byte fields last.
+    pub(crate) fn wire_fields(&self) -> Fields {
+        let mut fields = self.headers.to_fields();
+        fields.extend(self.raw_headers.iter().cloned());
+        fields
     }
 
     /// Sets `:authority`.
@@ -137,7 +153,7 @@ impl Request {
     }
 
     pub(crate) fn from_parts(headers: Fields, body: Vec<u8>, trailers: Fields) -> Self {
-        Request { headers: Headers::from_fields(&headers), body, trailers: Headers::from_fields(&trailers) }
+        Request { headers: Headers::from_fields(&headers), body, trailers: Headers::from_fields(&trailers), raw_headers: Vec::new() }
     }
 }
 

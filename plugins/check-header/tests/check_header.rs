@@ -2,55 +2,12 @@
 //! jwt-simple. The runtime's clock starts at 2026-01-01T00:00:00Z (`T0`), so token times are
 //! written relative to it. Every refusal also checks that the upstream never saw the request.
 
+mod grants;
+
+use grants::*;
 use jwt_simple::prelude::*;
-use serde_json::{json, Value};
+use serde_json::json;
 use weir_runtime::{Outcome, Plugin, Request};
-
-const T0: u64 = 1_767_225_600;
-
-struct Keys {
-    pair: ES256KeyPair,
-}
-
-fn keys() -> Keys {
-    Keys { pair: ES256KeyPair::generate().with_key_id("grant-1") }
-}
-
-fn claims(functions: &[&str]) -> JWTClaims<Value> {
-    JWTClaims {
-        issued_at: Some(UnixTimeStamp::from_secs(T0)),
-        expires_at: Some(UnixTimeStamp::from_secs(T0 + 60)),
-        invalid_before: Some(UnixTimeStamp::from_secs(T0)),
-        issuer: Some("weir-policy-server".into()),
-        subject: Some("alice".into()),
-        audiences: Some(Audiences::AsString("check-header".into())),
-        jwt_id: None,
-        nonce: None,
-        custom: json!({ "functions": functions, "files": ["/data"] }),
-    }
-}
-
-fn sign(k: &Keys, c: JWTClaims<Value>) -> String {
-    k.pair.sign(c).expect("signs")
-}
-
-fn jwks(k: &Keys) -> String {
-    let pk = k.pair.public_key();
-    let point = pk.public_key().to_bytes_uncompressed();
-    let b64 = |b: &[u8]| Base64UrlSafeNoPadding::encode_to_string(b).expect("b64");
-    json!({ "keys": [{ "kty": "EC", "crv": "P-256", "alg": "ES256", "use": "sig", "kid": "grant-1",
-        "x": b64(&point[1..33]), "y": b64(&point[33..65]) }] })
-    .to_string()
-}
-
-fn start(k: &Keys, extra: Value) -> Plugin {
-    let mut cfg = json!({ "read_header": "authz_complete", "verification_key": jwks(k), "function": "read_data",
-        "issuer": "weir-policy-server", "audiences": ["check-header"] });
-    if let (Some(cfg), Value::Object(extra)) = (cfg.as_object_mut(), extra) {
-        cfg.extend(extra);
-    }
-    Plugin::build(env!("CARGO_MANIFEST_DIR")).config(cfg).start().expect("check-header starts")
-}
 
 fn send(plugin: &Plugin, token: &str) -> Outcome {
     plugin.http().request(Request::get("/data").header("authz_complete", token)).run()
@@ -148,6 +105,20 @@ fn a_pem_key_works_and_bad_keys_are_config_errors() {
     let pem = k.pair.public_key().to_pem().expect("pem");
     let plugin = start(&k, json!({ "verification_key": pem }));
     assert!(send(&plugin, &sign(&k, claims(&["read_data"]))).upstream_request().is_some());
+    // The policy server's other algorithm: an Ed25519 PEM verifies EdDSA grants.
+    let ed = Ed25519KeyPair::generate();
+    let plugin = start(&k, json!({ "verification_key": ed.public_key().to_pem() }));
+    assert!(send(&plugin, &ed.sign(claims(&["read_data"])).expect("signs")).upstream_request().is_some());
+    assert_refused(&send(&plugin, &sign(&k, claims(&["read_data"]))), 401, "ES256 grant against an Ed25519 key");
+    // A PEM whose key bytes were cut short, and a private key instead of a public one.
+    let pem = k.pair.public_key().to_pem().expect("pem");
+    let cut: String = pem.lines().enumerate().filter(|(i, _)| *i != 1).map(|(_, l)| format!("{l}\n")).collect();
+    let private = k.pair.to_pem().expect("pem");
+    for bad in [cut, private] {
+        let cfg = json!({ "read_header": "authz_complete", "verification_key": bad, "function": "read_data" });
+        let err = Plugin::build(env!("CARGO_MANIFEST_DIR")).config(cfg).start().unwrap_err();
+        assert!(err.to_string().contains("not a PEM public key"), "{err}");
+    }
     let cfg = json!({ "read_header": "authz_complete", "verification_key": "a89gAzxvls0JKAKIJSBnnvvvkIO", "function": "read_data" });
     let err = Plugin::build(env!("CARGO_MANIFEST_DIR")).config(cfg).start().unwrap_err();
     assert!(err.to_string().contains("verification_key"), "{err}");

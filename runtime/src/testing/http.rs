@@ -100,7 +100,7 @@ impl<'p> HttpStream<'p> {
 
     /// Sends request headers (`:method`, `:path`, … and the others of `request`).
     pub fn send_request_headers(&mut self, request: &Request, end_of_stream: bool) -> &mut Self {
-        let fields = request.headers().to_fields();
+        let fields = request.wire_fields();
         self.step(|vm, cx| http_flow::headers(vm, cx, Dir::Request, fields, end_of_stream))
     }
 

@@ -19,6 +19,7 @@ use crate::shared::{PluginShared, Settings, Upstream};
 use crate::vm::Vm;
 
 mod build;
+pub mod fuzz;
 mod handle;
 mod http;
 mod network;

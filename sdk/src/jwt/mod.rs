@@ -26,11 +26,26 @@ use std::collections::HashSet;
 pub type Claims = JWTClaims<Map<String, Value>>;
 
 /// The public-key algorithms the verifier knows, by their JOSE names. RSA (RS*, PS*) costs
-/// about 250 KB of Wasm, so it is a feature of its own (`jwt-rsa`).
-#[cfg(feature = "jwt-rsa")]
-const ASYMMETRIC: &[&str] = &["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA"];
-#[cfg(not(feature = "jwt-rsa"))]
-const ASYMMETRIC: &[&str] = &["ES256", "ES384", "EdDSA"];
+/// about 250 KB of Wasm and P-384 (ES384) about 24 KB after wasm-opt, so each is a feature
+/// of its own (`jwt-rsa`, `jwt-es384`).
+const ASYMMETRIC: &[&str] = &[
+    #[cfg(feature = "jwt-rsa")]
+    "RS256",
+    #[cfg(feature = "jwt-rsa")]
+    "RS384",
+    #[cfg(feature = "jwt-rsa")]
+    "RS512",
+    #[cfg(feature = "jwt-rsa")]
+    "PS256",
+    #[cfg(feature = "jwt-rsa")]
+    "PS384",
+    #[cfg(feature = "jwt-rsa")]
+    "PS512",
+    "ES256",
+    #[cfg(feature = "jwt-es384")]
+    "ES384",
+    "EdDSA",
+];
 
 enum AnyKey {
     #[cfg(feature = "jwt-rsa")]
@@ -46,6 +61,7 @@ enum AnyKey {
     #[cfg(feature = "jwt-rsa")]
     Ps512(PS512PublicKey),
     Es256(ES256PublicKey),
+    #[cfg(feature = "jwt-es384")]
     Es384(ES384PublicKey),
     EdDsa(Ed25519PublicKey),
     Hs256(HS256Key),
@@ -83,14 +99,11 @@ impl Default for Verifier {
     }
 }
 
-fn key_for(alg: &str, jwk: Option<&str>, pem: Option<&str>) -> Option<AnyKey> {
+/// The key for `alg` from a JWK document, if it is one of that algorithm's keys.
+fn key_for(alg: &str, jwk: &str) -> Option<AnyKey> {
     macro_rules! load {
         ($t:ident, $v:ident) => {
-            match (jwk, pem) {
-                (Some(j), _) => $t::from_jwk(j).ok().map(AnyKey::$v),
-                (_, Some(p)) => $t::from_pem(p).ok().map(AnyKey::$v),
-                _ => None,
-            }
+            $t::from_jwk(jwk).ok().map(AnyKey::$v)
         };
     }
     match alg {
@@ -107,10 +120,56 @@ fn key_for(alg: &str, jwk: Option<&str>, pem: Option<&str>) -> Option<AnyKey> {
         #[cfg(feature = "jwt-rsa")]
         "PS512" => load!(PS512PublicKey, Ps512),
         "ES256" => load!(ES256PublicKey, Es256),
+        #[cfg(feature = "jwt-es384")]
         "ES384" => load!(ES384PublicKey, Es384),
         "EdDSA" => load!(Ed25519PublicKey, EdDsa),
         _ => None,
     }
+}
+
+/// SubjectPublicKeyInfo DER for the elliptic curves is a fixed prefix (algorithm and curve
+/// identifiers, bit-string header) followed by the raw public key. Matching the prefix
+/// exactly keeps a general DER/PKCS#8 parser (about 36 KB of Wasm) out of the plugin.
+const SPKI_PREFIXES: &[(&str, &[u8], usize)] = &[
+    // id-ecPublicKey, prime256v1; uncompressed point.
+    ("ES256", b"\x30\x59\x30\x13\x06\x07\x2a\x86\x48\xce\x3d\x02\x01\x06\x08\x2a\x86\x48\xce\x3d\x03\x01\x07\x03\x42\x00", 65),
+    // id-Ed25519.
+    ("EdDSA", b"\x30\x2a\x30\x05\x06\x03\x2b\x65\x70\x03\x21\x00", 32),
+    // id-ecPublicKey, secp384r1; uncompressed point.
+    #[cfg(feature = "jwt-es384")]
+    ("ES384", b"\x30\x76\x30\x10\x06\x07\x2a\x86\x48\xce\x3d\x02\x01\x06\x05\x2b\x81\x04\x00\x22\x03\x62\x00", 97),
+];
+
+/// The DER inside a `-----BEGIN PUBLIC KEY-----` PEM block.
+fn pem_public_key_der(pem: &str) -> Option<Vec<u8>> {
+    let body = pem.trim().strip_prefix("-----BEGIN PUBLIC KEY-----")?.strip_suffix("-----END PUBLIC KEY-----")?;
+    Base64::decode_to_vec(body.trim(), Some(b" \t\r\n")).ok()
+}
+
+/// An elliptic-curve key from SubjectPublicKeyInfo DER (see [`SPKI_PREFIXES`]).
+fn ec_key_from_spki(der: &[u8]) -> Option<(&'static str, AnyKey)> {
+    let (alg, raw) = SPKI_PREFIXES.iter().find_map(|&(alg, prefix, len)| der.strip_prefix(prefix).filter(|raw| raw.len() == len).map(|raw| (alg, raw)))?;
+    let key = match alg {
+        "ES256" => AnyKey::Es256(ES256PublicKey::from_bytes(raw).ok()?),
+        #[cfg(feature = "jwt-es384")]
+        "ES384" => AnyKey::Es384(ES384PublicKey::from_bytes(raw).ok()?),
+        _ => AnyKey::EdDsa(Ed25519PublicKey::from_bytes(raw).ok()?),
+    };
+    Some((alg, key))
+}
+
+/// RSA keys from PEM, one per RS*/PS* algorithm.
+#[cfg(feature = "jwt-rsa")]
+fn rsa_keys_from_pem(pem: &str) -> Vec<(&'static str, AnyKey)> {
+    let all = [
+        ("RS256", RS256PublicKey::from_pem(pem).ok().map(AnyKey::Rs256)),
+        ("RS384", RS384PublicKey::from_pem(pem).ok().map(AnyKey::Rs384)),
+        ("RS512", RS512PublicKey::from_pem(pem).ok().map(AnyKey::Rs512)),
+        ("PS256", PS256PublicKey::from_pem(pem).ok().map(AnyKey::Ps256)),
+        ("PS384", PS384PublicKey::from_pem(pem).ok().map(AnyKey::Ps384)),
+        ("PS512", PS512PublicKey::from_pem(pem).ok().map(AnyKey::Ps512)),
+    ];
+    all.into_iter().filter_map(|(alg, key)| Some((alg, key?))).collect()
 }
 
 impl Verifier {
@@ -127,16 +186,21 @@ impl Verifier {
         }
     }
 
-    /// Adds a PEM public key (P-256, P-384, Ed25519; RSA with feature `jwt-rsa`, serving RS* and PS*).
+    /// Adds a PEM public key (P-256, Ed25519; P-384 with feature `jwt-es384`; RSA with feature
+    /// `jwt-rsa`, serving RS* and PS*).
     pub fn pem(mut self, pem: &str) -> Result<Self> {
         let before = self.keys.len();
-        for &alg in ASYMMETRIC {
-            if let Some(key) = key_for(alg, None, Some(pem)) {
+        if let Some((alg, key)) = pem_public_key_der(pem).as_deref().and_then(ec_key_from_spki) {
+            self.keys.push(Key { alg, kid: None, key });
+        }
+        #[cfg(feature = "jwt-rsa")]
+        if self.keys.len() == before {
+            for (alg, key) in rsa_keys_from_pem(pem) {
                 self.keys.push(Key { alg, kid: None, key });
             }
         }
         if self.keys.len() == before {
-            return Err(Error::msg("not a PEM public key of a supported type (RSA, P-256, P-384, Ed25519)"));
+            return Err(Error::msg("not a PEM public key of a supported type (P-256, Ed25519; P-384 needs feature jwt-es384, RSA jwt-rsa)"));
         }
         Ok(self)
     }
@@ -155,7 +219,7 @@ impl Verifier {
             let kid = member.get("kid").and_then(Value::as_str).map(str::to_string);
             let text = member.to_string();
             for &alg in ASYMMETRIC.iter().filter(|a| declared.is_none_or(|d| d == **a)) {
-                if let Some(key) = key_for(alg, Some(&text), None) {
+                if let Some(key) = key_for(alg, &text) {
                     self.keys.push(Key { alg, kid: kid.clone(), key });
                 }
             }
@@ -302,6 +366,7 @@ fn verify_with(key: &AnyKey, token: &str, o: VerificationOptions) -> std::result
         #[cfg(feature = "jwt-rsa")]
         AnyKey::Ps512(k) => k.verify_token::<M>(token, Some(o)),
         AnyKey::Es256(k) => k.verify_token::<M>(token, Some(o)),
+        #[cfg(feature = "jwt-es384")]
         AnyKey::Es384(k) => k.verify_token::<M>(token, Some(o)),
         AnyKey::EdDsa(k) => k.verify_token::<M>(token, Some(o)),
         AnyKey::Hs256(k) => k.verify_token::<M>(token, Some(o)),

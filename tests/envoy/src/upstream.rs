@@ -31,6 +31,7 @@ pub struct Reply {
     status: u16,
     headers: Vec<(String, String)>,
     body: Option<Vec<u8>>,
+    delay: Duration,
 }
 
 impl Default for Reply {
@@ -46,6 +47,7 @@ impl Reply {
             status,
             headers: Vec::new(),
             body: None,
+            delay: Duration::ZERO,
         }
     }
 
@@ -58,6 +60,13 @@ impl Reply {
     /// A fixed body instead of the echoed request body.
     pub fn body(mut self, body: impl Into<Vec<u8>>) -> Self {
         self.body = Some(body.into());
+        self
+    }
+
+    /// Waits this long after reading the request before answering, e.g. to play a slow
+    /// server that a caller's timeout must cut off.
+    pub fn delay(mut self, delay: Duration) -> Self {
+        self.delay = delay;
         self
     }
 }
@@ -200,6 +209,7 @@ fn serve_one(stream: &TcpStream, state: &Mutex<State>) -> Result<()> {
         state.requests.push(request.clone());
         state.reply.clone()
     };
+    std::thread::sleep(reply.delay);
     let body = reply.body.unwrap_or(request.body);
     let start_line = format!("HTTP/1.1 {} {}", reply.status, reason(reply.status));
     (&*stream)

@@ -1,0 +1,161 @@
+//! The reference policy server (`examples/policy-server`) as a child process on 127.0.0.1:
+//! built once per test process, configured in a fresh directory, stopped on drop.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{mpsc, Mutex, PoisonError};
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use weir_envoy_tests::{repo_root, HttpRequest};
+
+/// The server's ACL: alice may read and write, the `writers` group may only write, and
+/// bob (in no group) gets nothing.
+const ACL_YAML: &str = "\
+subjects:
+  alice:
+    functions: [read_data, write_data]
+    files: [/data/alice]
+groups:
+  writers:
+    functions: [write_data]
+";
+
+/// Where the server gets the identity provider's keys.
+pub enum UserKeys<'a> {
+    /// A JWKS document, written to a file the server reads at start-up.
+    File(&'a str),
+    /// A JWKS URL; one that nothing answers makes every check a 500.
+    Url(&'a str),
+}
+
+/// A running policy server; killed (and its directory removed) on drop.
+pub struct PolicyServer {
+    child: Child,
+    /// Where it listens.
+    pub addr: SocketAddr,
+    dir: PathBuf,
+}
+
+impl PolicyServer {
+    /// Starts the server for identity provider `issuer`/`audience` with a new ES256 signing
+    /// key, and waits until it prints its address.
+    pub fn start(issuer: &str, audience: &str, keys: UserKeys<'_>) -> Result<Self> {
+        static COUNT: AtomicUsize = AtomicUsize::new(0);
+        let binary = binary()?;
+        let dir = std::env::temp_dir().join(format!(
+            "weir-policy-server-{}-{}",
+            std::process::id(),
+            COUNT.fetch_add(1, Ordering::SeqCst)
+        ));
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        std::fs::write(dir.join("acl.yaml"), ACL_YAML)?;
+        let source = match keys {
+            UserKeys::File(jwks) => {
+                std::fs::write(dir.join("idp-jwks.json"), jwks)?;
+                "jwks_file: idp-jwks.json".to_owned()
+            }
+            UserKeys::Url(url) => format!("jwks_url: {url}\n  jwks_fetch_timeout_ms: 200"),
+        };
+        let config = format!(
+            "listen: 127.0.0.1:0\nacl_file: acl.yaml\n\
+             user_token:\n  issuers: [{issuer}]\n  audiences: [{audience}]\n  {source}\n\
+             issued_token:\n  signing_key: signing.pem\n  algorithm: ES256\n"
+        );
+        std::fs::write(dir.join("policy-server.yaml"), config)?;
+        let keygen = Command::new(&binary)
+            .arg("--generate-key")
+            .arg(dir.join("signing.pem"))
+            .output()
+            .context("running policy-server --generate-key")?;
+        if !keygen.status.success() {
+            bail!("policy-server --generate-key failed: {}", String::from_utf8_lossy(&keygen.stderr));
+        }
+        let log = std::fs::File::create(dir.join("policy-server.log"))?;
+        let mut child = Command::new(&binary)
+            .arg("--config")
+            .arg(dir.join("policy-server.yaml"))
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .context("starting policy-server")?;
+        let stdout = child.stdout.take().context("policy-server stdout")?;
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = BufReader::new(stdout).read_line(&mut line);
+            let _ = tx.send(line);
+        });
+        let mut server = Self { child, addr: "127.0.0.1:0".parse()?, dir };
+        let line = rx.recv_timeout(Duration::from_secs(20)).unwrap_or_default();
+        let Some(addr) = line.trim().strip_prefix("http://").and_then(|a| a.parse().ok()) else {
+            bail!("policy-server printed no address ({line:?}); its log:\n{}", server.log());
+        };
+        server.addr = addr;
+        Ok(server)
+    }
+
+    /// The public keys check-header verifies grants with, from the server's own endpoint.
+    pub fn jwks(&self) -> Result<String> {
+        let response = HttpRequest::get(&format!("http://{}/.well-known/jwks.json", self.addr))?.send()?;
+        if response.status != 200 {
+            bail!("GET /.well-known/jwks.json answered {}", response.status);
+        }
+        Ok(response.text())
+    }
+
+    /// The private signing key (PKCS#8 PEM), to forge grants that differ in one respect.
+    pub fn signing_key_pem(&self) -> Result<String> {
+        Ok(std::fs::read_to_string(self.dir.join("signing.pem"))?)
+    }
+
+    /// What the server logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("policy-server.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for PolicyServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        } else {
+            eprintln!("policy-server files kept in {}", self.dir.display());
+        }
+    }
+}
+
+/// Builds `examples/policy-server` (its own workspace) once per test process into the
+/// shared target directory and returns the binary.
+fn binary() -> Result<PathBuf> {
+    static BUILT: Mutex<Option<Result<PathBuf, String>>> = Mutex::new(None);
+    let mut built = BUILT.lock().unwrap_or_else(PoisonError::into_inner);
+    built.get_or_insert_with(|| build().map_err(|e| format!("{e:#}"))).clone().map_err(anyhow::Error::msg)
+}
+
+fn build() -> Result<PathBuf> {
+    let root = repo_root();
+    let target: PathBuf = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let manifest: &Path = &root.join("examples/policy-server/Cargo.toml");
+    let output = Command::new(&cargo)
+        .args(["build", "-q", "--bin", "policy-server", "--manifest-path"])
+        .arg(manifest)
+        .env("CARGO_TARGET_DIR", &target)
+        .output()
+        .context("running cargo to build the policy server")?;
+    if !output.status.success() {
+        bail!(
+            "`cargo build --manifest-path {}` failed; fix the policy server first:\n{}",
+            manifest.display(),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    Ok(target.join("debug/policy-server"))
+}
