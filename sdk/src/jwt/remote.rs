@@ -85,18 +85,32 @@ impl RemoteJwks {
         self.refresh
     }
 
-    /// The background job's work: fetch and share the document, unless another VM fetched
-    /// (or is fetching) it less than half a period ago: every VM runs the job, one fetch per
-    /// period is enough. A failed fetch gives the turn back, so the next retry of any VM runs.
+    /// The background job's work: fetch and share the document. Every VM runs the job, but
+    /// once a copy exists only one fetch per period happens: a VM skips when another stored
+    /// a copy less than half a period ago or is fetching right now (its turn lapses after
+    /// the fetch timeout, so a VM that went away mid-fetch does not block the others).
+    /// Before the first copy exists every VM fetches, so the first answer serves all.
     pub async fn refresh(&self) -> Result<()> {
-        if !self.claim("refresh", self.refresh / 2)? {
-            return Ok(());
+        if let Some((fetched_at, _)) = self.stored()? {
+            if now() < fetched_at + self.refresh.as_secs() / 2 {
+                return Ok(());
+            }
+            if !self.claim("refresh", self.timeout + Duration::from_secs(1))? {
+                return Ok(());
+            }
         }
         let fetched = self.fetch().await;
         if fetched.is_err() {
             shared_data::set(&self.claim_key("refresh"), b"0", None)?;
         }
         fetched
+    }
+
+    /// (fetched at, document) of the shared copy.
+    fn stored(&self) -> Result<Option<(u64, String)>> {
+        let Some((bytes, _)) = shared_data::get(&self.key)? else { return Ok(None) };
+        let (at, doc) = split(&bytes)?;
+        Ok(Some((at, doc.to_string())))
     }
 
     /// Fetches now because a token named an unknown `kid` (or there is no copy yet), unless

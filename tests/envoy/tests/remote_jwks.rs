@@ -1,0 +1,72 @@
+//! check-header with `jwks_cluster` in a real Envoy: the plugin's root context fetches the
+//! JWKS from a cluster when Envoy configures it (a background job, not a request), and a
+//! key rotation is picked up by the first token that names the new `kid`. The JWKS server
+//! is a local upstream whose answer the test changes.
+
+use std::time::{Duration, Instant};
+
+use jwt_simple::prelude::*;
+use serde_json::json;
+use weir_envoy_tests::{build_wasm, EchoUpstream, Envoy, Reply, WasmFilter};
+
+fn jwks(key: &ES256KeyPair) -> String {
+    let b64 = |b: &[u8]| Base64UrlSafeNoPadding::encode_to_string(b).expect("b64");
+    let point = key.public_key().public_key().to_bytes_uncompressed();
+    json!({ "keys": [{ "kty": "EC", "crv": "P-256", "alg": "ES256", "kid": key.key_id().clone().expect("kid"),
+        "x": b64(&point[1..33]), "y": b64(&point[33..65]) }] })
+    .to_string()
+}
+
+fn grant(key: &ES256KeyPair) -> String {
+    let claims = Claims::with_custom_claims(json!({ "functions": ["read_data"] }), Duration::from_secs(300).into())
+        .with_issuer("weir-policy-server")
+        .with_audience("check-header");
+    key.sign(claims).expect("signs")
+}
+
+fn serve(key: &ES256KeyPair) -> Reply {
+    Reply::status(200).header("content-type", "application/json").body(jwks(key))
+}
+
+#[test]
+fn jwks_fetched_at_configure_and_rotation_followed() -> anyhow::Result<()> {
+    let (k1, k2) = (ES256KeyPair::generate().with_key_id("k1"), ES256KeyPair::generate().with_key_id("k2"));
+    let idp = EchoUpstream::with_reply(serve(&k1))?;
+    let upstream = EchoUpstream::start()?;
+    let cfg = json!({ "read_header": "authz_complete", "jwks_cluster": "idp", "jwks_path": "/keys",
+        "function": "read_data", "issuer": "weir-policy-server", "audiences": ["check-header"] });
+    let plugin = WasmFilter::new(build_wasm("check-header")).plugin_name("istio-system", "check-header").json_configuration(&cfg);
+    let envoy = Envoy::builder().http_filter(plugin).cluster("idp", idp.addr()).upstream(upstream.addr()).start()?;
+
+    // The fetch happens without any request: the root context's background job.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while idp.requests().is_empty() {
+        if Instant::now() >= deadline {
+            let stats: Vec<String> = envoy.stats()?.lines().filter(|l| l.contains("idp") || l.contains("wasm")).map(str::to_string).collect();
+            anyhow::bail!("no JWKS fetch within 10 s of start-up; idp errors {:?}; stats:\n{}", idp.errors(), stats.join("\n"));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let fetch = &idp.requests()[0];
+    assert_eq!((fetch.method.as_str(), fetch.path.as_str()), ("GET", "/keys"));
+    let at_start = idp.requests().len();
+
+    let ok = envoy.get("/data")?.header("authz_complete", &grant(&k1)).send()?;
+    assert_eq!(ok.status, 200, "{}", envoy.log());
+    assert_eq!(upstream.requests().len(), 1);
+    assert_eq!(idp.requests().len(), at_start, "a known kid needs no fetch");
+
+    // The provider rotates: the first k2 token triggers one refetch and passes.
+    idp.set_reply(serve(&k2));
+    let rotated = envoy.get("/data")?.header("authz_complete", &grant(&k2)).send()?;
+    assert_eq!(rotated.status, 200, "{}", envoy.log());
+    assert_eq!(idp.requests().len(), at_start + 1);
+
+    // A made-up kid right after: refused without another fetch (rate limit), upstream untouched.
+    let forged = ES256KeyPair::generate().with_key_id("made-up");
+    let refused = envoy.get("/data")?.header("authz_complete", &grant(&forged)).send()?;
+    assert_eq!(refused.status, 401);
+    assert_eq!(idp.requests().len(), at_start + 1, "unknown kids are rate-limited");
+    assert_eq!(upstream.requests().len(), 2);
+    Ok(())
+}
