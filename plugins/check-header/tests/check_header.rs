@@ -116,10 +116,10 @@ fn a_pem_key_works_and_bad_keys_are_config_errors() {
     let private = k.pair.to_pem().expect("pem");
     for bad in [cut, private] {
         let cfg = json!({ "read_header": "authz_complete", "verification_key": bad, "function": "read_data" });
-        let err = Plugin::build(env!("CARGO_MANIFEST_DIR")).config(cfg).start().unwrap_err();
+        let err = Plugin::build(env!("CARGO_MANIFEST_DIR")).config(cfg).start().expect_err("a bad PEM is a configuration error");
         assert!(err.to_string().contains("not a PEM public key"), "{err}");
     }
     let cfg = json!({ "read_header": "authz_complete", "verification_key": "a89gAzxvls0JKAKIJSBnnvvvkIO", "function": "read_data" });
-    let err = Plugin::build(env!("CARGO_MANIFEST_DIR")).config(cfg).start().unwrap_err();
+    let err = Plugin::build(env!("CARGO_MANIFEST_DIR")).config(cfg).start().expect_err("a bare secret without algorithms is a configuration error");
     assert!(err.to_string().contains("verification_key"), "{err}");
 }

@@ -125,6 +125,8 @@ impl WasmFilter {
 /// Everything that goes into one bootstrap.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Topology {
+    /// Envoy's own HTTP filters (full `name` + `typed_config` JSON), before the wasm ones.
+    pub(crate) native_http_filters: Vec<Value>,
     pub(crate) http_filters: Vec<WasmFilter>,
     pub(crate) network_filters: Vec<WasmFilter>,
     pub(crate) tcp_listener: bool,
@@ -148,7 +150,8 @@ impl Topology {
                 "direct_response": {"status": 200, "body": {"inline_string": "no upstream configured\n"}},
             }),
         };
-        let mut http_filters = wasm_filters(&self.http_filters, FilterKind::Http)?;
+        let mut http_filters = self.native_http_filters.clone();
+        http_filters.extend(wasm_filters(&self.http_filters, FilterKind::Http)?);
         http_filters.push(json!({
             "name": "envoy.filters.http.router",
             "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"},

@@ -36,6 +36,14 @@ impl EnvoyBuilder {
         self
     }
 
+    /// Appends one of Envoy's own HTTP filters, e.g. `envoy.filters.http.jwt_authn` to compare
+    /// a plugin with it: `filter` is the whole entry (`name` and `typed_config`). Native filters
+    /// run before every wasm filter, in the order they are added.
+    pub fn native_http_filter(mut self, filter: Value) -> Self {
+        self.topology.native_http_filters.push(filter);
+        self
+    }
+
     /// Appends a network (L4) wasm filter to the TCP proxy listener, which this enables.
     pub fn network_filter(mut self, filter: WasmFilter) -> Self {
         self.topology.network_filters.push(filter);
