@@ -12,7 +12,7 @@ use std::net::{SocketAddr, TcpListener};
 use std::time::Duration;
 use url::Url;
 use weir_envoy_tests::{build_wasm, EchoUpstream, Envoy, RecordedRequest, WasmFilter};
-use weir_idp_tests::{Browser, Jwt, Provider, SignedOut, TestClient};
+use weir_idp_tests::{Browser, IdTokenTamper, Jwt, Provider, SignedOut, TamperSigning, TestClient};
 
 const CLIENT_ID: &str = "ingress-gateway";
 const CLIENT_SECRET: &str = "gateway-secret";
@@ -63,8 +63,8 @@ impl Setup {
         format!("{}{path}", self.envoy.url())
     }
 
-    /// Opens `path` in `browser` and signs in as `user`; returns what the upstream saw.
-    fn sign_in(&self, browser: &mut Browser, path: &str, user: &str) -> Result<RecordedRequest> {
+    /// Opens `path` in `browser`: the plugin's redirect to the provider.
+    fn begin(&self, browser: &mut Browser, path: &str) -> Result<weir_idp_tests::Response> {
         // The first request of a VM discovers the provider; a concurrent one may get a 503.
         let mut first = browser.get(&self.url(path))?;
         for _ in 0..20 {
@@ -76,6 +76,12 @@ impl Setup {
             first = browser.get(&self.url(path))?;
         }
         assert_eq!(first.status, 302, "{}\n{}", first.text(), self.envoy.log());
+        Ok(first)
+    }
+
+    /// Opens `path` in `browser` and signs in as `user`; returns what the upstream saw.
+    fn sign_in(&self, browser: &mut Browser, path: &str, user: &str) -> Result<RecordedRequest> {
+        let first = self.begin(browser, path)?;
         let callback = browser.sign_in_from(first, user, &self.url("/oauth2/callback"))?;
         let back = browser.get(callback.url.as_str())?;
         assert_eq!(back.status, 302, "callback: {}\nEnvoy log:\n{}\nprovider log:\n{}", back.text(), self.envoy.log(), self.idp.log());
@@ -163,5 +169,40 @@ fn tokens_are_refreshed_with_the_refresh_token() -> Result<()> {
     // The refreshed session went back in the cookie: the next request needs no refresh.
     let third = s.verified_token(&s.fetch(&mut browser, "/")?)?;
     assert_eq!(third.claim_i64("iat"), second.claim_i64("iat"));
+    Ok(())
+}
+
+#[test]
+fn bad_id_tokens_from_the_provider_never_reach_the_upstream_and_rotated_keys_are_fetched() -> Result<()> {
+    let s = start(json!({ "jwks_min_refetch_seconds": 0 }), Duration::from_secs(300))?;
+    let cases = [
+        ("alg none", IdTokenTamper::new().signing(TamperSigning::None)),
+        ("unknown key", IdTokenTamper::new().signing(TamperSigning::UnknownKey)),
+        ("wrong aud", IdTokenTamper::new().claim("aud", json!("someone-else"))),
+        ("wrong nonce", IdTokenTamper::new().claim("nonce", json!("replayed-nonce"))),
+        ("wrong iss", IdTokenTamper::new().claim("iss", json!("http://evil.example"))),
+        ("no exp", IdTokenTamper::new().remove_claim("exp")),
+        ("foreign azp", IdTokenTamper::new().claim("azp", json!("other-client"))),
+    ];
+    for (case, tamper) in cases {
+        let mut browser = Browser::new();
+        let first = s.begin(&mut browser, "/")?;
+        s.idp.tamper_next_id_token(&tamper)?;
+        let callback = browser.sign_in_from(first, "mallory", &s.url("/oauth2/callback"))?;
+        let back = browser.get(callback.url.as_str())?;
+        assert_eq!(back.status, 401, "{case}: {}", back.text());
+        assert!(browser.cookies().iter().all(|c| !c.name.starts_with("__Host-oidc")), "{case}");
+        let after = browser.get(&s.url("/"))?;
+        assert_eq!(after.status, 302, "{case}: no session");
+        assert!(s.upstream.requests().is_empty(), "{case}");
+    }
+
+    let mut browser = Browser::new();
+    let before = s.verified_token(&s.sign_in(&mut browser, "/", "alice")?)?;
+    let rotation = s.idp.rotate_keys()?;
+    let mut browser = Browser::new();
+    let after = s.verified_token(&s.sign_in(&mut browser, "/", "alice")?)?;
+    assert_ne!(after.kid(), before.kid());
+    assert!(rotation.signing_kids.iter().any(|k| Some(k.as_str()) == after.kid()), "signed by the new key");
     Ok(())
 }

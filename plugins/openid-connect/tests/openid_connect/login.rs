@@ -191,12 +191,12 @@ fn large_tokens_are_split_into_cookie_chunks() {
 #[test]
 fn configuration_errors_name_what_to_fix() {
     let base = weir_runtime::Plugin::build(env!("CARGO_MANIFEST_DIR"));
-    let err = base.config(crate::config(json!({}))).env("OIDC_SESSION_KEY", crate::SESSION_KEY).start().unwrap_err();
+    let err = base.config(crate::config(json!({}))).env("OIDC_SESSION_KEY", crate::SESSION_KEY).start().expect_err("refused");
     assert!(err.to_string().contains("OIDC_CLIENT_SECRET"), "{err}");
     let base = weir_runtime::Plugin::build(env!("CARGO_MANIFEST_DIR"));
-    let err = base.config(crate::config(json!({}))).env("OIDC_CLIENT_SECRET", "x").env("OIDC_SESSION_KEY", "short").start().unwrap_err();
+    let err = base.config(crate::config(json!({}))).env("OIDC_CLIENT_SECRET", "x").env("OIDC_SESSION_KEY", "short").start().expect_err("refused");
     assert!(err.to_string().contains("32 bytes"), "{err}");
     let base = weir_runtime::Plugin::build(env!("CARGO_MANIFEST_DIR"));
-    let err = base.config(crate::config(json!({ "algorithms": ["none"] }))).env("OIDC_CLIENT_SECRET", "x").env("OIDC_SESSION_KEY", crate::SESSION_KEY).start().unwrap_err();
+    let err = base.config(crate::config(json!({ "algorithms": ["none"] }))).env("OIDC_CLIENT_SECRET", "x").env("OIDC_SESSION_KEY", crate::SESSION_KEY).start().expect_err("refused");
     assert!(err.to_string().contains("algorithms"), "{err}");
 }

@@ -65,7 +65,7 @@ pub(crate) struct Harness {
     pub jar: Jar,
 }
 
-pub fn start(extra: Value) -> Harness {
+pub(crate) fn start(extra: Value) -> Harness {
     let idp = Idp::new(0);
     let plugin = Plugin::build(env!("CARGO_MANIFEST_DIR"))
         .config(config(extra))
