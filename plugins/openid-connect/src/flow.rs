@@ -177,6 +177,10 @@ async fn callback(cfg: &Config, p: Rc<Provider>, req: &RequestHeaders, path: &st
         return Ok(refuse(cfg, 400, "no valid login cookie (expired, altered or from another browser)", cookies));
     };
     let query = weir::Query::from_path(path);
+    // RFC 9207: a provider that names itself must be ours (defeats IdP mix-up).
+    if query.get("iss").is_some_and(|iss| iss != p.doc.issuer) {
+        return Ok(refuse(cfg, 400, "callback iss names another provider", cookies));
+    }
     if let Some(err) = query.get("error") {
         return Ok(refuse(cfg, 403, &format!("provider answered error={err}"), cookies));
     }

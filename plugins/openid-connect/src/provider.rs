@@ -4,7 +4,8 @@
 //! shared copy changes.
 //!
 //! There is no timer: the first request after `provider_refresh_seconds` refreshes the copy
-//! (and keeps using the old one if the provider is down). An ID token whose `kid` is unknown
+//! (and keeps using the old one if the provider is down). After a failed fetch a VM waits
+//! `retry_after_seconds` before asking again. An ID token whose `kid` is unknown
 //! triggers a JWKS refetch, at most once per `jwks_min_refetch_seconds` across all VMs.
 
 use crate::config::{url_authority, url_path, Config};
@@ -53,6 +54,9 @@ thread_local! {
     static LOCAL: RefCell<Option<(u32, Rc<Provider>)>> = const { RefCell::new(None) };
     /// Whether a stream of this VM is fetching discovery now.
     static FETCHING: Cell<bool> = const { Cell::new(false) };
+    /// After a failed fetch, no new attempt before this time (Unix seconds): otherwise every
+    /// request would call an unreachable provider and wait for the timeout.
+    static NEXT_ATTEMPT: Cell<u64> = const { Cell::new(0) };
 }
 
 /// Clears [`FETCHING`] however the fetch ends, including the stream going away mid-call.
@@ -134,10 +138,20 @@ pub async fn ensure(cfg: &Config) -> Result<Known> {
             return Ok(Known::Ready(p.clone()));
         }
     }
+    if NEXT_ATTEMPT.with(Cell::get) > now {
+        return match current {
+            Some(p) => Ok(Known::Ready(p)),
+            None => Err(Error::msg("the OpenID provider was unreachable moments ago; not asking again yet")),
+        };
+    }
     let Some(_guard) = FetchGuard::take() else {
         return Ok(current.map_or(Known::Pending, Known::Ready));
     };
-    match fetch(cfg, now).await.and_then(|doc| store(cfg, &doc)) {
+    let fetched = fetch(cfg, now).await.and_then(|doc| store(cfg, &doc));
+    if fetched.is_err() {
+        NEXT_ATTEMPT.with(|n| n.set(now.saturating_add(cfg.retry_after)));
+    }
+    match fetched {
         Ok(p) => Ok(Known::Ready(p)),
         Err(err) => match current {
             Some(p) => {

@@ -35,6 +35,18 @@ fn state_mismatch_is_refused_before_the_code_is_used() {
 }
 
 #[test]
+fn a_callback_naming_another_issuer_is_refused() {
+    let mut h = start(json!({}));
+    let callback = begin(&mut h, "/");
+    assert_refused(&h.browse(&format!("{callback}&iss=https%3A%2F%2Fevil.example")), 400);
+    assert_eq!(h.idp.hits("token"), 0);
+    let callback = begin(&mut h, "/");
+    let iss: String = url::form_urlencoded::byte_serialize(crate::idp::ISSUER.as_bytes()).collect();
+    assert_refused(&h.browse(&format!("{callback}&iss={iss}")), 302);
+    assert!(h.jar.get(SESSION).is_some());
+}
+
+#[test]
 fn a_callback_without_the_login_cookie_is_refused() {
     let mut h = start(json!({}));
     let callback = begin(&mut h, "/");

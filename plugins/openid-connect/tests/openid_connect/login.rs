@@ -107,8 +107,33 @@ fn until_the_provider_is_known_requests_get_503_with_retry_after() {
     let out = h.browse("/");
     assert_refused(&out, 503);
     assert_eq!(out.response().and_then(|r| r.header_value("retry-after")), Some("7"));
+    assert_eq!(h.idp.hits("discovery"), 1);
     h.idp.state().down = false;
+    // Within Retry-After the provider is not asked again.
+    assert_refused(&h.browse("/"), 503);
+    assert_eq!(h.idp.hits("discovery"), 1);
+    h.advance(7);
     assert_refused(&h.browse("/"), 302);
+    assert_eq!(h.idp.hits("discovery"), 2);
+}
+
+#[test]
+fn a_stale_provider_copy_is_refreshed_and_kept_while_the_provider_is_down() {
+    let mut h = start(json!({ "provider_refresh_seconds": 600 }));
+    h.login("/");
+    h.advance(601);
+    h.idp.state().down = true;
+    // The ID token expired meanwhile and the refresh fails: login again, from the stale copy.
+    let out = h.browse("/");
+    assert_refused(&out, 302);
+    assert_eq!(h.idp.hits("discovery"), 2, "the stale copy was refreshed (and that failed)");
+    assert!(location(&out).starts_with(ISSUER));
+    h.idp.state().down = false;
+    h.advance(3);
+    h.jar = crate::Jar::default();
+    assert_refused(&h.login("/"), 302);
+    assert_eq!(h.idp.hits("discovery"), 3);
+    assert_forwarded(&h.browse("/"));
 }
 
 #[test]
