@@ -8,7 +8,16 @@ use crate::session::{self, Login, Session};
 use crate::tokens::{self, Exchange, Expect};
 use std::cell::RefCell;
 use std::rc::Rc;
+use weir::metrics::Counter;
 use weir::{Cookies, Flow, LocalReply, RequestHeaders, Result, Shared};
+
+static FORWARDED: Counter = Counter::new("openid_connect.forwarded");
+static LOGIN_STARTED: Counter = Counter::new("openid_connect.login_started");
+static LOGIN_COMPLETED: Counter = Counter::new("openid_connect.login_completed");
+static LOGIN_REFUSED: Counter = Counter::new("openid_connect.login_refused");
+static REFRESHED: Counter = Counter::new("openid_connect.refreshed");
+static UNAUTHENTICATED: Counter = Counter::new("openid_connect.unauthenticated");
+static PROVIDER_UNAVAILABLE: Counter = Counter::new("openid_connect.provider_unavailable");
 
 /// `Set-Cookie` values to add to the upstream's response (after a refresh).
 pub type Pending = Rc<RefCell<Vec<String>>>;
@@ -39,6 +48,7 @@ pub async fn handle(cfg: Shared<Config>, req: RequestHeaders, pending: Pending) 
     if session.token_expires <= now.saturating_add(cfg.refresh_before) {
         match refresh(&cfg, provider.clone(), &session).await {
             Some(fresh) => {
+                REFRESHED.inc();
                 pending.borrow_mut().extend(session::session_cookies(&cfg, &fresh, &cookies, now)?);
                 session = fresh;
             }
@@ -55,6 +65,7 @@ pub async fn handle(cfg: Shared<Config>, req: RequestHeaders, pending: Pending) 
     req.remove(cfg.forward_header.as_str())?;
     req.set(cfg.forward_header.as_str(), format!("Bearer {token}"))?;
     strip_cookies(&cfg, &req, &cookies)?;
+    FORWARDED.inc();
     Ok(Flow::Continue)
 }
 
@@ -70,6 +81,7 @@ pub fn strip_cookies(cfg: &Config, req: &RequestHeaders, cookies: &Cookies) -> R
 }
 
 fn not_ready(cfg: &Config, why: &str) -> Flow {
+    PROVIDER_UNAVAILABLE.inc();
     LocalReply::new(503)
         .header("retry-after", cfg.retry_after.to_string())
         .header("cache-control", "no-store")
@@ -90,6 +102,7 @@ fn is_browser(req: &RequestHeaders) -> Result<bool> {
 fn unauthenticated(cfg: &Config, p: &Provider, req: &RequestHeaders, path: &str, cookies: &Cookies) -> Result<Flow> {
     let stale = session::clear_all(cfg, cookies);
     if !is_browser(req)? {
+        UNAUTHENTICATED.inc();
         let mut reply = LocalReply::new(401)
             .header("www-authenticate", format!("Bearer realm=\"{}\"", cfg.client_id))
             .details("openid_connect_unauthenticated");
@@ -118,6 +131,7 @@ fn unauthenticated(cfg: &Config, p: &Provider, req: &RequestHeaders, path: &str,
         .append_pair("code_challenge_method", "S256")
         .finish();
     location.push_str(&query);
+    LOGIN_STARTED.inc();
     let mut reply = redirect(&location).details("openid_connect_login");
     let login_name = cfg.login_cookie();
     for c in stale.into_iter().filter(|c| !c.starts_with(&format!("{login_name}="))) {
@@ -155,6 +169,7 @@ fn redirect(location: &str) -> LocalReply {
 
 fn refuse(cfg: &Config, status: u16, why: &str, cookies: &Cookies) -> Flow {
     log::info!("login refused: {why}");
+    LOGIN_REFUSED.inc();
     let mut reply = LocalReply::new(status)
         .header("cache-control", "no-store")
         .body(match status {
@@ -218,6 +233,7 @@ async fn callback(cfg: &Config, p: Rc<Provider>, req: &RequestHeaders, path: &st
         token_expires,
         session_expires: now.saturating_add(cfg.session_lifetime),
     };
+    LOGIN_COMPLETED.inc();
     let mut reply = redirect(&safe_return(cfg, &login.return_to)).details("openid_connect_signed_in");
     for c in session::session_cookies(cfg, &session, cookies, now)? {
         reply = reply.header("set-cookie", c);

@@ -97,6 +97,7 @@ fn bad_id_tokens_are_refused() {
     h.jar = Jar::default();
     assert_refused(&h.login("/"), 302);
     assert_forwarded(&h.browse("/"));
+    assert_eq!(h.plugin.metric("openid_connect.login_refused"), Some(cases.len() as u64));
 }
 
 #[test]

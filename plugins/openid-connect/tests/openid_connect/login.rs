@@ -47,6 +47,10 @@ fn full_login_forwards_a_valid_id_token_and_strips_the_plugin_cookies() {
     assert_eq!(up.headers().get_all("cookie"), ["theme=dark"], "other cookies survive");
     assert_eq!(h.idp.hits("token"), 1, "a session needs no provider call");
     assert_eq!(h.idp.hits("discovery"), 1, "discovery is cached");
+    for (name, count) in [("login_started", 1), ("login_completed", 1), ("forwarded", 1)] {
+        assert_eq!(h.plugin.metric(&format!("openid_connect.{name}")), Some(count), "{name}");
+    }
+    assert_eq!(h.plugin.metric("openid_connect.login_refused").unwrap_or(0), 0);
 }
 
 #[test]
@@ -159,6 +163,7 @@ fn tokens_are_refreshed_before_they_expire() {
     let out = h.browse("/");
     let after = assert_forwarded(&out);
     assert_ne!(before, after, "a new ID token after the refresh");
+    assert_eq!(h.plugin.metric("openid_connect.refreshed"), Some(1));
     assert_eq!(h.idp.hits("token"), 2);
     let set = out.response().expect("response").headers().get_all("set-cookie").join("\n");
     assert!(set.contains(SESSION), "the refreshed session is stored on the upstream's response: {set}");
