@@ -119,7 +119,10 @@ impl Setup {
 fn login_forwards_a_valid_id_token_and_logout_ends_both_sessions() -> Result<()> {
     let s = start(json!({}), Duration::from_secs(300))?;
     let mut browser = Browser::new();
+    let started = std::time::Instant::now();
     let seen = s.sign_in(&mut browser, "/app/page?x=1", "alice")?;
+    // Every hop: plugin redirect, provider forms, callback with code exchange, first request.
+    eprintln!("login round trip through Envoy and oidc-provider: {:?}", started.elapsed());
     assert_eq!(seen.path, "/app/page?x=1");
     let jwt = s.verified_token(&seen)?;
     assert_eq!(jwt.claim_str("sub"), Some("alice"));
