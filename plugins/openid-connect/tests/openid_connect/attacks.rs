@@ -202,9 +202,9 @@ fn altered_session_cookies_are_refused() {
     cases.push(("main cookie sent twice", doubled));
     cases.push(("garbage", vec![(SESSION.to_string(), "3.%%%".to_string()), (format!("{SESSION}-1"), "\u{1}".to_string())]));
     cases.push(("huge count", vec![(SESSION.to_string(), "99999999999999999999.x".to_string())]));
-    let mut login_as_session = good.clone();
-    login_as_session[0].1 = "1.x".into();
-    cases.push(("bogus", login_as_session));
+    let mut bogus_first = good.clone();
+    bogus_first[0].1 = "1.x".into();
+    cases.push(("bogus first chunk", bogus_first));
 
     for (case, parts) in cases {
         assert_refused(&api(&h, &with_session(&parts)), 401);
