@@ -159,6 +159,31 @@ fn concurrent_requests_during_discovery_get_503_and_the_first_proceeds() {
 }
 
 #[test]
+fn discovery_is_shared_between_vms_and_a_session_works_on_any_of_them() {
+    let idp = crate::idp::Idp::new(0);
+    let plugin = weir_runtime::Plugin::build(env!("CARGO_MANIFEST_DIR"))
+        .config(crate::config(json!({})))
+        .env("OIDC_CLIENT_SECRET", crate::idp::CLIENT_SECRET)
+        .env("OIDC_SESSION_KEY", crate::SESSION_KEY)
+        .upstream("idp", idp.handler())
+        .workers(2)
+        .start()
+        .expect("starts");
+    idp.state().now = crate::CLOCK_START;
+    let browser = |path: &str, cookie: &str| Request::get(path).header("accept", "text/html").header("cookie", cookie);
+    let first = plugin.http_on(0).request(browser("/", "")).run();
+    let callback = idp.authorize(&location(&first));
+    let mut jar = crate::Jar::default();
+    jar.apply(&first);
+    let back = plugin.http_on(1).request(browser(&callback, &jar.header())).run();
+    assert_refused(&back, 302);
+    jar.apply(&back);
+    assert_eq!(idp.hits("discovery"), 1, "worker 1 used the copy worker 0 put in shared data");
+    assert_forwarded(&plugin.http_on(0).request(browser("/", &jar.header())).run());
+    assert_forwarded(&plugin.http_on(1).request(browser("/", &jar.header())).run());
+}
+
+#[test]
 fn tokens_are_refreshed_before_they_expire() {
     let mut h = start(json!({ "refresh_before_seconds": 60 }));
     h.login("/");
