@@ -1,0 +1,319 @@
+//! openid-connect's configuration: the seed's keys (`openid_server`, `openid_realm`) plus the
+//! relying-party options. Secrets come from VM environment variables (`vmConfig.env`), so
+//! they never sit in `pluginConfig`; a missing or malformed secret is a configuration error
+//! that Envoy reports at load time, not a per-request failure.
+
+use serde::Deserialize;
+use std::time::Duration;
+use weir::HeaderName;
+
+/// How the client authenticates at the token endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClientAuth {
+    /// HTTP Basic with the form-encoded client id and secret (RFC 6749 §2.3.1).
+    ClientSecretBasic,
+    /// `client_id` and `client_secret` in the form body.
+    ClientSecretPost,
+}
+
+/// Which token goes upstream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ForwardToken {
+    /// The validated ID token (what the seed's Istio authn step verifies).
+    IdToken,
+    /// The access token, as the provider issued it (opaque to the plugin).
+    AccessToken,
+}
+
+/// `SameSite` attribute of the plugin's cookies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum SameSite {
+    /// Sent on top-level navigations from other sites: needed for the provider's redirect back.
+    Lax,
+    /// Never sent cross-site. The login cookie stays `Lax` regardless, or the callback breaks.
+    Strict,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Raw {
+    openid_server: String,
+    #[serde(default)]
+    openid_realm: Option<String>,
+    #[serde(default)]
+    issuer: Option<String>,
+    #[serde(default)]
+    discovery_path: Option<String>,
+    #[serde(default)]
+    provider_authority: Option<String>,
+    client_id: String,
+    #[serde(default = "default_secret_env")]
+    client_secret_env: String,
+    #[serde(default = "default_client_auth")]
+    client_auth: ClientAuth,
+    #[serde(default = "default_scopes")]
+    scopes: Vec<String>,
+    #[serde(default = "default_redirect_path")]
+    redirect_path: String,
+    #[serde(default = "default_logout_path")]
+    logout_path: String,
+    #[serde(default)]
+    post_logout_redirect: Option<String>,
+    #[serde(default)]
+    pass_through_exact: Vec<String>,
+    #[serde(default)]
+    pass_through_prefixes: Vec<String>,
+    #[serde(default = "default_cookie_prefix")]
+    cookie_prefix: String,
+    #[serde(default = "default_same_site")]
+    cookie_same_site: SameSite,
+    #[serde(default = "default_session_lifetime")]
+    session_lifetime_seconds: u64,
+    #[serde(default = "default_login_timeout")]
+    login_timeout_seconds: u64,
+    #[serde(default = "default_key_env")]
+    session_key_env: String,
+    #[serde(default = "default_forward_token")]
+    forward_token: ForwardToken,
+    #[serde(default = "default_forward_header")]
+    forward_header: HeaderName,
+    #[serde(default = "default_algorithms")]
+    algorithms: Vec<String>,
+    #[serde(default = "default_skew")]
+    clock_skew_seconds: u64,
+    #[serde(default = "default_refresh_before")]
+    refresh_before_seconds: u64,
+    #[serde(default = "default_provider_refresh")]
+    provider_refresh_seconds: u64,
+    #[serde(default = "default_jwks_min_interval")]
+    jwks_min_refetch_seconds: u64,
+    #[serde(default = "default_timeout_ms")]
+    timeout_ms: u64,
+    #[serde(default = "default_retry_after")]
+    retry_after_seconds: u64,
+}
+
+/// The validated configuration.
+#[derive(Debug)]
+pub struct Config {
+    /// Envoy cluster of the provider (the seed's `openid_server`).
+    pub cluster: String,
+    /// Expected issuer; `None`: taken from discovery, which must end in `/realms/<realm>`.
+    pub issuer: Option<String>,
+    /// Required issuer path suffix when no issuer is configured.
+    pub realm_suffix: Option<String>,
+    /// Path of the discovery document on `cluster`.
+    pub discovery_path: String,
+    /// `:authority` for calls to the provider (its issuer's host by default).
+    pub provider_authority: Option<String>,
+    /// The registered client id.
+    pub client_id: String,
+    /// The client secret, read from the environment at configure time.
+    pub client_secret: String,
+    /// Token endpoint authentication.
+    pub client_auth: ClientAuth,
+    /// Space-separated scopes, always including `openid`.
+    pub scope: String,
+    /// Callback path registered at the provider.
+    pub redirect_path: String,
+    /// Path that signs the user out.
+    pub logout_path: String,
+    /// Where the provider (or the plugin) sends the browser after logout.
+    pub post_logout_redirect: Option<String>,
+    /// Paths served without a session.
+    pub pass_through_exact: Vec<String>,
+    /// Path prefixes served without a session.
+    pub pass_through_prefixes: Vec<String>,
+    /// Cookie name prefix (`__Host-oidc` → `__Host-oidc-session`, `__Host-oidc-login`).
+    pub cookie_prefix: String,
+    /// `SameSite` of the session cookie.
+    pub same_site: SameSite,
+    /// How long a session lasts, whatever the tokens say.
+    pub session_lifetime: u64,
+    /// How long a login may take (the login cookie's lifetime).
+    pub login_timeout: u64,
+    /// AES-256-GCM key for the cookies.
+    pub session_key: [u8; 32],
+    /// Token forwarded upstream.
+    pub forward_token: ForwardToken,
+    /// Header it goes in, as `Bearer <token>`.
+    pub forward_header: HeaderName,
+    /// ID token algorithm allow-list.
+    pub algorithms: Vec<String>,
+    /// Tolerance on `exp`, `nbf`, `iat`.
+    pub clock_skew: u64,
+    /// Refresh this long before the ID token expires.
+    pub refresh_before: u64,
+    /// Re-read discovery and JWKS after this long.
+    pub provider_refresh: u64,
+    /// At most one JWKS fetch for an unknown `kid` per this many seconds.
+    pub jwks_min_refetch: u64,
+    /// Timeout of each call to the provider.
+    pub timeout: Duration,
+    /// `Retry-After` while the provider is unknown.
+    pub retry_after: u64,
+}
+
+impl Config {
+    /// Name of the cookie holding the session (chunk 0; further chunks get `-1`, `-2`, …).
+    pub fn session_cookie(&self) -> String {
+        format!("{}-session", self.cookie_prefix)
+    }
+
+    /// Name of the short-lived cookie holding a login in progress.
+    pub fn login_cookie(&self) -> String {
+        format!("{}-login", self.cookie_prefix)
+    }
+
+    /// Whether requests to `path` (without query) skip authentication.
+    pub fn passes_through(&self, path: &str) -> bool {
+        self.pass_through_exact.iter().any(|p| p == path) || self.pass_through_prefixes.iter().any(|p| path.starts_with(p.as_str()))
+    }
+}
+
+impl<'de> Deserialize<'de> for Config {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let raw = Raw::deserialize(d)?;
+        Config::try_from(raw).map_err(serde::de::Error::custom)
+    }
+}
+
+impl TryFrom<Raw> for Config {
+    type Error = String;
+
+    fn try_from(raw: Raw) -> Result<Self, String> {
+        let client_secret = weir::env_var(&raw.client_secret_env).filter(|s| !s.is_empty()).ok_or_else(|| {
+            format!("client secret: set the VM environment variable {} (vmConfig.env) or name another with client_secret_env", raw.client_secret_env)
+        })?;
+        let key_text = weir::env_var(&raw.session_key_env).ok_or_else(|| {
+            format!("session key: set the VM environment variable {} to 32 random bytes, hex (64 characters) or base64url", raw.session_key_env)
+        })?;
+        let session_key = crate::crypto::parse_key(key_text.trim())
+            .ok_or_else(|| format!("session key in {}: expected 32 bytes as 64 hex characters or base64url", raw.session_key_env))?;
+        let realm_suffix = raw.openid_realm.as_ref().map(|r| format!("/realms/{r}"));
+        let discovery_path = match (&raw.discovery_path, &raw.issuer, &realm_suffix) {
+            (Some(p), _, _) => p.clone(),
+            (None, Some(iss), _) => format!("{}/.well-known/openid-configuration", url_path(iss).trim_end_matches('/')),
+            (None, None, Some(suffix)) => format!("{suffix}/.well-known/openid-configuration"),
+            (None, None, None) => return Err("set issuer, discovery_path or openid_realm so the provider can be discovered".into()),
+        };
+        for (name, path) in [("redirect_path", &raw.redirect_path), ("logout_path", &raw.logout_path), ("discovery_path", &discovery_path)] {
+            if !path.starts_with('/') {
+                return Err(format!("{name} must be a path starting with '/', got {path:?}"));
+            }
+        }
+        if !raw.cookie_prefix.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') || raw.cookie_prefix.is_empty() {
+            return Err("cookie_prefix may only hold letters, digits, '-' and '_'".into());
+        }
+        if raw.algorithms.is_empty() || raw.algorithms.iter().any(|a| a.eq_ignore_ascii_case("none") || a.starts_with("HS")) {
+            return Err("algorithms must list public-key algorithms (RS256, ES256, …); none and HS* are never accepted".into());
+        }
+        let mut scopes = raw.scopes;
+        if !scopes.iter().any(|s| s == "openid") {
+            scopes.insert(0, "openid".into());
+        }
+        Ok(Config {
+            cluster: raw.openid_server,
+            issuer: raw.issuer,
+            realm_suffix,
+            discovery_path,
+            provider_authority: raw.provider_authority,
+            client_id: raw.client_id,
+            client_secret,
+            client_auth: raw.client_auth,
+            scope: scopes.join(" "),
+            redirect_path: raw.redirect_path,
+            logout_path: raw.logout_path,
+            post_logout_redirect: raw.post_logout_redirect,
+            pass_through_exact: raw.pass_through_exact,
+            pass_through_prefixes: raw.pass_through_prefixes,
+            cookie_prefix: raw.cookie_prefix,
+            same_site: raw.cookie_same_site,
+            session_lifetime: raw.session_lifetime_seconds,
+            login_timeout: raw.login_timeout_seconds,
+            session_key,
+            forward_token: raw.forward_token,
+            forward_header: raw.forward_header,
+            algorithms: raw.algorithms,
+            clock_skew: raw.clock_skew_seconds,
+            refresh_before: raw.refresh_before_seconds,
+            provider_refresh: raw.provider_refresh_seconds,
+            jwks_min_refetch: raw.jwks_min_refetch_seconds,
+            timeout: Duration::from_millis(raw.timeout_ms),
+            retry_after: raw.retry_after_seconds,
+        })
+    }
+}
+
+/// The path part of an absolute URL (`https://h:1/a/b?q` → `/a/b`); `/` when it has none.
+pub fn url_path(url: &str) -> &str {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let path = rest.find('/').map_or("/", |i| &rest[i..]);
+    path.split(['?', '#']).next().unwrap_or("/")
+}
+
+/// The authority part of an absolute URL (`https://h:1/a` → `h:1`).
+pub fn url_authority(url: &str) -> &str {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    rest.split(['/', '?', '#']).next().unwrap_or("")
+}
+
+fn default_secret_env() -> String {
+    "OIDC_CLIENT_SECRET".into()
+}
+fn default_key_env() -> String {
+    "OIDC_SESSION_KEY".into()
+}
+fn default_client_auth() -> ClientAuth {
+    ClientAuth::ClientSecretBasic
+}
+fn default_scopes() -> Vec<String> {
+    vec!["openid".into(), "profile".into(), "email".into()]
+}
+fn default_redirect_path() -> String {
+    "/oauth2/callback".into()
+}
+fn default_logout_path() -> String {
+    "/oauth2/logout".into()
+}
+fn default_cookie_prefix() -> String {
+    "__Host-oidc".into()
+}
+fn default_same_site() -> SameSite {
+    SameSite::Lax
+}
+fn default_session_lifetime() -> u64 {
+    8 * 3600
+}
+fn default_login_timeout() -> u64 {
+    300
+}
+fn default_forward_token() -> ForwardToken {
+    ForwardToken::IdToken
+}
+fn default_forward_header() -> HeaderName {
+    HeaderName::new("authorization").unwrap_or_else(|_| unreachable!("constant header name"))
+}
+fn default_algorithms() -> Vec<String> {
+    ["RS256", "PS256", "ES256", "ES384", "EdDSA"].map(String::from).to_vec()
+}
+fn default_skew() -> u64 {
+    60
+}
+fn default_refresh_before() -> u64 {
+    60
+}
+fn default_provider_refresh() -> u64 {
+    3600
+}
+fn default_jwks_min_interval() -> u64 {
+    30
+}
+fn default_timeout_ms() -> u64 {
+    2000
+}
+fn default_retry_after() -> u64 {
+    2
+}

@@ -1,0 +1,54 @@
+//! openid-connect: an OpenID Connect relying party (authorization code flow with PKCE S256,
+//! `state` and `nonce`) for seed 000's AUTHN step. Browsers without a session are sent to
+//! the provider; the callback validates the ID token fully and sets an encrypted session
+//! cookie; authenticated requests go upstream with `Authorization: Bearer <id_token>` and
+//! without the plugin's cookies. See README.md for the configuration and security notes.
+
+mod config;
+mod crypto;
+mod flow;
+mod provider;
+mod session;
+mod tokens;
+
+use config::Config;
+use flow::Pending;
+use weir::metrics::Counter;
+use weir::prelude::*;
+use weir::Phase;
+
+static ERRORED: Counter = Counter::new("openid_connect.errored");
+
+struct OpenIdConnect {
+    cfg: Shared<Config>,
+    /// Cookies to set on the upstream's response (a refresh happened on the way in).
+    pending: Pending,
+}
+
+impl HttpFilter for OpenIdConnect {
+    fn on_request_headers(&mut self, req: &mut RequestHeaders) -> Result<Flow> {
+        let path = req.path()?.unwrap_or_default();
+        let bare = path.split(['?', '#']).next().unwrap_or_default();
+        if self.cfg.passes_through(bare) {
+            flow::strip_cookies(&self.cfg, req, &req.cookies()?)?;
+            return Ok(Flow::Continue);
+        }
+        let (cfg, req, pending) = (self.cfg.clone(), req.handle(), self.pending.clone());
+        Ok(Flow::wait(flow::handle(cfg, req, pending)))
+    }
+
+    fn on_response_headers(&mut self, res: &mut ResponseHeaders) -> Result<Flow> {
+        for cookie in self.pending.borrow_mut().drain(..) {
+            res.add("set-cookie", cookie)?;
+        }
+        Ok(Flow::Continue)
+    }
+
+    fn on_error(&mut self, _phase: Phase, _err: &Error) -> LocalReply {
+        // Fail closed: nothing reaches the upstream when the plugin cannot decide.
+        ERRORED.inc();
+        LocalReply::new(500).header("cache-control", "no-store").details("openid_connect_error")
+    }
+}
+
+weir::http_plugin!(Config => |cfg| OpenIdConnect { cfg, pending: Default::default() });

@@ -1,0 +1,134 @@
+//! openid-connect's `.wasm` in weir-runtime against a scripted provider ([`idp`]): the login
+//! flow, refresh and logout ([`login`]), and the attack matrix ([`attacks`]), each attack
+//! checked never to reach the upstream. The real provider (oidc-provider) is exercised by
+//! the Envoy suite.
+
+mod attacks;
+mod idp;
+mod login;
+
+use idp::{Idp, CLIENT_SECRET};
+use serde_json::{json, Value};
+use std::time::Duration;
+use weir_runtime::{Outcome, Plugin, Request};
+
+pub const SESSION_KEY: &str = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
+pub const SESSION: &str = "__Host-oidc-session";
+pub const LOGIN: &str = "__Host-oidc-login";
+/// weir-runtime's virtual clock starts at 2026-01-01T00:00:00Z; `Plugin::now` counts from there.
+pub(crate) const CLOCK_START: u64 = 1_767_225_600;
+
+pub fn config(extra: Value) -> Value {
+    let mut cfg = json!({ "openid_server": "idp", "openid_realm": "ingress", "client_id": idp::CLIENT_ID, "pass_through_prefixes": ["/public/"] });
+    if let (Some(cfg), Value::Object(extra)) = (cfg.as_object_mut(), extra) {
+        cfg.extend(extra);
+    }
+    cfg
+}
+
+/// Cookies as a browser keeps them (`Max-Age=0` deletes).
+#[derive(Debug, Default, Clone)]
+pub struct Jar(pub Vec<(String, String)>);
+
+impl Jar {
+    pub fn apply(&mut self, out: &Outcome) {
+        let Some(res) = out.response() else { return };
+        for line in res.headers().get_all("set-cookie") {
+            let (pair, attrs) = line.split_once(';').unwrap_or((line, ""));
+            let (name, value) = pair.split_once('=').expect("set-cookie has name=value");
+            assert!(attrs.contains("Secure") && attrs.contains("HttpOnly") && attrs.contains("Path=/"), "{line}");
+            assert!(name.starts_with("__Host-"), "{line}");
+            self.0.retain(|(n, _)| n != name);
+            if !attrs.contains("Max-Age=0") {
+                self.0.push((name.to_string(), value.to_string()));
+            }
+        }
+    }
+
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+    }
+
+    pub fn set(&mut self, name: &str, value: &str) {
+        self.0.retain(|(n, _)| n != name);
+        self.0.push((name.to_string(), value.to_string()));
+    }
+
+    pub fn header(&self) -> String {
+        self.0.iter().map(|(n, v)| format!("{n}={v}")).collect::<Vec<_>>().join("; ")
+    }
+}
+
+pub(crate) struct Harness {
+    pub plugin: Plugin,
+    pub idp: Idp,
+    pub jar: Jar,
+}
+
+pub(crate) fn start(extra: Value) -> Harness {
+    let idp = Idp::new(0);
+    let plugin = Plugin::build(env!("CARGO_MANIFEST_DIR"))
+        .config(config(extra))
+        .env("OIDC_CLIENT_SECRET", CLIENT_SECRET)
+        .env("OIDC_SESSION_KEY", SESSION_KEY)
+        .upstream("idp", idp.handler())
+        .start()
+        .expect("openid-connect starts");
+    idp.state().now = CLOCK_START + plugin.now().as_secs();
+    Harness { plugin, idp, jar: Jar::default() }
+}
+
+impl Harness {
+    /// A browser navigation to `path` with the jar's cookies; applies the `Set-Cookie`s.
+    pub fn browse(&mut self, path: &str) -> Outcome {
+        let mut req = Request::get(path).header("accept", "text/html,application/xhtml+xml").header("cookie", "theme=dark");
+        if !self.jar.0.is_empty() {
+            req = req.header("cookie", &self.jar.header());
+        }
+        let out = self.plugin.http().request(req).run();
+        assert!(out.trap().is_none(), "trap: {:?}", out.trap());
+        self.jar.apply(&out);
+        out
+    }
+
+    /// Follows a login from `path`: the plugin's redirect, the user at the provider, the
+    /// callback. Returns the callback's outcome.
+    pub fn login(&mut self, path: &str) -> Outcome {
+        let out = self.browse(path);
+        let location = location(&out);
+        let callback = self.idp.authorize(&location);
+        self.browse(&callback)
+    }
+
+    pub fn advance(&self, seconds: u64) {
+        self.plugin.advance(Duration::from_secs(seconds));
+        self.idp.state().now = CLOCK_START + self.plugin.now().as_secs();
+    }
+}
+
+pub fn location(out: &Outcome) -> String {
+    let res = out.response().expect("a response");
+    assert_eq!(res.status_code(), 302, "expected a redirect; logs: {:?}", out.logs());
+    res.header_value("location").expect("location header").to_string()
+}
+
+/// The request was answered by the plugin with `status` and never reached the upstream.
+pub fn assert_refused(out: &Outcome, status: u16) {
+    assert!(out.trap().is_none(), "trap: {:?}", out.trap());
+    assert!(out.upstream_request().is_none(), "the upstream must not see it; logs: {:?}", out.logs());
+    assert_eq!(out.local_reply().map(|r| r.status()), Some(status), "logs: {:?}", out.logs());
+}
+
+/// The request reached the upstream with the session's ID token and without plugin cookies.
+pub fn assert_forwarded(out: &Outcome) -> String {
+    assert!(out.trap().is_none(), "trap: {:?}", out.trap());
+    let up = out.upstream_request().unwrap_or_else(|| panic!("reaches the upstream; logs: {:?}", out.logs()));
+    let auth = up.headers().get_all("authorization");
+    assert_eq!(auth.len(), 1, "{auth:?}");
+    let token = auth[0].strip_prefix("Bearer ").expect("Bearer token").to_string();
+    assert_eq!(token.split('.').count(), 3);
+    for cookie in up.headers().get_all("cookie") {
+        assert!(!cookie.contains("__Host-oidc"), "plugin cookies reach the upstream: {cookie}");
+    }
+    token
+}
