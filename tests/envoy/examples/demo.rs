@@ -1,64 +1,175 @@
-//! `make demo`: header-append in a real Envoy (1.40, V8), configured the way istiod
-//! configures a WasmPlugin, with one request shown hop by hop.
+//! `make demo`: seed 000's whole chain in a real Envoy (1.40, V8), walked from the terminal.
 //!
-//! Run with `make demo` (it builds `target/plugins/header-append.wasm` first).
+//! ```text
+//! browser ─▶ openid-connect (AUTHN) ─▶ jwt_authn ─▶ acl-check (AUTHZ) ─▶ check-header (AUTHZ) ─▶ upstream
+//!                 │ login, code exchange       │ checks the       │ asks the policy   │ verifies the grant
+//!                 ▼                            ▼ forwarded JWT    ▼ server            ▼ (JWKS from the server)
+//!          OpenID Provider (oidc-provider, certified)      policy server (examples/policy-server)
+//! ```
+//!
+//! Every part is real and local (127.0.0.1): the provider is oidc-provider from npm, the policy
+//! server is this repository's, jwt_authn stands in for Istio's authn (a RequestAuthentication
+//! compiles to it), and the browser is a client that follows redirects and fills in the
+//! provider's forms. Run with `make demo` (it builds the plugins first).
 
-use anyhow::{Context, Result};
-use weir_envoy_tests::{repo_root, EchoUpstream, Envoy, Headers, Reply, WasmFilter};
+#[allow(dead_code)] // shared with the AUTHZ chain tests, which use more of it
+#[path = "../tests/authz_chain/policy_server.rs"]
+mod policy_server;
 
-const CONFIG: &str = r#"{
-  "request_headers_to_add": [
-    {"name": "x-request-team", "value": "payments", "action": "ADD_IF_ABSENT"},
-    {"name": "x-forwarded-by", "value": "weir"}
-  ],
-  "request_headers_to_remove": ["x-debug"],
-  "response_headers_to_add": [
-    {"name": "x-frame-options", "value": "DENY", "action": "OVERWRITE_IF_EXISTS_OR_ADD"}
-  ],
-  "response_headers_to_remove": ["x-powered-by"],
-  "first-header": "some-value"
-}"#;
+use std::net::{SocketAddr, TcpListener};
+
+use anyhow::{ensure, Context, Result};
+use policy_server::{PolicyServer, UserKeys};
+use serde_json::{json, Value};
+use weir_envoy_tests::{repo_root, EchoUpstream, Envoy, Reply, WasmFilter};
+use weir_idp_tests::{Browser, Jwt, Provider, TestClient};
+
+const CLIENT_ID: &str = "ingress-gateway";
+const CLIENT_SECRET: &str = "gateway-secret";
+/// The demo's session key; a real deployment takes its own from a Secret (`OIDC_SESSION_KEY`).
+const SESSION_KEY: &str = "49d0d4bb3e2116a781fc011a6080e5bfb585044db456168afa55437606b6e1de";
 
 fn main() -> Result<()> {
-    let wasm = repo_root().join("target/plugins/header-append.wasm");
-    anyhow::ensure!(wasm.exists(), "{} is missing: run `make build` (or `make demo`)", wasm.display());
+    let wasm = |name: &str| -> Result<std::path::PathBuf> {
+        let path = repo_root().join(format!("target/plugins/{name}.wasm"));
+        ensure!(path.exists(), "{} is missing: run `make build` (or `make demo`)", path.display());
+        Ok(path)
+    };
+    // Envoy must know where the provider and the policy server are before they start (the
+    // provider must know Envoy's callback URL, the policy server the provider's keys).
+    let free = || -> Result<SocketAddr> { Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?) };
+    let (idp_addr, policy_addr) = (free()?, free()?);
+    let issuer = format!("http://{idp_addr}/realms/ingress");
+    let upstream = EchoUpstream::with_reply(Reply::status(200).header("content-type", "text/plain").body("the quarterly report\n"))?;
 
-    let upstream = EchoUpstream::with_reply(
-        Reply::status(200).header("x-powered-by", "php/8.3").header("x-frame-options", "SAMEORIGIN").body("hello from the upstream\n"),
-    )?;
-    let plugin = WasmFilter::new(&wasm).plugin_name("istio-system", "header-append").configuration(CONFIG);
-    let envoy = Envoy::builder().http_filter(plugin).upstream(upstream.addr()).start().context("starting Envoy")?;
+    let openid = WasmFilter::new(wasm("openid-connect")?)
+        .plugin_name("istio-ingress", "openid-connect")
+        .json_configuration(&json!({ "openid_server": "authn", "openid_realm": "ingress", "issuer": issuer, "client_id": CLIENT_ID }))
+        .env("OIDC_CLIENT_SECRET", CLIENT_SECRET)
+        .env("OIDC_SESSION_KEY", SESSION_KEY);
+    let acl = WasmFilter::new(wasm("acl-check")?)
+        .plugin_name("istio-ingress", "acl-check")
+        .json_configuration(&json!({ "acl_server": "policy", "set_header": "authz_complete", "timeout": 2000 }));
+    let check = WasmFilter::new(wasm("check-header")?).plugin_name("istio-ingress", "check-header").json_configuration(&json!({
+        "read_header": "authz_complete", "function": "read_data", "jwks_cluster": "policy",
+        "issuer": "weir-policy-server", "audiences": ["check-header"],
+        "claim_to_headers": [{ "claim": "sub", "header": "x-user" }],
+    }));
+    let envoy = Envoy::builder()
+        .http_filter(openid)
+        .native_http_filter(jwt_authn(&issuer))
+        .http_filter(acl)
+        .http_filter(check)
+        .cluster("authn", idp_addr)
+        .cluster("policy", policy_addr)
+        .upstream(upstream.addr())
+        .start()
+        .context("starting Envoy")?;
+    let client = TestClient::new(CLIENT_ID, CLIENT_SECRET).redirect_uri(&format!("{}/oauth2/callback", envoy.url()));
+    let idp = Provider::builder().realm("ingress").client(client).port(idp_addr.port()).start()?;
+    let policy = PolicyServer::start_on(policy_addr, &issuer, CLIENT_ID, UserKeys::Url(&format!("{issuer}/jwks")))?;
 
-    println!("Envoy {} is listening on {} (admin {})", "1.40 (V8)", envoy.url(), envoy.admin_url());
-    println!("plugin {} with pluginConfig:\n{CONFIG}\n", wasm.display());
+    println!("OpenID Provider   {}  (oidc-provider)", idp.issuer());
+    println!("policy server     http://{}  (examples/policy-server; alice may read_data)", policy.addr);
+    println!("upstream          http://{}", upstream.addr());
+    println!("Envoy 1.40 (V8)   {}", envoy.url());
+    println!("  chain: openid-connect → jwt_authn → acl-check → check-header → router\n");
 
-    let response = envoy
-        .get("/orders?id=42")?
-        .header("x-debug", "1")
-        .header("x-forwarded-by", "client")
-        .send()
-        .context("sending the demo request")?;
+    let url = format!("{}/reports/q3", envoy.url());
+    let mut browser = Browser::new();
+    let mut first = browser.get(&url)?;
+    // The plugin learns the provider on its first request; a request racing it gets 503.
+    for _ in 0..20 {
+        if first.status != 503 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(250));
+        first = browser.get(&url)?;
+    }
+    ensure!(first.status == 302, "expected a redirect to the provider, got {}:\n{}", first.status, envoy.log());
+    let authorize = first.header("location").unwrap_or_default().to_string();
+    println!("1. browser  GET /reports/q3 (no session)");
+    println!("   ← 302 to the provider: {}", shorten(&authorize, 110));
+    println!("     (PKCE S256, state and nonce; they travel in an encrypted __Host- cookie)");
 
-    println!("client  -> envoy    : GET /orders?id=42  x-debug: 1  x-forwarded-by: client");
-    let seen = upstream.requests();
-    let request = seen.first().context("the upstream saw no request")?;
-    println!("envoy   -> upstream : {} {}", request.method, request.path);
-    print_headers(&request.headers, &["x-debug", "x-request-team", "x-forwarded-by"]);
-    println!("upstream -> envoy   : 200  x-powered-by: php/8.3  x-frame-options: SAMEORIGIN");
-    println!("envoy   -> client   : {}", response.status);
-    print_headers(&response.headers, &["x-powered-by", "x-frame-options", "first-header"]);
-    println!("\n(Envoy wrote {} log lines; `make test` runs the full header-append suite.)", envoy.log().lines().count());
+    let callback = browser.sign_in_from(first, "alice", &format!("{}/oauth2/callback", envoy.url()))?;
+    println!("2. browser  signs in as alice at the provider (sign-in and consent forms)");
+    println!("   ← 302 to {}", shorten(callback.url.as_str(), 110));
+
+    let back = browser.get(callback.url.as_str())?;
+    ensure!(back.status == 302, "the callback answered {}: {}\n{}", back.status, back.text(), envoy.log());
+    println!("3. browser  GET /oauth2/callback: openid-connect exchanges the code, validates the ID token");
+    println!("   ← 302 to {} with the session in cookies:", back.header("location").unwrap_or_default());
+    for cookie in browser.cookies().iter().filter(|c| c.name.starts_with("__Host-")) {
+        println!("     {} ({} bytes, AES-256-GCM)", cookie.name, cookie.value.len());
+    }
+
+    let page = browser.get(&url)?;
+    ensure!(
+        page.status == 200,
+        "the authenticated request answered {}: {}\npolicy server log:\n{}\nEnvoy log:\n{}",
+        page.status,
+        page.text(),
+        policy.log(),
+        envoy.log()
+    );
+    let seen = upstream.requests().last().cloned().context("the upstream saw no request")?;
+    let bearer = seen.headers.get("authorization").and_then(|v| v.strip_prefix("Bearer ")).context("no bearer token upstream")?;
+    let jwt = Jwt::decode(bearer)?;
+    println!("4. browser  GET /reports/q3 with the session cookie");
+    println!("   openid-connect  → Authorization: Bearer <ID token: sub={}, iss={}>", jwt.claim_str("sub").unwrap_or("?"), jwt.claim_str("iss").unwrap_or("?"));
+    println!("   jwt_authn       → verified it with the provider's JWKS");
+    println!("   acl-check       → the policy server granted alice; grant in authz_complete");
+    println!("   check-header    → verified the grant (keys fetched from the policy server), read_data permitted");
+    println!("   upstream saw    x-user: {}", seen.headers.get("x-user").unwrap_or("(absent)"));
+    println!("                   authz_complete: {}", seen.headers.get("authz_complete").unwrap_or("(stripped after verification)"));
+    let cookies = seen.headers.get_all("cookie").join("; ");
+    println!("                   plugin cookies: {}", if cookies.contains("__Host-") { "present (unexpected)" } else { "stripped" });
+    println!("   ← {} {}", page.status, page.text().trim());
+
+    let forged = weir_envoy_tests::HttpRequest::get(&url)?.header("accept", "application/json").header("authz_complete", "forged").send()?;
+    println!("5. API client without a session, forging authz_complete → {} (no redirect for non-browsers)", forged.status);
+    ensure!(forged.status == 401, "expected 401, got {}", forged.status);
+    let stats = envoy.stats()?;
+    let counters: Vec<&str> = stats
+        .lines()
+        .filter(|l| ["jwt_authn.allowed", "jwt_authn.denied", "acl_check.", "check_header.", "openid_connect."].iter().any(|k| l.contains(k)))
+        .filter(|l| !l.ends_with(": 0"))
+        .collect();
+    println!("\nEnvoy's /stats (non-zero counters of the chain):");
+    for line in counters {
+        println!("  {line}");
+    }
+    println!("The upstream saw {} request(s), all authenticated and authorized.", upstream.requests().len());
     Ok(())
 }
 
-fn print_headers(headers: &Headers, names: &[&str]) {
-    for name in names {
-        let values = headers.get_all(name);
-        if values.is_empty() {
-            println!("                      {name}: (absent)");
-        }
-        for value in values {
-            println!("                      {name}: {value}");
-        }
+/// Envoy's jwt_authn checking the forwarded ID token as Istio's authn would for a
+/// RequestAuthentication: a missing token passes (openid-connect's own pages), an invalid one
+/// is refused.
+fn jwt_authn(issuer: &str) -> Value {
+    json!({
+        "name": "envoy.filters.http.jwt_authn",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication",
+            "providers": { "idp": {
+                "issuer": issuer,
+                "audiences": [CLIENT_ID],
+                "forward": true,
+                "remote_jwks": { "http_uri": { "uri": format!("{issuer}/jwks"), "cluster": "authn", "timeout": "5s" },
+                                 "cache_duration": "300s" },
+            }},
+            "rules": [{ "match": { "prefix": "/" }, "requires": { "requires_any": { "requirements": [
+                { "provider_name": "idp" }, { "allow_missing": {} },
+            ]}}}],
+        },
+    })
+}
+
+fn shorten(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_string();
     }
+    let cut = (0..=max).rev().find(|&i| text.is_char_boundary(i)).unwrap_or(0);
+    format!("{}…", &text[..cut])
 }

@@ -122,12 +122,20 @@ impl WasmFilter {
     }
 }
 
+/// One HTTP filter of the chain.
+#[derive(Debug, Clone)]
+pub(crate) enum HttpFilter {
+    /// A plugin, configured the way istiod configures a WasmPlugin.
+    Wasm(WasmFilter),
+    /// One of Envoy's own filters: the whole entry (`name` and `typed_config`).
+    Native(Value),
+}
+
 /// Everything that goes into one bootstrap.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Topology {
-    /// Envoy's own HTTP filters (full `name` + `typed_config` JSON), before the wasm ones.
-    pub(crate) native_http_filters: Vec<Value>,
-    pub(crate) http_filters: Vec<WasmFilter>,
+    /// The HTTP filters before the router, in the order they were added.
+    pub(crate) http_filters: Vec<HttpFilter>,
     pub(crate) network_filters: Vec<WasmFilter>,
     pub(crate) tcp_listener: bool,
     pub(crate) upstream: Option<SocketAddr>,
@@ -150,8 +158,14 @@ impl Topology {
                 "direct_response": {"status": 200, "body": {"inline_string": "no upstream configured\n"}},
             }),
         };
-        let mut http_filters = self.native_http_filters.clone();
-        http_filters.extend(wasm_filters(&self.http_filters, FilterKind::Http)?);
+        let mut http_filters = self
+            .http_filters
+            .iter()
+            .map(|filter| match filter {
+                HttpFilter::Wasm(wasm) => wasm.to_filter(FilterKind::Http),
+                HttpFilter::Native(native) => Ok(native.clone()),
+            })
+            .collect::<Result<Vec<Value>>>()?;
         http_filters.push(json!({
             "name": "envoy.filters.http.router",
             "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"},

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use serde_json::Value;
 
-use crate::bootstrap::{Topology, WasmFilter, HTTP_LISTENER, TCP_LISTENER};
+use crate::bootstrap::{HttpFilter, Topology, WasmFilter, HTTP_LISTENER, TCP_LISTENER};
 use crate::client::HttpRequest;
 use crate::locate::find_envoy;
 use crate::scratch::ScratchDir;
@@ -32,15 +32,15 @@ impl EnvoyBuilder {
     /// Appends an HTTP wasm filter; filters run in the order they are added, before the
     /// router.
     pub fn http_filter(mut self, filter: WasmFilter) -> Self {
-        self.topology.http_filters.push(filter);
+        self.topology.http_filters.push(HttpFilter::Wasm(filter));
         self
     }
 
-    /// Appends one of Envoy's own HTTP filters, e.g. `envoy.filters.http.jwt_authn` to compare
-    /// a plugin with it: `filter` is the whole entry (`name` and `typed_config`). Native filters
-    /// run before every wasm filter, in the order they are added.
+    /// Appends one of Envoy's own HTTP filters, e.g. `envoy.filters.http.jwt_authn` standing
+    /// in for Istio's authn: `filter` is the whole entry (`name` and `typed_config`). Filters
+    /// run in the order they are added, wasm and native alike.
     pub fn native_http_filter(mut self, filter: Value) -> Self {
-        self.topology.native_http_filters.push(filter);
+        self.topology.http_filters.push(HttpFilter::Native(filter));
         self
     }
 

@@ -44,6 +44,12 @@ impl PolicyServer {
     /// Starts the server for identity provider `issuer`/`audience` with a new ES256 signing
     /// key, and waits until it prints its address.
     pub fn start(issuer: &str, audience: &str, keys: UserKeys<'_>) -> Result<Self> {
+        Self::start_on("127.0.0.1:0".parse()?, issuer, audience, keys)
+    }
+
+    /// [`PolicyServer::start`] on a given address, for a server Envoy must know before it
+    /// starts (port 0: any free port).
+    pub fn start_on(listen: SocketAddr, issuer: &str, audience: &str, keys: UserKeys<'_>) -> Result<Self> {
         static COUNT: AtomicUsize = AtomicUsize::new(0);
         let binary = binary()?;
         let dir = std::env::temp_dir().join(format!(
@@ -61,7 +67,7 @@ impl PolicyServer {
             UserKeys::Url(url) => format!("jwks_url: {url}\n  jwks_fetch_timeout_ms: 200"),
         };
         let config = format!(
-            "listen: 127.0.0.1:0\nacl_file: acl.yaml\n\
+            "listen: {listen}\nacl_file: acl.yaml\n\
              user_token:\n  issuers: [{issuer}]\n  audiences: [{audience}]\n  {source}\n\
              issued_token:\n  signing_key: signing.pem\n  algorithm: ES256\n"
         );
