@@ -26,6 +26,14 @@ pub enum LoadError {
     /// Linking failed, e.g. a host function imported with the wrong signature.
     #[error("cannot link module against the proxy-wasm host: {0}")]
     Link(String),
+    /// The module declares only proxy-wasm ABI versions the host does not serve.
+    #[error("unsupported proxy-wasm ABI: the module exports {markers}; weir-runtime (like Envoy 1.40) runs ABI versions {supported} (exports proxy_abi_version_0_1_0, _0_2_0 or _0_2_1): rebuild the plugin with a proxy-wasm SDK for one of them")]
+    UnsupportedAbi {
+        /// The `proxy_abi_version_*` exports found.
+        markers: String,
+        /// The versions served.
+        supported: &'static str,
+    },
     /// The shared engine could not be created.
     #[error("cannot create the wasmtime engine: {0}")]
     Engine(String),
@@ -41,8 +49,8 @@ pub enum StartError {
     /// The module could not be loaded.
     #[error(transparent)]
     Load(#[from] LoadError),
-    /// The module does not export a supported `proxy_abi_version_*` marker.
-    #[error("module exports no proxy_abi_version_0_2_1 (or 0_2_0) function: not a proxy-wasm 0.2 plugin")]
+    /// The module exports no `proxy_abi_version_*` marker.
+    #[error("module exports no proxy_abi_version_* function: not a proxy-wasm plugin (ABI versions served: 0.1.0, 0.2.0, 0.2.1)")]
     NotProxyWasm,
     /// Instantiation failed (e.g. the module asks for more memory than allowed).
     #[error("cannot instantiate plugin: {0}")]

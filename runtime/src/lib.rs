@@ -44,6 +44,7 @@
 #![warn(missing_docs)]
 
 mod abi;
+mod abi_version;
 mod command;
 mod engine;
 mod error;
@@ -59,6 +60,7 @@ mod vm;
 mod wasi;
 
 pub use command::{CommandError, WasiCommand};
+pub use abi_version::AbiVersion;
 pub use error::{LoadError, StartError};
 pub use message::{Headers, LocalReply, Request, Response};
 pub use outcome::{Action, CallbackCost, Callout, LogEntry, Outcome, Phase, Trap};
