@@ -46,6 +46,7 @@ pub(crate) fn exec(args: ExecArgs, printer: Printer) -> Result<()> {
 
     printer.detail(format!("running {} (root id '{}')", module.path.display(), args.root_id));
     let plugin = builder.start().map_err(|error| start_error(error, &args))?;
+    printer.status(format!("proxy-wasm ABI {} (from the module's proxy_abi_version_* export)", plugin.abi_version()));
     let mut logs: Vec<(Scope, _)> = plugin.logs().into_iter().map(|entry| (Scope::Plugin, entry)).collect();
     let outcome = plugin.http().request(request).response(response).run();
     let after = plugin.logs();
