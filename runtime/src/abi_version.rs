@@ -21,7 +21,7 @@ pub enum AbiVersion {
 }
 
 /// The versions served, as `weir` names them in messages.
-pub(crate) const SUPPORTED: &str = "0.1.0, 0.2.0, 0.2.1";
+pub(crate) const SUPPORTED: &str = "0.1.0, 0.2.0 and 0.2.1";
 
 /// Host functions every version has (0.2.1's list minus the version-specific ones below).
 const VERSION_SPECIFIC_0_2: [&str; 3] = ["proxy_continue_stream", "proxy_close_stream", "proxy_get_log_level"];
@@ -29,6 +29,9 @@ const ONLY_0_1_0: [&str; 4] =
     ["proxy_get_configuration", "proxy_continue_request", "proxy_continue_response", "proxy_clear_route_cache"];
 
 impl AbiVersion {
+    /// Every version the host serves, oldest first.
+    pub const ALL: [AbiVersion; 3] = [AbiVersion::V0_1_0, AbiVersion::V0_2_0, AbiVersion::V0_2_1];
+
     /// The export name that declares this version.
     pub fn export_name(self) -> &'static str {
         match self {
@@ -49,6 +52,12 @@ impl AbiVersion {
                 AbiVersion::V0_2_0 => name == "proxy_continue_stream" || name == "proxy_close_stream",
                 AbiVersion::V0_2_1 => VERSION_SPECIFIC_0_2.contains(&name),
             }
+    }
+
+    /// The versions other than `self` that provide `env.<name>`, for link errors such as
+    /// "proxy_get_log_level is ABI 0.2.1 only".
+    pub(crate) fn others_providing(self, name: &str) -> Vec<AbiVersion> {
+        AbiVersion::ALL.into_iter().filter(|v| *v != self && v.provides(name)).collect()
     }
 
     /// Header callbacks take `end_of_stream` from 0.2.0 on.

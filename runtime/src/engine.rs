@@ -135,7 +135,13 @@ fn linker_for(base: &Linker<HostState>, module: &Module, abi: AbiVersion) -> Res
                 })
                 .map_err(|e| LoadError::Link(format!("{e:#}")))?;
         } else {
-            missing_env.push(format!("{module_name}.{name}"));
+            let others = if module_name == weir_abi::HOST_MODULE { abi.others_providing(name) } else { Vec::new() };
+            missing_env.push(if others.is_empty() {
+                format!("{module_name}.{name}")
+            } else {
+                let others: Vec<String> = others.iter().map(ToString::to_string).collect();
+                format!("{module_name}.{name} (proxy-wasm ABI {} only; the module declares ABI {abi})", others.join(" and "))
+            });
         }
     }
     if !missing_env.is_empty() {

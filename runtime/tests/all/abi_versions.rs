@@ -1,6 +1,6 @@
-//! Modules of each ABI version the host serves (0.1.0, 0.2.0, 0.2.1) and one it does not.
-//! `tests/envoy/tests/abi_versions.rs` runs the same guests with the same expectations in
-//! Envoy 1.40: together they show both engines give the same outcomes.
+//! Modules of each ABI version the host serves (0.1.0, 0.2.0, 0.2.1) and ones it refuses.
+//! The fidelity suite (`tests/fidelity`, scenarios `abi_*` and `both_allocators_*`) runs the
+//! same guests in Envoy 1.40 and compares the outcomes with weir-runtime's field by field.
 
 use weir_runtime::{AbiVersion, LoadError, Plugin, PluginBuilder, Request, Response, StartError};
 
@@ -8,23 +8,13 @@ use weir_runtime::{AbiVersion, LoadError, Plugin, PluginBuilder, Request, Respon
 fn abi_0_1_0() -> PluginBuilder {
     Plugin::build(concat!(env!("CARGO_MANIFEST_DIR"), "/test-plugins/abi-0-1-0"))
         .root_id("abi-0-1-0")
-        .config("x-from-config=yes\nx-second=2")
+        .config(r#"{"x-from-config": "yes", "x-second": "2"}"#)
 }
 
-const ABI_0_2_0_WASM: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/all/guests/abi_0_2_0.wasm");
-
-#[test]
-fn committed_guest_wasm_is_built_from_its_wat() {
-    // Envoy's suite loads the committed .wasm files: each must be its WAT, compiled.
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/all/guests");
-    for name in ["abi_0_2_0", "abi_9_9_9"] {
-        let from_wat = wat::parse_file(format!("{dir}/{name}.wat")).unwrap();
-        let path = format!("{dir}/{name}.wasm");
-        if std::fs::read(&path).unwrap_or_default() != from_wat {
-            std::fs::write(&path, &from_wat).unwrap();
-            panic!("{path} was stale and has been rewritten: commit it");
-        }
-    }
+/// A hand-written guest under test-plugins/wat, compiled now: the WAT is the only source.
+fn wat_guest(name: &str) -> Vec<u8> {
+    let path = format!("{}/test-plugins/wat/{name}.wat", env!("CARGO_MANIFEST_DIR"));
+    wat::parse_file(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 
 #[test]
@@ -58,7 +48,7 @@ fn abi_0_1_0_module_resumes_with_continue_request_and_sends_local_replies() {
 
 #[test]
 fn abi_0_2_0_module_uses_malloc_start_section_and_wasi_unstable() {
-    let plugin = Plugin::load(ABI_0_2_0_WASM).root_id("abi-0-2-0").config("cfg-0.2.0");
+    let plugin = Plugin::from_bytes(wat_guest("abi_0_2_0")).root_id("abi-0-2-0").config("cfg-0.2.0");
     let plugin = plugin.start().unwrap();
     assert_eq!(plugin.abi_version(), AbiVersion::V0_2_0);
     let out = plugin
@@ -95,14 +85,28 @@ fn functions_of_another_abi_version_do_not_link() {
         let err = Plugin::from_bytes(wasm).start().unwrap_err();
         assert!(matches!(err, StartError::Load(LoadError::MissingImports(_))), "{abi}: {err}");
     }
+    let err = Plugin::from_bytes(wat_guest("abi_0_2_0_imports_get_log_level")).start().unwrap_err().to_string();
+    assert!(
+        err.contains("env.proxy_get_log_level (proxy-wasm ABI 0.2.1 only; the module declares ABI 0.2.0)"),
+        "the message names the version that has it: {err}"
+    );
+}
+
+#[test]
+fn malloc_is_preferred_over_proxy_on_memory_allocate_as_in_envoy() {
+    let plugin = Plugin::from_bytes(wat_guest("both_allocators")).start().unwrap();
+    let out = plugin.http().request(Request::get("/").header("user-agent", "abi-test")).response(Response::status(200)).run();
+    let upstream = out.upstream_request().expect("request reaches the upstream");
+    assert_eq!(upstream.header_value("x-allocator"), Some("malloc"));
+    assert_eq!(upstream.header_value("x-user-agent-copy"), Some("abi-test"));
 }
 
 #[test]
 fn unknown_abi_version_is_refused_naming_the_supported_ones() {
-    let wasm = wat::parse_file(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/all/guests/abi_9_9_9.wat")).unwrap();
-    let err = Plugin::from_bytes(wasm).start().unwrap_err();
+    let err = Plugin::from_bytes(wat_guest("abi_9_9_9")).start().unwrap_err();
     let message = err.to_string();
     assert!(matches!(err, StartError::Load(LoadError::UnsupportedAbi { .. })), "{message}");
     assert!(message.contains("proxy_abi_version_9_9_9"), "{message}");
-    assert!(message.contains("0.1.0, 0.2.0, 0.2.1"), "{message}");
+    assert!(message.starts_with("unknown Proxy-Wasm ABI version"), "Envoy's words first: {message}");
+    assert!(message.contains("0.1.0, 0.2.0 and 0.2.1"), "{message}");
 }

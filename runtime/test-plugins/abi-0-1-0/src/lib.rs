@@ -2,7 +2,8 @@
 //! configuration through `proxy_get_configuration`, header callbacks without
 //! `end_of_stream`, and a paused request resumed with `proxy_continue_request`.
 //!
-//! Configuration: lines of `name=value`, each added to the response headers.
+//! Configuration: a flat JSON object of strings (Red Hat's form), each entry added to the
+//! response headers, in name order.
 
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, LogLevel};
@@ -30,14 +31,18 @@ impl RootContext for Root {
     fn on_configure(&mut self, _size: usize) -> bool {
         // 0.1.x reads the configuration with `proxy_get_configuration`.
         let config = self.get_configuration().unwrap_or_default();
-        let text = String::from_utf8_lossy(&config).into_owned();
-        self.headers.clear();
-        for line in text.lines().filter(|l| !l.trim().is_empty()) {
-            let Some((name, value)) = line.split_once('=') else {
-                log::warn!("abi-0.1.0: bad configuration line {line:?}");
+        if config.is_empty() {
+            self.headers.clear();
+            log::info!("abi-0.1.0: configured with 0 headers");
+            return true;
+        }
+        let parsed: Result<std::collections::BTreeMap<String, String>, _> = serde_json::from_slice(&config);
+        match parsed {
+            Ok(headers) => self.headers = headers.into_iter().collect(),
+            Err(err) => {
+                log::warn!("abi-0.1.0: bad configuration: {err}");
                 return false;
-            };
-            self.headers.push((name.trim().to_string(), value.trim().to_string()));
+            }
         }
         log::info!("abi-0.1.0: configured with {} headers", self.headers.len());
         true
@@ -59,7 +64,7 @@ struct Stream {
 impl Context for Stream {}
 
 impl HttpContext for Stream {
-    fn on_http_request_headers(&mut self, count: usize) -> Action {
+    fn on_http_request_headers(&mut self, _count: usize) -> Action {
         let path = self.get_http_request_header(":path").unwrap_or_default();
         if path == "/deny" {
             self.send_http_response(403, vec![("x-denied-by", "abi-0.1.0")], Some(b"denied\n"));
@@ -69,7 +74,6 @@ impl HttpContext for Stream {
         let missing = self.get_http_request_header("x-not-sent");
         self.set_http_request_header("x-abi", Some("0.1.0"));
         self.set_http_request_header("x-missing-header", Some(&format!("{missing:?}")));
-        self.set_http_request_header("x-request-header-count", Some(&count.to_string()));
         if path == "/pause" {
             // Paused, then resumed from the same callback through `proxy_continue_request`.
             self.resume_http_request();
