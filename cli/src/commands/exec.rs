@@ -46,7 +46,6 @@ pub(crate) fn exec(args: ExecArgs, printer: Printer) -> Result<()> {
 
     printer.detail(format!("running {} (root id '{}')", module.path.display(), args.root_id));
     let plugin = builder.start().map_err(|error| start_error(error, &args))?;
-    printer.status(format!("proxy-wasm ABI {} (from the module's proxy_abi_version_* export)", plugin.abi_version()));
     let mut logs: Vec<(Scope, _)> = plugin.logs().into_iter().map(|entry| (Scope::Plugin, entry)).collect();
     let outcome = plugin.http().request(request).response(response).run();
     let after = plugin.logs();
@@ -54,7 +53,13 @@ pub(crate) fn exec(args: ExecArgs, printer: Printer) -> Result<()> {
     logs.extend(outcome.logs().iter().cloned().map(|entry| (Scope::Stream, entry)));
 
     let trap = outcome.trap().cloned();
-    let report = Report { path: module.path.display().to_string(), root_id: args.root_id.clone(), outcome, logs };
+    let report = Report {
+        path: module.path.display().to_string(),
+        root_id: args.root_id.clone(),
+        abi_version: plugin.abi_version(),
+        outcome,
+        logs,
+    };
     if args.json {
         let text = serde_json::to_string_pretty(&report.to_json()).context("serializing the report")?;
         printer.result(text);
