@@ -5,7 +5,7 @@ use weir_cli::oci::extract::ExtractError;
 use weir_cli::oci::registry::RegistryError;
 use weir_cli::wasm::ModuleError;
 use weir_cli::UserError;
-use weir_runtime::StartError;
+use weir_runtime::{LoadError, StartError};
 
 /// Exit status for errors the user can fix (bad input, registry refusal, invalid manifest).
 pub const EXIT_USER_ERROR: i32 = 1;
@@ -99,7 +99,15 @@ fn start_hints(e: &StartError) -> Vec<String> {
         }
         StartError::VmStartRejected { .. } => "the plugin refused to start its VM: check --env and the plugin's message above",
         StartError::Trap(_) => "the plugin crashed while starting: its panic message is above",
-        StartError::NotProxyWasm => "build the module with a proxy-wasm SDK: they export proxy_abi_version_0_2_1",
+        StartError::NotProxyWasm => {
+            "build the module with a proxy-wasm SDK: they export proxy_abi_version_0_1_0, _0_2_0 or _0_2_1"
+        }
+        StartError::Load(LoadError::UnsupportedAbi { .. }) => {
+            "rebuild the plugin with an SDK for ABI 0.1.0, 0.2.0 or 0.2.1 (Weir and proxy-wasm 0.2 for Rust target 0.2.1); Envoy refuses this module too"
+        }
+        StartError::Load(LoadError::MissingImports(_)) => {
+            "the module imports host functions its ABI version lacks (Envoy refuses it too): rebuild it with one SDK version throughout"
+        }
         _ => "pass a proxy-wasm module built for wasm32-wasip1",
     };
     vec![hint.to_string()]

@@ -10,6 +10,7 @@ use std::sync::{Mutex, OnceLock};
 
 use wasmtime::{Config, Engine, ExternType, InstancePre, Linker, Module, OptLevel, ValType};
 
+use crate::abi_version::{AbiVersion, Declared};
 use crate::error::LoadError;
 use crate::host_state::HostState;
 
@@ -18,6 +19,8 @@ use crate::host_state::HostState;
 pub(crate) struct CompiledModule {
     pub(crate) pre: InstancePre<HostState>,
     pub(crate) module: Module,
+    /// The proxy-wasm ABI its `proxy_abi_version_*` export declares.
+    pub(crate) declared: Declared,
 }
 
 impl std::fmt::Debug for CompiledModule {
@@ -46,12 +49,19 @@ fn host() -> Result<&'static Host, LoadError> {
         let mut linker = Linker::new(&engine);
         crate::wasi::add_to_linker(&mut linker).map_err(|e| format!("{e:#}"))?;
         crate::abi::add_to_linker(&mut linker).map_err(|e| format!("{e:#}"))?;
+        // ABI 0.2.0 modules (AssemblyScript) import WASI under its pre-snapshot name; Envoy
+        // serves both names with the same functions (proxy-wasm-cpp-host
+        // `WasmBase::registerCallbacks`), the calls proxies use being identical in both.
+        linker.alias_module(weir_abi::WASI_MODULE, WASI_UNSTABLE).map_err(|e| format!("{e:#}"))?;
         Ok(Host { engine, linker, modules: Mutex::new(HashMap::new()) })
     })
     .as_ref()
     .map_err(|e| LoadError::Engine(e.clone()))
 }
 
+
+/// WASI's module name before `wasi_snapshot_preview1` (AssemblyScript still imports it).
+pub(crate) const WASI_UNSTABLE: &str = "wasi_unstable";
 
 fn content_key(bytes: &[u8]) -> (usize, u64, u64) {
     let hash = |salt: u64| {
@@ -75,9 +85,22 @@ pub(crate) fn compile(bytes: &[u8]) -> Result<CompiledModule, LoadError> {
     }
     // Compile outside the lock: other threads may load other modules meanwhile.
     let module = Module::new(&host.engine, bytes).map_err(|e| LoadError::Compile(format!("{e:#}")))?;
-    let linker = linker_for(&host.linker, &module)?;
+    let declared = crate::abi_version::declared(&module);
+    let abi = match &declared {
+        Declared::Known(abi) => *abi,
+        // Envoy refuses these before linking: so do we, with the versions we do serve.
+        Declared::Unknown(markers) => {
+            return Err(LoadError::UnsupportedAbi {
+                markers: markers.join(", "),
+                supported: crate::abi_version::SUPPORTED,
+            })
+        }
+        // Not a proxy-wasm module (e.g. a WASI command): link against the current ABI.
+        Declared::None => AbiVersion::V0_2_1,
+    };
+    let linker = linker_for(&host.linker, &module, abi)?;
     let pre = linker.instantiate_pre(&module).map_err(|e| LoadError::Link(format!("{e:#}")))?;
-    let compiled = CompiledModule { pre, module };
+    let compiled = CompiledModule { pre, module, declared };
     lock(&host.modules).insert(key, compiled.clone());
     Ok(compiled)
 }
@@ -85,22 +108,22 @@ pub(crate) fn compile(bytes: &[u8]) -> Result<CompiledModule, LoadError> {
 /// The host linker, extended with `ENOSYS` stubs for WASI preview1 functions a module imports
 /// beyond those the host implements (the full preview1 surface is large, and toolchains
 /// import parts of it that a proxy never serves, such as `path_open`). Unknown `env`
-/// imports are an error, as in Envoy.
-fn linker_for(base: &Linker<HostState>, module: &Module) -> Result<Linker<HostState>, LoadError> {
+/// imports, and those of another ABI version than `abi`, are an error, as in Envoy.
+fn linker_for(base: &Linker<HostState>, module: &Module, abi: AbiVersion) -> Result<Linker<HostState>, LoadError> {
     let mut missing_env = Vec::new();
     let mut linker: Option<Linker<HostState>> = None;
     for import in module.imports() {
         let ExternType::Func(ty) = import.ty() else { continue };
         let (module_name, name) = (import.module(), import.name());
         let defined = match module_name {
-            weir_abi::HOST_MODULE => weir_abi::HOST_FUNCTIONS_0_2_1.contains(&name),
-            weir_abi::WASI_MODULE => crate::wasi::FUNCTIONS.contains(&name),
+            weir_abi::HOST_MODULE => abi.provides(name),
+            weir_abi::WASI_MODULE | WASI_UNSTABLE => crate::wasi::FUNCTIONS.contains(&name),
             _ => false,
         };
         if defined {
             continue;
         }
-        if module_name == weir_abi::WASI_MODULE
+        if (module_name == weir_abi::WASI_MODULE || module_name == WASI_UNSTABLE)
             && ty.results().len() == 1
             && matches!(ty.results().next(), Some(ValType::I32))
         {
@@ -112,7 +135,13 @@ fn linker_for(base: &Linker<HostState>, module: &Module) -> Result<Linker<HostSt
                 })
                 .map_err(|e| LoadError::Link(format!("{e:#}")))?;
         } else {
-            missing_env.push(format!("{module_name}.{name}"));
+            let others = if module_name == weir_abi::HOST_MODULE { abi.others_providing(name) } else { Vec::new() };
+            missing_env.push(if others.is_empty() {
+                format!("{module_name}.{name}")
+            } else {
+                let others: Vec<String> = others.iter().map(ToString::to_string).collect();
+                format!("{module_name}.{name} (proxy-wasm ABI {} only; the module declares ABI {abi})", others.join(" and "))
+            });
         }
     }
     if !missing_env.is_empty() {

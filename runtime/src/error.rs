@@ -20,12 +20,22 @@ pub enum LoadError {
     /// wasmtime rejected the module.
     #[error("invalid WebAssembly module: {0}")]
     Compile(String),
-    /// The module imports functions that neither ABI 0.2.1 nor WASI preview1 provide.
+    /// The module imports functions that neither its proxy-wasm ABI version nor WASI
+    /// preview1 provide (each named `module.function`, with the ABI versions that have it).
     #[error("module imports functions the host does not provide: {}", .0.join(", "))]
     MissingImports(Vec<String>),
     /// Linking failed, e.g. a host function imported with the wrong signature.
     #[error("cannot link module against the proxy-wasm host: {0}")]
     Link(String),
+    /// The module declares only proxy-wasm ABI versions the host does not serve. The text
+    /// starts with Envoy's own words for this refusal, so one search finds both.
+    #[error("unknown Proxy-Wasm ABI version: the module exports {markers}, and weir-runtime (like Envoy 1.40) runs ABI {supported} only (export proxy_abi_version_0_1_0, proxy_abi_version_0_2_0 or proxy_abi_version_0_2_1): rebuild the plugin with a proxy-wasm SDK that targets one of them")]
+    UnsupportedAbi {
+        /// The `proxy_abi_version_*` exports found.
+        markers: String,
+        /// The versions served.
+        supported: &'static str,
+    },
     /// The shared engine could not be created.
     #[error("cannot create the wasmtime engine: {0}")]
     Engine(String),
@@ -41,8 +51,8 @@ pub enum StartError {
     /// The module could not be loaded.
     #[error(transparent)]
     Load(#[from] LoadError),
-    /// The module does not export a supported `proxy_abi_version_*` marker.
-    #[error("module exports no proxy_abi_version_0_2_1 (or 0_2_0) function: not a proxy-wasm 0.2 plugin")]
+    /// The module exports no `proxy_abi_version_*` marker.
+    #[error("module exports no proxy_abi_version_* function: not a proxy-wasm plugin (ABI versions served: 0.1.0, 0.2.0, 0.2.1)")]
     NotProxyWasm,
     /// Instantiation failed (e.g. the module asks for more memory than allowed).
     #[error("cannot instantiate plugin: {0}")]

@@ -9,6 +9,7 @@ use wasmtime::{Func, Memory, StoreLimits};
 use weir_abi::{LogLevel, StreamType};
 
 use crate::message::{Fields, LocalReply, Request, Response};
+use crate::abi_version::AbiVersion;
 use crate::outcome::LogEntry;
 use crate::shared::PluginShared;
 
@@ -19,6 +20,8 @@ pub(crate) struct HostState {
     pub(crate) memory: Option<Memory>,
     /// `proxy_on_memory_allocate`, or `malloc` for older guests.
     pub(crate) allocator: Option<Func>,
+    /// The ABI the module declares (set right after instantiation).
+    pub(crate) abi: AbiVersion,
     pub(crate) wasi: WasiState,
     pub(crate) proxy: ProxyState,
 }
@@ -57,6 +60,9 @@ pub(crate) struct ProxyState {
     pub(crate) plugin_config: Vec<u8>,
     /// Set by `proxy_done`.
     pub(crate) done_called: bool,
+    /// Inside `proxy_on_configure`: ABI 0.1.0's `proxy_get_configuration` then returns the
+    /// plugin configuration, otherwise the VM configuration (Envoy `Context::getConfiguration`).
+    pub(crate) configuring: bool,
     /// Properties the guest set outside any stream, by encoded path.
     pub(crate) root_properties: HashMap<Vec<u8>, Vec<u8>>,
 }
@@ -173,6 +179,7 @@ impl HostState {
             limits,
             memory: None,
             allocator: None,
+            abi: AbiVersion::V0_2_1,
             wasi: WasiState {
                 env: settings.env.clone(),
                 rng: 0x9e37_79b9_7f4a_7c15 ^ (worker as u64 + 1),
@@ -194,6 +201,7 @@ impl HostState {
                 vm_config: settings.vm_config.clone(),
                 plugin_config: settings.config.clone(),
                 done_called: false,
+                configuring: false,
                 root_properties: HashMap::new(),
                 shared,
             },

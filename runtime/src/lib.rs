@@ -1,4 +1,5 @@
-//! An embedded proxy-wasm host (ABI 0.2.1) on wasmtime, with a test API for plugins.
+//! An embedded proxy-wasm host (ABI 0.2.1, 0.2.0 and 0.1.0: see `ABI-VERSIONS.md`) on
+//! wasmtime, with a test API for plugins.
 //!
 //! It runs the real `.wasm`, any SDK's, the way Envoy runs it: start-up order, HTTP and TCP
 //! stream lifecycles, callouts to handlers you provide, timers on a virtual clock, shared
@@ -44,6 +45,7 @@
 #![warn(missing_docs)]
 
 mod abi;
+mod abi_version;
 mod command;
 mod engine;
 mod error;
@@ -59,6 +61,7 @@ mod vm;
 mod wasi;
 
 pub use command::{CommandError, WasiCommand};
+pub use abi_version::AbiVersion;
 pub use error::{LoadError, StartError};
 pub use message::{Headers, LocalReply, Request, Response};
 pub use outcome::{Action, CallbackCost, Callout, LogEntry, Outcome, Phase, Trap};

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use wasmtime::{Extern, Func, Instance, Store, Trap as WasmTrap, Val};
 use weir_abi::LogLevel;
 
+use crate::abi_version::Declared;
 use crate::engine::CompiledModule;
 use crate::error::StartError;
 use crate::host_state::HostState;
@@ -32,12 +33,10 @@ impl std::fmt::Debug for Vm {
 impl Vm {
     /// Instantiates the module (no guest code runs yet).
     pub(crate) fn instantiate(compiled: &CompiledModule, shared: Arc<PluginShared>, worker: usize) -> Result<Vm, StartError> {
-        let abi_ok = compiled.module.exports().any(|e| {
-            e.name() == weir_abi::ABI_VERSION_0_2_1 || e.name() == weir_abi::ABI_VERSION_0_2_0
-        });
-        if !abi_ok {
-            return Err(StartError::NotProxyWasm);
-        }
+        let abi = match compiled.declared {
+            Declared::Known(abi) => abi,
+            Declared::Unknown(_) | Declared::None => return Err(StartError::NotProxyWasm),
+        };
         let mut store = Store::new(compiled.module.engine(), HostState::new(shared, worker));
         store.limiter(|state| &mut state.limits);
         // Instantiation runs the start function and data initializers: meter them too.
@@ -47,26 +46,44 @@ impl Vm {
             Some(Extern::Memory(memory)) => Some(memory),
             _ => None,
         };
+        // Envoy prefers an exported `malloc` and falls back to `proxy_on_memory_allocate`
+        // (proxy-wasm-cpp-host `WasmBase::getFunctions`): a module exporting both (e.g.
+        // Emscripten-built C++) gets its data from `malloc`, here as there.
         let allocator =
-            instance.get_func(&mut store, "proxy_on_memory_allocate").or_else(|| instance.get_func(&mut store, "malloc"));
+            instance.get_func(&mut store, "malloc").or_else(|| instance.get_func(&mut store, "proxy_on_memory_allocate"));
+        store.data_mut().abi = abi;
         store.data_mut().memory = memory;
         store.data_mut().allocator = allocator;
         Ok(Vm { store, instance, funcs: HashMap::new(), crashed: None })
     }
 
-    /// Envoy's start-up: `_initialize` (or `_start`), the root context, `proxy_on_vm_start`,
-    /// then `proxy_on_configure`; false from either rejects the plugin.
+    /// Envoy's start-up: `_initialize` (then `main(0, 0)` or `__main_void` if exported) or
+    /// else `_start`, the root context, `proxy_on_vm_start`, then `proxy_on_configure`; false
+    /// from either rejects the plugin. A Wasm start section has already run on instantiation.
     pub(crate) fn start(&mut self) -> Result<(), StartError> {
         let root = self.store.data().proxy.root_context;
-        let init = if self.func("_initialize").is_some() { "_initialize" } else { "_start" };
-        self.call(0, init, &[]).map_err(StartError::Trap)?;
+        if self.func("_initialize").is_some() {
+            self.call(0, "_initialize", &[]).map_err(StartError::Trap)?;
+            // proxy-wasm-cpp-host `WasmBase::startVm`: a reactor's `main` runs too, so that
+            // SDKs set up the same way whether built as command or reactor.
+            if self.func("main").is_some() {
+                self.call(0, "main", &[0, 0]).map_err(StartError::Trap)?;
+            } else if self.func("__main_void").is_some() {
+                self.call(0, "__main_void", &[]).map_err(StartError::Trap)?;
+            }
+        } else {
+            self.call(0, "_start", &[]).map_err(StartError::Trap)?;
+        }
         self.call(root, "proxy_on_context_create", &[root, 0]).map_err(StartError::Trap)?;
         let vm_config_len = self.store.data().proxy.vm_config.len() as u32;
         if self.call(root, "proxy_on_vm_start", &[root, vm_config_len]).map_err(StartError::Trap)? == Some(0) {
             return Err(StartError::VmStartRejected { logs: self.drain_logs() });
         }
         let config_len = self.store.data().proxy.plugin_config.len() as u32;
-        if self.call(root, "proxy_on_configure", &[root, config_len]).map_err(StartError::Trap)? == Some(0) {
+        self.store.data_mut().proxy.configuring = true;
+        let configured = self.call(root, "proxy_on_configure", &[root, config_len]);
+        self.store.data_mut().proxy.configuring = false;
+        if configured.map_err(StartError::Trap)? == Some(0) {
             return Err(StartError::ConfigRejected { logs: self.drain_logs() });
         }
         Ok(())
@@ -97,7 +114,14 @@ impl Vm {
         for (slot, arg) in params.iter_mut().zip(args) {
             *slot = Val::I32(*arg as i32);
         }
-        let params = &params[..args.len().min(5)];
+        let mut arity = args.len().min(5);
+        // ABI 0.1.0 header callbacks are (context, headers): no `end_of_stream`.
+        if matches!(name, "proxy_on_request_headers" | "proxy_on_response_headers")
+            && !self.store.data().abi.header_callbacks_take_end_of_stream()
+        {
+            arity = arity.min(2);
+        }
+        let params = &params[..arity];
         let mut results = [Val::I32(0); 1];
         let results = &mut results[..result_count.min(1)];
         let limit = self.store.data().proxy.shared.settings.fuel_limit;

@@ -53,7 +53,13 @@ pub(crate) fn exec(args: ExecArgs, printer: Printer) -> Result<()> {
     logs.extend(outcome.logs().iter().cloned().map(|entry| (Scope::Stream, entry)));
 
     let trap = outcome.trap().cloned();
-    let report = Report { path: module.path.display().to_string(), root_id: args.root_id.clone(), outcome, logs };
+    let report = Report {
+        path: module.path.display().to_string(),
+        root_id: args.root_id.clone(),
+        abi_version: plugin.abi_version(),
+        outcome,
+        logs,
+    };
     if args.json {
         let text = serde_json::to_string_pretty(&report.to_json()).context("serializing the report")?;
         printer.result(text);

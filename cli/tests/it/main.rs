@@ -3,6 +3,7 @@
 
 mod common;
 mod exec;
+mod exec_abi;
 mod manifest;
 mod migrate;
 mod package;

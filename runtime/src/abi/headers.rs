@@ -7,6 +7,7 @@ use wasmtime::{Caller, Linker};
 use weir_abi::{wire, MapType, Status};
 
 use super::{read, return_bytes, status, write_u32, HostResult};
+use crate::abi_version::AbiVersion;
 use crate::host_state::{HostState, ProxyState};
 use crate::message::Fields;
 
@@ -90,7 +91,13 @@ pub(super) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
                 let key = read(&mut caller, key_ptr, key_len)?;
                 let fields = fields(&mut caller.data_mut().proxy, map)?;
                 let value = fields.iter().find(|(k, _)| key_matches(k, &key)).map(|(_, v)| v.clone());
-                let value = value.ok_or(Status::NotFound)?;
+                // A missing header: `NotFound` from ABI 0.2.0 on, `Ok` with an empty value
+                // for 0.1.0 modules (Envoy `Context::getHeaderMapValue` checks the ABI).
+                let value = match value {
+                    Some(value) => value,
+                    None if caller.data().abi == AbiVersion::V0_1_0 => Vec::new(),
+                    None => return Err(Status::NotFound.into()),
+                };
                 return_bytes(&mut caller, &value, value_ptr, value_size_ptr)
             })())
         },

@@ -1,4 +1,5 @@
-//! The `env` host functions of proxy-wasm ABI 0.2.1, one file per area.
+//! The `env` host functions of proxy-wasm ABI 0.2.1, one file per area, plus the few only
+//! ABI 0.1.0 has (`v0_1_0`).
 //!
 //! Every function validates what the guest passes: pointers outside memory give
 //! `InvalidMemoryAccess`, unknown enum values `BadArgument`, and so on. Only a failing guest
@@ -21,6 +22,7 @@ mod queues;
 mod shared_data;
 mod streams;
 mod timers;
+mod v0_1_0;
 
 /// Registers every `env` function on the linker.
 pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
@@ -36,6 +38,7 @@ pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
     shared_data::add_to_linker(linker)?;
     streams::add_to_linker(linker)?;
     timers::add_to_linker(linker)?;
+    v0_1_0::add_to_linker(linker)?;
     Ok(())
 }
 

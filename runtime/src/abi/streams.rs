@@ -11,7 +11,7 @@ use super::{read, read_string, status, HostResult};
 use crate::host_state::{HostState, ProxyState, Signal};
 use crate::message::{Headers, LocalReply};
 
-fn signal(proxy: &mut ProxyState, stream: u32, make: fn(StreamType) -> Signal) -> HostResult {
+pub(super) fn signal(proxy: &mut ProxyState, stream: u32, make: fn(StreamType) -> Signal) -> HostResult {
     let stream = StreamType::from_u32(stream).ok_or(Status::BadArgument)?;
     let http = matches!(stream, StreamType::HttpRequest | StreamType::HttpResponse);
     if http {

@@ -347,6 +347,11 @@ impl Plugin {
         inner.pump();
     }
 
+    /// The proxy-wasm ABI version the module declares (its `proxy_abi_version_*` export).
+    pub fn abi_version(&self) -> crate::AbiVersion {
+        self.lock().vms.first_mut().map_or(crate::AbiVersion::V0_2_1, |vm| vm.state().abi)
+    }
+
     /// Logs written outside streams (start-up, ticks, queue notifications), in order.
     pub fn logs(&self) -> Vec<LogEntry> {
         let mut inner = self.lock();

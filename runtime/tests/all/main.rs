@@ -3,6 +3,7 @@
 //! for hostile guests.
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 
+mod abi_versions;
 mod command;
 mod hostile;
 mod http;

@@ -19,7 +19,8 @@
 //! ```
 //!
 //! The pieces:
-//! - [`build_wasm`] builds a plugin crate for `wasm32-wasip1` once per test process.
+//! - [`build_wasm`] builds a plugin crate for `wasm32-wasip1` once per test process;
+//!   [`compile_wat`] compiles a hand-written WAT guest to a `.wasm` file.
 //! - [`Envoy::builder`] writes a bootstrap with the given [`WasmFilter`]s (HTTP, and
 //!   optionally network filters on a TCP proxy listener), starts Envoy with
 //!   `--concurrency 1`, and waits for the admin `/ready`.
@@ -44,6 +45,7 @@ mod locate;
 mod scratch;
 mod upstream;
 mod wasm_build;
+mod wat_build;
 mod yaml;
 
 pub use bootstrap::{FailurePolicy, WasmFilter};
@@ -53,3 +55,4 @@ pub use headers::Headers;
 pub use locate::{find_envoy, repo_root};
 pub use upstream::{EchoUpstream, RecordedRequest, Reply};
 pub use wasm_build::{build_wasm, try_build_wasm};
+pub use wat_build::compile_wat;

@@ -30,7 +30,6 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use weir_runtime::Plugin;
 
 pub use observed::Observed;
 pub use scenario::Scenario;
@@ -60,8 +59,7 @@ pub fn scenario_dir() -> PathBuf {
 pub fn check(path: impl AsRef<Path>) -> Result<Report> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(path.as_ref());
     let scenario = Scenario::load(&path)?;
-    let wasm = Plugin::wasm_path(scenario.plugin.crate_dir())
-        .with_context(|| format!("building {} to .wasm", scenario.plugin.name()))?;
+    let wasm = scenario.plugin.wasm().with_context(|| format!("preparing {}", scenario.plugin.name()))?;
     let timed = |f: &dyn Fn() -> Result<Observed>| {
         let started = Instant::now();
         f().map(|observed| (observed, started.elapsed()))

@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use crate::observed::Observed;
 
-/// The plugins scenarios can run, each built once per test process.
+/// The plugins scenarios can run, each built (or compiled from WAT) once per test process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum PluginKind {
@@ -20,16 +20,54 @@ pub enum PluginKind {
     IpAllowlist,
     /// `tests/fidelity/guests/exerciser` (HTTP, plain `proxy-wasm` 0.2.5).
     Exerciser,
+    /// `runtime/test-plugins/abi-0-1-0`: ABI 0.1.0 (`proxy-wasm` 0.1.4, set-up in `_start`).
+    #[serde(rename = "abi-0.1.0")]
+    Abi010,
+    /// `runtime/test-plugins/wat/abi_0_2_0.wat`: ABI 0.2.0 shaped like AssemblyScript output.
+    #[serde(rename = "abi-0.2.0")]
+    Abi020,
+    /// `runtime/test-plugins/wat/abi_9_9_9.wat`: an ABI version nobody serves.
+    #[serde(rename = "abi-9.9.9")]
+    Abi999,
+    /// `runtime/test-plugins/wat/abi_0_2_0_imports_get_log_level.wat`: imports a function
+    /// of another ABI version than it declares.
+    AbiMismatchedImport,
+    /// `runtime/test-plugins/wat/both_allocators.wat`: exports `malloc` and
+    /// `proxy_on_memory_allocate`, and shows which one the host used.
+    BothAllocators,
+}
+
+/// Where a plugin's `.wasm` comes from.
+enum Source {
+    /// A crate built for `wasm32-wasip1`.
+    Crate(PathBuf),
+    /// A hand-written WAT file.
+    Wat(PathBuf),
 }
 
 impl PluginKind {
-    /// The crate directory the `.wasm` is built from.
-    pub fn crate_dir(self) -> PathBuf {
+    fn source(self) -> Source {
         let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let wat = |name: &str| Source::Wat(repo.join("runtime/test-plugins/wat").join(name));
         match self {
-            PluginKind::HeaderAppend => repo.join("plugins/header-append"),
-            PluginKind::IpAllowlist => repo.join("examples/ip-allowlist"),
-            PluginKind::Exerciser => repo.join("tests/fidelity/guests/exerciser"),
+            PluginKind::HeaderAppend => Source::Crate(repo.join("plugins/header-append")),
+            PluginKind::IpAllowlist => Source::Crate(repo.join("examples/ip-allowlist")),
+            PluginKind::Exerciser => Source::Crate(repo.join("tests/fidelity/guests/exerciser")),
+            PluginKind::Abi010 => Source::Crate(repo.join("runtime/test-plugins/abi-0-1-0")),
+            PluginKind::Abi020 => wat("abi_0_2_0.wat"),
+            PluginKind::Abi999 => wat("abi_9_9_9.wat"),
+            PluginKind::AbiMismatchedImport => wat("abi_0_2_0_imports_get_log_level.wat"),
+            PluginKind::BothAllocators => wat("both_allocators.wat"),
+        }
+    }
+
+    /// The `.wasm` file both engines load: a crate's release build for `wasm32-wasip1`
+    /// (once per process), or a WAT guest compiled now.
+    pub fn wasm(self) -> Result<PathBuf> {
+        match self.source() {
+            Source::Crate(dir) => weir_runtime::Plugin::wasm_path(&dir)
+                .with_context(|| format!("building {} to .wasm", dir.display())),
+            Source::Wat(path) => weir_envoy_tests::compile_wat(path),
         }
     }
 
@@ -39,6 +77,11 @@ impl PluginKind {
             PluginKind::HeaderAppend => "header-append",
             PluginKind::IpAllowlist => "ip-allowlist",
             PluginKind::Exerciser => "exerciser",
+            PluginKind::Abi010 => "abi-0-1-0",
+            PluginKind::Abi020 => "abi-0-2-0",
+            PluginKind::Abi999 => "abi-9-9-9",
+            PluginKind::AbiMismatchedImport => "abi-mismatched-import",
+            PluginKind::BothAllocators => "both-allocators",
         }
     }
 }

@@ -42,6 +42,13 @@ scenarios! {
     exerciser_local_reply,
     exerciser_panic,
     exerciser_rejected_config,
+    abi_0_1_0_headers,
+    abi_0_1_0_continue_request,
+    abi_0_1_0_local_reply,
+    abi_0_2_0_headers,
+    abi_9_9_9_refused,
+    abi_mismatched_import_refused,
+    both_allocators_malloc_preferred,
 }
 
 /// A scenario file without a test above would silently never run.

@@ -7,7 +7,7 @@
 //! ```text
 //! {
 //!   "weir_exec": 1,
-//!   "plugin": { "path": "...", "root_id": "..." },
+//!   "plugin": { "path": "...", "root_id": "...", "abi_version": "0.1.0" | "0.2.0" | "0.2.1" },
 //!   "actions": [ { "phase": "request_headers", "action": "continue" | "pause", "raw": 0 } ],
 //!   "upstream_request": MESSAGE | null,     // null: the request never reached the upstream
 //!   "response": MESSAGE | null,             // as the client received it
@@ -30,7 +30,7 @@ use std::fmt::Write as _;
 
 use base64::Engine as _;
 use serde_json::{json, Map, Value};
-use weir_runtime::{Action, Callout, Headers, LogEntry, LogLevel, Outcome, Phase, Request, Response};
+use weir_runtime::{AbiVersion, Action, Callout, Headers, LogEntry, LogLevel, Outcome, Phase, Request, Response};
 
 /// Version of the JSON shape.
 pub(crate) const JSON_VERSION: u64 = 1;
@@ -47,6 +47,8 @@ pub(crate) enum Scope {
 pub(crate) struct Report {
     pub(crate) path: String,
     pub(crate) root_id: String,
+    /// The proxy-wasm ABI the module declares (its `proxy_abi_version_*` export).
+    pub(crate) abi_version: AbiVersion,
     pub(crate) outcome: Outcome,
     pub(crate) logs: Vec<(Scope, LogEntry)>,
 }
@@ -143,7 +145,7 @@ impl Report {
         });
         json!({
             "weir_exec": JSON_VERSION,
-            "plugin": { "path": self.path, "root_id": self.root_id },
+            "plugin": { "path": self.path, "root_id": self.root_id, "abi_version": self.abi_version.to_string() },
             "actions": out.actions().iter().map(|(phase, action)| json!({
                 "phase": phase_name(*phase),
                 "action": if action.is_continue() { "continue" } else { "pause" },
@@ -180,6 +182,7 @@ impl Report {
         let mut text = String::new();
         let root = if self.root_id.is_empty() { String::new() } else { format!(" (root id {})", self.root_id) };
         let _ = writeln!(text, "plugin {}{root}", self.path);
+        let _ = writeln!(text, "proxy-wasm ABI {} (the module's proxy_abi_version_* export)", self.abi_version);
 
         section(&mut text, "request, as the upstream received it");
         match out.upstream_request() {
