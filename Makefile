@@ -64,10 +64,11 @@ bench: setup ## Benchmarks (criterion; check-header vs jwt_authn in Envoy); numb
 
 # Random requests through each plugin in weir-runtime: 1,000,000 in all, 0 traps allowed
 # (`cargo test` runs 3,000 per plugin). The seed is printed; WEIR_FUZZ_SEED=<n> replays it.
-fuzz: setup ## Fuzz header-append, acl-check and check-header with 1,000,000 random requests
+fuzz: setup ## Fuzz header-append, acl-check, check-header (1,000,000 in all) and openid-connect (1,000,000)
 	WEIR_FUZZ_REQUESTS=600000 $(CARGO) test -q -p header-append --test fuzz -- --nocapture
 	WEIR_FUZZ_REQUESTS=250000 $(CARGO) test -q -p acl-check --test fuzz -- --nocapture
 	WEIR_FUZZ_REQUESTS=150000 $(CARGO) test -q -p check-header --test fuzz -- --nocapture
+	OIDC_RANDOM_REQUESTS=1000000 $(CARGO) test -q -p openid-connect randomized -- --nocapture
 
 clean-wasm: ## Remove built plugins
 	rm -rf target/plugins target/weir-wasm

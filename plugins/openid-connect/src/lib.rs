@@ -13,6 +13,8 @@ mod tokens;
 
 use config::Config;
 use flow::Pending;
+use std::time::Duration;
+use weir::background::Background;
 use weir::metrics::Counter;
 use weir::prelude::*;
 use weir::Phase;
@@ -51,4 +53,15 @@ impl HttpFilter for OpenIdConnect {
     }
 }
 
-weir::http_plugin!(Config => |cfg| OpenIdConnect { cfg, pending: Default::default() });
+/// Keeps the provider copy fresh from the root context: checked four times per
+/// `provider_refresh_seconds`, refreshed once it is that old.
+fn background(cfg: &Shared<Config>, bg: &mut Background) {
+    let period = Duration::from_secs((cfg.provider_refresh / 4).max(1));
+    let cfg = cfg.clone();
+    bg.every("provider refresh", period, move || {
+        let cfg = cfg.clone();
+        async move { provider::refresh_if_stale(&cfg).await }
+    });
+}
+
+weir::http_plugin!(Config => |cfg| OpenIdConnect { cfg, pending: Default::default() }, background = background);

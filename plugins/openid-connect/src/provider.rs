@@ -163,6 +163,15 @@ pub async fn ensure(cfg: &Config) -> Result<Known> {
     }
 }
 
+/// The background job: refreshes an existing copy once it is stale, without waiting for a
+/// request. Without a copy there is nothing to refresh (discovery happens on demand).
+pub async fn refresh_if_stale(cfg: &Config) -> Result<()> {
+    match cached(cfg) {
+        Some(p) if p.doc.fetched_at.saturating_add(cfg.provider_refresh) <= now() => ensure(cfg).await.map(|_| ()),
+        _ => Ok(()),
+    }
+}
+
 /// After a token named an unknown `kid`: refetches the JWKS unless that happened less than
 /// `jwks_min_refetch_seconds` ago. Returns the new provider when the keys changed.
 pub async fn refetch_jwks(cfg: &Config, current: &Provider) -> Option<Rc<Provider>> {
