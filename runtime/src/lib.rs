@@ -33,7 +33,9 @@
 //! For finer control, [`Plugin::http_stream`] sends headers, body chunks and trailers one
 //! at a time, [`HttpStream::deliver_callouts`] answers pending callouts (the test decides
 //! when, so it can order them against body chunks) and [`Plugin::advance`] moves the
-//! virtual clock (timers, delayed callouts). [`PluginBuilder::workers`] starts several VMs
+//! virtual clock (timers, delayed callouts). Callouts a root context makes while starting
+//! (a plugin fetching keys when configured) are answered before [`PluginBuilder::start`]
+//! returns when their handler adds no delay. [`PluginBuilder::workers`] starts several VMs
 //! that share data, queues and metrics, as Envoy's workers do.
 //! [`Plugin::tcp`] and [`Plugin::connection`] drive NETWORK (L4) filters.
 //!
