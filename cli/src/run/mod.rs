@@ -278,7 +278,6 @@ fn failed(plugin: &Plugin, module_stamp: Option<(SystemTime, u64)>, reason: Stri
 /// Starts the module in weir-runtime with the filter's root id, configuration and env, as
 /// Envoy will: a module that rejects them is reported by name and reason here, while Envoy
 /// only logs it (at a level `weir run` hides) and answers the filter's requests 500.
-
 fn preflight(config: &WasmFilterConfig) -> Option<String> {
     let wasm = match std::fs::read(&config.wasm_file) {
         Ok(wasm) => wasm,

@@ -174,7 +174,7 @@ fn a_broken_document_never_replaces_a_working_one() {
 
 #[test]
 fn key_source_is_checked_at_configure_time() {
-    let start = |cfg: Value| Plugin::build(env!("CARGO_MANIFEST_DIR")).config(cfg).start().map(|_| ()).unwrap_err().to_string();
+    let start = |cfg: Value| Plugin::build(env!("CARGO_MANIFEST_DIR")).config(cfg).start().map(|_| ()).expect_err("the configuration is refused").to_string();
     let both = start(json!({ "read_header": "a", "function": "f", "verification_key": "x", "jwks_cluster": "idp" }));
     assert!(both.contains("verification_key and jwks_cluster"), "{both}");
     let neither = start(json!({ "read_header": "a", "function": "f" }));
