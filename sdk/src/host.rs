@@ -1,7 +1,20 @@
-//! What the host knows beyond the stream: VM environment variables and properties.
+//! What the host knows beyond the stream: its clock, VM environment variables and properties.
 
-use crate::error::{HostResult, Result};
+use crate::error::{Error, HostResult, Result};
 use proxy_wasm::hostcalls;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// The host's clock: wall time in Envoy, the virtual clock in weir-runtime tests. Use it
+/// rather than `std::time`, so tests that advance the clock see the plugin follow.
+pub fn now() -> Result<SystemTime> {
+    hostcalls::get_current_time().host("proxy_get_current_time_nanoseconds")
+}
+
+/// The host's clock in whole seconds since the Unix epoch (JWT `exp`/`iat` units).
+pub fn unix_time() -> Result<u64> {
+    let since = now()?.duration_since(UNIX_EPOCH).map_err(|_| Error::msg("the host clock is before 1970"))?;
+    Ok(since.as_secs())
+}
 
 /// A VM environment variable, as set by a WasmPlugin's `vmConfig.env` (INLINE values, or
 /// HOST values copied from the proxy's environment). Envoy passes them to the module

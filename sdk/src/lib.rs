@@ -68,6 +68,7 @@
 //! | call another service, pause until it answers | `Flow::wait(async move { Call::post(cluster, path).send().await })` (feature `callout`, see `weir::callout`) |
 //! | fetch or refresh something on a timer, outside requests | `http_plugin!(Config => make, background = start)` (feature `callout`, see `weir::background`) |
 //! | verify JWTs (ES256, EdDSA; ES384 with `jwt-es384`, RS*/PS* with `jwt-rsa`) | `weir::jwt::Verifier` (feature `jwt`) |
+//! | the host's clock (virtual in weir-runtime tests) | [`now`], [`unix_time`] |
 //! | state every worker's VM sees, with compare-and-swap | [`shared_data::get`], [`shared_data::set`] |
 //! | counters, gauges, histograms | [`metrics::Counter`], [`metrics::Gauge`], [`metrics::Histogram`] |
 
@@ -98,7 +99,7 @@ pub use flow::{Flow, LocalReply};
 pub use callout::{Call, CallFuture, CallResponse};
 #[cfg(feature = "callout")]
 pub use task::Waiting;
-pub use host::{env_var, property, property_i64, property_string};
+pub use host::{env_var, now, property, property_i64, property_string, unix_time};
 pub use http::{
     Body, Cookies, DownstreamData, Headers, HttpFilter, Phase, Query, RequestBody, RequestHeaders, RequestTrailers,
     ResponseBody, ResponseHeaders, ResponseTrailers, UpstreamData,

@@ -9,13 +9,12 @@
 //! triggers a JWKS refetch, at most once per `jwks_min_refetch_seconds` across all VMs.
 
 use crate::config::{url_authority, url_path, Config};
-use proxy_wasm::hostcalls;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use weir::jwt::Verifier;
-use weir::{Call, Error, Result};
+use weir::{shared_data, Call, Error, Result};
 
 /// The provider's endpoints and keys, as cached in shared data.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -74,12 +73,9 @@ impl Drop for FetchGuard {
     }
 }
 
-/// The host's clock in Unix seconds.
+/// The host's clock in Unix seconds (0 if unreadable: copies then look stale).
 pub fn now() -> u64 {
-    hostcalls::get_current_time()
-        .ok()
-        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-        .map_or(0, |d| d.as_secs())
+    weir::unix_time().unwrap_or(0)
 }
 
 fn shared_key(cfg: &Config) -> String {
@@ -88,8 +84,7 @@ fn shared_key(cfg: &Config) -> String {
 
 /// The provider from this VM's copy or shared data, without any call.
 pub fn cached(cfg: &Config) -> Option<Rc<Provider>> {
-    let (bytes, cas) = hostcalls::get_shared_data(&shared_key(cfg)).ok()?;
-    let (bytes, cas) = (bytes?, cas.unwrap_or(0));
+    let (bytes, cas) = shared_data::get(&shared_key(cfg)).ok()??;
     if let Some(hit) = LOCAL.with(|l| l.borrow().as_ref().filter(|(v, _)| *v == cas).map(|(_, p)| p.clone())) {
         return Some(hit);
     }
@@ -114,8 +109,7 @@ fn store(cfg: &Config, doc: &Doc) -> Result<Rc<Provider>> {
     let provider = Rc::new(build(cfg, doc.clone())?);
     let bytes = serde_json::to_vec(doc)?;
     // No CAS: two VMs storing what they just fetched may overwrite each other harmlessly.
-    hostcalls::set_shared_data(&shared_key(cfg), Some(&bytes), None)
-        .map_err(|s| Error::msg(format!("cannot store the provider in shared data: host status {}", s as u32)))?;
+    shared_data::set(&shared_key(cfg), &bytes, None).map_err(|e| e.context("cannot store the provider in shared data"))?;
     Ok(provider)
 }
 

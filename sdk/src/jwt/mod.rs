@@ -13,7 +13,7 @@
 //! ```
 
 #[cfg(feature = "callout")]
-mod remote;
+pub mod remote;
 #[cfg(feature = "callout")]
 pub use remote::RemoteJwks;
 
@@ -281,12 +281,7 @@ impl Verifier {
 
     /// Verifies `token` at the host's current time.
     pub fn verify(&self, token: &str) -> Result<Claims> {
-        let now = proxy_wasm::hostcalls::get_current_time()
-            .ok()
-            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-            .map(|d| d.as_secs())
-            .ok_or_else(|| Error::msg("the host clock is unavailable"))?;
-        self.verify_at(token, now)
+        self.verify_at(token, crate::unix_time()?)
     }
 
     /// Verifies `token` as of `now` (seconds since the Unix epoch).

@@ -20,15 +20,14 @@ use super::Verifier;
 use crate::callout::Call;
 use crate::shared_data;
 use crate::{Error, Result};
-use proxy_wasm::hostcalls;
 use std::cell::RefCell;
 use std::rc::Rc;
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::Duration;
 
 /// The largest JWKS document accepted (jwt_authn has no limit; a few keys take ~2 KB).
 const MAX_JWKS_BYTES: usize = 256 * 1024;
 
-/// A JWKS at `path` on an Envoy cluster, cached in shared data. See the [module docs](self).
+/// A JWKS at `path` on an Envoy cluster, cached in shared data. See the [module docs](crate::jwt::remote).
 pub struct RemoteJwks {
     cluster: String,
     path: String,
@@ -91,7 +90,7 @@ impl RemoteJwks {
     /// the fetch timeout, so a VM that went away mid-fetch does not block the others).
     /// Before the first copy exists every VM fetches, so the first answer serves all.
     pub async fn refresh(&self) -> Result<()> {
-        if let Some((fetched_at, _)) = self.stored()? {
+        if let Some(fetched_at) = self.fetched_at()? {
             if now() < fetched_at + self.refresh.as_secs() / 2 {
                 return Ok(());
             }
@@ -106,11 +105,10 @@ impl RemoteJwks {
         fetched
     }
 
-    /// (fetched at, document) of the shared copy.
-    fn stored(&self) -> Result<Option<(u64, String)>> {
+    /// When the shared copy was fetched, if there is one.
+    fn fetched_at(&self) -> Result<Option<u64>> {
         let Some((bytes, _)) = shared_data::get(&self.key)? else { return Ok(None) };
-        let (at, doc) = split(&bytes)?;
-        Ok(Some((at, doc.to_string())))
+        Ok(Some(split(&bytes)?.0))
     }
 
     /// Fetches now because a token named an unknown `kid` (or there is no copy yet), unless
@@ -188,7 +186,8 @@ fn split(bytes: &[u8]) -> Result<(u64, &str)> {
     Ok((at.parse().map_err(|_| Error::msg("cached JWKS is malformed"))?, doc))
 }
 
-/// The host's clock in Unix seconds (virtual in weir-runtime tests).
+/// The host's clock in Unix seconds; 0 (long ago) if it cannot be read, which makes every
+/// copy look stale and every turn free: fetching again is the safe side.
 fn now() -> u64 {
-    hostcalls::get_current_time().ok().and_then(|t| t.duration_since(UNIX_EPOCH).ok()).map_or(0, |d| d.as_secs())
+    crate::unix_time().unwrap_or(0)
 }
