@@ -28,6 +28,8 @@
 //! - [`EchoUpstream`] records what Envoy forwarded; [`HttpRequest`] sends requests and
 //!   returns every response header in wire order. Neither follows redirects or merges
 //!   repeated header fields.
+//! - [`PolicyServer`] runs the reference policy server (`examples/policy-server`) as a
+//!   child process, for the AUTHZ chain tests and `make demo`.
 //!
 //! Envoy is found at `$WEIR_ENVOY`, `<repo>/.venv/bin/envoy` (installed by `make envoy`),
 //! or on `PATH`. Each [`Envoy`] binds kernel-chosen ports on 127.0.0.1, so tests can run in
@@ -42,6 +44,7 @@ mod envoy;
 mod headers;
 mod http1;
 mod locate;
+mod policy_server;
 mod scratch;
 mod upstream;
 mod wasm_build;
@@ -53,6 +56,7 @@ pub use client::{HttpRequest, HttpResponse};
 pub use envoy::{Envoy, EnvoyBuilder, Refusal};
 pub use headers::Headers;
 pub use locate::{find_envoy, repo_root};
+pub use policy_server::{PolicyServer, UserKeys};
 pub use upstream::{EchoUpstream, RecordedRequest, Reply};
 pub use wasm_build::{build_wasm, try_build_wasm};
 pub use wat_build::compile_wat;

@@ -7,7 +7,6 @@
 //! failures fail closed. Every refusal also checks that the upstream saw nothing.
 
 mod authz_chain {
-    pub mod policy_server;
     pub mod tokens;
 }
 
@@ -15,11 +14,10 @@ use std::net::{SocketAddr, TcpListener};
 use std::time::Duration;
 
 use anyhow::Result;
-use authz_chain::policy_server::{PolicyServer, UserKeys};
 use authz_chain::tokens::{self, attacks, Idp, GRANT, USER};
 use jwt_simple::prelude::*;
 use serde_json::{json, Value};
-use weir_envoy_tests::{build_wasm, EchoUpstream, Envoy, HttpResponse, Reply, WasmFilter};
+use weir_envoy_tests::{build_wasm, EchoUpstream, Envoy, HttpResponse, PolicyServer, Reply, UserKeys, WasmFilter};
 
 const SET_HEADER: &str = "authz_complete";
 

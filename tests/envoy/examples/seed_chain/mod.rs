@@ -2,16 +2,11 @@
 //! policy server, an upstream and Envoy with openid-connect → jwt_authn → acl-check →
 //! check-header, all on 127.0.0.1.
 
-#[allow(dead_code)] // shared with the AUTHZ chain tests, which use more of it
-#[path = "../../tests/authz_chain/policy_server.rs"]
-mod policy_server;
-
 use std::net::{SocketAddr, TcpListener};
 
 use anyhow::{ensure, Context, Result};
-use policy_server::{PolicyServer, UserKeys};
 use serde_json::{json, Value};
-use weir_envoy_tests::{repo_root, EchoUpstream, Envoy, Reply, WasmFilter};
+use weir_envoy_tests::{repo_root, EchoUpstream, Envoy, PolicyServer, Reply, UserKeys, WasmFilter};
 use weir_idp_tests::{Provider, TestClient};
 
 pub const CLIENT_ID: &str = "ingress-gateway";

@@ -10,7 +10,7 @@ use std::sync::{mpsc, Mutex, PoisonError};
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use weir_envoy_tests::{repo_root, HttpRequest};
+use crate::{repo_root, HttpRequest};
 
 /// The server's ACL: alice may read and write, the `writers` group may only write, and
 /// bob (in no group) gets nothing.
@@ -25,6 +25,7 @@ groups:
 ";
 
 /// Where the server gets the identity provider's keys.
+#[derive(Debug, Clone, Copy)]
 pub enum UserKeys<'a> {
     /// A JWKS document, written to a file the server reads at start-up.
     File(&'a str),
@@ -33,6 +34,7 @@ pub enum UserKeys<'a> {
 }
 
 /// A running policy server; killed (and its directory removed) on drop.
+#[derive(Debug)]
 pub struct PolicyServer {
     child: Child,
     /// Where it listens.
