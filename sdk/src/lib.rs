@@ -102,7 +102,7 @@ pub use task::Waiting;
 pub use host::{env_var, now, property, property_i64, property_string, unix_time};
 pub use http::{
     Body, Cookies, DownstreamData, Headers, HttpFilter, Phase, Query, RequestBody, RequestHeaders, RequestTrailers,
-    ResponseBody, ResponseHeaders, ResponseTrailers, UpstreamData,
+    ResponseBody, ResponseHeaders, ResponseTrailers, UpstreamData, same_header_upstream,
 };
 pub use network::{ConnectionFlow, NetworkFilter};
 pub use plugin::PluginDef;

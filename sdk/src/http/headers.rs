@@ -138,6 +138,32 @@ impl<M: MapKind> Headers<M> {
     pub fn remove(&self, name: &str) -> Result<()> {
         hostcalls::remove_map_value(M::MAP, name).host("proxy_remove_header_map_value")
     }
+
+    /// Removes `name` and every header an upstream framework would read as the same one:
+    /// names equal to it once `_` and `-` are treated alike, in any case. CGI, WSGI, Rack and
+    /// PHP turn both `x-user` and `x_user` into `HTTP_X_USER`, so a plugin that sets an
+    /// identity header must remove every such spelling a client sent, or the client's copy
+    /// can win upstream. Returns how many distinct spellings other than `name` were removed.
+    pub fn remove_lookalikes(&self, name: &str) -> Result<usize> {
+        self.remove(name)?;
+        let mut others: Vec<String> = Vec::new();
+        for (key, _) in self.entries_bytes()? {
+            if same_header_upstream(&key, name) && !others.contains(&key) {
+                others.push(key);
+            }
+        }
+        for key in &others {
+            self.remove(key)?;
+        }
+        Ok(others.len())
+    }
+}
+
+/// True when an upstream framework that maps `-` and `_` alike (CGI's `HTTP_*` variables)
+/// would see `a` and `b` as one header.
+pub fn same_header_upstream(a: &str, b: &str) -> bool {
+    let fold = |c: u8| if c == b'_' { b'-' } else { c.to_ascii_lowercase() };
+    a.len() == b.len() && a.bytes().zip(b.bytes()).all(|(x, y)| fold(x) == fold(y))
 }
 
 impl Headers<kind::Request> {
@@ -211,4 +237,19 @@ fn checked<'a>(name: &str, value: &'a [u8]) -> Result<&'a [u8]> {
         return Err(Error::msg(format!("refusing to write header '{name}': value contains CR, LF or NUL")));
     }
     Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::same_header_upstream;
+
+    #[test]
+    fn underscores_and_case_fold_like_cgi() {
+        assert!(same_header_upstream("x-user", "x_user"));
+        assert!(same_header_upstream("X_User", "x-user"));
+        assert!(same_header_upstream("x-user", "x-user"));
+        assert!(!same_header_upstream("x-user", "x-users"));
+        assert!(!same_header_upstream("x-user", "x.user"));
+        assert!(!same_header_upstream("x-user", "xuser"));
+    }
 }

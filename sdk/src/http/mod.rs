@@ -6,7 +6,7 @@ mod parse;
 pub(crate) mod stream;
 
 pub use body::{kind as body_kind, Body, BodyKind, DownstreamData, RequestBody, ResponseBody, UpstreamData};
-pub use headers::{kind as map_kind, Headers, MapKind, RequestHeaders, RequestTrailers, ResponseHeaders, ResponseTrailers};
+pub use headers::{kind as map_kind, same_header_upstream, Headers, MapKind, RequestHeaders, RequestTrailers, ResponseHeaders, ResponseTrailers};
 pub use parse::{bearer_token, Cookies, Query};
 
 use crate::{Error, Flow, LocalReply, Result};
