@@ -54,9 +54,12 @@ demo: build ## Seed 000's chain in a real Envoy: OpenID login → jwt_authn → 
 test-demo: build
 	$(CARGO) run -q -p weir-envoy-tests --example demo > /dev/null
 
-run: build ## Run an example's envoy.yaml locally: make run name=hello
-	@test -n "$(name)" || { echo "usage: make run name=<example>"; exit 2; }
-	.venv/bin/envoy -c examples/$(name)/envoy.yaml --concurrency 1 --log-level info
+run: build ## Run a plugin's or example's envoy.yaml locally: make run name=hello
+	@test -n "$(name)" || { echo "usage: make run name=<plugin or example>"; exit 2; }
+	@dir=$$(for d in plugins/$(name) examples/$(name); do [ -f $$d/envoy.yaml ] && echo $$d && break; done); \
+	  test -n "$$dir" || { echo "no plugins/$(name)/envoy.yaml or examples/$(name)/envoy.yaml"; exit 2; }; \
+	  echo "==> $$dir/envoy.yaml on 127.0.0.1:10000 (admin :9901); Ctrl-C stops it"; \
+	  exec .venv/bin/envoy -c $$dir/envoy.yaml --concurrency 1 --log-level info
 
 bench: build ## Benchmarks (criterion; check-header vs jwt_authn in Envoy); numbers go in the README
 	$(CARGO) bench -p weir-runtime
