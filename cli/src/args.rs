@@ -112,7 +112,7 @@ pub struct ImageArgs {
     #[arg(long, value_enum, default_value_t = FormatArg::Compat)]
     pub format: FormatArg,
     /// Use Docker schema2 media types instead of OCI ones (compat format only).
-    #[arg(long, conflicts_with = "format")]
+    #[arg(long)]
     pub docker: bool,
     /// Root id the module serves, recorded in runtime-config.json (repeatable).
     #[arg(long = "root-id", value_name = "ID")]
@@ -378,6 +378,10 @@ pub struct ExecArgs {
     /// Wasm instructions one callback may execute before it is stopped.
     #[arg(long, value_name = "N")]
     pub fuel_limit: Option<u64>,
+    /// The time the plugin sees, as RFC 3339 (2026-12-03T10:00:00Z) or Unix seconds
+    /// [default: now, from the system clock].
+    #[arg(long, value_name = "TIME")]
+    pub time: Option<String>,
     /// Print a JSON report instead of text (a stable shape; see cli/README.md).
     #[arg(long)]
     pub json: bool,

@@ -63,6 +63,7 @@ mod vm;
 mod wasi;
 
 pub use command::{CommandError, WasiCommand};
+pub use shared::CLOCK_START;
 pub use abi_version::AbiVersion;
 pub use error::{LoadError, StartError};
 pub use message::{Headers, LocalReply, Request, Response};

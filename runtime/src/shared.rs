@@ -28,6 +28,8 @@ pub(crate) struct Settings {
     pub(crate) memory_limit: usize,
     pub(crate) log_level: LogLevel,
     pub(crate) upstreams: HashMap<String, Upstream>,
+    /// Where the virtual clock starts, in nanoseconds since the Unix epoch.
+    pub(crate) clock_start_ns: u64,
 }
 
 /// Cross-VM state of one plugin.
@@ -39,14 +41,18 @@ pub(crate) struct PluginShared {
     pub(crate) metrics: Mutex<Metrics>,
 }
 
-/// Virtual clock start: 2026-01-01T00:00:00Z, fixed so runs are reproducible.
-pub(crate) const CLOCK_START_NS: u64 = 1_767_225_600_000_000_000;
+/// Where a plugin's virtual clock starts unless [`PluginBuilder::clock_start`] says otherwise:
+/// 2026-01-01T00:00:00Z, as a duration since the Unix epoch. Fixed so test runs are
+/// reproducible; tests that mint tokens use it as their "now".
+///
+/// [`PluginBuilder::clock_start`]: crate::PluginBuilder::clock_start
+pub const CLOCK_START: std::time::Duration = std::time::Duration::from_secs(1_767_225_600);
 
 impl PluginShared {
     pub(crate) fn new(settings: Settings) -> Self {
         PluginShared {
+            clock_ns: AtomicU64::new(settings.clock_start_ns),
             settings,
-            clock_ns: AtomicU64::new(CLOCK_START_NS),
             data: Mutex::new(SharedData::default()),
             queues: Mutex::new(Queues::default()),
             metrics: Mutex::new(Metrics::default()),

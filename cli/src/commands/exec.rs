@@ -95,7 +95,11 @@ fn configure(mut builder: PluginBuilder, args: &ExecArgs) -> Result<PluginBuilde
     if let Some(limit) = args.fuel_limit {
         builder = builder.fuel_limit(limit);
     }
-    Ok(builder)
+    let now = match &args.time {
+        Some(text) => spec::time_arg("--time", text)?,
+        None => std::time::SystemTime::now(),
+    };
+    Ok(builder.clock_start(now))
 }
 
 /// A plugin that refuses to start: the runtime's error (with the plugin's own log lines)

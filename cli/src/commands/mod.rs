@@ -29,11 +29,18 @@ pub async fn run(command: Command, printer: Printer) -> anyhow::Result<()> {
     }
 }
 
-/// The image shape the flags ask for.
-fn image_format(args: &ImageArgs) -> ImageFormat {
+/// The image shape the flags ask for. `--docker` picks Docker schema2 media types for the
+/// compat shape (with or without `--format compat`); the artifact shape has no Docker form.
+fn image_format(args: &ImageArgs) -> anyhow::Result<ImageFormat> {
     match (args.format, args.docker) {
-        (_, true) => ImageFormat::Docker,
-        (FormatArg::Compat, false) => ImageFormat::Compat,
-        (FormatArg::Artifact, false) => ImageFormat::Artifact,
+        (FormatArg::Compat, true) => Ok(ImageFormat::Docker),
+        (FormatArg::Compat, false) => Ok(ImageFormat::Compat),
+        (FormatArg::Artifact, false) => Ok(ImageFormat::Artifact),
+        (FormatArg::Artifact, true) => Err(weir_cli::UserError(
+            "--docker applies to the compat format only (Docker schema2 has no artifact form): \
+             drop --docker, or use --format compat"
+                .into(),
+        )
+        .into()),
     }
 }

@@ -8,8 +8,8 @@ use crate::args::PackageArgs;
 use crate::printer::Printer;
 
 pub(crate) fn package(args: PackageArgs, printer: Printer) -> Result<()> {
+    let format = super::image_format(&args.image)?;
     let module = load_module(&args.input)?;
-    let format = super::image_format(&args.image);
     let image = image::build_image(&module.wasm, &module.info, format, &args.image.root_ids)?;
     let is_tar = args.output.extension().is_some_and(|e| e == "tar");
     if is_tar {

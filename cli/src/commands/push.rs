@@ -41,6 +41,7 @@ fn image_from_input(input: &Path, args: &PushArgs) -> Result<PluginImage> {
     if is_layout {
         return read_layout(input).with_context(|| format!("reading the image layout {}", input.display()));
     }
+    let format = super::image_format(&args.image)?;
     let module = load_module(input)?;
-    build_image(&module.wasm, &module.info, super::image_format(&args.image), &args.image.root_ids)
+    build_image(&module.wasm, &module.info, format, &args.image.root_ids)
 }

@@ -4,6 +4,7 @@
 mod common;
 mod exec;
 mod exec_abi;
+mod exec_clock;
 mod manifest;
 mod migrate;
 mod package;

@@ -18,6 +18,13 @@ fn packaging_is_reproducible_and_skopeo_reads_the_layout() {
     let docker = work.path().join("docker.tar");
     let docker_digest = ok(&weir(&["package", "-q", input, "--docker", "-o", docker.to_str().expect("utf-8")], None));
     assert_ne!(docker_digest, digests[0]);
+    let spelled_out = work.path().join("docker-compat.tar");
+    let args = ["package", "-q", input, "--format", "compat", "--docker", "-o", spelled_out.to_str().expect("utf-8")];
+    assert_eq!(ok(&weir(&args, None)), docker_digest, "--format compat --docker is --docker");
+    let refused = work.path().join("docker-artifact.tar");
+    let args = ["package", "-q", input, "--format", "artifact", "--docker", "-o", refused.to_str().expect("utf-8")];
+    assert!(user_error(&weir(&args, None)).contains("--docker applies to the compat format only"));
+    assert!(!refused.exists(), "nothing written for a refused format");
 
     // skopeo reads the directory layout and the tarball, and sees the digest weir printed.
     let layout = format!("oci:{}:latest", work.path().join("layout-0").display());

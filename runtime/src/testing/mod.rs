@@ -126,6 +126,7 @@ impl PluginBuilder {
                 memory_limit: DEFAULT_MEMORY_LIMIT,
                 log_level: LogLevel::Trace,
                 upstreams: HashMap::new(),
+                clock_start_ns: crate::shared::CLOCK_START.as_nanos() as u64,
             },
             workers: 1,
         }
@@ -208,6 +209,17 @@ impl PluginBuilder {
     /// The host's log level: lower levels are dropped, and `proxy_get_log_level` returns it.
     pub fn log_level(mut self, level: LogLevel) -> Self {
         self.settings.log_level = level;
+        self
+    }
+
+    /// Where the virtual clock starts (default [`CLOCK_START`](crate::CLOCK_START), a fixed
+    /// date, so runs are reproducible). `weir exec` passes the wall clock, so a token issued
+    /// today is judged as Envoy would judge it today. A time before the Unix epoch starts
+    /// the clock at the epoch; one after the year 2262 starts it then (the clock counts
+    /// nanoseconds in 64 bits and must still be able to move forward).
+    pub fn clock_start(mut self, at: std::time::SystemTime) -> Self {
+        let since = at.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        self.settings.clock_start_ns = u64::try_from(since.as_nanos()).unwrap_or(u64::MAX / 2);
         self
     }
 
@@ -392,7 +404,8 @@ impl Plugin {
 
     /// Virtual time elapsed since the plugin started.
     pub fn now(&self) -> Duration {
-        let since = self.lock().shared.now_ns().saturating_sub(crate::shared::CLOCK_START_NS);
+        let inner = self.lock();
+        let since = inner.shared.now_ns().saturating_sub(inner.shared.settings.clock_start_ns);
         Duration::from_nanos(since)
     }
 }

@@ -42,6 +42,21 @@ pub(crate) fn bytes_arg(flag: &str, value: &str) -> Result<Vec<u8>> {
     }
 }
 
+/// `--time`: RFC 3339 with an offset (`2026-12-03T10:00:00Z`) or whole Unix seconds.
+pub(crate) fn time_arg(flag: &str, value: &str) -> Result<std::time::SystemTime> {
+    let value = value.trim();
+    let timestamp = match value.parse::<i64>() {
+        Ok(seconds) => jiff::Timestamp::from_second(seconds).map_err(|e| bad(flag, e))?,
+        Err(_) => value.parse::<jiff::Timestamp>().map_err(|e| {
+            bad(flag, format!("'{value}' is neither RFC 3339 (2026-12-03T10:00:00Z) nor Unix seconds: {e}"))
+        })?,
+    };
+    if timestamp < jiff::Timestamp::UNIX_EPOCH {
+        return Err(bad(flag, format!("'{value}' is before 1970; the proxy's clock cannot show it")));
+    }
+    Ok(std::time::SystemTime::from(timestamp))
+}
+
 /// Missing files are the user's to fix: keep the I/O error as the cause, exit 1.
 fn user_io(flag: &str, error: anyhow::Error) -> anyhow::Error {
     let message = format!("{flag}: {}", error.root_cause());
@@ -213,6 +228,17 @@ mod tests {
         assert!(request_line("GET").is_err());
         assert!(request_line("GET path").is_err());
         assert!(request_line("GET /a /b").is_err());
+    }
+
+    #[test]
+    fn times_in_rfc_3339_or_unix_seconds() {
+        let at = |v| time_arg("--time", v).expect(v).duration_since(std::time::UNIX_EPOCH).expect("after epoch");
+        assert_eq!(at("2026-01-01T00:00:00Z").as_secs(), 1_767_225_600);
+        assert_eq!(at("2026-01-01T01:00:00+01:00").as_secs(), 1_767_225_600);
+        assert_eq!(at("1767225600").as_secs(), 1_767_225_600);
+        for bad in ["yesterday", "2026-01-01", "-5", "1969-12-31T23:59:59Z"] {
+            assert!(time_arg("--time", bad).is_err(), "{bad} accepted");
+        }
     }
 
     #[test]
