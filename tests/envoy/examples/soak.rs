@@ -436,10 +436,11 @@ fn print_summary(
         });
     println!("  new sign-in after the provider's return: {sign_in}");
     println!(
-        "\n  Envoy RSS   start {}   end {}   peak {}   growth {:+.1} % (limit {:.0} %)",
+        "\n  Envoy RSS   start {}   end {}   peak {}   growth {:+} KiB, {:+.2} % (limit {:.0} %)",
         mib(timeline.rss_start),
         mib(timeline.rss_end),
         mib(timeline.rss_peak),
+        timeline.rss_end as i64 - timeline.rss_start as i64,
         growth * 100.0,
         RSS_GROWTH_LIMIT * 100.0
     );
