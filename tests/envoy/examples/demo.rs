@@ -12,38 +12,32 @@
 //! compiles to it), and the browser is a client that follows redirects and fills in the
 //! provider's forms. Run with `make demo` (it builds the plugins first).
 
+#[allow(dead_code)] // the soak and the login bench use the rest
 mod seed_chain;
 
 use anyhow::{ensure, Context, Result};
-use seed_chain::SeedChain;
+use seed_chain::{SeedChain, PAGE};
 use weir_idp_tests::{Browser, Jwt};
 
 fn main() -> Result<()> {
-    let SeedChain { idp, policy, upstream, envoy } = SeedChain::start()?;
+    let chain = SeedChain::start()?;
+    let SeedChain { idp, policy, upstream, envoy } = &chain;
     println!("OpenID Provider   {}  (oidc-provider)", idp.issuer());
     println!("policy server     http://{}  (examples/policy-server; alice may read_data)", policy.addr);
     println!("upstream          http://{}", upstream.addr());
     println!("Envoy 1.40 (V8)   {}", envoy.url());
     println!("  chain: openid-connect → jwt_authn → acl-check → check-header → router\n");
 
-    let url = format!("{}/reports/q3", envoy.url());
+    let url = chain.page_url();
     let mut browser = Browser::new();
-    let mut first = browser.get(&url)?;
-    // The plugin learns the provider on its first request; a request racing it gets 503.
-    for _ in 0..20 {
-        if first.status != 503 {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(250));
-        first = browser.get(&url)?;
-    }
+    let first = chain.first_visit(&mut browser)?;
     ensure!(first.status == 302, "expected a redirect to the provider, got {}:\n{}", first.status, envoy.log());
     let authorize = first.header("location").unwrap_or_default().to_string();
-    println!("1. browser  GET /reports/q3 (no session)");
+    println!("1. browser  GET {PAGE} (no session)");
     println!("   ← 302 to the provider: {}", shorten(&authorize, 110));
     println!("     (PKCE S256, state and nonce; they travel in an encrypted __Host- cookie)");
 
-    let callback = browser.sign_in_from(first, "alice", &format!("{}/oauth2/callback", envoy.url()))?;
+    let callback = browser.sign_in_from(first, "alice", &chain.callback_url())?;
     println!("2. browser  signs in as alice at the provider (sign-in and consent forms)");
     println!("   ← 302 to {}", shorten(callback.url.as_str(), 110));
 
@@ -67,7 +61,7 @@ fn main() -> Result<()> {
     let seen = upstream.requests().last().cloned().context("the upstream saw no request")?;
     let bearer = seen.headers.get("authorization").and_then(|v| v.strip_prefix("Bearer ")).context("no bearer token upstream")?;
     let jwt = Jwt::decode(bearer)?;
-    println!("4. browser  GET /reports/q3 with the session cookie");
+    println!("4. browser  GET {PAGE} with the session cookie");
     println!("   openid-connect  → Authorization: Bearer <ID token: sub={}, iss={}>", jwt.claim_str("sub").unwrap_or("?"), jwt.claim_str("iss").unwrap_or("?"));
     println!("   jwt_authn       → verified it with the provider's JWKS");
     println!("   acl-check       → the policy server granted alice; grant in authz_complete");

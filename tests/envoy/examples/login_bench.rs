@@ -4,12 +4,12 @@
 //! openid-connect), and the first authenticated request through jwt_authn, acl-check (and
 //! the policy server) and check-header to the upstream. Prints the median and the spread.
 
-#[allow(dead_code)] // the demo uses all of it
+#[allow(dead_code)] // the demo and the soak use the rest
 mod seed_chain;
 
 use std::time::{Duration, Instant};
 
-use anyhow::{ensure, Result};
+use anyhow::Result;
 use seed_chain::SeedChain;
 use weir_idp_tests::Browser;
 
@@ -17,30 +17,13 @@ const ROUNDS: usize = 30;
 
 fn main() -> Result<()> {
     let chain = SeedChain::start()?;
-    let url = format!("{}/reports/q3", chain.envoy.url());
-    let callback = format!("{}/oauth2/callback", chain.envoy.url());
     let login = || -> Result<Duration> {
-        let mut browser = Browser::new();
         let started = Instant::now();
-        let first = browser.get(&url)?;
-        ensure!(first.status == 302, "expected the redirect to the provider, got {}", first.status);
-        let back = browser.sign_in_from(first, "alice", &callback)?;
-        let session = browser.get(back.url.as_str())?;
-        ensure!(session.status == 302, "the callback answered {}", session.status);
-        let page = browser.get(&url)?;
-        ensure!(page.status == 200, "the authenticated request answered {}", page.status);
+        chain.signed_in_browser("alice")?;
         Ok(started.elapsed())
     };
     // The first round also discovers the provider and fetches every JWKS: reported apart.
-    let mut warm_up = Browser::new();
-    let mut first = warm_up.get(&url)?;
-    for _ in 0..20 {
-        if first.status != 503 {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(250));
-        first = warm_up.get(&url)?;
-    }
+    chain.first_visit(&mut Browser::new())?;
     let cold = login()?;
     let mut times: Vec<Duration> = (0..ROUNDS).map(|_| login()).collect::<Result<_>>()?;
     times.sort();

@@ -20,6 +20,11 @@ use crate::yaml::to_yaml;
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(20);
 const POLL_INTERVAL: Duration = Duration::from_millis(25);
 
+/// What Envoy 1.40 (V8) logs when a guest fails at run time; see [`Envoy::wasm_failures`].
+/// `tests/harness.rs` makes a guest panic and trap in Envoy and checks each mark is seen.
+/// A failed VM fails every later request closed (503) without logging again.
+const WASM_FAILURE_MARKS: &[&str] = &["failed: Uncaught", "panicked at"];
+
 /// Configures an Envoy before starting it; see [`Envoy::builder`].
 #[derive(Debug, Clone, Default)]
 pub struct EnvoyBuilder {
@@ -350,6 +355,34 @@ impl Envoy {
     /// Everything Envoy has logged so far.
     pub fn log(&self) -> String {
         self.process.log()
+    }
+
+    /// The log lines that show a wasm plugin failing at run time: a trap (V8 reports it as
+    /// `Function: proxy_on_… failed: Uncaught RuntimeError: …`) and the panic message a
+    /// Rust guest writes to stderr just before it (`wasm log <plugin>: panicked at …`).
+    pub fn wasm_failures(&self) -> Vec<String> {
+        self.log()
+            .lines()
+            .filter(|line| WASM_FAILURE_MARKS.iter().any(|mark| line.contains(mark)))
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// Envoy's process id.
+    pub fn pid(&self) -> u32 {
+        self.process.child.id()
+    }
+
+    /// Envoy's resident memory in KiB, `VmRSS` of `/proc/<pid>/status` (Linux).
+    pub fn rss_kib(&self) -> Result<u64> {
+        let path = format!("/proc/{}/status", self.pid());
+        let status = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmRSS:"))
+            .and_then(|rest| rest.trim().strip_suffix("kB"))
+            .and_then(|kib| kib.trim().parse().ok())
+            .with_context(|| format!("no VmRSS line in {path}"))
     }
 
     fn admin_get(&self, path: &str) -> Result<String> {

@@ -29,7 +29,12 @@
 //!   returns every response header in wire order. Neither follows redirects or merges
 //!   repeated header fields.
 //! - [`PolicyServer`] runs the reference policy server (`examples/policy-server`) as a
-//!   child process, for the AUTHZ chain tests and `make demo`.
+//!   child process, for the AUTHZ chain tests and `make demo`; it can be stopped and
+//!   started again on the same address with the same signing key.
+//! - [`Load`] sends a bounded, paced load from a few workers and records every answer;
+//!   [`judge`] checks the answers against the [`Fault`]s caused meanwhile (`make soak`).
+//!   [`Envoy::wasm_failures`] finds plugin traps and panics in Envoy's log,
+//!   [`Envoy::rss_kib`] reads its memory.
 //!
 //! Envoy is found at `$WEIR_ENVOY`, `<repo>/.venv/bin/envoy` (installed by `make envoy`),
 //! or on `PATH`. Each [`Envoy`] binds kernel-chosen ports on 127.0.0.1, so tests can run in
@@ -41,8 +46,10 @@
 mod bootstrap;
 mod client;
 mod envoy;
+mod fault_verdict;
 mod headers;
 mod http1;
+mod load;
 mod locate;
 mod policy_server;
 mod scratch;
@@ -54,7 +61,9 @@ mod yaml;
 pub use bootstrap::{FailurePolicy, WasmFilter};
 pub use client::{HttpRequest, HttpResponse};
 pub use envoy::{Envoy, EnvoyBuilder, Refusal};
+pub use fault_verdict::{judge, Fault, FaultOutcome, Verdict};
 pub use headers::Headers;
+pub use load::{Load, Sample};
 pub use locate::{find_envoy, repo_root};
 pub use policy_server::{PolicyServer, UserKeys};
 pub use upstream::{EchoUpstream, RecordedRequest, Reply};

@@ -1,6 +1,7 @@
 //! The reference policy server (`examples/policy-server`) as a child process on 127.0.0.1:
 //! built once per test process, configured in a fresh directory, stopped on drop.
 
+use std::fs::OpenOptions;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -40,6 +41,8 @@ pub struct PolicyServer {
     /// Where it listens.
     pub addr: SocketAddr,
     dir: PathBuf,
+    /// The configuration after its `listen:` line, which a restart rewrites to `addr`.
+    config: String,
 }
 
 impl PolicyServer {
@@ -69,11 +72,10 @@ impl PolicyServer {
             UserKeys::Url(url) => format!("jwks_url: {url}\n  jwks_fetch_timeout_ms: 200"),
         };
         let config = format!(
-            "listen: {listen}\nacl_file: acl.yaml\n\
+            "acl_file: acl.yaml\n\
              user_token:\n  issuers: [{issuer}]\n  audiences: [{audience}]\n  {source}\n\
              issued_token:\n  signing_key: signing.pem\n  algorithm: ES256\n"
         );
-        std::fs::write(dir.join("policy-server.yaml"), config)?;
         let keygen = Command::new(&binary)
             .arg("--generate-key")
             .arg(dir.join("signing.pem"))
@@ -82,29 +84,28 @@ impl PolicyServer {
         if !keygen.status.success() {
             bail!("policy-server --generate-key failed: {}", String::from_utf8_lossy(&keygen.stderr));
         }
-        let log = std::fs::File::create(dir.join("policy-server.log"))?;
-        let mut child = Command::new(&binary)
-            .arg("--config")
-            .arg(dir.join("policy-server.yaml"))
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::piped())
-            .stderr(log)
-            .spawn()
-            .context("starting policy-server")?;
-        let stdout = child.stdout.take().context("policy-server stdout")?;
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            let mut line = String::new();
-            let _ = BufReader::new(stdout).read_line(&mut line);
-            let _ = tx.send(line);
-        });
-        let mut server = Self { child, addr: "127.0.0.1:0".parse()?, dir };
-        let line = rx.recv_timeout(Duration::from_secs(20)).unwrap_or_default();
-        let Some(addr) = line.trim().strip_prefix("http://").and_then(|a| a.parse().ok()) else {
-            bail!("policy-server printed no address ({line:?}); its log:\n{}", server.log());
-        };
-        server.addr = addr;
-        Ok(server)
+        let (child, addr) = spawn(&binary, &dir, listen, &config)?;
+        Ok(Self { child, addr, dir, config })
+    }
+
+    /// Kills the server, as a crash or a rolling update would; [`PolicyServer::start_again`]
+    /// brings it back.
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts the server again after [`PolicyServer::stop`] on the same address, with the
+    /// same signing key and ACL, so grants it signed before still verify. Its log goes on in
+    /// the same file.
+    pub fn start_again(&mut self) -> Result<()> {
+        self.stop();
+        let (child, addr) = spawn(&binary()?, &self.dir, self.addr, &self.config)?;
+        self.child = child;
+        if addr != self.addr {
+            bail!("the restarted policy server listens on {addr}, not {}", self.addr);
+        }
+        Ok(())
     }
 
     /// The public keys check-header verifies grants with, from the server's own endpoint.
@@ -137,6 +138,36 @@ impl Drop for PolicyServer {
             eprintln!("policy-server files kept in {}", self.dir.display());
         }
     }
+}
+
+/// Runs the server in `dir` listening on `listen`, and waits until it prints its address.
+fn spawn(binary: &Path, dir: &Path, listen: SocketAddr, config: &str) -> Result<(Child, SocketAddr)> {
+    std::fs::write(dir.join("policy-server.yaml"), format!("listen: {listen}\n{config}"))?;
+    let log_path = dir.join("policy-server.log");
+    let log = OpenOptions::new().create(true).append(true).open(&log_path)?;
+    let mut child = Command::new(binary)
+        .arg("--config")
+        .arg(dir.join("policy-server.yaml"))
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(log)
+        .spawn()
+        .context("starting policy-server")?;
+    let stdout = child.stdout.take().context("policy-server stdout")?;
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = BufReader::new(stdout).read_line(&mut line);
+        let _ = tx.send(line);
+    });
+    let line = rx.recv_timeout(Duration::from_secs(20)).unwrap_or_default();
+    let Some(addr) = line.trim().strip_prefix("http://").and_then(|a| a.parse().ok()) else {
+        let _ = child.kill();
+        let _ = child.wait();
+        let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+        bail!("policy-server printed no address ({line:?}); its log:\n{log}");
+    };
+    Ok((child, addr))
 }
 
 /// Builds `examples/policy-server` (its own workspace) once per test process into the

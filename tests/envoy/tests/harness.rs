@@ -6,7 +6,9 @@ use std::net::TcpStream;
 use std::time::Duration;
 
 use anyhow::Result;
-use weir_envoy_tests::{build_wasm, EchoUpstream, Envoy, FailurePolicy, Reply, WasmFilter};
+use weir_envoy_tests::{
+    build_wasm, compile_wat, EchoUpstream, Envoy, FailurePolicy, Reply, WasmFilter,
+};
 
 #[test]
 fn proxies_repeated_headers_both_ways_in_order() -> Result<()> {
@@ -269,5 +271,44 @@ fn extra_clusters_are_loaded_next_to_the_upstream() -> Result<()> {
         "{dump}"
     );
     assert_eq!(envoy.get("/")?.send()?.status, 200);
+    Ok(())
+}
+
+#[test]
+fn wasm_failures_finds_a_guest_panic_and_trap_and_nothing_else() -> Result<()> {
+    let guest = compile_wat(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/wat/panic_on_request.wat"
+    ))?;
+    let upstream = EchoUpstream::start()?;
+    let envoy = Envoy::builder()
+        .http_filter(WasmFilter::new(guest).plugin_name("ns", "panics"))
+        .upstream(upstream.addr())
+        .start()?;
+    assert_eq!(envoy.get("/fine")?.send()?.status, 200);
+    assert_eq!(
+        envoy.wasm_failures(),
+        Vec::<String>::new(),
+        "{}",
+        envoy.log()
+    );
+
+    // The trapping request fails closed (503 in Envoy 1.40, failure policy FAIL_CLOSED).
+    let trapped = envoy.get("/panic")?.send()?;
+    assert_eq!(trapped.status, 503, "{}", envoy.log());
+    // The VM stays failed: every later request fails closed too, and nothing more is logged.
+    assert_eq!(envoy.get("/fine")?.send()?.status, 503);
+    let failures = envoy.wasm_failures();
+    for mark in [
+        "panicked at src/lib.rs:7:9",
+        "proxy_on_request_headers failed: Uncaught RuntimeError",
+    ] {
+        assert!(
+            failures.iter().any(|l| l.contains(mark)),
+            "no {mark:?} in {failures:#?}\nlog:\n{}",
+            envoy.log()
+        );
+    }
+    assert_eq!(failures.len(), 2, "{failures:#?}");
     Ok(())
 }

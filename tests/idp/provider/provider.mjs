@@ -4,10 +4,16 @@
 //                     [--alg ES256|RS256] [--id-token-ttl S] [--access-token-ttl S]
 //                     [--refresh-token-ttl S] [--session-ttl S] [--rotate-refresh-tokens]
 //                     [--exit-on-stdin-close] [--host ADDR] [--public-origin URL]
+//                     [--state-file PATH]
 //
 // --host (default 127.0.0.1) is the listening address; --public-origin (default
 // http://127.0.0.1:<port>) is the origin in the issuer, for a provider reached by a service
 // name (the kind suite runs it in a cluster as http://idp.weir-auth.svc.cluster.local:3000).
+//
+// --state-file keeps the signing keys and cookie keys in a JSON file: read when it exists,
+// written when they are made or rotated. A provider restarted with the same file (and port
+// and clients) is the same provider to its relying parties: tokens it issued before still
+// verify against its JWKS. Grants, sessions and refresh tokens live in memory and are lost.
 //
 // Port 0 (the default, or $WEIR_IDP_PORT) lets the kernel pick one. When listening, one JSON
 // line goes to stdout: {"ready":true,"issuer":…,"port":…,"discovery":…,"jwks_uri":…,
@@ -25,6 +31,7 @@
 import {
   createPrivateKey, generateKeyPairSync, randomBytes, sign,
 } from 'node:crypto';
+import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import { parseArgs } from 'node:util';
 
@@ -63,6 +70,7 @@ const { values: args } = parseArgs({
     'exit-on-stdin-close': { type: 'boolean', default: false },
     host: { type: 'string', default: '127.0.0.1' },
     'public-origin': { type: 'string' },
+    'state-file': { type: 'string' },
   },
   strict: true,
 });
@@ -123,7 +131,32 @@ function newSigningKeys({ countGeneration = true } = {}) {
   ];
 }
 
-let keys = newSigningKeys();
+const stateFile = args['state-file'];
+
+function loadState() {
+  if (stateFile === undefined || !existsSync(stateFile)) {
+    return { keys: newSigningKeys(), cookieKeys: [randomBytes(32).toString('hex')] };
+  }
+  try {
+    const state = JSON.parse(readFileSync(stateFile, 'utf8'));
+    if (!Array.isArray(state.keys) || !Array.isArray(state.cookieKeys)) throw new Error('keys or cookieKeys missing');
+    return state;
+  } catch (err) {
+    return fail(`--state-file ${stateFile} is unusable: ${err.message}`);
+  }
+}
+
+// Written aside and renamed, so a provider killed mid-write leaves the old state whole.
+function saveState() {
+  if (stateFile === undefined) return;
+  writeFileSync(`${stateFile}.partial`, JSON.stringify({ keys, cookieKeys }));
+  renameSync(`${stateFile}.partial`, stateFile);
+}
+
+const state = loadState();
+let { keys } = state;
+const { cookieKeys } = state;
+saveState();
 
 const server = http.createServer();
 server.requestTimeout = 10_000;
@@ -143,7 +176,7 @@ try {
   provider = new Provider(issuer, {
     clients: clientsFromArgs(),
     jwks: { keys },
-    cookies: { keys: [randomBytes(32).toString('hex')] },
+    cookies: { keys: cookieKeys },
     scopes: ['openid', 'offline_access', 'profile', 'email'],
     claims: {
       openid: ['sub'],
@@ -204,6 +237,7 @@ try {
 function rotateKeys(retire) {
   keys = [...newSigningKeys(), ...(retire ? [] : keys)];
   initializeKeystore.call(provider, { keys });
+  saveState();
   return {
     signing_kids: keys.slice(0, ALGS.length).map((k) => k.kid),
     jwks_kids: keys.map((k) => k.kid),

@@ -1,6 +1,6 @@
 //! Starting, asking and stopping the test OpenID Provider process.
 
-use std::fs::File;
+use std::fs::OpenOptions;
 use std::io::{BufRead, BufReader};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -104,24 +104,55 @@ impl ProviderBuilder {
             bail!("the test provider needs at least one client: add one with .client(..)");
         }
         ensure_installed()?;
-        let node = find_node()?;
         let dir = tempfile::Builder::new()
             .prefix("weir-idp-")
             .tempdir()
             .context("creating a directory for the provider's log")?;
-        let log_path = dir.path().join("provider.log");
-        let log =
-            File::create(&log_path).with_context(|| format!("creating {}", log_path.display()))?;
+        let started = Instant::now();
+        let (child, ready) = match self.spawn(dir.path(), self.port) {
+            Ok(running) => running,
+            Err(e) => {
+                let kept = dir.keep();
+                return Err(e.context(format!(
+                    "the test OpenID Provider did not start; its log is kept in {}",
+                    kept.display()
+                )));
+            }
+        };
+        Ok(Provider {
+            child,
+            log_path: dir.path().join("provider.log"),
+            dir: Some(dir),
+            ready,
+            builder: self,
+            startup: started.elapsed(),
+            http: Http::default(),
+        })
+    }
+
+    /// Runs the provider with its log and key state in `dir` and waits for the ready line.
+    /// The log is appended to and the state file reused, so a second run in the same
+    /// directory is a restart of the same provider.
+    fn spawn(&self, dir: &Path, port: u16) -> Result<(Child, Ready)> {
+        let node = find_node()?;
+        let log_path = dir.join("provider.log");
+        let log = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .with_context(|| format!("opening {}", log_path.display()))?;
         let clients: Vec<Value> = self.clients.iter().map(TestClient::metadata).collect();
         let mut command = Command::new(&node);
         command
             .arg(provider_script())
             .arg("--port")
-            .arg(self.port.to_string())
+            .arg(port.to_string())
             .arg("--alg")
             .arg(self.default_alg.name())
             .arg("--clients")
             .arg(Value::Array(clients).to_string())
+            .arg("--state-file")
+            .arg(dir.join("state.json"))
             .arg("--exit-on-stdin-close")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -135,7 +166,6 @@ impl ProviderBuilder {
         for (flag, seconds) in &self.ttls {
             command.arg(format!("--{flag}")).arg(seconds.to_string());
         }
-        let started = Instant::now();
         let mut child = command.spawn().with_context(|| {
             format!(
                 "starting {} {}",
@@ -143,28 +173,14 @@ impl ProviderBuilder {
                 provider_script().display()
             )
         })?;
-        let ready = wait_for_ready(&mut child, self.startup_timeout, &log_path);
-        let ready = match ready {
-            Ok(ready) => ready,
+        match wait_for_ready(&mut child, self.startup_timeout, &log_path) {
+            Ok(ready) => Ok((child, ready)),
             Err(e) => {
                 let _ = child.kill();
                 let _ = child.wait();
-                let kept = dir.keep();
-                return Err(e.context(format!(
-                    "the test OpenID Provider did not start; its log is kept in {}",
-                    kept.display()
-                )));
+                Err(e)
             }
-        };
-        Ok(Provider {
-            child,
-            dir: Some(dir),
-            log_path,
-            ready,
-            clients: self.clients,
-            startup: started.elapsed(),
-            http: Http::default(),
-        })
+        }
     }
 }
 
@@ -219,7 +235,8 @@ pub struct Provider {
     dir: Option<tempfile::TempDir>,
     log_path: PathBuf,
     ready: Ready,
-    clients: Vec<TestClient>,
+    /// How it was started, for [`Provider::start_again`].
+    builder: ProviderBuilder,
     startup: Duration,
     http: Http,
 }
@@ -279,12 +296,44 @@ impl Provider {
 
     /// The clients it was started with.
     pub fn clients(&self) -> &[TestClient] {
-        &self.clients
+        &self.builder.clients
     }
 
     /// How long start-up took, from spawning Node.js to the ready line.
     pub fn startup_time(&self) -> Duration {
         self.startup
+    }
+
+    /// Kills the provider process, as a crash or an outage would; the port is free until
+    /// [`Provider::start_again`].
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts the provider again after [`Provider::stop`]: same port, issuer, clients and
+    /// signing keys (the current ones, after any rotation), so ID tokens it issued before
+    /// still verify and relying parties need no new configuration. Its sessions, grants and
+    /// refresh tokens were in memory and are gone.
+    pub fn start_again(&mut self) -> Result<()> {
+        self.stop();
+        let dir = self
+            .dir
+            .as_ref()
+            .context("the provider's directory is gone")?;
+        let (child, ready) = self
+            .builder
+            .spawn(dir.path(), self.ready.port)
+            .context("restarting the test OpenID Provider")?;
+        self.child = child;
+        if ready.issuer != self.ready.issuer {
+            bail!(
+                "the restarted provider has issuer {}, was {}",
+                ready.issuer,
+                self.ready.issuer
+            );
+        }
+        Ok(())
     }
 
     /// Fetches the discovery document.

@@ -4,15 +4,23 @@
 
 use std::net::{SocketAddr, TcpListener};
 
+use std::time::Duration;
+
 use anyhow::{ensure, Context, Result};
 use serde_json::{json, Value};
 use weir_envoy_tests::{repo_root, EchoUpstream, Envoy, PolicyServer, Reply, UserKeys, WasmFilter};
-use weir_idp_tests::{Provider, TestClient};
+use weir_idp_tests::{Browser, Provider, Response, TestClient};
 
 pub const CLIENT_ID: &str = "ingress-gateway";
 const CLIENT_SECRET: &str = "gateway-secret";
 /// The demo's session key; a real deployment takes its own from a Secret (`OIDC_SESSION_KEY`).
 const SESSION_KEY: &str = "49d0d4bb3e2116a781fc011a6080e5bfb585044db456168afa55437606b6e1de";
+
+/// What acl-check answers when the policy server gives no decision (down, timed out):
+/// its `status_on_error`, set here explicitly so `make soak` knows what to expect.
+pub const ACL_STATUS_ON_ERROR: u16 = 403;
+/// The page behind the whole chain (alice may read it).
+pub const PAGE: &str = "/reports/q3";
 
 /// Everything running; stopped on drop.
 pub struct SeedChain {
@@ -43,7 +51,8 @@ impl SeedChain {
             .env("OIDC_SESSION_KEY", SESSION_KEY);
         let acl = WasmFilter::new(wasm("acl-check")?)
             .plugin_name("istio-ingress", "acl-check")
-            .json_configuration(&json!({ "acl_server": "policy", "set_header": "authz_complete", "timeout": 2000 }));
+            .json_configuration(&json!({ "acl_server": "policy", "set_header": "authz_complete", "timeout": 2000,
+                                  "status_on_error": ACL_STATUS_ON_ERROR }));
         let check = WasmFilter::new(wasm("check-header")?).plugin_name("istio-ingress", "check-header").json_configuration(&json!({
             "read_header": "authz_complete", "function": "read_data", "jwks_cluster": "policy",
             "issuer": "weir-policy-server", "audiences": ["check-header"],
@@ -63,6 +72,44 @@ impl SeedChain {
         let idp = Provider::builder().realm("ingress").client(client).port(idp_addr.port()).start()?;
         let policy = PolicyServer::start_on(policy_addr, &issuer, CLIENT_ID, UserKeys::Url(&format!("{issuer}/jwks")))?;
         Ok(SeedChain { idp, policy, upstream, envoy })
+    }
+
+    /// The URL of [`PAGE`] on Envoy.
+    pub fn page_url(&self) -> String {
+        format!("{}{PAGE}", self.envoy.url())
+    }
+
+    /// The callback URL registered at the provider.
+    pub fn callback_url(&self) -> String {
+        format!("{}/oauth2/callback", self.envoy.url())
+    }
+
+    /// A browser's first request for the page. The plugin learns the provider on its first
+    /// request, and a request racing that gets 503: asked again a few times.
+    pub fn first_visit(&self, browser: &mut Browser) -> Result<Response> {
+        let mut first = browser.get(&self.page_url())?;
+        for _ in 0..20 {
+            if first.status != 503 {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(250));
+            first = browser.get(&self.page_url())?;
+        }
+        Ok(first)
+    }
+
+    /// A new browser signed in as `user` through the provider's forms, once its session
+    /// cookie has fetched the page (200).
+    pub fn signed_in_browser(&self, user: &str) -> Result<Browser> {
+        let mut browser = Browser::with_timeout(Duration::from_secs(5));
+        let first = self.first_visit(&mut browser)?;
+        ensure!(first.status == 302, "expected the redirect to the provider, got {}", first.status);
+        let back = browser.sign_in_from(first, user, &self.callback_url())?;
+        let session = browser.get(back.url.as_str())?;
+        ensure!(session.status == 302, "the callback answered {}: {}", session.status, session.text());
+        let page = browser.get(&self.page_url())?;
+        ensure!(page.status == 200, "the signed-in request answered {}: {}", page.status, page.text());
+        Ok(browser)
     }
 }
 
