@@ -83,7 +83,7 @@ fn default_min_refetch() -> u64 {
 }
 
 fn default_replay_capacity() -> u64 {
-    16384
+    65536
 }
 
 /// Where the verification keys come from.
