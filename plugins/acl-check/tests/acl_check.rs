@@ -242,19 +242,19 @@ fn configuration_errors_are_reported() {
     let err = Plugin::build(env!("CARGO_MANIFEST_DIR"))
         .config(json!({ "acl_server": "policy" }))
         .start()
-        .unwrap_err();
+        .expect_err("set_header is required");
     assert!(err.to_string().contains("set_header"), "{err}");
     let err = Plugin::build(env!("CARGO_MANIFEST_DIR"))
         .config(config(json!({ "timout": 5 })))
         .start()
-        .unwrap_err();
+        .expect_err("unknown keys are refused");
     assert!(err.to_string().contains("timout"), "{err}");
     // The host takes the timeout as 32-bit milliseconds: 2^32 + 5 would wrap to 5 ms.
     for bad in [0, (1u64 << 32) + 5, u64::MAX] {
         let err = Plugin::build(env!("CARGO_MANIFEST_DIR"))
             .config(config(json!({ "timeout": bad })))
             .start()
-            .unwrap_err();
+            .expect_err("an out-of-range timeout is refused");
         assert!(
             err.to_string()
                 .contains("at timeout: must be between 1 and 60000"),
