@@ -240,6 +240,38 @@ impl Config {
             user.max_token_bytes > 0,
             "user_token.max_token_bytes must be positive"
         );
+        // Periods end up added to clock readings: a huge one would overflow (a panic) there.
+        let rego_timeout = self.rego.as_ref().map_or(100, |r| r.timeout_ms);
+        for (field, value, range) in [
+            (
+                "user_token.jwks_refresh_seconds",
+                user.jwks_refresh_seconds,
+                1..=86_400,
+            ),
+            (
+                "user_token.jwks_min_refetch_seconds",
+                user.jwks_min_refetch_seconds,
+                0..=86_400,
+            ),
+            (
+                "user_token.jwks_fetch_timeout_ms",
+                user.jwks_fetch_timeout_ms,
+                1..=60_000,
+            ),
+            (
+                "user_token.clock_skew_seconds",
+                user.clock_skew_seconds,
+                0..=600,
+            ),
+            ("rego.timeout_ms", rego_timeout, 1..=60_000),
+        ] {
+            ensure!(
+                range.contains(&value),
+                "{field} must be between {} and {}, got {value}",
+                range.start(),
+                range.end()
+            );
+        }
         ensure!(
             self.acl_file.is_some() || self.rego.is_some(),
             "set acl_file, rego, or both: without them nobody gets any grant"
@@ -289,6 +321,36 @@ mod tests {
         let config: Config = serde_yaml_ng::from_str(&text)?;
         config.validate()?;
         Ok(config)
+    }
+
+    #[test]
+    fn periods_are_bounded_and_the_error_names_the_field() {
+        for field in [
+            "jwks_refresh_seconds",
+            "jwks_min_refetch_seconds",
+            "jwks_fetch_timeout_ms",
+            "clock_skew_seconds",
+        ] {
+            let text = format!(
+                "acl_file: acl.yaml\n\
+                 user_token: {{issuers: [i], audiences: [a], jwks_file: j.json, {field}: {}}}\n\
+                 issued_token: {{signing_key: k.pem}}\n",
+                u64::MAX
+            );
+            let config: Config = serde_yaml_ng::from_str(&text).unwrap();
+            let err = config.validate().unwrap_err().to_string();
+            assert!(
+                err.contains(&format!("user_token.{field} must be between")),
+                "{err}"
+            );
+        }
+        let text = "acl_file: acl.yaml\n\
+                    user_token: {issuers: [i], audiences: [a], jwks_file: j.json}\n\
+                    rego: {policies: [p.rego], timeout_ms: 0}\n\
+                    issued_token: {signing_key: k.pem}\n";
+        let config: Config = serde_yaml_ng::from_str(text).unwrap();
+        let err = config.validate().unwrap_err().to_string();
+        assert!(err.contains("rego.timeout_ms must be between 1"), "{err}");
     }
 
     #[test]

@@ -95,9 +95,18 @@ impl TokenIssuer {
     }
 
     /// Signs a token for `subject` carrying `grants`, valid from now for the configured
-    /// lifetime, with a fresh random `jti`.
-    pub fn issue(&self, subject: &str, grants: &Grants) -> Result<String> {
-        let claims = Claims::with_custom_claims(grants.clone(), self.ttl)
+    /// lifetime, with a fresh random `jti`, and bound to `request` when it is known.
+    pub fn issue(
+        &self,
+        subject: &str,
+        grants: &Grants,
+        request: Option<RequestBinding<'_>>,
+    ) -> Result<String> {
+        let mut custom = serde_json::to_value(grants).context("grants as JSON")?;
+        if let (Some(request), Some(custom)) = (request, custom.as_object_mut()) {
+            custom.insert("request".into(), serde_json::to_value(request)?);
+        }
+        let claims = Claims::with_custom_claims(custom, self.ttl)
             .with_issuer(&self.issuer)
             .with_subject(subject)
             .with_audience(&self.audience)
@@ -117,6 +126,28 @@ impl TokenIssuer {
     /// The public keys as a JWKS document (`{"keys":[…]}`).
     pub fn jwks_json(&self) -> &str {
         &self.jwks
+    }
+}
+
+/// The request a grant was decided for, written into the grant as its `request` claim, so
+/// check-header (`require_request_binding`) can refuse the grant on any other request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct RequestBinding<'a> {
+    /// The method, e.g. `GET`.
+    pub method: &'a str,
+    /// The `:authority`, as the proxy saw it.
+    pub host: &'a str,
+    /// The path without query or fragment: the grant covers it and the paths under it.
+    pub path: &'a str,
+}
+
+impl<'a> RequestBinding<'a> {
+    /// The binding for acl-check's `x-forwarded-*` values; `None` unless all three are present
+    /// and the URI is a path (a grant is then unbound, and a binding check-header refuses it).
+    pub fn from_forwarded(method: &'a str, uri: &'a str, host: &'a str) -> Option<Self> {
+        let path = uri.split(['?', '#']).next().unwrap_or_default();
+        let known = !method.is_empty() && !host.is_empty() && path.starts_with('/');
+        known.then_some(RequestBinding { method, host, path })
     }
 }
 

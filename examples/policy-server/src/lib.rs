@@ -38,7 +38,7 @@ mod verify_key;
 pub use acl::{Acl, Grants};
 pub use algorithm::{Algorithm, UnknownAlgorithm};
 pub use config::{Config, IssuedTokenConfig, RegoConfig, UserTokenConfig};
-pub use issuer::{generate_key, write_new_key, TokenIssuer};
+pub use issuer::{generate_key, write_new_key, RequestBinding, TokenIssuer};
 #[cfg(feature = "rego")]
 pub use rego::RegoPolicy;
 pub use server::{shutdown_signal, PolicyServer, HEALTH_PATH, JWKS_PATH};

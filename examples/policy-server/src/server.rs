@@ -14,7 +14,7 @@ use tokio::net::TcpListener;
 
 use crate::acl::{Acl, Grants};
 use crate::config::Config;
-use crate::issuer::TokenIssuer;
+use crate::issuer::{RequestBinding, TokenIssuer};
 use crate::verify::{Rejection, UserTokenVerifier, VerifiedUser};
 
 /// Path of the public keys of the tokens this server issues.
@@ -148,7 +148,8 @@ async fn check(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Respon
         tracing::info!(subject = %user.subject, groups = ?user.groups, method, uri, host, "403: no grants");
         return refuse(StatusCode::FORBIDDEN, "no grants");
     }
-    match state.issuer.issue(&user.subject, &grants) {
+    let binding = RequestBinding::from_forwarded(method, uri, host);
+    match state.issuer.issue(&user.subject, &grants, binding) {
         Ok(token) => {
             tracing::info!(subject = %user.subject, functions = ?grants.functions, method, uri, host, "200: grant token issued");
             (

@@ -86,6 +86,13 @@ impl VerifyKey {
         token: &str,
         options: VerificationOptions,
     ) -> Result<UserClaims, jwt_simple::Error> {
+        // jwt-simple refuses a non-empty `crit` only; no extension is understood here, and an
+        // empty list is malformed (RFC 7515 section 4.1.11).
+        if Token::decode_metadata(token).is_ok_and(|m| m.critical().is_some()) {
+            return Err(jwt_simple::Error::msg(
+                "critical extension (crit) header: none is understood",
+            ));
+        }
         with_key!(self, k => k.verify_token::<Map<String, Value>>(token, Some(options)))
     }
 }

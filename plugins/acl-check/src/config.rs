@@ -16,8 +16,12 @@ pub struct Config {
     /// The policy server's check path.
     #[serde(default = "default_path")]
     pub path: String,
-    /// Milliseconds to wait for the policy server; past it the call fails.
-    #[serde(default = "default_timeout_ms")]
+    /// Milliseconds to wait for the policy server; past it the call fails. Bounded: the host
+    /// takes the timeout as a 32-bit count of milliseconds.
+    #[serde(
+        default = "default_timeout_ms",
+        deserialize_with = "weir::config::bounded::<_, 1, 60000>"
+    )]
     pub timeout: u64,
     /// Client request headers sent to the policy server (every value of each).
     #[serde(default = "default_request_headers")]
@@ -40,6 +44,14 @@ pub struct Config {
 }
 
 impl Config {
+    /// Every header acl-check may set upstream: the client's copies (and lookalikes) of
+    /// these are removed on every path.
+    pub fn owned_headers(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(&self.set_header)
+            .chain(&self.allowed_upstream_headers)
+            .map(HeaderName::as_str)
+    }
+
     /// `timeout` as a duration.
     pub fn timeout(&self) -> Duration {
         Duration::from_millis(self.timeout)

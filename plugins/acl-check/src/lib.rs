@@ -2,14 +2,15 @@
 //! grant token goes upstream in `set_header` (checked later by check-header); 401/403 are
 //! relayed to the client; anything else fails closed with `status_on_error`.
 //!
-//! The client's own `set_header` is removed first, in every case: otherwise a client could
-//! forge the grant header whenever the policy server says nothing.
+//! The client's own `set_header` and `allowed_upstream_headers` (and every spelling an
+//! upstream reads as the same, `x_user` for `x-user`) are removed first, in every case:
+//! otherwise a client could forge them whenever the policy server says nothing.
 
 mod config;
 
 use config::Config;
-use weir::prelude::*;
 use weir::metrics::Counter;
+use weir::prelude::*;
 use weir::{Call, CallResponse, LocalReply};
 
 static ALLOWED: Counter = Counter::new("acl_check.allowed");
@@ -22,14 +23,19 @@ struct AclCheck {
 
 impl HttpFilter for AclCheck {
     fn on_request_headers(&mut self, req: &mut RequestHeaders) -> Result<Flow> {
-        req.remove(self.cfg.set_header.as_str())?;
-        let mut call = Call::post(self.cfg.acl_server.as_str(), &self.cfg.path).timeout(self.cfg.timeout());
+        remove_owned(&self.cfg, req)?;
+        let mut call =
+            Call::post(self.cfg.acl_server.as_str(), &self.cfg.path).timeout(self.cfg.timeout());
         for name in &self.cfg.allowed_request_headers {
             for value in req.get_all(name.as_str())? {
                 call = call.header(name.as_str(), value);
             }
         }
-        for (name, value) in [("x-forwarded-method", req.method()?), ("x-forwarded-uri", req.path()?), ("x-forwarded-host", req.authority()?)] {
+        for (name, value) in [
+            ("x-forwarded-method", req.method()?),
+            ("x-forwarded-uri", req.path()?),
+            ("x-forwarded-host", req.authority()?),
+        ] {
             call = call.header(name, value.unwrap_or_default());
         }
         let cfg = self.cfg.clone();
@@ -39,10 +45,13 @@ impl HttpFilter for AclCheck {
                 Ok(res) => decide(&cfg, res),
                 Err(err) => Err(err),
             };
+            // Removed again: another filter may have added them while we waited.
+            remove_owned(&cfg, &req)?;
             match decision {
-                Ok(Decision::Allow { token, upstream_headers }) => {
-                    // Removed again: another filter may have added it while we waited.
-                    req.remove(cfg.set_header.as_str())?;
+                Ok(Decision::Allow {
+                    token,
+                    upstream_headers,
+                }) => {
                     req.set(cfg.set_header.as_str(), token)?;
                     for (name, value) in upstream_headers {
                         req.set(&name, value)?;
@@ -62,7 +71,9 @@ impl HttpFilter for AclCheck {
                 Err(err) => {
                     ERRORED.inc();
                     warn!("policy server gave no decision: {err}");
-                    Ok(Flow::Reply(LocalReply::new(cfg.status_on_error).details("acl_check_error")))
+                    Ok(Flow::Reply(
+                        LocalReply::new(cfg.status_on_error).details("acl_check_error"),
+                    ))
                 }
             }
         }))
@@ -74,8 +85,18 @@ impl HttpFilter for AclCheck {
     }
 }
 
+fn remove_owned(cfg: &Config, req: &RequestHeaders) -> Result<()> {
+    for name in cfg.owned_headers() {
+        req.remove_lookalikes(name)?;
+    }
+    Ok(())
+}
+
 enum Decision {
-    Allow { token: String, upstream_headers: Vec<(String, String)> },
+    Allow {
+        token: String,
+        upstream_headers: Vec<(String, String)>,
+    },
     Deny(LocalReply),
 }
 
@@ -85,10 +106,15 @@ fn decide(cfg: &Config, res: CallResponse) -> Result<Decision> {
         200 => {
             let token = res.text()?.trim();
             if !is_compact_jws(token, cfg.max_token_bytes) {
-                return Err(Error::msg("policy server answered 200 without a compact JWS body"));
+                return Err(Error::msg(
+                    "policy server answered 200 without a compact JWS body",
+                ));
             }
             let upstream_headers = pick(&res, &cfg.allowed_upstream_headers);
-            Ok(Decision::Allow { token: token.to_string(), upstream_headers })
+            Ok(Decision::Allow {
+                token: token.to_string(),
+                upstream_headers,
+            })
         }
         status @ (401 | 403) => {
             let mut reply = LocalReply::new(status).details("acl_check_denied");
@@ -103,13 +129,21 @@ fn decide(cfg: &Config, res: CallResponse) -> Result<Decision> {
 
 fn pick(res: &CallResponse, allowed: &[HeaderName]) -> Vec<(String, String)> {
     let allowed = |n: &str| allowed.iter().any(|a| a.as_str() == n);
-    res.headers.iter().filter(|(n, _)| allowed(n)).cloned().collect()
+    res.headers
+        .iter()
+        .filter(|(n, _)| allowed(n))
+        .cloned()
+        .collect()
 }
 
 /// Three non-empty base64url segments: anything else is not a grant token, and putting it in
 /// a header could smuggle characters the next filter does not expect.
 fn is_compact_jws(token: &str, max: usize) -> bool {
-    let b64url = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    let b64url = |s: &str| {
+        !s.is_empty()
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    };
     token.len() <= max && token.split('.').count() == 3 && token.split('.').all(b64url)
 }
 

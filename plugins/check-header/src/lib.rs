@@ -2,15 +2,21 @@
 //! requires the configured `function` in its `functions` claim. Missing or invalid token →
 //! 401 with `WWW-Authenticate`; valid token without the function → 403. Like Envoy's
 //! `jwt_authn`, it fails closed: any error is a 401, never a pass.
+//!
+//! Every `claim_to_headers` header (and each spelling an upstream reads as the same) is
+//! removed from the client's request first, whatever the outcome.
 
+mod binding;
 mod config;
+mod replay;
 
 use config::{Config, Keys};
+use replay::Use;
 use serde_json::Value;
 use weir::background::Background;
 use weir::jwt::{token_kid, Claims};
-use weir::prelude::*;
 use weir::metrics::Counter;
+use weir::prelude::*;
 use weir::Phase;
 
 static ALLOWED: Counter = Counter::new("check_header.allowed");
@@ -26,18 +32,48 @@ struct CheckHeader {
 fn decide(cfg: &Config, req: &RequestHeaders, verified: Result<Claims>) -> Result<Flow> {
     let claims = match verified {
         Ok(claims) => claims,
-        Err(err) => {
-            info!("grant token refused: {err}");
-            return Ok(unauthorized());
-        }
+        Err(err) => return Ok(unauthorized(&err.to_string())),
     };
-    let permitted = claims.custom.get("functions").and_then(Value::as_array).is_some_and(|fs| fs.iter().any(|f| f.as_str() == Some(cfg.function.as_str())));
+    if cfg.require_request_binding {
+        let [method, host, path] =
+            [req.method()?, req.authority()?, req.path()?].map(Option::unwrap_or_default);
+        if !binding::covers(claims.custom.get("request"), &method, &host, &path) {
+            return Ok(unauthorized("issued for another request"));
+        }
+    }
+    let permitted = claims
+        .custom
+        .get("functions")
+        .and_then(Value::as_array)
+        .is_some_and(|fs| fs.iter().any(|f| f.as_str() == Some(cfg.function.as_str())));
     if !permitted {
         DENIED.inc();
-        return Ok(LocalReply::new(403).details("check_header_function_denied").into());
+        return Ok(LocalReply::new(403)
+            .details("check_header_function_denied")
+            .into());
+    }
+    if let Some(replay) = &cfg.replay {
+        let Some(jti) = claims.jwt_id.as_deref() else {
+            return Ok(unauthorized("no jti"));
+        };
+        let until = claims
+            .expires_at
+            .map_or(0, |exp| exp.as_secs())
+            .saturating_add(cfg.clock_skew_seconds);
+        match replay.record(jti, until, weir::unix_time()?)? {
+            Use::First => {}
+            Use::Replayed => return Ok(unauthorized("jti already used")),
+            Use::Full => {
+                ERRORED.inc();
+                warn!("replay cache full: raise replay_cache_grants");
+                return Ok(LocalReply::new(503)
+                    .details("check_header_replay_cache_full")
+                    .into());
+            }
+        }
     }
     if !cfg.forward {
-        req.remove(cfg.read_header.as_str())?;
+        req.remove_lookalikes(cfg.read_header.as_str())?;
     }
     for map in &cfg.claim_to_headers {
         let value = match map.claim.as_str() {
@@ -48,8 +84,9 @@ fn decide(cfg: &Config, req: &RequestHeaders, verified: Result<Claims>) -> Resul
                 other => other.to_string(),
             }),
         };
-        req.remove(map.header.as_str())?;
-        if let Some(value) = value.filter(|v| !v.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0)) {
+        if let Some(value) =
+            value.filter(|v| !v.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0))
+        {
             req.set(map.header.as_str(), value)?;
         }
     }
@@ -59,7 +96,9 @@ fn decide(cfg: &Config, req: &RequestHeaders, verified: Result<Claims>) -> Resul
 
 /// Fetches the JWKS when the plugin is configured and then periodically (jwks_cluster only).
 fn background(cfg: &Shared<Config>, bg: &mut Background) {
-    let Keys::Remote { jwks, .. } = &cfg.keys else { return };
+    let Keys::Remote { jwks, .. } = &cfg.keys else {
+        return;
+    };
     let cfg = cfg.clone();
     bg.every("jwks refresh", jwks.refresh_period(), move || {
         let cfg = cfg.clone();
@@ -72,10 +111,15 @@ fn background(cfg: &Shared<Config>, bg: &mut Background) {
     });
 }
 
-fn unauthorized() -> Flow {
+/// 401; `why` (never the token itself) goes to the log.
+fn unauthorized(why: &str) -> Flow {
+    info!("grant token refused: {why}");
     DENIED.inc();
     LocalReply::new(401)
-        .header("www-authenticate", r#"Bearer realm="check-header", error="invalid_token""#)
+        .header(
+            "www-authenticate",
+            r#"Bearer realm="check-header", error="invalid_token""#,
+        )
         .details("check_header_invalid_token")
         .into()
 }
@@ -83,9 +127,15 @@ fn unauthorized() -> Flow {
 impl HttpFilter for CheckHeader {
     fn on_request_headers(&mut self, req: &mut RequestHeaders) -> Result<Flow> {
         let cfg = &self.cfg;
+        // Before anything can fail: no path may leave a client's copy for the upstream.
+        for map in &cfg.claim_to_headers {
+            req.remove_lookalikes(map.header.as_str())?;
+        }
         let values = req.get_all(cfg.read_header.as_str())?;
         // Exactly one value: two could mean a client value survived next to the real one.
-        let [token] = values.as_slice() else { return Ok(unauthorized()) };
+        let [token] = values.as_slice() else {
+            return Ok(unauthorized("not exactly one grant header"));
+        };
         let token = token.trim();
         let (jwks, rules) = match &cfg.keys {
             Keys::Static(verifier) => return decide(cfg, req, verifier.verify(token)),
@@ -100,13 +150,15 @@ impl HttpFilter for CheckHeader {
         // now, at most once per jwks_min_refetch_seconds across VMs, and decide with that.
         let (cfg, req, token) = (self.cfg.clone(), req.handle(), token.to_string());
         Ok(Flow::wait(async move {
-            let Keys::Remote { jwks, rules } = &cfg.keys else { return Ok(unauthorized()) };
+            let Keys::Remote { jwks, rules } = &cfg.keys else {
+                return Ok(unauthorized("no keys"));
+            };
             if let Err(err) = jwks.refetch().await {
                 warn!("{err}");
             }
             match jwks.verifier(rules)? {
                 Some(verifier) => decide(&cfg, &req, verifier.verify(&token)),
-                None => Ok(unauthorized()),
+                None => Ok(unauthorized("no keys fetched yet")),
             }
         }))
     }

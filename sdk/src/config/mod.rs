@@ -72,6 +72,29 @@ pub fn parse_config<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ConfigError>
     json::from_slice(text).map_err(|err| ConfigError { path: err.path(), reason: err.into_reason() })
 }
 
+/// A `deserialize_with` for integers that must lie in `MIN..=MAX`: durations, periods and
+/// sizes a plugin later adds to a timestamp or hands to the host as a narrower integer, where
+/// a huge value would overflow (a trap) or wrap (a wrong timeout). The error names the bounds,
+/// and the configuration error names the field.
+///
+/// ```
+/// #[derive(serde::Deserialize)]
+/// struct Config {
+///     #[serde(deserialize_with = "weir::config::bounded::<_, 1, 60000>")]
+///     timeout_ms: u64,
+/// }
+/// let err = weir::parse_config::<Config>(br#"{"timeout_ms": 0}"#).err().map(|e| e.to_string());
+/// assert_eq!(err.as_deref(), Some("invalid plugin configuration at timeout_ms: must be between 1 and 60000, got 0"));
+/// ```
+pub fn bounded<'de, D: Deserializer<'de>, const MIN: u64, const MAX: u64>(d: D) -> Result<u64, D::Error> {
+    let value = u64::deserialize(d)?;
+    if (MIN..=MAX).contains(&value) {
+        Ok(value)
+    } else {
+        Err(D::Error::custom(format!("must be between {MIN} and {MAX}, got {value}")))
+    }
+}
+
 /// Appends `text` between `quote`s, escaping what could garble a log line: control
 /// characters, non-ASCII (as `\u{..}`), backslashes and the quote itself. Written by hand
 /// because `{:?}` and `escape_default` pull Unicode tables into the module.

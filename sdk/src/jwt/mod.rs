@@ -2,7 +2,9 @@
 //! every key is bound to one algorithm (so "HS256 signed with the RSA public key" cannot
 //! verify), `alg` must be in the allow-list, `kid` picks the key, `exp` is **required**
 //! (jwt-simple alone accepts a token without it), `nbf`/`iat` must not be in the future, and
-//! issuer/audience are checked when configured. Clock skew defaults to 60 s.
+//! issuer/audience are checked when configured, and a token with a `crit` header is refused
+//! (RFC 7515 §4.1.11: no extension is understood here, and an empty list is malformed). HMAC
+//! secrets shorter than 32 bytes are refused. Clock skew defaults to 60 s.
 //!
 //! ```no_run
 //! # fn demo(jwks: &str, token: &str) -> weir::Result<()> {
@@ -21,6 +23,10 @@ use crate::{Error, Result};
 use jwt_simple::prelude::*;
 use serde_json::{Map, Value};
 use std::collections::HashSet;
+
+/// The shortest HMAC secret [`Verifier::hmac`] accepts (RFC 7518 §3.2 asks for at least the
+/// hash size; 32 bytes is HS256's).
+pub const MIN_HMAC_SECRET_BYTES: usize = 32;
 
 /// A verified token's claims; `custom` holds every claim jwt-simple does not model.
 pub type Claims = JWTClaims<Map<String, Value>>;
@@ -231,8 +237,12 @@ impl Verifier {
     }
 
     /// Adds an HMAC secret for `alg` (`HS256`, `HS384` or `HS512`). HMAC is never enabled
-    /// any other way: a public key is never used as a secret.
+    /// any other way: a public key is never used as a secret. Secrets shorter than
+    /// [`MIN_HMAC_SECRET_BYTES`] are refused: a short one can be guessed offline from a token.
     pub fn hmac(mut self, alg: &str, secret: &[u8]) -> Result<Self> {
+        if secret.len() < MIN_HMAC_SECRET_BYTES {
+            return Err(Error::msg(format!("the HMAC secret has {} bytes; at least {MIN_HMAC_SECRET_BYTES} are required", secret.len())));
+        }
         let (alg, key) = match alg {
             "HS256" => ("HS256", AnyKey::Hs256(HS256Key::from_bytes(secret))),
             "HS384" => ("HS384", AnyKey::Hs384(HS384Key::from_bytes(secret))),
@@ -290,9 +300,14 @@ impl Verifier {
             return Err(Error::msg("token too large"));
         }
         let meta = Token::decode_metadata(token).map_err(|_| Error::msg("malformed token header"))?;
+        // jwt-simple refuses a non-empty `crit` only; refuse the header itself, whatever it holds.
+        if meta.critical().is_some() {
+            return Err(Error::msg("token has a crit header"));
+        }
         let alg = meta.algorithm();
         if self.algorithms.as_ref().is_some_and(|allowed| !allowed.iter().any(|a| a == alg)) {
-            return Err(Error::msg(format!("algorithm {alg} is not allowed")));
+            // The token's own `alg` stays out of the message: it is the client's text.
+            return Err(Error::msg("token algorithm is not allowed"));
         }
         let kid = meta.key_id();
         let candidates = self.keys.iter().filter(|k| k.alg == alg && (kid.is_none() || k.kid.is_none() || k.kid.as_deref() == kid));

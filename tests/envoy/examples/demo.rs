@@ -65,7 +65,8 @@ fn main() -> Result<()> {
     println!("   openid-connect  → Authorization: Bearer <ID token: sub={}, iss={}>", jwt.claim_str("sub").unwrap_or("?"), jwt.claim_str("iss").unwrap_or("?"));
     println!("   jwt_authn       → verified it with the provider's JWKS");
     println!("   acl-check       → the policy server granted alice; grant in authz_complete");
-    println!("   check-header    → verified the grant (keys fetched from the policy server), read_data permitted");
+    println!("   check-header    → verified the grant (keys fetched from the policy server): issued for this");
+    println!("                     request (GET /reports/q3), first use of its jti, read_data permitted");
     println!("   upstream saw    x-user: {}", seen.headers.get("x-user").unwrap_or("(absent)"));
     println!("                   authz_complete: {}", seen.headers.get("authz_complete").unwrap_or("(stripped after verification)"));
     let cookies = seen.headers.get_all("cookie").join("; ");

@@ -17,7 +17,9 @@ use anyhow::Result;
 use authz_chain::tokens::{self, attacks, Idp, GRANT, USER};
 use jwt_simple::prelude::*;
 use serde_json::{json, Value};
-use weir_envoy_tests::{build_wasm, EchoUpstream, Envoy, HttpResponse, PolicyServer, Reply, UserKeys, WasmFilter};
+use weir_envoy_tests::{
+    build_wasm, EchoUpstream, Envoy, HttpResponse, PolicyServer, Reply, UserKeys, WasmFilter,
+};
 
 const SET_HEADER: &str = "authz_complete";
 
@@ -26,21 +28,38 @@ fn acl_check(extra: Value) -> WasmFilter {
     if let (Some(cfg), Value::Object(extra)) = (cfg.as_object_mut(), extra) {
         cfg.extend(extra);
     }
-    WasmFilter::new(build_wasm("acl-check")).plugin_name("istio-system", "acl-check").root_id("acl-check").json_configuration(&cfg)
+    WasmFilter::new(build_wasm("acl-check"))
+        .plugin_name("istio-system", "acl-check")
+        .root_id("acl-check")
+        .json_configuration(&cfg)
 }
 
-fn check_header(jwks: &str) -> WasmFilter {
-    let cfg = json!({ "read_header": SET_HEADER, "verification_key": jwks, "function": "read_data",
+fn check_header(jwks: &str, extra: Value) -> WasmFilter {
+    let mut cfg = json!({ "read_header": SET_HEADER, "verification_key": jwks, "function": "read_data",
         "issuer": GRANT.issuer, "audiences": [GRANT.audience],
         "claim_to_headers": [{ "claim": "sub", "header": "x-user" }] });
-    WasmFilter::new(build_wasm("check-header")).plugin_name("istio-system", "check-header").root_id("check-header").json_configuration(&cfg)
+    if let (Some(cfg), Value::Object(extra)) = (cfg.as_object_mut(), extra) {
+        cfg.extend(extra);
+    }
+    WasmFilter::new(build_wasm("check-header"))
+        .plugin_name("istio-system", "check-header")
+        .root_id("check-header")
+        .json_configuration(&cfg)
 }
 
 /// The chain in front of `upstream`, with the `policy` cluster at `policy`.
-fn chain(policy: SocketAddr, jwks: &str, upstream: &EchoUpstream, acl_extra: Value) -> Result<Envoy> {
+fn chain(
+    policy: SocketAddr,
+    jwks: &str,
+    upstream: &EchoUpstream,
+    acl_extra: Value,
+) -> Result<Envoy> {
     Envoy::builder()
         .http_filter(acl_check(acl_extra))
-        .http_filter(check_header(jwks))
+        .http_filter(check_header(
+            jwks,
+            json!({ "require_request_binding": true, "single_use_grants": true }),
+        ))
         .cluster("policy", policy)
         .upstream(upstream.addr())
         .start()
@@ -55,10 +74,18 @@ fn get(envoy: &Envoy, headers: &[(&str, &str)]) -> Result<HttpResponse> {
 }
 
 fn assert_refused(res: &HttpResponse, status: u16, case: &str, envoy: &Envoy) {
-    assert_eq!(res.status, status, "{case}: {res:?}\nEnvoy log:\n{}", envoy.log());
+    assert_eq!(
+        res.status,
+        status,
+        "{case}: {res:?}\nEnvoy log:\n{}",
+        envoy.log()
+    );
     if status == 401 {
         let challenge = res.headers.get("www-authenticate").unwrap_or_default();
-        assert!(challenge.starts_with("Bearer"), "{case}: 401 without a Bearer challenge: {res:?}");
+        assert!(
+            challenge.starts_with("Bearer"),
+            "{case}: 401 without a Bearer challenge: {res:?}"
+        );
     }
 }
 
@@ -73,37 +100,87 @@ fn the_chain_passes_granted_users_and_refuses_every_forged_user_token() -> Resul
     // alice holds read_data: through, the grant stripped, her name from the grant.
     let alice = bearer(&idp.token("alice", &[]));
     let res = get(&envoy, &[("authorization", &alice), (SET_HEADER, "forged")])?;
-    assert_eq!(res.status, 200, "{res:?}\npolicy server:\n{}\nEnvoy:\n{}", policy.log(), envoy.log());
+    assert_eq!(
+        res.status,
+        200,
+        "{res:?}\npolicy server:\n{}\nEnvoy:\n{}",
+        policy.log(),
+        envoy.log()
+    );
     let seen = upstream.requests();
     assert_eq!(seen.len(), 1);
-    assert_eq!(seen[0].headers.get_all(SET_HEADER), Vec::<&str>::new(), "the grant is stripped, the forgery gone");
+    assert_eq!(
+        seen[0].headers.get_all(SET_HEADER),
+        Vec::<&str>::new(),
+        "the grant is stripped, the forgery gone"
+    );
     assert_eq!(seen[0].headers.get("x-user"), Some("alice"));
 
     // A grant alice got, replayed by bob (no grants) in the header acl-check owns.
-    let grant = policy_grant(&policy, &alice)?;
+    let grant = policy_grant(&policy, &alice, ["GET", &host(&envoy), "/data/report"])?;
     let bob = bearer(&idp.token("bob", &[]));
-    assert_refused(&get(&envoy, &[("authorization", &bob), (SET_HEADER, &grant)])?, 403, "replayed grant", &envoy);
-    assert_refused(&get(&envoy, &[(SET_HEADER, &grant)])?, 401, "forged grant, no user token", &envoy);
+    assert_refused(
+        &get(&envoy, &[("authorization", &bob), (SET_HEADER, &grant)])?,
+        403,
+        "replayed grant",
+        &envoy,
+    );
+    assert_refused(
+        &get(&envoy, &[(SET_HEADER, &grant)])?,
+        401,
+        "forged grant, no user token",
+        &envoy,
+    );
     // carol writes but may not read: the policy server grants, check-header says 403.
     let carol = bearer(&idp.token("carol", &["writers"]));
-    assert_refused(&get(&envoy, &[("authorization", &carol)])?, 403, "granted without read_data", &envoy);
+    assert_refused(
+        &get(&envoy, &[("authorization", &carol)])?,
+        403,
+        "granted without read_data",
+        &envoy,
+    );
 
     let rsa_public = idp.rsa.public_key().to_pem().expect("pem");
     let forged = attacks(USER, &json!({ "groups": [] }), &idp.ec, &rsa_public, 8192);
     for (case, token) in &forged {
-        assert_refused(&get(&envoy, &[("authorization", &bearer(token))])?, 401, case, &envoy);
+        assert_refused(
+            &get(&envoy, &[("authorization", &bearer(token))])?,
+            401,
+            case,
+            &envoy,
+        );
     }
-    assert_eq!(upstream.requests().len(), 1, "only alice's request reached the upstream");
+    assert_eq!(
+        upstream.requests().len(),
+        1,
+        "only alice's request reached the upstream"
+    );
     // Envoy names plugin-defined metrics `wasmcustom.<name>`.
-    assert_eq!(envoy.stat("wasmcustom.acl_check.allowed")?, Some(2), "alice and carol");
-    assert_eq!(envoy.stat("wasmcustom.check_header.allowed")?, Some(1), "alice");
+    assert_eq!(
+        envoy.stat("wasmcustom.acl_check.allowed")?,
+        Some(2),
+        "alice and carol"
+    );
+    assert_eq!(
+        envoy.stat("wasmcustom.check_header.allowed")?,
+        Some(1),
+        "alice"
+    );
     Ok(())
 }
 
-/// The grant the policy server issues for `authorization`, asked for directly.
-fn policy_grant(policy: &PolicyServer, authorization: &str) -> Result<String> {
+/// The grant the policy server issues for `authorization` and the request line
+/// (`method`, `host`, `uri`), asked for directly.
+fn policy_grant(
+    policy: &PolicyServer,
+    authorization: &str,
+    [method, host, uri]: [&str; 3],
+) -> Result<String> {
     let res = weir_envoy_tests::HttpRequest::new("POST", &format!("http://{}/check", policy.addr))?
         .header("authorization", authorization)
+        .header("x-forwarded-method", method)
+        .header("x-forwarded-host", host)
+        .header("x-forwarded-uri", uri)
         .send()?;
     anyhow::ensure!(res.status == 200, "policy server refused alice: {res:?}");
     Ok(res.text())
@@ -116,19 +193,37 @@ fn check_header_refuses_every_forged_grant() -> Result<()> {
     let idp_jwks = format!(r#"{{"keys":[{idp_key}]}}"#);
     let policy = PolicyServer::start(USER.issuer, USER.audience, UserKeys::File(&idp_jwks))?;
     let jwks = policy.jwks()?;
-    let kid = serde_json::from_str::<Value>(&jwks)?["keys"][0]["kid"].as_str().unwrap_or_default().to_owned();
-    let key = ES256KeyPair::from_pem(&policy.signing_key_pem()?).map_err(anyhow::Error::msg)?.with_key_id(&kid);
+    let kid = serde_json::from_str::<Value>(&jwks)?["keys"][0]["kid"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let key = ES256KeyPair::from_pem(&policy.signing_key_pem()?)
+        .map_err(anyhow::Error::msg)?
+        .with_key_id(&kid);
     let upstream = EchoUpstream::start()?;
-    let envoy = Envoy::builder().http_filter(check_header(&jwks)).upstream(upstream.addr()).start()?;
+    let envoy = Envoy::builder()
+        .http_filter(check_header(&jwks, json!({})))
+        .upstream(upstream.addr())
+        .start()?;
     let functions = json!({ "functions": ["read_data"] });
 
-    let valid = key.sign(tokens::claims(GRANT, "alice", functions.clone())).map_err(anyhow::Error::msg)?;
-    assert_eq!(get(&envoy, &[(SET_HEADER, &valid)])?.status, 200, "the forgeries below start from a valid grant");
+    let valid = key
+        .sign(tokens::claims(GRANT, "alice", functions.clone()))
+        .map_err(anyhow::Error::msg)?;
+    assert_eq!(
+        get(&envoy, &[(SET_HEADER, &valid)])?.status,
+        200,
+        "the forgeries below start from a valid grant"
+    );
     let public = key.public_key().to_pem().map_err(anyhow::Error::msg)?;
     for (case, token) in attacks(GRANT, &functions, &key, &public, 8192) {
         assert_refused(&get(&envoy, &[(SET_HEADER, &token)])?, 401, case, &envoy);
     }
-    assert_eq!(upstream.requests().len(), 1, "only the valid grant reached the upstream");
+    assert_eq!(
+        upstream.requests().len(),
+        1,
+        "only the valid grant reached the upstream"
+    );
     Ok(())
 }
 
@@ -137,22 +232,52 @@ fn no_decision_from_the_policy_server_fails_closed() -> Result<()> {
     // Bound, never accepting: a connection that is refused, as when the server is down.
     let closed = TcpListener::bind("127.0.0.1:0")?.local_addr()?;
     // The real server whose identity provider never answered: every check is its 500.
-    let policy = PolicyServer::start(USER.issuer, USER.audience, UserKeys::Url(&format!("http://{closed}/jwks")))?;
-    let slow = EchoUpstream::with_reply(Reply::status(200).body("a.b.c").delay(Duration::from_millis(1500)))?;
+    let policy = PolicyServer::start(
+        USER.issuer,
+        USER.audience,
+        UserKeys::Url(&format!("http://{closed}/jwks")),
+    )?;
+    let slow = EchoUpstream::with_reply(
+        Reply::status(200)
+            .body("a.b.c")
+            .delay(Duration::from_millis(1500)),
+    )?;
     let garbage = EchoUpstream::with_reply(Reply::status(200).body("<html>welcome</html>"))?;
-    let cases = [("down", closed), ("500", policy.addr), ("slow past the timeout", slow.addr()), ("garbage body", garbage.addr())];
+    let cases = [
+        ("down", closed),
+        ("500", policy.addr),
+        ("slow past the timeout", slow.addr()),
+        ("garbage body", garbage.addr()),
+    ];
     let jwks = policy.jwks()?;
-    let user = ES256KeyPair::generate().sign(tokens::claims(USER, "alice", json!({}))).map_err(anyhow::Error::msg)?;
+    let user = ES256KeyPair::generate()
+        .sign(tokens::claims(USER, "alice", json!({})))
+        .map_err(anyhow::Error::msg)?;
     let token = format!("Bearer {user}");
     for (case, addr) in cases {
         let upstream = EchoUpstream::start()?;
-        let envoy = chain(addr, &jwks, &upstream, json!({ "timeout": 200, "status_on_error": 503 }))?;
+        let envoy = chain(
+            addr,
+            &jwks,
+            &upstream,
+            json!({ "timeout": 200, "status_on_error": 503 }),
+        )?;
         let started = std::time::Instant::now();
         let res = get(&envoy, &[("authorization", &token), (SET_HEADER, "forged")])?;
         assert_refused(&res, 503, case, &envoy);
-        assert!(started.elapsed() < Duration::from_millis(1200), "{case}: the 200 ms timeout did not cut the call");
-        assert!(upstream.requests().is_empty(), "{case}: the upstream must not see the request");
-        assert_eq!(envoy.stat("wasmcustom.acl_check.errored")?, Some(1), "{case}");
+        assert!(
+            started.elapsed() < Duration::from_millis(1200),
+            "{case}: the 200 ms timeout did not cut the call"
+        );
+        assert!(
+            upstream.requests().is_empty(),
+            "{case}: the upstream must not see the request"
+        );
+        assert_eq!(
+            envoy.stat("wasmcustom.acl_check.errored")?,
+            Some(1),
+            "{case}"
+        );
     }
     Ok(())
 }
@@ -177,5 +302,129 @@ fn a_restarted_policy_server_is_the_same_server_and_the_chain_recovers() -> Resu
     let res = get(&envoy, &[("authorization", &alice)])?;
     assert_eq!(res.status, 200, "{res:?}\npolicy server:\n{}\nEnvoy:\n{}", policy.log(), envoy.log());
     assert_eq!(upstream.requests().len(), 2);
+    Ok(())
+}
+
+/// The `:authority` Envoy sees from the test client (`host: 127.0.0.1:<port>`).
+fn host(envoy: &Envoy) -> String {
+    envoy.url().trim_start_matches("http://").to_owned()
+}
+
+/// Every spelling of `name` an upstream reads as the same header (`x_user` for `x-user`).
+fn spellings(request: &weir_envoy_tests::RecordedRequest, name: &str) -> Vec<(String, String)> {
+    request
+        .headers
+        .iter()
+        .filter(|(k, _)| k.to_ascii_lowercase().replace('_', "-") == name)
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
+}
+
+#[test]
+fn client_identity_headers_never_reach_the_upstream() -> Result<()> {
+    let idp = Idp::new();
+    let policy = PolicyServer::start(USER.issuer, USER.audience, UserKeys::File(&idp.jwks()))?;
+    let upstream = EchoUpstream::start()?;
+    let owned = json!({ "allowed_upstream_headers": ["x-acl-user"] });
+    let envoy = chain(policy.addr, &policy.jwks()?, &upstream, owned.clone())?;
+    // Envoy passes header names with underscores by default (as Istio configures it), and
+    // CGI-style upstreams read x_user as x-user.
+    let spoofs = [
+        ("x-user", "mallory"),
+        ("x_user", "mallory"),
+        ("X_User", "root"),
+        ("x_acl_user", "root"),
+        ("authz-complete", "forged"),
+        ("AUTHZ_COMPLETE", "forged"),
+    ];
+    let alice = format!("Bearer {}", idp.token("alice", &[]));
+    let mut headers = vec![("authorization", alice.as_str())];
+    headers.extend(spoofs);
+    let res = get(&envoy, &headers)?;
+    assert_eq!(res.status, 200, "{res:?}\n{}", envoy.log());
+    let seen = &upstream.requests()[0];
+    assert_eq!(
+        spellings(seen, "x-user"),
+        [("x-user".to_owned(), "alice".to_owned())],
+        "{seen:?}"
+    );
+    assert_eq!(spellings(seen, "x-acl-user"), [], "{seen:?}");
+    assert_eq!(spellings(seen, "authz-complete"), [], "{seen:?}");
+
+    // No decision, let through by failure_mode_allow (acl-check alone): nothing spoofed survives.
+    let closed = TcpListener::bind("127.0.0.1:0")?.local_addr()?;
+    let lenient = EchoUpstream::start()?;
+    let mut cfg = owned;
+    cfg["failure_mode_allow"] = json!(true);
+    let envoy = Envoy::builder()
+        .http_filter(acl_check(cfg))
+        .cluster("policy", closed)
+        .upstream(lenient.addr())
+        .start()?;
+    let res = get(&envoy, &headers)?;
+    assert_eq!(res.status, 200, "{res:?}\n{}", envoy.log());
+    let seen = &lenient.requests()[0];
+    assert_eq!(spellings(seen, "x-acl-user"), [], "{seen:?}");
+    assert_eq!(spellings(seen, "authz-complete"), [], "{seen:?}");
+    // check-header alone refuses the forged grant: its upstream sees nothing at all.
+    let refusing = EchoUpstream::start()?;
+    let envoy = Envoy::builder()
+        .http_filter(check_header(&policy.jwks()?, json!({})))
+        .upstream(refusing.addr())
+        .start()?;
+    assert_refused(
+        &get(&envoy, &[("x_user", "root"), (SET_HEADER, "forged")])?,
+        401,
+        "forged grant",
+        &envoy,
+    );
+    assert!(refusing.requests().is_empty());
+    Ok(())
+}
+
+#[test]
+fn a_grant_passes_check_header_once_and_only_for_its_request() -> Result<()> {
+    let idp = Idp::new();
+    let policy = PolicyServer::start(USER.issuer, USER.audience, UserKeys::File(&idp.jwks()))?;
+    let upstream = EchoUpstream::start()?;
+    // check-header alone: what a client could try where acl-check does not run first.
+    let strict = json!({ "require_request_binding": true, "single_use_grants": true });
+    let envoy = Envoy::builder()
+        .http_filter(check_header(&policy.jwks()?, strict))
+        .upstream(upstream.addr())
+        .start()?;
+    let alice = format!("Bearer {}", idp.token("alice", &[]));
+    let send = |path: &str, grant: &str| -> Result<HttpResponse> {
+        envoy
+            .get(path)?
+            .timeout(Duration::from_secs(10))
+            .header(SET_HEADER, grant)
+            .send()
+    };
+    let grant = policy_grant(&policy, &alice, ["GET", &host(&envoy), "/data/report?x=1"])?;
+    assert_eq!(
+        send("/data/report?y=2", &grant)?.status,
+        200,
+        "the query is not bound: {}",
+        envoy.log()
+    );
+    assert_refused(
+        &send("/data/report", &grant)?,
+        401,
+        "the same grant again",
+        &envoy,
+    );
+    for path in ["/admin", "/data/report/../../admin", "/data/reports"] {
+        let fresh = policy_grant(&policy, &alice, ["GET", &host(&envoy), "/data/report"])?;
+        assert_refused(&send(path, &fresh)?, 401, path, &envoy);
+    }
+    let other_host = policy_grant(&policy, &alice, ["GET", "elsewhere.test", "/data/report"])?;
+    assert_refused(
+        &send("/data/report", &other_host)?,
+        401,
+        "issued for another host",
+        &envoy,
+    );
+    assert_eq!(upstream.requests().len(), 1);
     Ok(())
 }

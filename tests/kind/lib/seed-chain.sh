@@ -52,6 +52,8 @@ verification_key: '$jwks'
 function: read_data
 issuer: weir-policy-server
 audiences: [check-header]
+require_request_binding: true
+single_use_grants: true
 claim_to_headers:
 - {claim: sub, header: x-weir-user}
 EOF

@@ -340,6 +340,20 @@ async fn hmac_is_refused_unless_configured_and_then_needs_the_secret() {
         .check_token(&confused)
         .await
         .assert_unauthorized("HS256 keyed with the RSA public key");
+    // Validly signed, but under a crit header: refused whatever it lists (jwt-simple alone
+    // lets `crit: []` through).
+    for crit in [json!([]), json!(["exp"])] {
+        let header = json!({"alg": "HS256", "typ": "JWT", "crit": crit});
+        let input = format!("{}.{}", b64_json(&header), b64_json(&honest_payload()));
+        let token = format!(
+            "{input}.{}",
+            base64_url(&HMAC::mac(input.as_bytes(), secret))
+        );
+        server
+            .check_token(&token)
+            .await
+            .assert_unauthorized(&format!("signed, crit: {crit}"));
+    }
     let hs384 = HS384Key::from_bytes(secret)
         .authenticate(user_claims("alice", &[]))
         .unwrap();

@@ -160,6 +160,33 @@ async fn issued_token_has_the_protocol_claims() {
 }
 
 #[tokio::test]
+async fn the_grant_is_bound_to_the_request_it_was_decided_for() {
+    let server = start_default().await;
+    let token = idp().token("alice", &[]);
+    // check() sends what acl-check sends: GET app.test /data/report?x=1.
+    let bound = payload_of(&server.check_token(&token).await.body);
+    assert_eq!(
+        bound["request"],
+        json!({ "method": "GET", "host": "app.test", "path": "/data/report" }),
+        "the query is not part of the binding"
+    );
+    // Without the forwarded request line there is nothing to bind to: no claim, and
+    // check-header's require_request_binding refuses such a grant.
+    let response = server
+        .client
+        .post(server.url("/check"))
+        .header("authorization", format!("Bearer {token}"))
+        .header("x-forwarded-method", "GET")
+        .send()
+        .await
+        .unwrap();
+    let unbound = payload_of(&answer(response).await.body);
+    assert!(unbound.get("request").is_none(), "{unbound}");
+    assert_eq!(unbound["functions"], bound["functions"]);
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn eddsa_signing_custom_claims_and_path() {
     let config = file_config("",
         "  algorithm: EdDSA\n  issuer: weir-policy-server\n  audience: check-header\n  ttl_seconds: 30\n\

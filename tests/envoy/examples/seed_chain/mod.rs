@@ -56,6 +56,7 @@ impl SeedChain {
         let check = WasmFilter::new(wasm("check-header")?).plugin_name("istio-ingress", "check-header").json_configuration(&json!({
             "read_header": "authz_complete", "function": "read_data", "jwks_cluster": "policy",
             "issuer": "weir-policy-server", "audiences": ["check-header"],
+            "require_request_binding": true, "single_use_grants": true,
             "claim_to_headers": [{ "claim": "sub", "header": "x-user" }],
         }));
         let envoy = Envoy::builder()
