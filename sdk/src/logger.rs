@@ -71,20 +71,35 @@ fn needs_escape(c: char) -> bool {
 /// `message` with each character [`needs_escape`] picks written as an escape; borrowed
 /// unchanged when there is none (the usual case).
 pub(crate) fn escape_controls(message: &str) -> std::borrow::Cow<'_, str> {
-    use std::fmt::Write as _;
     if !message.contains(needs_escape) {
         return message.into();
     }
     let mut out = String::with_capacity(message.len() + 8);
     for c in message.chars() {
-        let _ = match c {
-            '\n' => out.write_str("\\n"),
-            '\r' => out.write_str("\\r"),
-            '\t' => out.write_str("\\t"),
-            c if (c as u32) < 0x80 && needs_escape(c) => write!(out, "\\x{:02x}", c as u32),
-            c if needs_escape(c) => write!(out, "\\u{{{:x}}}", c as u32),
-            c => out.write_char(c),
-        };
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if needs_escape(c) => {
+                // Hex by hand: `format!`'s integer formatting costs every plugin ~500 bytes.
+                let code = c as u32;
+                let digits = if code < 0x80 {
+                    2
+                } else {
+                    (32 - code.leading_zeros()).div_ceil(4) as usize
+                };
+                out.push_str(if code < 0x80 { "\\x" } else { "\\u{" });
+                for at in (0..digits).rev() {
+                    out.push(char::from(
+                        b"0123456789abcdef"[(code >> (4 * at)) as usize & 0xf],
+                    ));
+                }
+                if code >= 0x80 {
+                    out.push('}');
+                }
+            }
+            c => out.push(c),
+        }
     }
     out.into()
 }
