@@ -114,3 +114,26 @@ async fn known_keys_do_not_wait_for_a_kid_miss_fetch() {
         .expect("flood requests are done");
     server.stop().await;
 }
+
+#[test]
+fn jwks_waits_and_timeouts_are_bounded_at_start_up() {
+    for (field, value) in [
+        ("jwks_kid_miss_wait_ms", "0"),
+        ("jwks_kid_miss_wait_ms", "60001"),
+        ("jwks_fetch_timeout_ms", "18446744073709551615"),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("policy-server.yaml");
+        let line = format!("  {field}: {value}\n");
+        std::fs::write(
+            &path,
+            config_yaml("jwks_url: http://127.0.0.1:1/jwks", &line, ""),
+        )
+        .unwrap();
+        let err = policy_server::Config::load(&path).expect_err("out of range");
+        assert!(
+            format!("{err:#}").contains(&format!("user_token.{field}")),
+            "{field}={value}: {err:#}"
+        );
+    }
+}
