@@ -68,27 +68,36 @@ impl PluginShared {
     }
 }
 
-/// Key-value store with compare-and-swap tokens.
-#[derive(Default)]
+/// Key-value store with compare-and-swap tokens. Envoy keys shared data by VM id alone, so
+/// plugins started with [`same_vm_id_as`](crate::PluginBuilder::same_vm_id_as) hold clones
+/// of one store.
+#[derive(Default, Clone)]
 pub(crate) struct SharedData {
+    store: Arc<Mutex<Store>>,
+}
+
+#[derive(Default)]
+struct Store {
     entries: HashMap<Vec<u8>, (Vec<u8>, u32)>,
     last_cas: u32,
 }
 
 impl SharedData {
     pub(crate) fn get(&self, key: &[u8]) -> Option<(Vec<u8>, u32)> {
-        self.entries.get(key).cloned()
+        lock(&self.store).entries.get(key).cloned()
     }
 
     /// `cas == 0` writes unconditionally; otherwise the stored token must match.
     pub(crate) fn set(&mut self, key: Vec<u8>, value: Vec<u8>, cas: u32) -> Status {
-        if let Some((_, current)) = self.entries.get(&key) {
+        let mut store = lock(&self.store);
+        if let Some((_, current)) = store.entries.get(&key) {
             if cas != 0 && cas != *current {
                 return Status::CasMismatch;
             }
         }
-        self.last_cas = self.last_cas.wrapping_add(1).max(1);
-        self.entries.insert(key, (value, self.last_cas));
+        store.last_cas = store.last_cas.wrapping_add(1).max(1);
+        let version = store.last_cas;
+        store.entries.insert(key, (value, version));
         Status::Ok
     }
 }
@@ -110,18 +119,28 @@ struct Queue {
 impl Queues {
     pub(crate) fn register(&mut self, vm_id: &str, name: Vec<u8>, owner: (usize, u32)) -> u32 {
         let next = self.queues.len() as u32 + 1;
-        let id = *self.by_name.entry((vm_id.to_string(), name)).or_insert(next);
-        let queue = self.queues.entry(id).or_insert_with(|| Queue { owner, items: VecDeque::new() });
+        let id = *self
+            .by_name
+            .entry((vm_id.to_string(), name))
+            .or_insert(next);
+        let queue = self.queues.entry(id).or_insert_with(|| Queue {
+            owner,
+            items: VecDeque::new(),
+        });
         queue.owner = owner;
         id
     }
 
     pub(crate) fn resolve(&self, vm_id: &str, name: &[u8]) -> Option<u32> {
-        self.by_name.get(&(vm_id.to_string(), name.to_vec())).copied()
+        self.by_name
+            .get(&(vm_id.to_string(), name.to_vec()))
+            .copied()
     }
 
     pub(crate) fn enqueue(&mut self, id: u32, value: Vec<u8>) -> Status {
-        let Some(queue) = self.queues.get_mut(&id) else { return Status::NotFound };
+        let Some(queue) = self.queues.get_mut(&id) else {
+            return Status::NotFound;
+        };
         queue.items.push_back(value);
         let (worker, context) = queue.owner;
         self.ready.push((worker, context, id));
@@ -156,7 +175,12 @@ impl Metrics {
             return *id;
         }
         self.ids.insert((kind as u32, name.clone()), next);
-        self.entries.push(Metric { kind, name, value: 0, samples: Vec::new() });
+        self.entries.push(Metric {
+            kind,
+            name,
+            value: 0,
+            samples: Vec::new(),
+        });
         next
     }
 
@@ -166,10 +190,16 @@ impl Metrics {
 
     /// Envoy's semantics: counters only go up, gauges move both ways, histograms only record.
     pub(crate) fn increment(&mut self, id: u32, delta: i64) -> Status {
-        let Some(metric) = self.get_mut(id) else { return Status::NotFound };
+        let Some(metric) = self.get_mut(id) else {
+            return Status::NotFound;
+        };
         match metric.kind {
-            MetricType::Counter if delta >= 0 => metric.value = metric.value.saturating_add(delta as u64),
-            MetricType::Gauge if delta >= 0 => metric.value = metric.value.saturating_add(delta as u64),
+            MetricType::Counter if delta >= 0 => {
+                metric.value = metric.value.saturating_add(delta as u64)
+            }
+            MetricType::Gauge if delta >= 0 => {
+                metric.value = metric.value.saturating_add(delta as u64)
+            }
             MetricType::Gauge => metric.value = metric.value.saturating_sub(delta.unsigned_abs()),
             _ => return Status::BadArgument,
         }
@@ -177,7 +207,9 @@ impl Metrics {
     }
 
     pub(crate) fn record(&mut self, id: u32, value: u64) -> Status {
-        let Some(metric) = self.get_mut(id) else { return Status::NotFound };
+        let Some(metric) = self.get_mut(id) else {
+            return Status::NotFound;
+        };
         match metric.kind {
             MetricType::Counter => metric.value = metric.value.saturating_add(value),
             MetricType::Gauge => metric.value = value,

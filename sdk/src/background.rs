@@ -47,6 +47,9 @@ use std::time::{Duration, SystemTime};
 /// How soon a failed run is retried, unless its period is shorter.
 pub const RETRY_AFTER_ERROR: Duration = Duration::from_secs(10);
 
+/// The longest period a job can have; longer ones are cut to this (a week).
+pub const MAX_PERIOD: Duration = Duration::from_secs(7 * 24 * 3600);
+
 type Run = Pin<Box<dyn Future<Output = Result<()>>>>;
 
 struct Job {
@@ -66,30 +69,49 @@ pub struct Background {
 
 impl std::fmt::Debug for Background {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_list().entries(self.jobs.iter().map(|j| (j.name, j.period))).finish()
+        f.debug_list()
+            .entries(self.jobs.iter().map(|j| (j.name, j.period)))
+            .finish()
     }
 }
 
 impl Background {
-    /// Runs `job` now and then every `period` (at least one second). `name` appears in the
-    /// log lines of failed runs. The future must own what it uses (`async move`).
+    /// Runs `job` now and then every `period` (at least one second, at most [`MAX_PERIOD`]).
+    /// `name` appears in the log lines of failed runs. The future must own what it uses
+    /// (`async move`).
     pub fn every<F, Fut>(&mut self, name: &'static str, period: Duration, job: F) -> &mut Self
     where
         F: Fn() -> Fut + 'static,
         Fut: Future<Output = Result<()>> + 'static,
     {
-        let period = period.max(Duration::from_secs(1));
+        let period = period.clamp(Duration::from_secs(1), MAX_PERIOD);
         let make: Box<dyn Fn() -> Run> = Box::new(move || Box::pin(job()));
-        self.jobs.push(Job { name, period, make, running: None, due: SystemTime::UNIX_EPOCH });
+        self.jobs.push(Job {
+            name,
+            period,
+            make,
+            running: None,
+            due: SystemTime::UNIX_EPOCH,
+        });
         self
     }
 
     /// Starts every job and sets the root context's tick to the shortest interval a job can
     /// need (its period, or the retry delay).
     pub(crate) fn start(&mut self) {
-        let Some(tick) = self.jobs.iter().map(|j| j.period.min(RETRY_AFTER_ERROR)).min() else { return };
+        let Some(tick) = self
+            .jobs
+            .iter()
+            .map(|j| j.period.min(RETRY_AFTER_ERROR))
+            .min()
+        else {
+            return;
+        };
         if let Err(status) = hostcalls::set_tick_period(tick) {
-            log::warn!("background jobs will not repeat: proxy_set_tick_period failed ({})", status as u32);
+            log::warn!(
+                "background jobs will not repeat: proxy_set_tick_period failed ({})",
+                status as u32
+            );
         }
         self.on_tick();
     }
@@ -112,10 +134,15 @@ impl Background {
 
     fn poll(&mut self, now: SystemTime) {
         for job in &mut self.jobs {
-            let Some(run) = job.running.as_mut() else { continue };
+            let Some(run) = job.running.as_mut() else {
+                continue;
+            };
             // The no-op waker is enough: only host callbacks (a callout's answer, a tick) can
             // make progress, and each of them polls again.
-            let Poll::Ready(result) = run.as_mut().poll(&mut Context::from_waker(Waker::noop())) else { continue };
+            let Poll::Ready(result) = run.as_mut().poll(&mut Context::from_waker(Waker::noop()))
+            else {
+                continue;
+            };
             job.running = None;
             job.due = now
                 + match result {
@@ -132,4 +159,17 @@ impl Background {
 /// The host's clock; the epoch if it cannot be read (every job is then due).
 fn now() -> SystemTime {
     crate::now().unwrap_or(SystemTime::UNIX_EPOCH)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn periods_are_kept_between_a_second_and_a_week() {
+        let mut bg = Background::default();
+        bg.every("huge", Duration::MAX, || async { Ok(()) });
+        bg.every("tiny", Duration::ZERO, || async { Ok(()) });
+        assert_eq!(format!("{bg:?}"), r#"[("huge", 604800s), ("tiny", 1s)]"#);
+    }
 }

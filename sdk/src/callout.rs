@@ -40,6 +40,14 @@ use std::time::Duration;
 /// The timeout of a [`Call`] that sets none. Short, because a paused request holds a client.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1);
 
+/// The longest response body a [`Call`] accepts unless [`Call::max_response_bytes`] says
+/// otherwise. A longer body is an `Err`, and is never copied into the plugin's memory.
+pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 1 << 20;
+
+/// The longest timeout the host can be given (its unit is a 32-bit count of milliseconds);
+/// longer ones are cut to this rather than wrapping around to a short one.
+pub const MAX_TIMEOUT: Duration = Duration::from_millis(u32::MAX as u64);
+
 /// An HTTP request to an Envoy cluster, sent with [`Call::send`].
 #[derive(Debug)]
 #[must_use = "a Call does nothing until .send() is called"]
@@ -48,14 +56,24 @@ pub struct Call {
     headers: Vec<(String, String)>,
     body: Option<Vec<u8>>,
     timeout: Duration,
+    max_response_bytes: usize,
 }
 
 impl Call {
     /// A request with this method to `path` on `cluster` (the cluster's name in Envoy's
     /// configuration, not a host name). `:authority` is the cluster name unless set.
     pub fn new(method: &str, cluster: impl Into<String>, path: &str) -> Call {
-        let headers = vec![(":method".into(), method.into()), (":path".into(), path.into())];
-        Call { cluster: cluster.into(), headers, body: None, timeout: DEFAULT_TIMEOUT }
+        let headers = vec![
+            (":method".into(), method.into()),
+            (":path".into(), path.into()),
+        ];
+        Call {
+            cluster: cluster.into(),
+            headers,
+            body: None,
+            timeout: DEFAULT_TIMEOUT,
+            max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
+        }
     }
 
     /// A `GET` request.
@@ -70,7 +88,8 @@ impl Call {
 
     /// Adds a request header; the name is lower-cased (HTTP/2 and Envoy expect that).
     pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
-        self.headers.push((name.into().to_ascii_lowercase(), value.into()));
+        self.headers
+            .push((name.into().to_ascii_lowercase(), value.into()));
         self
     }
 
@@ -86,9 +105,18 @@ impl Call {
     }
 
     /// How long Envoy waits for the whole response before failing the call
-    /// (default [`DEFAULT_TIMEOUT`]). A timed-out call resolves to an `Err`.
+    /// (default [`DEFAULT_TIMEOUT`], at most [`MAX_TIMEOUT`]). A timed-out call resolves to
+    /// an `Err`.
     pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
+        self.timeout = timeout.min(MAX_TIMEOUT);
+        self
+    }
+
+    /// The longest response body accepted (default [`DEFAULT_MAX_RESPONSE_BYTES`]). A
+    /// longer one makes the call resolve to an `Err` naming both sizes; the body is left in
+    /// the host, so a peer cannot make the plugin allocate what it sends.
+    pub fn max_response_bytes(mut self, max: usize) -> Self {
+        self.max_response_bytes = max;
         self
     }
 
@@ -96,20 +124,42 @@ impl Call {
     /// or a refused dispatch makes the future resolve to an `Err` on its first poll.
     pub fn send(mut self) -> CallFuture {
         if !self.headers.iter().any(|(n, _)| n == ":authority") {
-            self.headers.push((":authority".into(), self.cluster.clone()));
+            self.headers
+                .push((":authority".into(), self.cluster.clone()));
         }
-        let headers: Vec<(&str, &str)> = self.headers.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
-        let dispatched =
-            hostcalls::dispatch_http_call(&self.cluster, headers, self.body.as_deref(), Vec::new(), self.timeout);
+        let headers: Vec<(&str, &str)> = self
+            .headers
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_str()))
+            .collect();
+        let dispatched = hostcalls::dispatch_http_call(
+            &self.cluster,
+            headers,
+            self.body.as_deref(),
+            Vec::new(),
+            self.timeout,
+        );
         match dispatched {
             Ok(token) => {
-                SLOTS.with(|slots| slots.borrow_mut().push((token, None)));
-                CallFuture { state: State::InFlight(token) }
+                SLOTS.with(|slots| {
+                    slots.borrow_mut().push(Slot {
+                        token,
+                        max_body: self.max_response_bytes,
+                        response: None,
+                    })
+                });
+                CallFuture {
+                    state: State::InFlight(token),
+                }
             }
             Err(status) => {
-                let err = Error::host("proxy_http_call", status)
-                    .context(format!("cannot call cluster '{}' (is it defined in Envoy?)", self.cluster));
-                CallFuture { state: State::Done(Some(err)) }
+                let err = Error::host("proxy_http_call", status).context(format!(
+                    "cannot call cluster '{}' (is it defined in Envoy?)",
+                    self.cluster
+                ));
+                CallFuture {
+                    state: State::Done(Some(err)),
+                }
             }
         }
     }
@@ -122,19 +172,23 @@ pub struct CallResponse {
     pub status: u16,
     /// Response headers, names lower-case, values decoded lossily.
     pub headers: Vec<(String, String)>,
-    /// The whole response body.
+    /// The whole response body (at most the call's [`Call::max_response_bytes`]).
     pub body: Vec<u8>,
 }
 
 impl CallResponse {
     /// The first value of header `name` (lower-case), if present.
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
     }
 
     /// The body as UTF-8, or an `Err` naming the problem.
     pub fn text(&self) -> Result<&str> {
-        std::str::from_utf8(&self.body).map_err(|_| Error::msg("callout response body is not UTF-8"))
+        std::str::from_utf8(&self.body)
+            .map_err(|_| Error::msg("callout response body is not UTF-8"))
     }
 }
 
@@ -153,9 +207,16 @@ enum State {
     Done(Option<Error>),
 }
 
+/// A call in flight: its token, its body limit, and its response once it arrived.
+struct Slot {
+    token: u32,
+    max_body: usize,
+    response: Option<Result<CallResponse>>,
+}
+
 thread_local! {
-    /// Calls in flight in this VM: token → the response once it arrived.
-    static SLOTS: RefCell<Vec<(u32, Option<Result<CallResponse>>)>> = const { RefCell::new(Vec::new()) };
+    /// Calls in flight in this VM.
+    static SLOTS: RefCell<Vec<Slot>> = const { RefCell::new(Vec::new()) };
 }
 
 impl Future for CallFuture {
@@ -167,8 +228,10 @@ impl Future for CallFuture {
                 let token = *token;
                 let ready = SLOTS.with(|slots| {
                     let mut slots = slots.borrow_mut();
-                    let at = slots.iter().position(|(t, done)| *t == token && done.is_some())?;
-                    slots.swap_remove(at).1
+                    let at = slots
+                        .iter()
+                        .position(|s| s.token == token && s.response.is_some())?;
+                    slots.swap_remove(at).response
                 });
                 match ready {
                     Some(result) => {
@@ -178,9 +241,9 @@ impl Future for CallFuture {
                     None => Poll::Pending,
                 }
             }
-            State::Done(err) => {
-                Poll::Ready(Err(err.take().unwrap_or_else(|| Error::msg("CallFuture polled after it completed"))))
-            }
+            State::Done(err) => Poll::Ready(Err(err
+                .take()
+                .unwrap_or_else(|| Error::msg("CallFuture polled after it completed")))),
         }
     }
 }
@@ -189,7 +252,7 @@ impl Drop for CallFuture {
     fn drop(&mut self) {
         if let State::InFlight(token) = self.state {
             // The stream ended first: forget the slot so a late response is ignored.
-            let _ = SLOTS.try_with(|slots| slots.borrow_mut().retain(|(t, _)| *t != token));
+            let _ = SLOTS.try_with(|slots| slots.borrow_mut().retain(|s| s.token != token));
         }
     }
 }
@@ -197,23 +260,30 @@ impl Drop for CallFuture {
 /// Records the response to `token` if a [`CallFuture`] still waits for it. Returns whether
 /// one did, so the caller knows whether polling can make progress.
 pub(crate) fn deliver(token: u32, num_headers: usize, body_size: usize) -> bool {
-    let waiting = SLOTS.with(|slots| slots.borrow().iter().any(|(t, _)| *t == token));
-    if !waiting {
+    let Some(max_body) = SLOTS.with(|slots| {
+        slots
+            .borrow()
+            .iter()
+            .find(|s| s.token == token)
+            .map(|s| s.max_body)
+    }) else {
         return false;
-    }
-    let response = read_response(num_headers, body_size);
+    };
+    let response = read_response(num_headers, body_size, max_body);
     SLOTS.with(|slots| {
-        if let Some(slot) = slots.borrow_mut().iter_mut().find(|(t, _)| *t == token) {
-            slot.1 = Some(response);
+        if let Some(slot) = slots.borrow_mut().iter_mut().find(|s| s.token == token) {
+            slot.response = Some(response);
         }
     });
     true
 }
 
-fn read_response(num_headers: usize, body_size: usize) -> Result<CallResponse> {
+fn read_response(num_headers: usize, body_size: usize, max_body: usize) -> Result<CallResponse> {
     // Envoy reports a failed call (connection failure, reset, timeout) as zero headers.
     if num_headers == 0 {
-        return Err(Error::msg("callout failed: no response (upstream unreachable, reset or timed out)"));
+        return Err(Error::msg(
+            "callout failed: no response (upstream unreachable, reset or timed out)",
+        ));
     }
     let headers: Vec<(String, String)> = hostcalls::get_map_bytes(MapType::HttpCallResponseHeaders)
         .host("proxy_get_header_map_pairs")?
@@ -225,8 +295,34 @@ fn read_response(num_headers: usize, body_size: usize) -> Result<CallResponse> {
         .find(|(n, _)| n == ":status")
         .and_then(|(_, v)| v.parse().ok())
         .ok_or_else(|| Error::msg("callout response has no valid :status"))?;
+    if body_size > max_body {
+        return Err(Error::msg(format!(
+            "callout response body is {body_size} bytes, over the {max_body}-byte limit (Call::max_response_bytes)"
+        )));
+    }
     let body = hostcalls::get_buffer(BufferType::HttpCallResponseBody, 0, body_size)
         .host("proxy_get_buffer_bytes")?
         .unwrap_or_default();
-    Ok(CallResponse { status, headers, body })
+    Ok(CallResponse {
+        status,
+        headers,
+        body,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_huge_timeout_is_cut_to_what_the_host_can_take_not_wrapped() {
+        let call = Call::get("c", "/")
+            .timeout(Duration::MAX)
+            .max_response_bytes(7);
+        assert_eq!((call.timeout, call.max_response_bytes), (MAX_TIMEOUT, 7));
+        assert_eq!(
+            Call::get("c", "/").max_response_bytes,
+            DEFAULT_MAX_RESPONSE_BYTES
+        );
+    }
 }

@@ -48,6 +48,9 @@
 //! - **Errors are values.** Host calls return [`Result`]; an `Err` from a hook is logged and
 //!   answered with [`HttpFilter::on_error`]'s reply (a bare 500 by default: fail closed).
 //! - **Logging.** The [`log`] crate's macros write to Envoy's log at the host's level.
+//!   Control characters in a message (CR, LF, ESC, …) and the Unicode line separators and
+//!   direction overrides are written as escapes (`\n`, `\x1b`, `\u{2028}`), so a value a
+//!   client sent cannot end the line and forge another.
 //! - **Several plugins in one module** are selected by root id (`pluginName`): see
 //!   [`plugins!`].
 //! - **NETWORK (L4) plugins** implement [`NetworkFilter`] and register with
@@ -59,17 +62,17 @@
 //!
 //! | need | use |
 //! |---|---|
-//! | typed, validated config | `#[derive(Deserialize)]`, [`HeaderName`], [`HeaderValue`], [`Shared`] |
+//! | typed, validated config | `#[derive(Deserialize)]`, [`HeaderName`], [`HeaderValue`], [`config::Seconds`], [`Shared`] |
 //! | read/modify headers | [`Headers::get`], [`Headers::get_all`], [`Headers::set`], [`Headers::add`], [`Headers::remove`] |
 //! | pseudo-headers, query, cookies, bearer token | [`RequestHeaders::path`](Headers::path), [`Headers::query`], [`Headers::cookies`], [`Headers::bearer_token`] |
 //! | whole body | return [`Flow::Pause`] until [`Body::end_of_stream`], then [`Body::bytes`] |
 //! | answer without the upstream | [`Flow::reply`], [`LocalReply`] |
 //! | TCP connections | [`NetworkFilter`], [`network::Connection`], [`DownstreamData`] |
-//! | call another service, pause until it answers | `Flow::wait(async move { Call::post(cluster, path).send().await })` (feature `callout`, see `weir::callout`) |
+//! | call another service, pause until it answers | `Flow::wait(async move { Call::post(cluster, path).send().await })` (feature `callout`, see `weir::callout`); response bodies over 1 MiB are an `Err` unless `Call::max_response_bytes` allows more |
 //! | fetch or refresh something on a timer, outside requests | `http_plugin!(Config => make, background = start)` (feature `callout`, see `weir::background`) |
 //! | verify JWTs (ES256, EdDSA; ES384 with `jwt-es384`, RS*/PS* with `jwt-rsa`) | `weir::jwt::Verifier` (feature `jwt`) |
 //! | the host's clock (virtual in weir-runtime tests) | [`now`], [`unix_time`] |
-//! | state every worker's VM sees, with compare-and-swap | [`shared_data::get`], [`shared_data::set`] |
+//! | state every worker's VM sees, with compare-and-swap | [`shared_data::get`], [`shared_data::set`] (keys namespaced by plugin name and root id; no access control, see [`shared_data`]) |
 //! | counters, gauges, histograms | [`metrics::Counter`], [`metrics::Gauge`], [`metrics::Histogram`] |
 
 #[cfg(feature = "callout")]

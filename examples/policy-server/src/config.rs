@@ -56,6 +56,10 @@ pub struct UserTokenConfig {
     /// Timeout of one JWKS fetch, in milliseconds.
     #[serde(default = "default_jwks_timeout")]
     pub jwks_fetch_timeout_ms: u64,
+    /// Longest a request with an unknown `kid` waits for the JWKS fetch, in milliseconds;
+    /// the fetch goes on after that (up to `jwks_fetch_timeout_ms`) and fills the cache.
+    #[serde(default = "default_jwks_kid_miss_wait")]
+    pub jwks_kid_miss_wait_ms: u64,
     /// Accepted `alg` values. `none` is never accepted; HS* only with `hmac_secret_file`.
     #[serde(default = "default_algorithms")]
     pub algorithms: Vec<Algorithm>,
@@ -128,6 +132,9 @@ fn default_jwks_min_refetch() -> u64 {
 }
 fn default_jwks_timeout() -> u64 {
     5000
+}
+fn default_jwks_kid_miss_wait() -> u64 {
+    1000
 }
 fn default_algorithms() -> Vec<Algorithm> {
     Algorithm::ASYMMETRIC.to_vec()
@@ -225,6 +232,15 @@ impl Config {
                 "user_token.jwks_url must be an http(s) URL, got {url:?}"
             ),
             (Some(_), None) => {}
+        }
+        for (field, value) in [
+            ("jwks_fetch_timeout_ms", user.jwks_fetch_timeout_ms),
+            ("jwks_kid_miss_wait_ms", user.jwks_kid_miss_wait_ms),
+        ] {
+            ensure!(
+                (1..=60_000).contains(&value),
+                "user_token.{field} must be 1..=60000 (a minute at most), got {value}"
+            );
         }
         ensure!(
             !user.algorithms.is_empty(),

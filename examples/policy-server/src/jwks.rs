@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 use serde_json::Value;
-use tokio::sync::{Mutex, RwLock};
+use tokio::sync::watch;
 
 use crate::algorithm::Algorithm;
 use crate::verify_key::VerifyKey;
@@ -112,6 +112,8 @@ pub(crate) struct RemoteJwks {
     pub(crate) refresh: Duration,
     pub(crate) min_refetch: Duration,
     pub(crate) timeout: Duration,
+    /// How long a request whose `kid` is unknown waits for the fetch it started or joined.
+    pub(crate) kid_miss_wait: Duration,
 }
 
 /// Where verification keys come from.
@@ -119,23 +121,31 @@ pub(crate) enum KeyStore {
     /// Read once at start-up.
     Static(Arc<KeySet>),
     /// Fetched over HTTP(S) and cached.
-    Remote(Box<RemoteKeyStore>),
+    Remote(RemoteKeyStore),
 }
 
-/// A cached remote JWKS. One fetch at a time (the mutex makes concurrent misses wait for
-/// the same fetch instead of stampeding the identity provider).
+/// A cached remote JWKS. Fetches run in their own task, one at a time: a request whose key
+/// is cached never waits for one (a stale cache is refreshed behind it), and requests
+/// whose `kid` is unknown join the fetch in flight for at most `kid_miss_wait`.
 pub(crate) struct RemoteKeyStore {
+    shared: Arc<RemoteShared>,
+}
+
+struct RemoteShared {
     settings: RemoteJwks,
     allowed: Vec<Algorithm>,
     client: reqwest::Client,
-    current: RwLock<Option<Arc<KeySet>>>,
-    fetch_state: Mutex<FetchState>,
+    /// Held only to read or swap fields, never across an `.await`.
+    cache: std::sync::Mutex<Cache>,
 }
 
 #[derive(Default)]
-struct FetchState {
-    last_success: Option<Instant>,
+struct Cache {
+    keys: Option<Arc<KeySet>>,
+    fetched_at: Option<Instant>,
     last_attempt: Option<Instant>,
+    /// Turns `true` when the fetch in flight has ended, successfully or not.
+    in_flight: Option<watch::Receiver<bool>>,
 }
 
 /// Why no key set is available.
@@ -143,9 +153,10 @@ struct FetchState {
 pub(crate) struct KeysUnavailable(pub(crate) String);
 
 impl KeyStore {
-    /// The current keys. For a remote JWKS this fetches when nothing is cached, when the
-    /// cache is older than the refresh interval, or when `wanted_kid` is not in it; each
-    /// only if the last attempt is older than the minimum re-fetch interval.
+    /// The current keys. For a remote JWKS, a fetch starts (rate-limited, one at a time)
+    /// when nothing is cached, when the cache is older than the refresh interval, or when
+    /// `wanted_kid` is not in it. Only a request that has no key to use (nothing cached,
+    /// or its `kid` unknown) waits for that fetch, and for at most `kid_miss_wait`.
     pub(crate) async fn keys(
         &self,
         wanted_kid: Option<&str>,
@@ -169,52 +180,112 @@ impl RemoteKeyStore {
             .build()
             .context("building the HTTP client for the JWKS URL")?;
         Ok(RemoteKeyStore {
-            settings,
-            allowed,
-            client,
-            current: RwLock::new(None),
-            fetch_state: Mutex::new(FetchState::default()),
+            shared: Arc::new(RemoteShared {
+                settings,
+                allowed,
+                client,
+                cache: Default::default(),
+            }),
         })
     }
 
-    async fn keys(&self, wanted_kid: Option<&str>) -> Result<Arc<KeySet>, KeysUnavailable> {
-        let cached = self.current.read().await.clone();
-        let mut state = self.fetch_state.lock().await;
-        // Another request may have fetched while we waited for the lock.
-        let cached = self.current.read().await.clone().or(cached);
-        let stale = state
-            .last_success
-            .is_none_or(|t| t.elapsed() >= self.settings.refresh);
-        let kid_missing = match (&cached, wanted_kid) {
-            (Some(set), Some(kid)) => !set.has_kid(kid),
-            _ => false,
+    /// Fetches once and waits for the outcome (bounded by the fetch timeout), so a wrong
+    /// URL shows up in the start-up log.
+    pub(crate) async fn fetch_at_startup(&self) -> Result<(), KeysUnavailable> {
+        let in_flight = {
+            let mut cache = self.shared.lock();
+            self.shared.start_fetch(&mut cache);
+            cache.in_flight.clone()
         };
-        let may_fetch = state
-            .last_attempt
-            .is_none_or(|t| t.elapsed() >= self.settings.min_refetch);
-        if (cached.is_none() || stale || kid_missing) && may_fetch {
-            state.last_attempt = Some(Instant::now());
-            match self.fetch().await {
+        if let Some(mut done) = in_flight {
+            // An error means the task is gone, which also ends the fetch.
+            let _ = done.wait_for(|done| *done).await;
+        }
+        self.shared
+            .lock()
+            .keys
+            .clone()
+            .map(drop)
+            .ok_or_else(|| self.shared.unavailable())
+    }
+
+    async fn keys(&self, wanted_kid: Option<&str>) -> Result<Arc<KeySet>, KeysUnavailable> {
+        let shared = &self.shared;
+        let (cached, join) = {
+            let mut cache = shared.lock();
+            let kid_missing = match (&cache.keys, wanted_kid) {
+                (None, _) => true,
+                (Some(set), Some(kid)) => !set.has_kid(kid),
+                (Some(_), None) => false,
+            };
+            let stale = cache
+                .fetched_at
+                .is_none_or(|t| t.elapsed() >= shared.settings.refresh);
+            if kid_missing || stale {
+                shared.start_fetch(&mut cache);
+            }
+            let join = cache.in_flight.clone().filter(|_| kid_missing);
+            (cache.keys.clone(), join)
+        };
+        let Some(mut done) = join else {
+            return cached.ok_or_else(|| shared.unavailable());
+        };
+        // Bounded, so a slow identity provider holds kid-miss requests (forged ones
+        // included) only briefly; the fetch itself goes on and fills the cache.
+        let _ = tokio::time::timeout(shared.settings.kid_miss_wait, done.wait_for(|d| *d)).await;
+        let keys = shared.lock().keys.clone();
+        keys.ok_or_else(|| shared.unavailable())
+    }
+}
+
+impl RemoteShared {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Cache> {
+        // The fields are plain values; one left half-written by a panic is still usable.
+        self.cache
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn unavailable(&self) -> KeysUnavailable {
+        KeysUnavailable(format!(
+            "no JWKS could be fetched yet from {}",
+            self.settings.url
+        ))
+    }
+
+    /// Starts a fetch in its own task unless one is in flight or the last one started less
+    /// than `min_refetch` ago. The task, not the request that started it, owns the fetch:
+    /// a client that hangs up does not cancel it.
+    fn start_fetch(self: &Arc<Self>, cache: &mut Cache) {
+        if cache.in_flight.is_some()
+            || cache
+                .last_attempt
+                .is_some_and(|t| t.elapsed() < self.settings.min_refetch)
+        {
+            return;
+        }
+        cache.last_attempt = Some(Instant::now());
+        let (finished, in_flight) = watch::channel(false);
+        cache.in_flight = Some(in_flight);
+        let shared = self.clone();
+        tokio::spawn(async move {
+            let outcome = shared.fetch().await;
+            let mut cache = shared.lock();
+            match outcome {
                 Ok(set) => {
-                    let set = Arc::new(set);
-                    *self.current.write().await = Some(set.clone());
-                    state.last_success = Some(Instant::now());
-                    tracing::info!(url = %self.settings.url, keys = set.entries.len(), "JWKS fetched");
-                    return Ok(set);
+                    tracing::info!(url = %shared.settings.url, keys = set.entries.len(), "JWKS fetched");
+                    cache.keys = Some(Arc::new(set));
+                    cache.fetched_at = Some(Instant::now());
                 }
+                // Keep serving the old keys: an identity provider hiccup must not lock
+                // everybody out while the cached keys are still the right ones.
                 Err(err) => {
-                    // Keep serving the old keys: an identity provider hiccup must not lock
-                    // everybody out while the cached keys are still the right ones.
-                    tracing::warn!(url = %self.settings.url, error = format!("{err:#}"), "JWKS fetch failed")
+                    tracing::warn!(url = %shared.settings.url, error = format!("{err:#}"), "JWKS fetch failed")
                 }
             }
-        }
-        cached.ok_or_else(|| {
-            KeysUnavailable(format!(
-                "no JWKS could be fetched yet from {}",
-                self.settings.url
-            ))
-        })
+            cache.in_flight = None;
+            finished.send_replace(true);
+        });
     }
 
     async fn fetch(&self) -> Result<KeySet> {

@@ -75,14 +75,15 @@ impl UserTokenVerifier {
                     refresh: Duration::from_secs(config.jwks_refresh_seconds),
                     min_refetch: Duration::from_secs(config.jwks_min_refetch_seconds),
                     timeout: Duration::from_millis(config.jwks_fetch_timeout_ms),
+                    kid_miss_wait: Duration::from_millis(config.jwks_kid_miss_wait_ms),
                 };
-                let store = KeyStore::Remote(Box::new(RemoteKeyStore::new(settings, asymmetric)?));
+                let store = RemoteKeyStore::new(settings, asymmetric)?;
                 // A first fetch now, so a wrong URL shows up in the start-up log; requests
                 // retry (rate-limited) if the identity provider is not up yet.
-                if let Err(err) = store.keys(None).await {
+                if let Err(err) = store.fetch_at_startup().await {
                     tracing::warn!(error = %err.0, "JWKS not available at start-up; will retry on demand");
                 }
-                store
+                KeyStore::Remote(store)
             }
             (None, None) => anyhow::bail!("user_token: set jwks_file or jwks_url"),
         };

@@ -102,6 +102,8 @@ pub struct PluginBuilder {
     source: Source,
     settings: Settings,
     workers: usize,
+    /// The shared-data store of another plugin in the same VM id.
+    vm_store: Option<crate::shared::SharedData>,
 }
 
 impl std::fmt::Debug for PluginBuilder {
@@ -129,6 +131,7 @@ impl PluginBuilder {
                 clock_start_ns: crate::shared::CLOCK_START.as_nanos() as u64,
             },
             workers: 1,
+            vm_store: None,
         }
     }
 
@@ -139,7 +142,7 @@ impl PluginBuilder {
     }
 
     /// The plugin name (Istio: `<namespace>.<name>`); property `plugin_name`.
-    /// Default: the root id.
+    /// Default: empty, as in Envoy when the plugin configuration has no `name`.
     pub fn name(mut self, name: &str) -> Self {
         self.settings.name = name.to_string();
         self
@@ -148,6 +151,17 @@ impl PluginBuilder {
     /// The VM id (Istio sets none); property `plugin_vm_id`, and the namespace of queues.
     pub fn vm_id(mut self, vm_id: &str) -> Self {
         self.settings.vm_id = vm_id.to_string();
+        self
+    }
+
+    /// Starts this plugin in `other`'s VM id, as Envoy does for two plugins configured with
+    /// the same `vm_id` (every Istio WasmPlugin has the empty one): both read and write one
+    /// shared-data store, whatever their code, name or root id. Queues and metrics stay
+    /// per plugin.
+    pub fn same_vm_id_as(mut self, other: &Plugin) -> Self {
+        let inner = other.lock();
+        self.settings.vm_id = inner.shared.settings.vm_id.clone();
+        self.vm_store = Some(lock(&inner.shared.data).clone());
         self
     }
 
@@ -230,17 +244,18 @@ impl PluginBuilder {
     }
 
     /// Loads the module and starts every VM the way Envoy does.
-    pub fn start(mut self) -> Result<Plugin, StartError> {
+    pub fn start(self) -> Result<Plugin, StartError> {
         let bytes = match &self.source {
             Source::Bytes(bytes) => bytes.clone(),
             Source::Path(path) => read(path)?,
             Source::Crate(dir) => read(&build::wasm_of(dir)?)?,
         };
         let compiled = compile(&bytes)?;
-        if self.settings.name.is_empty() {
-            self.settings.name = self.settings.root_id.clone();
+        let mut shared = PluginShared::new(self.settings);
+        if let Some(store) = self.vm_store {
+            *shared.data.get_mut().unwrap_or_else(std::sync::PoisonError::into_inner) = store;
         }
-        let shared = Arc::new(PluginShared::new(self.settings));
+        let shared = Arc::new(shared);
         let mut vms = Vec::with_capacity(self.workers);
         for worker in 0..self.workers {
             let mut vm = Vm::instantiate(&compiled, shared.clone(), worker)?;

@@ -207,6 +207,15 @@ fn properties_have_envoy_like_defaults_and_test_overrides() {
 }
 
 #[test]
+fn plugin_name_is_empty_when_none_is_configured_as_in_envoy() {
+    let plugin = probe().root_id("probe-root").start().unwrap();
+    let out = plugin.http().request(Request::get("/").header("x-probe", "props")).run();
+    let line = out.logs_at(LogLevel::Info).into_iter().find(|l| l.starts_with("props")).unwrap().to_string();
+    // Envoy answers the empty string, which the proxy-wasm crate reads as no value.
+    assert!(line.starts_with("props name=<none> root=probe-root "), "{line}");
+}
+
+#[test]
 fn many_parallel_streams_on_many_plugins() {
     std::thread::scope(|scope| {
         for n in 0..4 {

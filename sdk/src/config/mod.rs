@@ -6,6 +6,8 @@ use serde::{Deserialize, Deserializer, Serialize};
 use std::fmt;
 
 mod json;
+mod seconds;
+pub use seconds::Seconds;
 #[cfg(test)]
 mod json_tests;
 #[cfg(test)]

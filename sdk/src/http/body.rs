@@ -90,7 +90,10 @@ impl<K: BodyKind> Body<K> {
         self.end_of_stream
     }
 
-    /// Reads the available bytes.
+    /// Reads the available bytes. How many that can be is Envoy's to bound: a body buffered
+    /// past the connection's buffer limit is answered by Envoy (413 for a request, 500 for
+    /// a response) and never reaches the plugin. Check [`len`](Self::len) first for a
+    /// smaller limit.
     pub fn bytes(&self) -> Result<Vec<u8>> {
         Ok(hostcalls::get_buffer(K::BUFFER, 0, self.len).host("proxy_get_buffer_bytes")?.unwrap_or_default())
     }

@@ -24,8 +24,12 @@ use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::Duration;
 
-/// The largest JWKS document accepted (jwt_authn has no limit; a few keys take ~2 KB).
+/// The largest JWKS document accepted (jwt_authn has no limit; a few keys take ~2 KB). A
+/// larger answer is refused before it is read into the plugin's memory.
 const MAX_JWKS_BYTES: usize = 256 * 1024;
+
+/// The longest period or interval a [`RemoteJwks`] takes; longer ones are cut to this.
+pub const MAX_PERIOD: Duration = Duration::from_secs(7 * 24 * 3600);
 
 /// A JWKS at `path` on an Envoy cluster, cached in shared data. See the [module docs](crate::jwt::remote).
 pub struct RemoteJwks {
@@ -41,7 +45,10 @@ pub struct RemoteJwks {
 
 impl std::fmt::Debug for RemoteJwks {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RemoteJwks").field("cluster", &self.cluster).field("path", &self.path).finish_non_exhaustive()
+        f.debug_struct("RemoteJwks")
+            .field("cluster", &self.cluster)
+            .field("path", &self.path)
+            .finish_non_exhaustive()
     }
 }
 
@@ -61,21 +68,23 @@ impl RemoteJwks {
         }
     }
 
-    /// How often the background job fetches the document.
+    /// How often the background job fetches the document (at most [`MAX_PERIOD`]).
     pub fn refresh_every(mut self, period: Duration) -> Self {
-        self.refresh = period;
+        self.refresh = period.min(MAX_PERIOD);
         self
     }
 
-    /// The shortest time between two fetches caused by unknown `kid`s, across all VMs.
+    /// The shortest time between two fetches caused by unknown `kid`s, across all VMs (at
+    /// most [`MAX_PERIOD`]).
     pub fn min_refetch(mut self, interval: Duration) -> Self {
-        self.min_refetch = interval;
+        self.min_refetch = interval.min(MAX_PERIOD);
         self
     }
 
-    /// How long one fetch may take.
+    /// How long one fetch may take (at most [`MAX_PERIOD`]; Envoy cuts it further, see
+    /// [`callout::MAX_TIMEOUT`](crate::callout::MAX_TIMEOUT)).
     pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
+        self.timeout = timeout.min(MAX_PERIOD);
         self
     }
 
@@ -91,10 +100,13 @@ impl RemoteJwks {
     /// Before the first copy exists every VM fetches, so the first answer serves all.
     pub async fn refresh(&self) -> Result<()> {
         if let Some(fetched_at) = self.fetched_at()? {
-            if now() < fetched_at + self.refresh.as_secs() / 2 {
+            if now() < fetched_at.saturating_add(self.refresh.as_secs() / 2) {
                 return Ok(());
             }
-            if !self.claim("refresh", self.timeout + Duration::from_secs(1))? {
+            if !self.claim(
+                "refresh",
+                self.timeout.saturating_add(Duration::from_secs(1)),
+            )? {
                 return Ok(());
             }
         }
@@ -107,7 +119,9 @@ impl RemoteJwks {
 
     /// When the shared copy was fetched, if there is one.
     fn fetched_at(&self) -> Result<Option<u64>> {
-        let Some((bytes, _)) = shared_data::get(&self.key)? else { return Ok(None) };
+        let Some((bytes, _)) = shared_data::get(&self.key)? else {
+            return Ok(None);
+        };
         Ok(Some(split(&bytes)?.0))
     }
 
@@ -124,7 +138,9 @@ impl RemoteJwks {
     /// A verifier with `rules` and the keys of the current shared copy, or `None` before
     /// the first successful fetch. Rebuilt only when the shared copy changed.
     pub fn verifier(&self, rules: &Verifier) -> Result<Option<Rc<Verifier>>> {
-        let Some((bytes, version)) = shared_data::get(&self.key)? else { return Ok(None) };
+        let Some((bytes, version)) = shared_data::get(&self.key)? else {
+            return Ok(None);
+        };
         if let Some((built, verifier)) = self.local.borrow().as_ref() {
             if *built == version {
                 return Ok(Some(verifier.clone()));
@@ -137,18 +153,21 @@ impl RemoteJwks {
     }
 
     async fn fetch(&self) -> Result<()> {
-        let what = || format!("fetching the JWKS from cluster '{}' path {}", self.cluster, self.path);
+        let what = || {
+            format!(
+                "fetching the JWKS from cluster '{}' path {}",
+                self.cluster, self.path
+            )
+        };
         let res = Call::get(self.cluster.as_str(), &self.path)
             .header("accept", "application/json")
             .timeout(self.timeout)
+            .max_response_bytes(MAX_JWKS_BYTES)
             .send()
             .await
             .map_err(|e| e.context(what()))?;
         if res.status != 200 {
             return Err(Error::msg(format!("{}: status {}", what(), res.status)));
-        }
-        if res.body.len() > MAX_JWKS_BYTES {
-            return Err(Error::msg(format!("{}: {} bytes is over the {MAX_JWKS_BYTES}-byte limit", what(), res.body.len())));
         }
         let doc = res.text().map_err(|e| e.context(what()))?;
         // Checked before it is shared: a broken document must not replace a working one.
@@ -169,10 +188,15 @@ impl RemoteJwks {
         let key = self.claim_key(what);
         let now = now();
         let (last, version) = match shared_data::get(&key)? {
-            Some((bytes, version)) => (std::str::from_utf8(&bytes).ok().and_then(|s| s.parse::<u64>().ok()), Some(version)),
+            Some((bytes, version)) => (
+                std::str::from_utf8(&bytes)
+                    .ok()
+                    .and_then(|s| s.parse::<u64>().ok()),
+                Some(version),
+            ),
             None => (None, None),
         };
-        if last.is_some_and(|last| last != 0 && now < last + interval.as_secs()) {
+        if last.is_some_and(|last| last != 0 && now < last.saturating_add(interval.as_secs())) {
             return Ok(false);
         }
         shared_data::set(&key, now.to_string().as_bytes(), version)
@@ -182,12 +206,37 @@ impl RemoteJwks {
 /// Splits a stored value, `<fetched at>\n<document>`.
 fn split(bytes: &[u8]) -> Result<(u64, &str)> {
     let text = std::str::from_utf8(bytes).map_err(|_| Error::msg("cached JWKS is not UTF-8"))?;
-    let (at, doc) = text.split_once('\n').ok_or_else(|| Error::msg("cached JWKS is malformed"))?;
-    Ok((at.parse().map_err(|_| Error::msg("cached JWKS is malformed"))?, doc))
+    let (at, doc) = text
+        .split_once('\n')
+        .ok_or_else(|| Error::msg("cached JWKS is malformed"))?;
+    Ok((
+        at.parse()
+            .map_err(|_| Error::msg("cached JWKS is malformed"))?,
+        doc,
+    ))
 }
 
 /// The host's clock in Unix seconds; 0 (long ago) if it cannot be read, which makes every
 /// copy look stale and every turn free: fetching again is the safe side.
 fn now() -> u64 {
     crate::unix_time().unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn huge_periods_are_cut_to_a_week_and_add_without_overflow() {
+        let jwks = RemoteJwks::new("idp", "/jwks")
+            .refresh_every(Duration::MAX)
+            .min_refetch(Duration::MAX)
+            .timeout(Duration::MAX);
+        assert_eq!(jwks.refresh_period(), MAX_PERIOD);
+        assert_eq!((jwks.min_refetch, jwks.timeout), (MAX_PERIOD, MAX_PERIOD));
+        assert_eq!(
+            u64::MAX.saturating_add(jwks.refresh.as_secs() / 2),
+            u64::MAX
+        );
+    }
 }

@@ -14,32 +14,26 @@ use serde_json::{json, Value};
 use crate::support::*;
 
 /// A tiny identity provider JWKS endpoint on 127.0.0.1 whose document can be swapped and
-/// whose hits are counted. An empty document means "answer 503".
-#[derive(Clone, Default)]
-struct JwksEndpoint {
+/// whose hits are counted. An empty document means "answer 503". While [`hold`] is on, it
+/// answers only when released (a slow identity provider), and counts who is waiting.
+#[derive(Clone)]
+pub(crate) struct JwksEndpoint {
     document: Arc<Mutex<String>>,
     hits: Arc<AtomicUsize>,
+    pending: Arc<AtomicUsize>,
+    held: tokio::sync::watch::Sender<bool>,
 }
 
 impl JwksEndpoint {
-    async fn start(document: String) -> (JwksEndpoint, String) {
+    pub(crate) async fn start(document: String) -> (JwksEndpoint, String) {
         let endpoint = JwksEndpoint {
             document: Arc::new(Mutex::new(document)),
-            ..Default::default()
+            hits: Default::default(),
+            pending: Default::default(),
+            held: tokio::sync::watch::Sender::new(false),
         };
         let app = axum::Router::new()
-            .route(
-                "/jwks",
-                get(|State(e): State<JwksEndpoint>| async move {
-                    e.hits.fetch_add(1, Ordering::SeqCst);
-                    let body = e.document.lock().unwrap().clone();
-                    if body.is_empty() {
-                        (StatusCode::SERVICE_UNAVAILABLE, String::new())
-                    } else {
-                        (StatusCode::OK, body)
-                    }
-                }),
-            )
+            .route("/jwks", get(serve_jwks))
             .with_state(endpoint.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}/jwks", listener.local_addr().unwrap());
@@ -47,16 +41,45 @@ impl JwksEndpoint {
         (endpoint, url)
     }
 
-    fn set(&self, document: String) {
+    pub(crate) fn set(&self, document: String) {
         *self.document.lock().unwrap() = document;
     }
 
-    fn hits(&self) -> usize {
+    pub(crate) fn hits(&self) -> usize {
         self.hits.load(Ordering::SeqCst)
+    }
+
+    /// Requests that arrived and have not been answered yet.
+    pub(crate) fn pending(&self) -> usize {
+        self.pending.load(Ordering::SeqCst)
+    }
+
+    /// From now on, requests wait until [`release`](Self::release).
+    pub(crate) fn hold(&self) {
+        self.held.send_replace(true);
+    }
+
+    pub(crate) fn release(&self) {
+        self.held.send_replace(false);
     }
 }
 
-fn jwks_of(keys: &[&ES256KeyPair]) -> String {
+async fn serve_jwks(State(e): State<JwksEndpoint>) -> (StatusCode, String) {
+    e.hits.fetch_add(1, Ordering::SeqCst);
+    e.pending.fetch_add(1, Ordering::SeqCst);
+    // Bounded, so a test that fails before releasing cannot hang here.
+    let mut held = e.held.subscribe();
+    let _ = tokio::time::timeout(REQUEST_TIMEOUT * 3, held.wait_for(|h| !*h)).await;
+    e.pending.fetch_sub(1, Ordering::SeqCst);
+    let body = e.document.lock().unwrap().clone();
+    if body.is_empty() {
+        (StatusCode::SERVICE_UNAVAILABLE, String::new())
+    } else {
+        (StatusCode::OK, body)
+    }
+}
+
+pub(crate) fn jwks_of(keys: &[&ES256KeyPair]) -> String {
     let keys: Vec<Value> = keys
         .iter()
         .map(|k| serde_json::from_str(&k.public_key().to_jwk()).unwrap())
@@ -197,9 +220,19 @@ async fn stale_cache_is_refreshed() {
     let second = ES256KeyPair::generate().with_key_id("second");
     idp_endpoint.set(jwks_of(&[&second]));
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
-    server
-        .check_token(&token)
-        .await
+    // The request that finds the cache stale is answered from it while the refresh runs
+    // behind it; a later one sees the refreshed keys. Bounded: 50 tries.
+    let mut refused = None;
+    for _ in 0..50 {
+        let answer = server.check_token(&token).await;
+        if answer.status != 200 {
+            refused = Some(answer);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    refused
+        .expect("the refreshed JWKS no longer has the key")
         .assert_unauthorized("key withdrawn by the identity provider");
     // At least the refresh after the interval (a slow start may have added one before).
     assert!(idp_endpoint.hits() >= 2, "hits: {}", idp_endpoint.hits());

@@ -3,6 +3,7 @@
 mod attacks;
 mod cli;
 mod grants;
+mod jwks_flood;
 mod keys;
 #[cfg(feature = "rego")]
 mod rego;
