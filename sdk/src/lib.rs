@@ -64,6 +64,7 @@
 //! |---|---|
 //! | typed, validated config | `#[derive(Deserialize)]`, [`HeaderName`], [`HeaderValue`], [`config::Seconds`], [`Shared`] |
 //! | read/modify headers | [`Headers::get`], [`Headers::get_all`], [`Headers::set`], [`Headers::add`], [`Headers::remove`] |
+//! | match a configured path rule the way the upstream will serve the path | [`http::path::normalize`], [`http::path::under`] |
 //! | pseudo-headers, query, cookies, bearer token | [`RequestHeaders::path`](Headers::path), [`Headers::query`], [`Headers::cookies`], [`Headers::bearer_token`] |
 //! | whole body | return [`Flow::Pause`] until [`Body::end_of_stream`], then [`Body::bytes`] |
 //! | answer without the upstream | [`Flow::reply`], [`LocalReply`] |

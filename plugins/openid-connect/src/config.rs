@@ -5,7 +5,12 @@
 
 use serde::Deserialize;
 use std::time::Duration;
+use weir::http::path::{check_rule, under};
 use weir::HeaderName;
+
+/// Upper bound of duration options in seconds (one year): far beyond any sensible value,
+/// low enough that adding one to a Unix time or converting to nanoseconds cannot overflow.
+const MAX_SECONDS: u64 = 365 * 86_400;
 
 /// How the client authenticates at the token endpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -55,8 +60,12 @@ struct Raw {
     client_auth: ClientAuth,
     #[serde(default = "default_scopes")]
     scopes: Vec<String>,
-    #[serde(default = "default_redirect_path")]
-    redirect_path: String,
+    #[serde(default)]
+    redirect_uri: Option<String>,
+    #[serde(default)]
+    allowed_hosts: Vec<String>,
+    #[serde(default)]
+    redirect_path: Option<String>,
     #[serde(default = "default_logout_path")]
     logout_path: String,
     #[serde(default)]
@@ -67,6 +76,8 @@ struct Raw {
     pass_through_prefixes: Vec<String>,
     #[serde(default = "default_cookie_prefix")]
     cookie_prefix: String,
+    #[serde(default)]
+    allow_insecure_cookie_prefix: bool,
     #[serde(default = "default_same_site")]
     cookie_same_site: SameSite,
     #[serde(default = "default_session_lifetime")]
@@ -116,7 +127,12 @@ pub struct Config {
     pub client_auth: ClientAuth,
     /// Space-separated scopes, always including `openid`.
     pub scope: String,
-    /// Callback path registered at the provider.
+    /// The redirect URI when configured; otherwise it is built from the request's host,
+    /// which must be in `allowed_hosts`.
+    pub redirect_uri: Option<String>,
+    /// Hosts (`host` for any port, or `host:port`) a redirect URI may be built for.
+    pub allowed_hosts: Vec<String>,
+    /// Callback path registered at the provider (the path of `redirect_uri` when set).
     pub redirect_path: String,
     /// Path that signs the user out.
     pub logout_path: String,
@@ -167,9 +183,24 @@ impl Config {
         format!("{}-login", self.cookie_prefix)
     }
 
-    /// Whether requests to `path` (without query) skip authentication.
-    pub fn passes_through(&self, path: &str) -> bool {
-        self.pass_through_exact.iter().any(|p| p == path) || self.pass_through_prefixes.iter().any(|p| path.starts_with(p.as_str()))
+    /// Whether requests to `path` (normalized with [`weir::http::path::normalize`]) skip
+    /// authentication. A path that does not normalize never does.
+    pub fn passes_through(&self, path: Option<&str>) -> bool {
+        path.is_some_and(|path| {
+            self.pass_through_exact.iter().any(|p| p == path)
+                || self.pass_through_prefixes.iter().any(|p| under(path, p))
+        })
+    }
+
+    /// Whether `authority` (a request's `:authority`) may have a redirect URI built for it:
+    /// an `allowed_hosts` entry with a port must match exactly, one without matches the
+    /// host with any port. Case-insensitive.
+    pub fn host_allowed(&self, authority: &str) -> bool {
+        let host = host_of(authority);
+        let any_port = |allowed: &str| host_of(allowed) == allowed;
+        self.allowed_hosts.iter().any(|a| {
+            a.eq_ignore_ascii_case(authority) || any_port(a) && a.eq_ignore_ascii_case(host)
+        })
     }
 }
 
@@ -185,29 +216,141 @@ impl TryFrom<Raw> for Config {
 
     fn try_from(raw: Raw) -> Result<Self, String> {
         let client_secret = weir::env_var(&raw.client_secret_env).filter(|s| !s.is_empty()).ok_or_else(|| {
-            format!("client secret: set the VM environment variable {} (vmConfig.env) or name another with client_secret_env", raw.client_secret_env)
+            format!(
+                "client secret: set the VM environment variable {} (vmConfig.env) or name another with client_secret_env",
+                raw.client_secret_env
+            )
         })?;
         let key_text = weir::env_var(&raw.session_key_env).ok_or_else(|| {
-            format!("session key: set the VM environment variable {} to 32 random bytes, hex (64 characters) or base64url", raw.session_key_env)
+            format!(
+                "session key: set the VM environment variable {} to 32 random bytes, hex (64 characters) or base64url",
+                raw.session_key_env
+            )
         })?;
-        let session_key = crate::crypto::parse_key(key_text.trim())
-            .ok_or_else(|| format!("session key in {}: expected 32 bytes as 64 hex characters or base64url", raw.session_key_env))?;
+        let session_key = crate::crypto::parse_key(key_text.trim()).ok_or_else(|| {
+            format!(
+                "session key in {}: expected 32 bytes as 64 hex characters or base64url",
+                raw.session_key_env
+            )
+        })?;
         let realm_suffix = raw.openid_realm.as_ref().map(|r| format!("/realms/{r}"));
-        let discovery_path = match (&raw.discovery_path, &raw.issuer, &realm_suffix) {
-            (Some(p), _, _) => p.clone(),
-            (None, Some(iss), _) => format!("{}/.well-known/openid-configuration", url_path(iss).trim_end_matches('/')),
-            (None, None, Some(suffix)) => format!("{suffix}/.well-known/openid-configuration"),
-            (None, None, None) => return Err("set issuer, discovery_path or openid_realm so the provider can be discovered".into()),
+        let discovery_path =
+            match (&raw.discovery_path, &raw.issuer, &realm_suffix) {
+                (Some(p), _, _) => p.clone(),
+                (None, Some(iss), _) => format!(
+                    "{}/.well-known/openid-configuration",
+                    url_path(iss).trim_end_matches('/')
+                ),
+                (None, None, Some(suffix)) => format!("{suffix}/.well-known/openid-configuration"),
+                (None, None, None) => return Err(
+                    "set issuer, discovery_path or openid_realm so the provider can be discovered"
+                        .into(),
+                ),
+            };
+        if !discovery_path.starts_with('/') {
+            return Err(format!(
+                "discovery_path must be a path starting with '/', got {discovery_path:?}"
+            ));
+        }
+        let redirect_path = match (&raw.redirect_uri, raw.redirect_path) {
+            (Some(uri), given) => {
+                let scheme_ok = uri.starts_with("https://") || uri.starts_with("http://");
+                if !scheme_ok || url_authority(uri).is_empty() || uri.contains(['?', '#']) {
+                    return Err(format!("redirect_uri must be an absolute http(s) URL without query, got {uri:?}"));
+                }
+                let path = url_path(uri).to_string();
+                if given.as_ref().is_some_and(|g| *g != path) {
+                    return Err(format!("redirect_path {given:?} differs from the path of redirect_uri {uri:?}: set only redirect_uri"));
+                }
+                path
+            }
+            (None, _) if raw.allowed_hosts.is_empty() => {
+                return Err("set redirect_uri, or allowed_hosts (the hosts a redirect URI may be built for); a client's Host header is never trusted alone".into())
+            }
+            (None, given) => given.unwrap_or_else(default_redirect_path),
         };
-        for (name, path) in [("redirect_path", &raw.redirect_path), ("logout_path", &raw.logout_path), ("discovery_path", &discovery_path)] {
-            if !path.starts_with('/') {
-                return Err(format!("{name} must be a path starting with '/', got {path:?}"));
+        if raw
+            .allowed_hosts
+            .iter()
+            .any(|h| h.is_empty() || h.contains(['/', '*', ' ', '@']))
+        {
+            return Err("allowed_hosts holds host names or host:port pairs, without scheme, path or wildcards".into());
+        }
+        for (name, path) in [
+            ("redirect_path", &redirect_path),
+            ("logout_path", &raw.logout_path),
+        ] {
+            check_rule(path).map_err(|e| format!("{name}: {e}"))?;
+        }
+        for (name, rules) in [
+            ("pass_through_exact", &raw.pass_through_exact),
+            ("pass_through_prefixes", &raw.pass_through_prefixes),
+        ] {
+            for rule in rules {
+                check_rule(rule).map_err(|e| format!("{name}: {e}"))?;
             }
         }
-        if !raw.cookie_prefix.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') || raw.cookie_prefix.is_empty() {
+        if !raw
+            .cookie_prefix
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            || raw.cookie_prefix.is_empty()
+        {
             return Err("cookie_prefix may only hold letters, digits, '-' and '_'".into());
         }
-        if raw.algorithms.is_empty() || raw.algorithms.iter().any(|a| a.eq_ignore_ascii_case("none") || a.starts_with("HS")) {
+        if !raw.cookie_prefix.starts_with("__Host-") && !raw.allow_insecure_cookie_prefix {
+            return Err(format!(
+                "cookie_prefix {:?} must start with __Host- (cookies a sibling domain or plain HTTP cannot set); set allow_insecure_cookie_prefix to accept it",
+                raw.cookie_prefix
+            ));
+        }
+        for (name, value, min, max) in [
+            (
+                "session_lifetime_seconds",
+                raw.session_lifetime_seconds,
+                1,
+                MAX_SECONDS,
+            ),
+            (
+                "login_timeout_seconds",
+                raw.login_timeout_seconds,
+                1,
+                86_400,
+            ),
+            ("clock_skew_seconds", raw.clock_skew_seconds, 0, 3_600),
+            (
+                "refresh_before_seconds",
+                raw.refresh_before_seconds,
+                0,
+                MAX_SECONDS,
+            ),
+            (
+                "provider_refresh_seconds",
+                raw.provider_refresh_seconds,
+                1,
+                MAX_SECONDS,
+            ),
+            (
+                "jwks_min_refetch_seconds",
+                raw.jwks_min_refetch_seconds,
+                0,
+                MAX_SECONDS,
+            ),
+            ("timeout_ms", raw.timeout_ms, 1, 60_000),
+            ("retry_after_seconds", raw.retry_after_seconds, 0, 3_600),
+        ] {
+            if !(min..=max).contains(&value) {
+                return Err(format!(
+                    "{name} must be between {min} and {max}, got {value}"
+                ));
+            }
+        }
+        if raw.algorithms.is_empty()
+            || raw
+                .algorithms
+                .iter()
+                .any(|a| a.eq_ignore_ascii_case("none") || a.starts_with("HS"))
+        {
             return Err("algorithms must list public-key algorithms (RS256, ES256, …); none and HS* are never accepted".into());
         }
         let mut scopes = raw.scopes;
@@ -224,7 +367,9 @@ impl TryFrom<Raw> for Config {
             client_secret,
             client_auth: raw.client_auth,
             scope: scopes.join(" "),
-            redirect_path: raw.redirect_path,
+            redirect_uri: raw.redirect_uri,
+            allowed_hosts: raw.allowed_hosts,
+            redirect_path,
             logout_path: raw.logout_path,
             post_logout_redirect: raw.post_logout_redirect,
             pass_through_exact: raw.pass_through_exact,
@@ -252,6 +397,14 @@ pub fn url_path(url: &str) -> &str {
     let rest = url.split_once("://").map_or(url, |(_, r)| r);
     let path = rest.find('/').map_or("/", |i| &rest[i..]);
     path.split(['?', '#']).next().unwrap_or("/")
+}
+
+/// The host of an authority (`h:1` → `h`, `[::1]:8` → `[::1]`).
+pub fn host_of(authority: &str) -> &str {
+    match authority.rfind(':') {
+        Some(i) if !authority[i..].contains(']') => &authority[..i],
+        _ => authority,
+    }
 }
 
 /// The authority part of an absolute URL (`https://h:1/a` → `h:1`).
@@ -297,7 +450,9 @@ fn default_forward_header() -> HeaderName {
     HeaderName::new("authorization").unwrap_or_else(|_| unreachable!("constant header name"))
 }
 fn default_algorithms() -> Vec<String> {
-    ["RS256", "PS256", "ES256", "ES384", "EdDSA"].map(String::from).to_vec()
+    ["RS256", "PS256", "ES256", "ES384", "EdDSA"]
+        .map(String::from)
+        .to_vec()
 }
 fn default_skew() -> u64 {
     60

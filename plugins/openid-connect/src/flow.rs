@@ -1,26 +1,35 @@
 //! What happens to one request: pass through, start a login, finish one at the callback,
 //! sign out, or forward an authenticated request (refreshing its tokens first when due).
 
-use crate::config::{Config, ForwardToken};
+use crate::config::{url_authority, Config, ForwardToken};
 use crate::crypto;
+use crate::login::callback;
 use crate::provider::{self, Known, Provider};
-use crate::session::{self, Login, Session};
-use crate::tokens::{self, Exchange, Expect};
+use crate::refresh::{self, Refreshed};
+use crate::session::{self, Login};
 use std::cell::RefCell;
 use std::rc::Rc;
+use weir::http::path::normalize;
 use weir::metrics::Counter;
 use weir::{Cookies, Flow, LocalReply, RequestHeaders, Result, Shared};
 
 static FORWARDED: Counter = Counter::new("openid_connect.forwarded");
 static LOGIN_STARTED: Counter = Counter::new("openid_connect.login_started");
-static LOGIN_COMPLETED: Counter = Counter::new("openid_connect.login_completed");
-static LOGIN_REFUSED: Counter = Counter::new("openid_connect.login_refused");
 static REFRESHED: Counter = Counter::new("openid_connect.refreshed");
 static UNAUTHENTICATED: Counter = Counter::new("openid_connect.unauthenticated");
 static PROVIDER_UNAVAILABLE: Counter = Counter::new("openid_connect.provider_unavailable");
 
-/// `Set-Cookie` values to add to the upstream's response (after a refresh).
-pub type Pending = Rc<RefCell<Vec<String>>>;
+/// What the upstream's response needs from the plugin.
+#[derive(Debug, Default)]
+pub struct Upstream {
+    /// `Set-Cookie` values (the session was refreshed on the way in).
+    pub cookies: Vec<String>,
+    /// The request went up with the session's token: the response depends on the cookie.
+    pub authenticated: bool,
+}
+
+/// Shared between the request's future and the response hook.
+pub type Pending = Rc<RefCell<Upstream>>;
 
 /// Handles a request that is not on a pass-through path.
 pub async fn handle(cfg: Shared<Config>, req: RequestHeaders, pending: Pending) -> Result<Flow> {
@@ -32,39 +41,49 @@ pub async fn handle(cfg: Shared<Config>, req: RequestHeaders, pending: Pending) 
             return Ok(not_ready(&cfg, "provider unavailable"));
         }
     };
-    let path = req.path()?.unwrap_or_default();
-    let bare = path.split(['?', '#']).next().unwrap_or_default();
+    let raw = req.path()?.unwrap_or_default();
+    let path = normalize(&raw);
     let cookies = req.cookies()?;
-    if bare == cfg.redirect_path {
-        return callback(&cfg, provider, &req, &path, &cookies).await;
+    if path.as_deref() == Some(cfg.redirect_path.as_str()) {
+        return callback(&cfg, provider, &req, &raw, &cookies).await;
     }
-    if bare == cfg.logout_path {
-        return logout(&cfg, &provider, &cookies);
+    if path.as_deref() == Some(cfg.logout_path.as_str()) {
+        return logout(&cfg, &provider, &req, &cookies);
     }
     let now = provider::now();
-    let Some(mut session) = session::read_session(&cfg, &cookies, now) else {
-        return unauthenticated(&cfg, &provider, &req, &path, &cookies);
+    let Some(mut session) = session::read_session(&cfg, &provider.doc.issuer, &cookies, now) else {
+        return unauthenticated(&cfg, &provider, &req, &raw, &cookies);
     };
     if session.token_expires <= now.saturating_add(cfg.refresh_before) {
-        match refresh(&cfg, provider.clone(), &session).await {
-            Some(fresh) => {
+        match refresh::refresh(&cfg, provider.clone(), &session).await {
+            Refreshed::Fresh(fresh, sealed) => {
                 REFRESHED.inc();
-                pending.borrow_mut().extend(session::session_cookies(&cfg, &fresh, &cookies, now)?);
+                let cookies = session::session_cookies(
+                    &cfg,
+                    &sealed,
+                    fresh.session_expires,
+                    &cookies,
+                    provider::now(),
+                );
+                pending.borrow_mut().cookies.extend(cookies);
                 session = fresh;
             }
-            None if session.token_expires > now => {}
-            None => return unauthenticated(&cfg, &provider, &req, &path, &cookies),
+            _ if session.token_expires > now => {}
+            Refreshed::InFlight => return Ok(busy(&cfg)),
+            Refreshed::Failed => return unauthenticated(&cfg, &provider, &req, &raw, &cookies),
         }
     }
     let token = match cfg.forward_token {
         ForwardToken::IdToken => Some(&session.id_token),
         ForwardToken::AccessToken => session.access_token.as_ref(),
     };
-    let Some(token) = token else { return unauthenticated(&cfg, &provider, &req, &path, &cookies) };
-    // Removed first: a client must never choose the forwarded identity.
-    req.remove(cfg.forward_header.as_str())?;
+    let Some(token) = token else {
+        return unauthenticated(&cfg, &provider, &req, &raw, &cookies);
+    };
+    // The client's copies (and look-alike spellings) were removed before this future ran.
     req.set(cfg.forward_header.as_str(), format!("Bearer {token}"))?;
     strip_cookies(&cfg, &req, &cookies)?;
+    pending.borrow_mut().authenticated = true;
     FORWARDED.inc();
     Ok(Flow::Continue)
 }
@@ -78,6 +97,16 @@ pub fn strip_cookies(cfg: &Config, req: &RequestHeaders, cookies: &Cookies) -> R
         }
     }
     Ok(())
+}
+
+/// Another request of this session is refreshing its expired tokens: try again shortly.
+fn busy(cfg: &Config) -> Flow {
+    LocalReply::new(503)
+        .header("retry-after", cfg.retry_after.max(1).to_string())
+        .header("cache-control", "no-store")
+        .body("your session is being renewed; retry in a moment\n")
+        .details("openid_connect_refresh_in_progress")
+        .into()
 }
 
 fn not_ready(cfg: &Config, why: &str) -> Flow {
@@ -94,23 +123,46 @@ fn not_ready(cfg: &Config, why: &str) -> Flow {
 fn is_browser(req: &RequestHeaders) -> Result<bool> {
     let method = req.method()?.unwrap_or_default();
     let accept = req.get("accept")?.unwrap_or_default();
-    let xhr = req.get("x-requested-with")?.is_some_and(|v| v.eq_ignore_ascii_case("xmlhttprequest"));
+    let xhr = req
+        .get("x-requested-with")?
+        .is_some_and(|v| v.eq_ignore_ascii_case("xmlhttprequest"));
     let mode = req.get("sec-fetch-mode")?;
-    Ok(matches!(method.as_str(), "GET" | "HEAD") && accept.contains("text/html") && !xhr && mode.is_none_or(|m| m == "navigate"))
+    Ok(matches!(method.as_str(), "GET" | "HEAD")
+        && accept.contains("text/html")
+        && !xhr
+        && mode.is_none_or(|m| m == "navigate"))
 }
 
-fn unauthenticated(cfg: &Config, p: &Provider, req: &RequestHeaders, path: &str, cookies: &Cookies) -> Result<Flow> {
-    let stale = session::clear_all(cfg, cookies);
+fn with_cookies(mut reply: LocalReply, cookies: impl IntoIterator<Item = String>) -> LocalReply {
+    for c in cookies {
+        reply = reply.header("set-cookie", c);
+    }
+    reply
+}
+
+fn unauthenticated(
+    cfg: &Config,
+    p: &Provider,
+    req: &RequestHeaders,
+    path: &str,
+    cookies: &Cookies,
+) -> Result<Flow> {
+    // A stale session goes; a login in progress (perhaps in another tab) stays.
+    let stale = session::clear_session(cfg, cookies);
     if !is_browser(req)? {
         UNAUTHENTICATED.inc();
-        let mut reply = LocalReply::new(401)
-            .header("www-authenticate", format!("Bearer realm=\"{}\"", cfg.client_id))
+        let reply = LocalReply::new(401)
+            .header(
+                "www-authenticate",
+                format!("Bearer realm=\"{}\"", cfg.client_id),
+            )
+            .header("cache-control", "no-store")
             .details("openid_connect_unauthenticated");
-        for c in stale {
-            reply = reply.header("set-cookie", c);
-        }
-        return Ok(reply.into());
+        return Ok(with_cookies(reply, stale).into());
     }
+    let Some(redirect_uri) = redirect_uri(cfg, req)? else {
+        return Ok(host_not_allowed());
+    };
     let login = Login {
         state: crypto::random_token()?,
         nonce: crypto::random_token()?,
@@ -123,7 +175,7 @@ fn unauthenticated(cfg: &Config, p: &Provider, req: &RequestHeaders, path: &str,
     let query = form_urlencoded::Serializer::new(String::new())
         .append_pair("response_type", "code")
         .append_pair("client_id", &cfg.client_id)
-        .append_pair("redirect_uri", &redirect_uri(cfg, req)?)
+        .append_pair("redirect_uri", &redirect_uri)
         .append_pair("scope", &cfg.scope)
         .append_pair("state", &login.state)
         .append_pair("nonce", &login.nonce)
@@ -132,19 +184,40 @@ fn unauthenticated(cfg: &Config, p: &Provider, req: &RequestHeaders, path: &str,
         .finish();
     location.push_str(&query);
     LOGIN_STARTED.inc();
-    let mut reply = redirect(&location).details("openid_connect_login");
-    let login_name = cfg.login_cookie();
-    for c in stale.into_iter().filter(|c| !c.starts_with(&format!("{login_name}="))) {
-        reply = reply.header("set-cookie", c);
-    }
-    Ok(reply.header("set-cookie", session::login_cookie(cfg, &login)?).into())
+    let reply = with_cookies(redirect(&location).details("openid_connect_login"), stale);
+    Ok(reply
+        .header(
+            "set-cookie",
+            session::login_cookie(cfg, &p.doc.issuer, &login)?,
+        )
+        .into())
 }
 
-/// Where the provider sends the browser back: this host, `redirect_path`.
-fn redirect_uri(cfg: &Config, req: &RequestHeaders) -> Result<String> {
-    let scheme = req.scheme()?.filter(|s| s == "http" || s == "https").unwrap_or_else(|| "https".into());
+/// The request's host is not one a redirect URI may be built for.
+pub fn host_not_allowed() -> Flow {
+    LocalReply::new(400)
+        .header("cache-control", "no-store")
+        .body("this host is not configured for sign-in\n")
+        .details("openid_connect_host_not_allowed")
+        .into()
+}
+
+/// Where the provider sends the browser back: `redirect_uri` when configured, else
+/// `redirect_path` on this host if it is an allowed one (`None` when it is not).
+pub fn redirect_uri(cfg: &Config, req: &RequestHeaders) -> Result<Option<String>> {
+    if let Some(uri) = &cfg.redirect_uri {
+        return Ok(Some(uri.clone()));
+    }
     let host = req.authority()?.unwrap_or_default();
-    Ok(format!("{scheme}://{host}{}", cfg.redirect_path))
+    if !cfg.host_allowed(&host) {
+        log::info!("no redirect URI for host {host:?}: not in allowed_hosts");
+        return Ok(None);
+    }
+    let scheme = req
+        .scheme()?
+        .filter(|s| s == "http" || s == "https")
+        .unwrap_or_else(|| "https".into());
+    Ok(Some(format!("{scheme}://{host}{}", cfg.redirect_path)))
 }
 
 /// `path` when it is a same-origin path the browser cannot read as another origin; `/`
@@ -155,129 +228,56 @@ pub fn safe_return(cfg: &Config, path: &str) -> String {
         && !matches!(bytes.get(1), Some(b'/' | b'\\'))
         && !bytes.iter().any(|&b| b == b'\\' || b <= b' ' || b == 0x7f)
         && path.len() <= 2048;
-    let bare = path.split(['?', '#']).next().unwrap_or_default();
-    if safe && bare != cfg.redirect_path && bare != cfg.logout_path {
+    let own = normalize(path).is_some_and(|p| p == cfg.redirect_path || p == cfg.logout_path);
+    if safe && !own {
         path.to_string()
     } else {
         "/".into()
     }
 }
 
-fn redirect(location: &str) -> LocalReply {
-    LocalReply::new(302).header("location", location).header("cache-control", "no-store")
-}
-
-fn refuse(cfg: &Config, status: u16, why: &str, cookies: &Cookies) -> Flow {
-    log::info!("login refused: {why}");
-    LOGIN_REFUSED.inc();
-    let mut reply = LocalReply::new(status)
+/// A 302 to `location` that no cache keeps.
+pub fn redirect(location: &str) -> LocalReply {
+    LocalReply::new(302)
+        .header("location", location)
         .header("cache-control", "no-store")
-        .body(match status {
-            503 => "the identity provider is not reachable; try signing in again shortly\n",
-            _ => "sign-in failed; go back to the page you wanted and try again\n",
-        })
-        .details("openid_connect_login_refused");
-    if status == 503 {
-        reply = reply.header("retry-after", cfg.retry_after.to_string());
-    }
-    for c in session::clear_all(cfg, cookies) {
-        reply = reply.header("set-cookie", c);
-    }
-    reply.into()
 }
 
-async fn callback(cfg: &Config, p: Rc<Provider>, req: &RequestHeaders, path: &str, cookies: &Cookies) -> Result<Flow> {
-    let now = provider::now();
-    let Some(login) = session::read_login(cfg, cookies, now) else {
-        return Ok(refuse(cfg, 400, "no valid login cookie (expired, altered or from another browser)", cookies));
-    };
-    let query = weir::Query::from_path(path);
-    // RFC 9207: a provider that names itself must be ours (defeats IdP mix-up).
-    if query.get("iss").is_some_and(|iss| iss != p.doc.issuer) {
-        return Ok(refuse(cfg, 400, "callback iss names another provider", cookies));
+/// True for a request a page of this origin made: `Sec-Fetch-Site: same-origin`, or (from
+/// browsers without Fetch Metadata) an `Origin` whose host is the request's host. A page of
+/// another site can make a browser send a POST, but not with these values.
+fn same_origin(req: &RequestHeaders) -> Result<bool> {
+    if let Some(site) = req.get("sec-fetch-site")? {
+        return Ok(site == "same-origin");
     }
-    if let Some(err) = query.get("error") {
-        return Ok(refuse(cfg, 403, &format!("provider answered error={err}"), cookies));
-    }
-    let state = query.get("state").unwrap_or_default();
-    if query.get_all("state").count() != 1 || !crypto::same(state.as_bytes(), login.state.as_bytes()) {
-        return Ok(refuse(cfg, 400, "state does not match the login", cookies));
-    }
-    let Some(code) = query.get("code").filter(|c| !c.is_empty()) else {
-        return Ok(refuse(cfg, 400, "callback without code", cookies));
-    };
-    let redirect_uri = redirect_uri(cfg, req)?;
-    let grant = [
-        ("grant_type", "authorization_code"),
-        ("code", code),
-        ("redirect_uri", redirect_uri.as_str()),
-        ("code_verifier", login.verifier.as_str()),
-    ];
-    let tokens = match tokens::request(cfg, &p, &grant).await {
-        Ok(t) => t,
-        Err(Exchange::Refused(error)) => return Ok(refuse(cfg, 401, &format!("token endpoint refused the code: {error}"), cookies)),
-        Err(Exchange::Unavailable(err)) => return Ok(refuse(cfg, 503, &format!("token endpoint unavailable: {err}"), cookies)),
-    };
-    let Some(id_token) = tokens.id_token else {
-        return Ok(refuse(cfg, 401, "token response without id_token", cookies));
-    };
-    let claims = match tokens::validate(cfg, p, &id_token, Expect::Nonce(&login.nonce)).await {
-        Ok((claims, _)) => claims,
-        Err(err) => return Ok(refuse(cfg, 401, &format!("ID token invalid: {err}"), cookies)),
-    };
-    let token_expires = claims.expires_at.map_or(0, |t| t.as_secs());
-    let session = Session {
-        id_token,
-        access_token: tokens.access_token,
-        refresh_token: tokens.refresh_token,
-        token_expires,
-        session_expires: now.saturating_add(cfg.session_lifetime),
-    };
-    LOGIN_COMPLETED.inc();
-    let mut reply = redirect(&safe_return(cfg, &login.return_to)).details("openid_connect_signed_in");
-    for c in session::session_cookies(cfg, &session, cookies, now)? {
-        reply = reply.header("set-cookie", c);
-    }
-    let login_name = cfg.login_cookie();
-    Ok(reply.header("set-cookie", format!("{login_name}=; Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age=0")).into())
+    let authority = req.authority()?.unwrap_or_default();
+    Ok(req.get("origin")?.is_some_and(|o| {
+        (o.starts_with("https://") || o.starts_with("http://"))
+            && !authority.is_empty()
+            && url_authority(&o).eq_ignore_ascii_case(&authority)
+    }))
 }
 
-/// New tokens from the refresh token, validated; `None` when there is none or it failed.
-async fn refresh(cfg: &Config, p: Rc<Provider>, session: &Session) -> Option<Session> {
-    let refresh_token = session.refresh_token.as_deref()?;
-    let sub = tokens::subject_of(&session.id_token)?;
-    let grant = [("grant_type", "refresh_token"), ("refresh_token", refresh_token)];
-    let tokens = match tokens::request(cfg, &p, &grant).await {
-        Ok(t) => t,
-        Err(Exchange::Refused(e)) => {
-            log::info!("refresh refused: {e}");
-            return None;
-        }
-        Err(Exchange::Unavailable(e)) => {
-            log::warn!("refresh failed: {e}");
-            return None;
-        }
-    };
-    // Without a new ID token the old one cannot be extended.
-    let id_token = tokens.id_token?;
-    let (claims, _) = match tokens::validate(cfg, p, &id_token, Expect::Subject(&sub)).await {
-        Ok(v) => v,
-        Err(e) => {
-            log::warn!("refreshed ID token invalid: {e}");
-            return None;
-        }
-    };
-    Some(Session {
-        id_token,
-        access_token: tokens.access_token.or_else(|| session.access_token.clone()),
-        refresh_token: tokens.refresh_token.or_else(|| session.refresh_token.clone()),
-        token_expires: claims.expires_at.map_or(0, |t| t.as_secs()),
-        session_expires: session.session_expires,
-    })
-}
-
-fn logout(cfg: &Config, p: &Provider, cookies: &Cookies) -> Result<Flow> {
-    let session = session::read_session(cfg, cookies, provider::now());
+/// Signs out on a same-origin `POST` only: a link or image on another site must not be
+/// able to end the user's session.
+fn logout(cfg: &Config, p: &Provider, req: &RequestHeaders, cookies: &Cookies) -> Result<Flow> {
+    if req.method()?.as_deref() != Some("POST") {
+        let reply = LocalReply::new(405)
+            .header("allow", "POST")
+            .header("cache-control", "no-store");
+        return Ok(reply
+            .body("sign out with a POST from this site\n")
+            .details("openid_connect_logout_method")
+            .into());
+    }
+    if !same_origin(req)? {
+        log::info!("logout refused: not a same-origin request");
+        let reply = LocalReply::new(403)
+            .header("cache-control", "no-store")
+            .body("sign out from this site's own page\n");
+        return Ok(reply.details("openid_connect_logout_cross_site").into());
+    }
+    let session = session::read_session(cfg, &p.doc.issuer, cookies, provider::now());
     let location = match &p.doc.end_session_endpoint {
         Some(end) => {
             let mut q = form_urlencoded::Serializer::new(String::new());
@@ -288,13 +288,24 @@ fn logout(cfg: &Config, p: &Provider, cookies: &Cookies) -> Result<Flow> {
             if let Some(after) = &cfg.post_logout_redirect {
                 q.append_pair("post_logout_redirect_uri", after);
             }
-            format!("{end}{}{}", if end.contains('?') { '&' } else { '?' }, q.finish())
+            format!(
+                "{end}{}{}",
+                if end.contains('?') { '&' } else { '?' },
+                q.finish()
+            )
         }
-        None => cfg.post_logout_redirect.clone().unwrap_or_else(|| "/".into()),
+        None => cfg
+            .post_logout_redirect
+            .clone()
+            .unwrap_or_else(|| "/".into()),
     };
-    let mut reply = redirect(&location).details("openid_connect_logout");
-    for c in session::clear_all(cfg, cookies) {
-        reply = reply.header("set-cookie", c);
-    }
-    Ok(reply.into())
+    // 303: the browser follows a POST's redirect with a GET.
+    let reply = LocalReply::new(303)
+        .header("location", &location)
+        .header("cache-control", "no-store");
+    Ok(with_cookies(
+        reply.details("openid_connect_logout"),
+        session::clear_all(cfg, cookies),
+    )
+    .into())
 }

@@ -7,7 +7,10 @@
 mod config;
 mod crypto;
 mod flow;
+mod login;
+mod login_once;
 mod provider;
+mod refresh;
 mod session;
 mod tokens;
 
@@ -15,6 +18,7 @@ use config::Config;
 use flow::Pending;
 use std::time::Duration;
 use weir::background::Background;
+use weir::http::path::normalize;
 use weir::metrics::Counter;
 use weir::prelude::*;
 use weir::Phase;
@@ -29,9 +33,11 @@ struct OpenIdConnect {
 
 impl HttpFilter for OpenIdConnect {
     fn on_request_headers(&mut self, req: &mut RequestHeaders) -> Result<Flow> {
+        // First, on every path (pass-through, login, callback, errors): a client must never
+        // choose the forwarded identity, under any spelling an upstream reads as the same.
+        req.remove_lookalikes(self.cfg.forward_header.as_str())?;
         let path = req.path()?.unwrap_or_default();
-        let bare = path.split(['?', '#']).next().unwrap_or_default();
-        if self.cfg.passes_through(bare) {
+        if self.cfg.passes_through(normalize(&path).as_deref()) {
             flow::strip_cookies(&self.cfg, req, &req.cookies()?)?;
             return Ok(Flow::Continue);
         }
@@ -40,8 +46,25 @@ impl HttpFilter for OpenIdConnect {
     }
 
     fn on_response_headers(&mut self, res: &mut ResponseHeaders) -> Result<Flow> {
-        for cookie in self.pending.borrow_mut().drain(..) {
+        let upstream = std::mem::take(&mut *self.pending.borrow_mut());
+        if !upstream.cookies.is_empty() {
+            // A response carrying a session must never be stored and served to others.
+            res.set("cache-control", "no-store")?;
+        }
+        for cookie in upstream.cookies {
             res.add("set-cookie", cookie)?;
+        }
+        if upstream.authenticated {
+            // The upstream saw a token, not the cookie it came from: caches in front of
+            // the proxy must key this response on the cookie.
+            let vary = res.get_all("vary")?;
+            if !vary
+                .iter()
+                .flat_map(|v| v.split(','))
+                .any(|v| v.trim() == "*" || v.trim().eq_ignore_ascii_case("cookie"))
+            {
+                res.add("vary", "Cookie")?;
+            }
         }
         Ok(Flow::Continue)
     }
@@ -49,7 +72,9 @@ impl HttpFilter for OpenIdConnect {
     fn on_error(&mut self, _phase: Phase, _err: &Error) -> LocalReply {
         // Fail closed: nothing reaches the upstream when the plugin cannot decide.
         ERRORED.inc();
-        LocalReply::new(500).header("cache-control", "no-store").details("openid_connect_error")
+        LocalReply::new(500)
+            .header("cache-control", "no-store")
+            .details("openid_connect_error")
     }
 }
 

@@ -16,6 +16,9 @@ use std::rc::Rc;
 use weir::jwt::Verifier;
 use weir::{shared_data, Call, Error, Result};
 
+/// Largest discovery document or JWKS accepted (real ones are a few KB).
+const MAX_DOCUMENT_BYTES: usize = 256 * 1024;
+
 /// The provider's endpoints and keys, as cached in shared data.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Doc {
@@ -78,17 +81,33 @@ pub fn now() -> u64 {
     weir::unix_time().unwrap_or(0)
 }
 
+/// Where the provider copy lives: one per cluster, client and discovery document, so two
+/// configurations naming different issuers never share one.
 fn shared_key(cfg: &Config) -> String {
-    format!("openid-connect/{}/{}", cfg.cluster, cfg.client_id)
+    format!(
+        "openid-connect/{}/{}/{}",
+        cfg.cluster, cfg.client_id, cfg.discovery_path
+    )
 }
 
 /// The provider from this VM's copy or shared data, without any call.
 pub fn cached(cfg: &Config) -> Option<Rc<Provider>> {
     let (bytes, cas) = shared_data::get(&shared_key(cfg)).ok()??;
-    if let Some(hit) = LOCAL.with(|l| l.borrow().as_ref().filter(|(v, _)| *v == cas).map(|(_, p)| p.clone())) {
+    if let Some(hit) = LOCAL.with(|l| {
+        l.borrow()
+            .as_ref()
+            .filter(|(v, _)| *v == cas)
+            .map(|(_, p)| p.clone())
+    }) {
         return Some(hit);
     }
     let doc: Doc = serde_json::from_slice(&bytes).ok()?;
+    // Shared data is writable by every plugin of this VM id: what is read back gets the
+    // same issuer check as what discovery returned.
+    if let Err(err) = check_issuer(cfg, &doc.issuer) {
+        log::warn!("ignoring the provider copy in shared data: {err}");
+        return None;
+    }
     let provider = Rc::new(build(cfg, doc).ok()?);
     LOCAL.with(|l| *l.borrow_mut() = Some((cas, provider.clone())));
     Some(provider)
@@ -109,7 +128,8 @@ fn store(cfg: &Config, doc: &Doc) -> Result<Rc<Provider>> {
     let provider = Rc::new(build(cfg, doc.clone())?);
     let bytes = serde_json::to_vec(doc)?;
     // No CAS: two VMs storing what they just fetched may overwrite each other harmlessly.
-    shared_data::set(&shared_key(cfg), &bytes, None).map_err(|e| e.context("cannot store the provider in shared data"))?;
+    shared_data::set(&shared_key(cfg), &bytes, None)
+        .map_err(|e| e.context("cannot store the provider in shared data"))?;
     Ok(provider)
 }
 
@@ -135,7 +155,9 @@ pub async fn ensure(cfg: &Config) -> Result<Known> {
     if NEXT_ATTEMPT.with(Cell::get) > now {
         return match current {
             Some(p) => Ok(Known::Ready(p)),
-            None => Err(Error::msg("the OpenID provider was unreachable moments ago; not asking again yet")),
+            None => Err(Error::msg(
+                "the OpenID provider was unreachable moments ago; not asking again yet",
+            )),
         };
     }
     let Some(_guard) = FetchGuard::take() else {
@@ -161,7 +183,9 @@ pub async fn ensure(cfg: &Config) -> Result<Known> {
 /// request. Without a copy there is nothing to refresh (discovery happens on demand).
 pub async fn refresh_if_stale(cfg: &Config) -> Result<()> {
     match cached(cfg) {
-        Some(p) if p.doc.fetched_at.saturating_add(cfg.provider_refresh) <= now() => ensure(cfg).await.map(|_| ()),
+        Some(p) if p.doc.fetched_at.saturating_add(cfg.provider_refresh) <= now() => {
+            ensure(cfg).await.map(|_| ())
+        }
         _ => Ok(()),
     }
 }
@@ -217,6 +241,12 @@ async fn get_json(cfg: &Config, url: &str) -> Result<(Value, String)> {
     if res.status != 200 {
         return Err(Error::msg(format!("{} answered {}", url, res.status)));
     }
+    if res.body.len() > MAX_DOCUMENT_BYTES {
+        return Err(Error::msg(format!(
+            "{url} answered {} bytes, more than the {MAX_DOCUMENT_BYTES} a discovery document or JWKS may have",
+            res.body.len()
+        )));
+    }
     let text = res.text()?.to_string();
     let value = serde_json::from_str(&text)?;
     Ok((value, text))
@@ -228,24 +258,40 @@ pub fn url_path_query(url: &str) -> &str {
     rest.find('/').map_or("/", |i| &rest[i..])
 }
 
+/// The issuer a provider document names must be the configured one (or, with only a realm
+/// configured, one in that realm's path).
+fn check_issuer(cfg: &Config, issuer: &str) -> Result<()> {
+    match (&cfg.issuer, &cfg.realm_suffix) {
+        (Some(want), _) if want != issuer => Err(Error::msg(format!(
+            "discovery names issuer {issuer:?}, configured issuer is {want:?}"
+        ))),
+        (None, Some(suffix))
+            if !url_path(issuer)
+                .trim_end_matches('/')
+                .ends_with(suffix.as_str()) =>
+        {
+            Err(Error::msg(format!(
+            "discovery names issuer {issuer:?}, which is not in realm path {suffix}; set issuer"
+        )))
+        }
+        _ => Ok(()),
+    }
+}
+
 async fn fetch(cfg: &Config, now: u64) -> Result<Doc> {
     let discovery_url = match &cfg.issuer {
-        Some(iss) if cfg.provider_authority.is_none() => format!("http://{}{}", url_authority(iss), cfg.discovery_path),
+        Some(iss) if cfg.provider_authority.is_none() => {
+            format!("http://{}{}", url_authority(iss), cfg.discovery_path)
+        }
         _ => cfg.discovery_path.clone(),
     };
     let (disc, _) = get_json(cfg, &discovery_url).await?;
     let text = |name: &str| disc.get(name).and_then(Value::as_str).map(str::to_string);
-    let need = |name: &str| text(name).ok_or_else(|| Error::msg(format!("discovery document has no {name}")));
+    let need = |name: &str| {
+        text(name).ok_or_else(|| Error::msg(format!("discovery document has no {name}")))
+    };
     let issuer = need("issuer")?;
-    match (&cfg.issuer, &cfg.realm_suffix) {
-        (Some(want), _) if *want != issuer => {
-            return Err(Error::msg(format!("discovery names issuer {issuer:?}, configured issuer is {want:?}")))
-        }
-        (None, Some(suffix)) if !url_path(&issuer).trim_end_matches('/').ends_with(suffix.as_str()) => {
-            return Err(Error::msg(format!("discovery names issuer {issuer:?}, which is not in realm path {suffix}; set issuer")))
-        }
-        _ => {}
-    }
+    check_issuer(cfg, &issuer)?;
     let jwks_uri = need("jwks_uri")?;
     let (_, jwks) = get_json(cfg, &jwks_uri).await?;
     Ok(Doc {

@@ -16,6 +16,10 @@ use std::rc::Rc;
 use weir::jwt::Claims;
 use weir::{Call, Error, Result};
 
+/// Largest token endpoint response parsed: three tokens far larger than a session cookie
+/// could hold.
+const MAX_TOKEN_RESPONSE_BYTES: usize = 128 * 1024;
+
 /// A token endpoint response.
 #[derive(Debug)]
 pub struct Tokens {
@@ -37,7 +41,11 @@ pub enum Exchange {
 }
 
 /// Posts `form` (a grant) to the token endpoint with the client's credentials.
-pub async fn request(cfg: &Config, p: &Provider, grant: &[(&str, &str)]) -> std::result::Result<Tokens, Exchange> {
+pub async fn request(
+    cfg: &Config,
+    p: &Provider,
+    grant: &[(&str, &str)],
+) -> std::result::Result<Tokens, Exchange> {
     let mut form = form_urlencoded::Serializer::new(String::new());
     form.extend_pairs(grant);
     let url = &p.doc.token_endpoint;
@@ -51,20 +59,46 @@ pub async fn request(cfg: &Config, p: &Provider, grant: &[(&str, &str)]) -> std:
             // RFC 6749 §2.3.1: each part form-encoded before joining and base64.
             let enc = |s: &str| form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
             let pair = format!("{}:{}", enc(&cfg.client_id), enc(&cfg.client_secret));
-            call = call.header("authorization", format!("Basic {}", base64_std(pair.as_bytes())));
+            call = call.header(
+                "authorization",
+                format!("Basic {}", base64_std(pair.as_bytes())),
+            );
         }
         ClientAuth::ClientSecretPost => {
             form.append_pair("client_id", &cfg.client_id);
             form.append_pair("client_secret", &cfg.client_secret);
         }
     }
-    let res = call.body(form.finish()).send().await.map_err(Exchange::Unavailable)?;
+    let res = call
+        .body(form.finish())
+        .send()
+        .await
+        .map_err(Exchange::Unavailable)?;
+    if res.body.len() > MAX_TOKEN_RESPONSE_BYTES {
+        return Err(Exchange::Unavailable(Error::msg(format!(
+            "token endpoint answered {} bytes, more than {MAX_TOKEN_RESPONSE_BYTES}",
+            res.body.len()
+        ))));
+    }
     let body: Option<Value> = serde_json::from_slice(&res.body).ok();
-    let field = |name: &str| body.as_ref().and_then(|b| b.get(name)).and_then(Value::as_str).map(str::to_string);
+    let field = |name: &str| {
+        body.as_ref()
+            .and_then(|b| b.get(name))
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    };
     match res.status {
-        200 => Ok(Tokens { id_token: field("id_token"), access_token: field("access_token"), refresh_token: field("refresh_token") }),
-        400 | 401 if field("error").is_some() => Err(Exchange::Refused(field("error").unwrap_or_default())),
-        status => Err(Exchange::Unavailable(Error::msg(format!("token endpoint answered {status}")))),
+        200 => Ok(Tokens {
+            id_token: field("id_token"),
+            access_token: field("access_token"),
+            refresh_token: field("refresh_token"),
+        }),
+        400 | 401 if field("error").is_some() => {
+            Err(Exchange::Refused(field("error").unwrap_or_default()))
+        }
+        status => Err(Exchange::Unavailable(Error::msg(format!(
+            "token endpoint answered {status}"
+        )))),
     }
 }
 
@@ -85,14 +119,23 @@ pub enum Expect<'a> {
 
 /// Validates `token`; on an unknown `kid` refetches the JWKS (rate-limited) and tries again.
 /// Returns the claims and the provider used (newer after a refetch).
-pub async fn validate(cfg: &Config, p: Rc<Provider>, token: &str, expect: Expect<'_>) -> Result<(Claims, Rc<Provider>)> {
+pub async fn validate(
+    cfg: &Config,
+    p: Rc<Provider>,
+    token: &str,
+    expect: Expect<'_>,
+) -> Result<(Claims, Rc<Provider>)> {
     let mut p = p;
     let kid = header_kid(token);
     if let Some(kid) = &kid {
         if !p.verifier.has_kid(kid) {
             match provider::refetch_jwks(cfg, &p).await {
                 Some(newer) => p = newer,
-                None => return Err(Error::msg(format!("ID token signed with unknown key {kid:?}"))),
+                None => {
+                    return Err(Error::msg(format!(
+                        "ID token signed with unknown key {kid:?}"
+                    )))
+                }
             }
         }
     }
@@ -103,16 +146,26 @@ pub async fn validate(cfg: &Config, p: Rc<Provider>, token: &str, expect: Expect
 
 fn check_claims(cfg: &Config, claims: &Claims, expect: Expect<'_>) -> Result<()> {
     let azp = claims.custom.get("azp").and_then(Value::as_str);
-    let audiences = claims.audiences.clone().map(|a| a.into_set().len()).unwrap_or(0);
+    let audiences = claims
+        .audiences
+        .clone()
+        .map(|a| a.into_set().len())
+        .unwrap_or(0);
     match azp {
-        Some(azp) if azp != cfg.client_id => return Err(Error::msg("ID token azp names another client")),
-        None if audiences > 1 => return Err(Error::msg("ID token has several audiences and no azp")),
+        Some(azp) if azp != cfg.client_id => {
+            return Err(Error::msg("ID token azp names another client"))
+        }
+        None if audiences > 1 => {
+            return Err(Error::msg("ID token has several audiences and no azp"))
+        }
         _ => {}
     }
     if claims.issued_at.is_none() {
         return Err(Error::msg("ID token has no iat"));
     }
-    let Some(sub) = claims.subject.as_deref() else { return Err(Error::msg("ID token has no sub")) };
+    let Some(sub) = claims.subject.as_deref() else {
+        return Err(Error::msg("ID token has no sub"));
+    };
     match expect {
         Expect::Nonce(want) => {
             let got = claims.nonce.as_deref().unwrap_or_default();
@@ -120,7 +173,9 @@ fn check_claims(cfg: &Config, claims: &Claims, expect: Expect<'_>) -> Result<()>
                 return Err(Error::msg("ID token nonce does not match the login"));
             }
         }
-        Expect::Subject(want) if sub != want => return Err(Error::msg("refreshed ID token names another subject")),
+        Expect::Subject(want) if sub != want => {
+            return Err(Error::msg("refreshed ID token names another subject"))
+        }
         Expect::Subject(_) => {}
     }
     Ok(())

@@ -407,6 +407,14 @@ impl Plugin {
         data.get(key.as_bytes()).map(|(value, _)| value)
     }
 
+    /// Writes a shared-data value unconditionally, as another plugin of the same VM id
+    /// could: for tests of what a plugin trusts in shared data.
+    pub fn set_shared_data(&self, key: &str, value: &[u8]) {
+        let inner = self.lock();
+        let mut data = lock(&inner.shared.data);
+        data.set(key.as_bytes().to_vec(), value.to_vec(), 0);
+    }
+
     /// The trap of the first crashed VM, if any.
     pub fn trap(&self) -> Option<Trap> {
         self.lock().vms.iter().find_map(|vm| vm.crashed.clone())

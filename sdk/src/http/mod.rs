@@ -3,6 +3,7 @@
 mod body;
 mod headers;
 mod parse;
+pub mod path;
 pub(crate) mod stream;
 
 pub use body::{kind as body_kind, Body, BodyKind, DownstreamData, RequestBody, ResponseBody, UpstreamData};

@@ -10,7 +10,9 @@ IDP="http://idp.$AUTH_NS.svc.cluster.local:3000"
 ISSUER="$IDP/realms/ingress"
 
 # openid-connect's pluginConfig (keys of plugins/openid-connect/README.md as drafted for
-# issue #7: seed keys openid_server and openid_realm, plus issuer, client_id, redirect_path).
+# issue #7: seed keys openid_server and openid_realm, plus issuer, client_id, and the
+# redirect_uri registered at the provider in k8s/auth.yaml: issue #12 made it required,
+# unless allowed_hosts is set, so it is never built from a client's Host header).
 # The client secret and the session key come from the VM environment (vmConfig.env), the
 # plugin's defaults OIDC_CLIENT_SECRET and OIDC_SESSION_KEY, so they stay out of pluginConfig.
 OIDC_CLIENT_SECRET_ENV="OIDC_CLIENT_SECRET"
@@ -20,7 +22,7 @@ openid_server: outbound|3000||idp.$AUTH_NS.svc.cluster.local
 openid_realm: ingress
 issuer: $ISSUER
 client_id: weir-gateway
-redirect_path: /oauth2/callback
+redirect_uri: https://istio-ingressgateway.istio-ingress.svc.cluster.local/oauth2/callback
 EOF
 }
 

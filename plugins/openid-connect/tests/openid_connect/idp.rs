@@ -30,6 +30,18 @@ pub enum Tamper {
     ForgedSignature,
     /// Signed by a key with a `kid` the JWKS never publishes.
     UnknownKid,
+    /// `exp` an hour ago (and `iat` before it).
+    Expired,
+    /// `nbf` an hour ahead.
+    FutureNbf,
+    /// A valid ES256 signature over a header with `crit: ["exp"]` (RFC 7515 §4.1.11: a
+    /// verifier that does not implement the named extension must refuse).
+    Crit,
+    /// HS256, keyed with the signing key's public key bytes (SEC1, compressed), under its `kid`: the
+    /// algorithm-confusion attack on verifiers that take the key type from the token.
+    HmacWithPublicKey,
+    /// As [`Tamper::HmacWithPublicKey`], keyed with the public JWK as published.
+    HmacWithPublicJwk,
 }
 
 struct Grant {
@@ -57,6 +69,8 @@ pub(crate) struct State {
     pub expect_post_auth: bool,
     /// Bytes of padding claim in each ID token (to make the session span cookie chunks).
     pub padding: usize,
+    /// Bytes of padding in each access token (a session too large for the cookie chunks).
+    pub access_padding: usize,
     /// Delay of token endpoint answers.
     pub token_delay: Option<std::time::Duration>,
     next: usize,
@@ -87,10 +101,13 @@ impl Idp {
             hits: HashMap::new(),
             expect_post_auth: false,
             padding: 0,
+            access_padding: 0,
             token_delay: None,
             next: 0,
         };
-        Idp { state: Arc::new(Mutex::new(state)) }
+        Idp {
+            state: Arc::new(Mutex::new(state)),
+        }
     }
 
     pub fn state(&self) -> MutexGuard<'_, State> {
@@ -123,7 +140,12 @@ impl Idp {
         let mut s = self.state();
         s.next += 1;
         let code = format!("code-{}", s.next);
-        let grant = Grant { nonce: q["nonce"].clone(), challenge: q["code_challenge"].clone(), redirect_uri: q["redirect_uri"].clone(), used: false };
+        let grant = Grant {
+            nonce: q["nonce"].clone(),
+            challenge: q["code_challenge"].clone(),
+            redirect_uri: q["redirect_uri"].clone(),
+            used: false,
+        };
         s.grants.insert(code.clone(), grant);
         let redirect = url::Url::parse(&q["redirect_uri"]).expect("redirect_uri is a URL");
         format!("{}?code={code}&state={}", redirect.path(), q["state"])
@@ -149,15 +171,22 @@ impl Idp {
             return Response::status(503).body("down");
         }
         match name {
-            "discovery" => json_response(200, json!({
-                "issuer": ISSUER,
-                "authorization_endpoint": endpoint("auth"),
-                "token_endpoint": endpoint("token"),
-                "jwks_uri": endpoint("certs"),
-                "end_session_endpoint": endpoint("logout"),
-            })),
+            "discovery" => json_response(
+                200,
+                json!({
+                    "issuer": ISSUER,
+                    "authorization_endpoint": endpoint("auth"),
+                    "token_endpoint": endpoint("token"),
+                    "jwks_uri": endpoint("certs"),
+                    "end_session_endpoint": endpoint("logout"),
+                }),
+            ),
             "jwks" => {
-                let keys: Vec<Value> = s.published.iter().map(|&i| serde_json::from_str(&s.keys[i].public_key().to_jwk()).expect("jwk")).collect();
+                let keys: Vec<Value> = s
+                    .published
+                    .iter()
+                    .map(|&i| serde_json::from_str(&s.keys[i].public_key().to_jwk()).expect("jwk"))
+                    .collect();
                 json_response(200, json!({ "keys": keys }))
             }
             "token" => {
@@ -173,7 +202,9 @@ impl Idp {
 }
 
 fn json_response(status: u16, body: Value) -> Response {
-    Response::status(status).header("content-type", "application/json").body(body.to_string())
+    Response::status(status)
+        .header("content-type", "application/json")
+        .body(body.to_string())
 }
 
 fn oauth_error(error: &str) -> Response {
@@ -183,9 +214,12 @@ fn oauth_error(error: &str) -> Response {
 impl State {
     fn token(&mut self, req: &Request) -> Response {
         assert_eq!(req.method(), "POST");
-        let form: HashMap<String, String> = url::form_urlencoded::parse(req.body_bytes()).into_owned().collect();
+        let form: HashMap<String, String> = url::form_urlencoded::parse(req.body_bytes())
+            .into_owned()
+            .collect();
         let authenticated = if self.expect_post_auth {
-            form.get("client_id").map(String::as_str) == Some(CLIENT_ID) && form.get("client_secret").map(String::as_str) == Some(CLIENT_SECRET)
+            form.get("client_id").map(String::as_str) == Some(CLIENT_ID)
+                && form.get("client_secret").map(String::as_str) == Some(CLIENT_SECRET)
         } else {
             use base64_like::basic;
             req.header_value("authorization") == Some(basic(CLIENT_ID, CLIENT_SECRET).as_str())
@@ -195,20 +229,30 @@ impl State {
         }
         match form.get("grant_type").map(String::as_str) {
             Some("authorization_code") => {
-                let Some(grant) = form.get("code").and_then(|c| self.grants.get_mut(c)) else { return oauth_error("invalid_grant") };
+                let Some(grant) = form.get("code").and_then(|c| self.grants.get_mut(c)) else {
+                    return oauth_error("invalid_grant");
+                };
                 if grant.used {
                     return oauth_error("invalid_grant");
                 }
                 grant.used = true;
                 let verifier = form.get("code_verifier").cloned().unwrap_or_default();
-                let challenge = ct_codecs::Base64UrlSafeNoPadding::encode_to_string(hmac_sha256::Hash::hash(verifier.as_bytes())).expect("b64");
-                if challenge != grant.challenge || form.get("redirect_uri") != Some(&grant.redirect_uri) {
+                let challenge = ct_codecs::Base64UrlSafeNoPadding::encode_to_string(
+                    hmac_sha256::Hash::hash(verifier.as_bytes()),
+                )
+                .expect("b64");
+                if challenge != grant.challenge
+                    || form.get("redirect_uri") != Some(&grant.redirect_uri)
+                {
                     return oauth_error("invalid_grant");
                 }
                 let nonce = grant.nonce.clone();
                 self.issue("alice", Some(&nonce))
             }
-            Some("refresh_token") => match form.get("refresh_token").and_then(|t| self.refresh.remove(t)) {
+            Some("refresh_token") => match form
+                .get("refresh_token")
+                .and_then(|t| self.refresh.remove(t))
+            {
                 Some(sub) => self.issue(&sub, None),
                 None => oauth_error("invalid_grant"),
             },
@@ -218,13 +262,32 @@ impl State {
 
     fn issue(&mut self, sub: &str, nonce: Option<&str>) -> Response {
         let tamper = self.tamper.take();
-        let mut claims = Claims::create(jwt_simple::prelude::Duration::from_secs(self.id_token_ttl))
-            .with_issuer(if tamper == Some(Tamper::WrongIss) { "https://evil.example" } else { ISSUER })
-            .with_subject(sub)
-            .with_audience(if tamper == Some(Tamper::WrongAud) { "someone-else" } else { CLIENT_ID });
-        claims.issued_at = Some(UnixTimeStamp::from_secs(if tamper == Some(Tamper::FutureIat) { self.now + 3600 } else { self.now }));
-        claims.invalid_before = None;
-        claims.expires_at = (tamper != Some(Tamper::NoExp)).then(|| UnixTimeStamp::from_secs(self.now + self.id_token_ttl));
+        let mut claims =
+            Claims::create(jwt_simple::prelude::Duration::from_secs(self.id_token_ttl))
+                .with_issuer(if tamper == Some(Tamper::WrongIss) {
+                    "https://evil.example"
+                } else {
+                    ISSUER
+                })
+                .with_subject(sub)
+                .with_audience(if tamper == Some(Tamper::WrongAud) {
+                    "someone-else"
+                } else {
+                    CLIENT_ID
+                });
+        let iat = match tamper {
+            Some(Tamper::FutureIat) => self.now + 3600,
+            Some(Tamper::Expired) => self.now - 7200,
+            _ => self.now,
+        };
+        claims.issued_at = Some(UnixTimeStamp::from_secs(iat));
+        claims.invalid_before =
+            (tamper == Some(Tamper::FutureNbf)).then(|| UnixTimeStamp::from_secs(self.now + 3600));
+        claims.expires_at = match tamper {
+            Some(Tamper::NoExp) => None,
+            Some(Tamper::Expired) => Some(UnixTimeStamp::from_secs(self.now - 3600)),
+            _ => Some(UnixTimeStamp::from_secs(self.now + self.id_token_ttl)),
+        };
         match (nonce, tamper) {
             (Some(_), Some(Tamper::WrongNonce)) => claims = claims.with_nonce("not-the-nonce"),
             (Some(n), _) => claims = claims.with_nonce(n),
@@ -242,18 +305,36 @@ impl State {
         }
         let id_token = match tamper {
             Some(Tamper::AlgNone) => {
-                let b64 = |v: &[u8]| ct_codecs::Base64UrlSafeNoPadding::encode_to_string(v).expect("b64");
-                format!("{}.{}.", b64(br#"{"alg":"none","kid":"k1"}"#), b64(claims.to_string().as_bytes()))
+                let b64 =
+                    |v: &[u8]| ct_codecs::Base64UrlSafeNoPadding::encode_to_string(v).expect("b64");
+                format!(
+                    "{}.{}.",
+                    b64(br#"{"alg":"none","kid":"k1"}"#),
+                    b64(claims.to_string().as_bytes())
+                )
             }
-            Some(Tamper::UnknownKid) => sign(&ES256KeyPair::generate().with_key_id("never-published"), &claims),
+            Some(Tamper::UnknownKid) => sign(
+                &ES256KeyPair::generate().with_key_id("never-published"),
+                &claims,
+            ),
             Some(Tamper::ForgedSignature) => {
                 let kid = self.keys[self.signing].key_id().clone().unwrap_or_default();
                 let forger = ES256KeyPair::generate().with_key_id(&kid);
                 sign(&forger, &claims)
             }
+            Some(Tamper::Crit) => sign_with_crit(&self.keys[self.signing], &claims),
+            Some(Tamper::HmacWithPublicKey) => {
+                let public = self.keys[self.signing].public_key();
+                hmac_sign(&public.to_bytes(), public.key_id().clone(), &claims)
+            }
+            Some(Tamper::HmacWithPublicJwk) => {
+                let public = self.keys[self.signing].public_key();
+                hmac_sign(public.to_jwk().as_bytes(), public.key_id().clone(), &claims)
+            }
             _ => sign(&self.keys[self.signing], &claims),
         };
-        let mut body = json!({ "access_token": format!("at-{}", self.next), "token_type": "Bearer", "expires_in": self.id_token_ttl, "id_token": id_token });
+        let access_token = format!("at-{}{}", self.next, "a".repeat(self.access_padding));
+        let mut body = json!({ "access_token": access_token, "token_type": "Bearer", "expires_in": self.id_token_ttl, "id_token": id_token });
         if self.issue_refresh_tokens {
             self.next += 1;
             let rt = format!("rt-{}", self.next);
@@ -264,14 +345,47 @@ impl State {
     }
 }
 
-fn sign(key: &ES256KeyPair, claims: &Value) -> String {
+/// `claims` as jwt-simple's claims: standard claims ride in the custom map verbatim and
+/// the empty JWTClaims adds nothing.
+fn verbatim(claims: &Value) -> JWTClaims<serde_json::Map<String, Value>> {
     let custom: serde_json::Map<String, Value> = claims.as_object().cloned().unwrap_or_default();
-    // Standard claims ride in the custom map verbatim; the empty JWTClaims adds nothing.
-    let mut wrapper = Claims::with_custom_claims(custom, jwt_simple::prelude::Duration::from_secs(0));
+    let mut wrapper =
+        Claims::with_custom_claims(custom, jwt_simple::prelude::Duration::from_secs(0));
     wrapper.issued_at = None;
     wrapper.expires_at = None;
     wrapper.invalid_before = None;
-    key.sign(wrapper).expect("sign")
+    wrapper
+}
+
+fn sign(key: &ES256KeyPair, claims: &Value) -> String {
+    key.sign(verbatim(claims)).expect("sign")
+}
+
+fn b64(bytes: &[u8]) -> String {
+    ct_codecs::Base64UrlSafeNoPadding::encode_to_string(bytes).expect("b64")
+}
+
+fn hmac_sign(secret: &[u8], kid: Option<String>, claims: &Value) -> String {
+    let mut key = HS256Key::from_bytes(secret);
+    if let Some(kid) = kid {
+        key = key.with_key_id(&kid);
+    }
+    key.authenticate(verbatim(claims)).expect("hmac")
+}
+
+/// An ES256 JWS with a `crit` header, signed with p256 directly (jwt-simple writes no `crit`).
+fn sign_with_crit(key: &ES256KeyPair, claims: &Value) -> String {
+    use p256::ecdsa::signature::Signer;
+    let kid = key.key_id().clone().unwrap_or_default();
+    let header = json!({ "alg": "ES256", "kid": kid, "typ": "JWT", "crit": ["exp"] });
+    let input = format!(
+        "{}.{}",
+        b64(header.to_string().as_bytes()),
+        b64(claims.to_string().as_bytes())
+    );
+    let signer = p256::ecdsa::SigningKey::from_slice(&key.to_bytes()).expect("p256 key");
+    let signature: p256::ecdsa::Signature = signer.sign(input.as_bytes());
+    format!("{input}.{}", b64(&signature.to_bytes()))
 }
 
 mod base64_like {
@@ -281,6 +395,9 @@ mod base64_like {
     pub fn basic(id: &str, secret: &str) -> String {
         let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
         let pair = format!("{}:{}", enc(id), enc(secret));
-        format!("Basic {}", ct_codecs::Base64::encode_to_string(pair).expect("b64"))
+        format!(
+            "Basic {}",
+            ct_codecs::Base64::encode_to_string(pair).expect("b64")
+        )
     }
 }

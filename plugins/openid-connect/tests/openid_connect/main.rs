@@ -4,6 +4,7 @@
 //! the Envoy suite.
 
 mod attacks;
+mod hardening;
 mod idp;
 mod login;
 
@@ -19,7 +20,7 @@ pub const LOGIN: &str = "__Host-oidc-login";
 pub(crate) const CLOCK_START: u64 = 1_767_225_600;
 
 pub fn config(extra: Value) -> Value {
-    let mut cfg = json!({ "openid_server": "idp", "openid_realm": "ingress", "client_id": idp::CLIENT_ID, "pass_through_prefixes": ["/public/"] });
+    let mut cfg = json!({ "openid_server": "idp", "openid_realm": "ingress", "client_id": idp::CLIENT_ID, "pass_through_prefixes": ["/public/"], "allowed_hosts": ["example.com"] });
     if let (Some(cfg), Value::Object(extra)) = (cfg.as_object_mut(), extra) {
         cfg.extend(extra);
     }
@@ -36,7 +37,10 @@ impl Jar {
         for line in res.headers().get_all("set-cookie") {
             let (pair, attrs) = line.split_once(';').unwrap_or((line, ""));
             let (name, value) = pair.split_once('=').expect("set-cookie has name=value");
-            assert!(attrs.contains("Secure") && attrs.contains("HttpOnly") && attrs.contains("Path=/"), "{line}");
+            assert!(
+                attrs.contains("Secure") && attrs.contains("HttpOnly") && attrs.contains("Path=/"),
+                "{line}"
+            );
             assert!(name.starts_with("__Host-"), "{line}");
             self.0.retain(|(n, _)| n != name);
             if !attrs.contains("Max-Age=0") {
@@ -46,7 +50,10 @@ impl Jar {
     }
 
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+        self.0
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
     }
 
     pub fn set(&mut self, name: &str, value: &str) {
@@ -55,7 +62,11 @@ impl Jar {
     }
 
     pub fn header(&self) -> String {
-        self.0.iter().map(|(n, v)| format!("{n}={v}")).collect::<Vec<_>>().join("; ")
+        self.0
+            .iter()
+            .map(|(n, v)| format!("{n}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ")
     }
 }
 
@@ -75,16 +86,40 @@ pub(crate) fn start(extra: Value) -> Harness {
         .start()
         .expect("openid-connect starts");
     idp.state().now = CLOCK_START + plugin.now().as_secs();
-    Harness { plugin, idp, jar: Jar::default() }
+    Harness {
+        plugin,
+        idp,
+        jar: Jar::default(),
+    }
 }
 
 impl Harness {
     /// A browser navigation to `path` with the jar's cookies; applies the `Set-Cookie`s.
     pub fn browse(&mut self, path: &str) -> Outcome {
-        let mut req = Request::get(path).header("accept", "text/html,application/xhtml+xml").header("cookie", "theme=dark");
+        let mut req = Request::get(path)
+            .header("accept", "text/html,application/xhtml+xml")
+            .header("cookie", "theme=dark");
         if !self.jar.0.is_empty() {
             req = req.header("cookie", &self.jar.header());
         }
+        let out = self.plugin.http().request(req).run();
+        assert!(out.trap().is_none(), "trap: {:?}", out.trap());
+        self.jar.apply(&out);
+        out
+    }
+
+    /// One exchange on the first VM, checked not to trap.
+    pub fn run(&self, req: Request) -> Outcome {
+        let out = self.plugin.http().request(req).run();
+        assert!(out.trap().is_none(), "trap: {:?}", out.trap());
+        out
+    }
+
+    /// Signs out as the site's own sign-out form does: a same-origin POST.
+    pub fn logout(&mut self) -> Outcome {
+        let req = Request::post("/oauth2/logout")
+            .header("sec-fetch-site", "same-origin")
+            .header("cookie", &self.jar.header());
         let out = self.plugin.http().request(req).run();
         assert!(out.trap().is_none(), "trap: {:?}", out.trap());
         self.jar.apply(&out);
@@ -108,27 +143,63 @@ impl Harness {
 
 pub fn location(out: &Outcome) -> String {
     let res = out.response().expect("a response");
-    assert_eq!(res.status_code(), 302, "expected a redirect; logs: {:?}", out.logs());
-    res.header_value("location").expect("location header").to_string()
+    assert_eq!(
+        res.status_code(),
+        302,
+        "expected a redirect; logs: {:?}",
+        out.logs()
+    );
+    res.header_value("location")
+        .expect("location header")
+        .to_string()
 }
 
 /// The request was answered by the plugin with `status` and never reached the upstream.
 pub fn assert_refused(out: &Outcome, status: u16) {
     assert!(out.trap().is_none(), "trap: {:?}", out.trap());
-    assert!(out.upstream_request().is_none(), "the upstream must not see it; logs: {:?}", out.logs());
-    assert_eq!(out.local_reply().map(|r| r.status()), Some(status), "logs: {:?}", out.logs());
+    assert!(
+        out.upstream_request().is_none(),
+        "the upstream must not see it; logs: {:?}",
+        out.logs()
+    );
+    assert_eq!(
+        out.local_reply().map(|r| r.status()),
+        Some(status),
+        "logs: {:?}",
+        out.logs()
+    );
 }
 
 /// The request reached the upstream with the session's ID token and without plugin cookies.
 pub fn assert_forwarded(out: &Outcome) -> String {
     assert!(out.trap().is_none(), "trap: {:?}", out.trap());
-    let up = out.upstream_request().unwrap_or_else(|| panic!("reaches the upstream; logs: {:?}", out.logs()));
+    let up = out
+        .upstream_request()
+        .unwrap_or_else(|| panic!("reaches the upstream; logs: {:?}", out.logs()));
     let auth = up.headers().get_all("authorization");
     assert_eq!(auth.len(), 1, "{auth:?}");
-    let token = auth[0].strip_prefix("Bearer ").expect("Bearer token").to_string();
+    let token = auth[0]
+        .strip_prefix("Bearer ")
+        .expect("Bearer token")
+        .to_string();
     assert_eq!(token.split('.').count(), 3);
     for cookie in up.headers().get_all("cookie") {
-        assert!(!cookie.contains("__Host-oidc"), "plugin cookies reach the upstream: {cookie}");
+        assert!(
+            !cookie.contains("__Host-oidc"),
+            "plugin cookies reach the upstream: {cookie}"
+        );
     }
     token
+}
+
+/// The `Set-Cookie` values of the response the client got.
+pub fn set_cookies(out: &Outcome) -> Vec<String> {
+    let Some(res) = out.response() else {
+        return Vec::new();
+    };
+    res.headers()
+        .get_all("set-cookie")
+        .into_iter()
+        .map(str::to_string)
+        .collect()
 }

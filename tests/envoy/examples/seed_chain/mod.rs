@@ -34,7 +34,11 @@ impl SeedChain {
     pub fn start() -> Result<SeedChain> {
         let wasm = |name: &str| -> Result<std::path::PathBuf> {
             let path = repo_root().join(format!("target/plugins/{name}.wasm"));
-            ensure!(path.exists(), "{} is missing: run `make build` (or `make demo`)", path.display());
+            ensure!(
+                path.exists(),
+                "{} is missing: run `make build` (or `make demo`)",
+                path.display()
+            );
             Ok(path)
         };
         // Envoy must know where the provider and the policy server are before they start (the
@@ -42,11 +46,20 @@ impl SeedChain {
         let free = || -> Result<SocketAddr> { Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?) };
         let (idp_addr, policy_addr) = (free()?, free()?);
         let issuer = format!("http://{idp_addr}/realms/ingress");
-        let upstream = EchoUpstream::with_reply(Reply::status(200).header("content-type", "text/plain").body("the quarterly report\n"))?;
+        let upstream = EchoUpstream::with_reply(
+            Reply::status(200)
+                .header("content-type", "text/plain")
+                .body("the quarterly report\n"),
+        )?;
 
         let openid = WasmFilter::new(wasm("openid-connect")?)
             .plugin_name("istio-ingress", "openid-connect")
-            .json_configuration(&json!({ "openid_server": "authn", "openid_realm": "ingress", "issuer": issuer, "client_id": CLIENT_ID }))
+            // Envoy's port is picked when it starts, so the redirect URI is built from the request's
+            // host, which must be this one.
+            .json_configuration(&json!({
+                "openid_server": "authn", "openid_realm": "ingress", "issuer": issuer, "client_id": CLIENT_ID,
+                "allowed_hosts": ["127.0.0.1"],
+            }))
             .env("OIDC_CLIENT_SECRET", CLIENT_SECRET)
             .env("OIDC_SESSION_KEY", SESSION_KEY);
         let acl = WasmFilter::new(wasm("acl-check")?)
@@ -69,10 +82,25 @@ impl SeedChain {
             .upstream(upstream.addr())
             .start()
             .context("starting Envoy")?;
-        let client = TestClient::new(CLIENT_ID, CLIENT_SECRET).redirect_uri(&format!("{}/oauth2/callback", envoy.url()));
-        let idp = Provider::builder().realm("ingress").client(client).port(idp_addr.port()).start()?;
-        let policy = PolicyServer::start_on(policy_addr, &issuer, CLIENT_ID, UserKeys::Url(&format!("{issuer}/jwks")))?;
-        Ok(SeedChain { idp, policy, upstream, envoy })
+        let client = TestClient::new(CLIENT_ID, CLIENT_SECRET)
+            .redirect_uri(&format!("{}/oauth2/callback", envoy.url()));
+        let idp = Provider::builder()
+            .realm("ingress")
+            .client(client)
+            .port(idp_addr.port())
+            .start()?;
+        let policy = PolicyServer::start_on(
+            policy_addr,
+            &issuer,
+            CLIENT_ID,
+            UserKeys::Url(&format!("{issuer}/jwks")),
+        )?;
+        Ok(SeedChain {
+            idp,
+            policy,
+            upstream,
+            envoy,
+        })
     }
 
     /// The URL of [`PAGE`] on Envoy.
@@ -135,4 +163,3 @@ fn jwt_authn(issuer: &str) -> Value {
         },
     })
 }
-
