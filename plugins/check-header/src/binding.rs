@@ -3,6 +3,7 @@
 //! other request, so a grant copied off one request cannot authorize a different one.
 
 use serde_json::{Map, Value};
+use weir::http::path::{normalize, under};
 
 /// True when `claim` (the grant's `request`) covers this request: the same method, the same
 /// host (ASCII case-insensitive), and a path (query left out) equal to the granted path or
@@ -17,26 +18,17 @@ pub fn covers(claim: Option<&Value>, method: &str, host: &str, path: &str) -> bo
         return false;
     };
     let path = path.split(['?', '#']).next().unwrap_or_default();
-    let under = match path.strip_prefix(prefix) {
-        Some(rest) => rest.is_empty() || rest.starts_with('/') || prefix.ends_with('/'),
-        None => false,
-    };
     m == method
         && h.eq_ignore_ascii_case(host)
         && prefix.starts_with('/')
-        && under
-        && !ambiguous(path)
+        && unambiguous(path)
+        && under(path, prefix)
 }
 
-/// Dot segments and encoded separators: Envoy may forward them as-is and the upstream then
-/// resolve a path outside the granted prefix.
-fn ambiguous(path: &str) -> bool {
-    let lower = path.to_ascii_lowercase();
-    if lower.contains("%2f") || lower.contains("%5c") || lower.contains('\\') {
-        return true;
-    }
-    lower
-        .replace("%2e", ".")
-        .split('/')
-        .any(|segment| segment == "." || segment == "..")
+/// True when the upstream can only read `path` as it is: already normalized (no dot
+/// segments, no escapes of unreserved characters) and free of what servers disagree about
+/// (encoded `/` or `\`, `;`, `//`). Envoy may forward other forms as they are, and the
+/// upstream then resolve a path outside the granted prefix.
+fn unambiguous(path: &str) -> bool {
+    normalize(path).is_some_and(|n| n == path)
 }

@@ -8,9 +8,6 @@ use std::time::Duration;
 use weir::http::path::{check_rule, under};
 use weir::HeaderName;
 
-/// Upper bound of duration options in seconds (one year): far beyond any sensible value,
-/// low enough that adding one to a Unix time or converting to nanoseconds cannot overflow.
-const MAX_SECONDS: u64 = 365 * 86_400;
 
 /// How the client authenticates at the token endpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -80,9 +77,11 @@ struct Raw {
     allow_insecure_cookie_prefix: bool,
     #[serde(default = "default_same_site")]
     cookie_same_site: SameSite,
-    #[serde(default = "default_session_lifetime")]
+    // Durations are bounded at configure (a year at most for the long ones): a huge value
+    // would overflow when added to a Unix time.
+    #[serde(default = "default_session_lifetime", deserialize_with = "weir::config::bounded::<_, 1, 31536000>")]
     session_lifetime_seconds: u64,
-    #[serde(default = "default_login_timeout")]
+    #[serde(default = "default_login_timeout", deserialize_with = "weir::config::bounded::<_, 1, 86400>")]
     login_timeout_seconds: u64,
     #[serde(default = "default_key_env")]
     session_key_env: String,
@@ -92,17 +91,17 @@ struct Raw {
     forward_header: HeaderName,
     #[serde(default = "default_algorithms")]
     algorithms: Vec<String>,
-    #[serde(default = "default_skew")]
+    #[serde(default = "default_skew", deserialize_with = "weir::config::bounded::<_, 0, 3600>")]
     clock_skew_seconds: u64,
-    #[serde(default = "default_refresh_before")]
+    #[serde(default = "default_refresh_before", deserialize_with = "weir::config::bounded::<_, 0, 31536000>")]
     refresh_before_seconds: u64,
-    #[serde(default = "default_provider_refresh")]
+    #[serde(default = "default_provider_refresh", deserialize_with = "weir::config::bounded::<_, 1, 31536000>")]
     provider_refresh_seconds: u64,
-    #[serde(default = "default_jwks_min_interval")]
+    #[serde(default = "default_jwks_min_interval", deserialize_with = "weir::config::bounded::<_, 0, 31536000>")]
     jwks_min_refetch_seconds: u64,
-    #[serde(default = "default_timeout_ms")]
+    #[serde(default = "default_timeout_ms", deserialize_with = "weir::config::bounded::<_, 1, 60000>")]
     timeout_ms: u64,
-    #[serde(default = "default_retry_after")]
+    #[serde(default = "default_retry_after", deserialize_with = "weir::config::bounded::<_, 0, 3600>")]
     retry_after_seconds: u64,
 }
 
@@ -303,47 +302,6 @@ impl TryFrom<Raw> for Config {
                 "cookie_prefix {:?} must start with __Host- (cookies a sibling domain or plain HTTP cannot set); set allow_insecure_cookie_prefix to accept it",
                 raw.cookie_prefix
             ));
-        }
-        for (name, value, min, max) in [
-            (
-                "session_lifetime_seconds",
-                raw.session_lifetime_seconds,
-                1,
-                MAX_SECONDS,
-            ),
-            (
-                "login_timeout_seconds",
-                raw.login_timeout_seconds,
-                1,
-                86_400,
-            ),
-            ("clock_skew_seconds", raw.clock_skew_seconds, 0, 3_600),
-            (
-                "refresh_before_seconds",
-                raw.refresh_before_seconds,
-                0,
-                MAX_SECONDS,
-            ),
-            (
-                "provider_refresh_seconds",
-                raw.provider_refresh_seconds,
-                1,
-                MAX_SECONDS,
-            ),
-            (
-                "jwks_min_refetch_seconds",
-                raw.jwks_min_refetch_seconds,
-                0,
-                MAX_SECONDS,
-            ),
-            ("timeout_ms", raw.timeout_ms, 1, 60_000),
-            ("retry_after_seconds", raw.retry_after_seconds, 0, 3_600),
-        ] {
-            if !(min..=max).contains(&value) {
-                return Err(format!(
-                    "{name} must be between {min} and {max}, got {value}"
-                ));
-            }
         }
         if raw.algorithms.is_empty()
             || raw

@@ -6,8 +6,6 @@ use serde::{Deserialize, Deserializer, Serialize};
 use std::fmt;
 
 mod json;
-mod seconds;
-pub use seconds::Seconds;
 #[cfg(test)]
 mod json_tests;
 #[cfg(test)]
