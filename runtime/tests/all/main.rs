@@ -10,6 +10,7 @@ mod http;
 mod imports;
 mod network;
 mod root;
+mod sdk_overhead;
 
 use weir_runtime::{Plugin, PluginBuilder};
 
