@@ -58,9 +58,10 @@ run: build ## Run an example's envoy.yaml locally: make run name=hello
 	@test -n "$(name)" || { echo "usage: make run name=<example>"; exit 2; }
 	.venv/bin/envoy -c examples/$(name)/envoy.yaml --concurrency 1 --log-level info
 
-bench: build ## Benchmarks (criterion; check-header vs jwt_authn in Envoy); numbers go in the README
+bench: build ## Benchmarks (criterion, SDK overhead; check-header vs jwt_authn; the chain in Envoy); numbers go in the README
 	$(CARGO) bench -p weir-runtime
 	$(CARGO) run -q -p weir-envoy-tests --example authz_bench
+	$(CARGO) run -q -p weir-envoy-tests --example chain_bench
 	$(CARGO) run -q -p weir-envoy-tests --example login_bench
 
 # Random requests through each plugin in weir-runtime: 1,000,000 in all, 0 traps allowed

@@ -19,7 +19,8 @@ use seed_chain::SeedChain;
 use weir_idp_tests::{Browser, Jwt};
 
 fn main() -> Result<()> {
-    let SeedChain { idp, policy, upstream, envoy } = SeedChain::start()?;
+    let chain = SeedChain::start()?;
+    let SeedChain { idp, policy, upstream, envoy } = &chain;
     println!("OpenID Provider   {}  (oidc-provider)", idp.issuer());
     println!("policy server     http://{}  (examples/policy-server; alice may read_data)", policy.addr);
     println!("upstream          http://{}", upstream.addr());
@@ -28,15 +29,7 @@ fn main() -> Result<()> {
 
     let url = format!("{}/reports/q3", envoy.url());
     let mut browser = Browser::new();
-    let mut first = browser.get(&url)?;
-    // The plugin learns the provider on its first request; a request racing it gets 503.
-    for _ in 0..20 {
-        if first.status != 503 {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(250));
-        first = browser.get(&url)?;
-    }
+    let first = chain.first_visit(&mut browser, &url)?;
     ensure!(first.status == 302, "expected a redirect to the provider, got {}:\n{}", first.status, envoy.log());
     let authorize = first.header("location").unwrap_or_default().to_string();
     println!("1. browser  GET /reports/q3 (no session)");

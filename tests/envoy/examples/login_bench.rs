@@ -32,15 +32,7 @@ fn main() -> Result<()> {
         Ok(started.elapsed())
     };
     // The first round also discovers the provider and fetches every JWKS: reported apart.
-    let mut warm_up = Browser::new();
-    let mut first = warm_up.get(&url)?;
-    for _ in 0..20 {
-        if first.status != 503 {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(250));
-        first = warm_up.get(&url)?;
-    }
+    chain.first_visit(&mut Browser::new(), &url)?;
     let cold = login()?;
     let mut times: Vec<Duration> = (0..ROUNDS).map(|_| login()).collect::<Result<_>>()?;
     times.sort();

@@ -7,7 +7,7 @@ use std::net::{SocketAddr, TcpListener};
 use anyhow::{ensure, Context, Result};
 use serde_json::{json, Value};
 use weir_envoy_tests::{repo_root, EchoUpstream, Envoy, PolicyServer, Reply, UserKeys, WasmFilter};
-use weir_idp_tests::{Provider, TestClient};
+use weir_idp_tests::{Browser, Provider, Response, TestClient};
 
 pub const CLIENT_ID: &str = "ingress-gateway";
 const CLIENT_SECRET: &str = "gateway-secret";
@@ -63,6 +63,22 @@ impl SeedChain {
         let idp = Provider::builder().realm("ingress").client(client).port(idp_addr.port()).start()?;
         let policy = PolicyServer::start_on(policy_addr, &issuer, CLIENT_ID, UserKeys::Url(&format!("{issuer}/jwks")))?;
         Ok(SeedChain { idp, policy, upstream, envoy })
+    }
+}
+
+impl SeedChain {
+    /// A browser's first request to `url`. openid-connect learns the provider on its first
+    /// request, and a request racing that gets 503: retried for up to 5 s.
+    pub fn first_visit(&self, browser: &mut Browser, url: &str) -> Result<Response> {
+        let mut first = browser.get(url)?;
+        for _ in 0..20 {
+            if first.status != 503 {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(250));
+            first = browser.get(url)?;
+        }
+        Ok(first)
     }
 }
 
