@@ -61,6 +61,7 @@
 //! |---|---|
 //! | typed, validated config | `#[derive(Deserialize)]`, [`HeaderName`], [`HeaderValue`], [`Shared`] |
 //! | read/modify headers | [`Headers::get`], [`Headers::get_all`], [`Headers::set`], [`Headers::add`], [`Headers::remove`] |
+//! | write configured headers without a per-request scan | [`Headers::set_value`], [`Headers::add_value`] (take [`HeaderName`], [`HeaderValue`]) |
 //! | pseudo-headers, query, cookies, bearer token | [`RequestHeaders::path`](Headers::path), [`Headers::query`], [`Headers::cookies`], [`Headers::bearer_token`] |
 //! | whole body | return [`Flow::Pause`] until [`Body::end_of_stream`], then [`Body::bytes`] |
 //! | answer without the upstream | [`Flow::reply`], [`LocalReply`] |
