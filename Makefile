@@ -69,9 +69,10 @@ run: build ## Run a plugin's or example's envoy.yaml locally: make run name=hell
 	  echo "==> $$dir/envoy.yaml on 127.0.0.1:10000 (admin :9901); Ctrl-C stops it"; \
 	  exec .venv/bin/envoy -c $$dir/envoy.yaml --concurrency 1 --log-level info
 
-bench: build ## Benchmarks (criterion; check-header vs jwt_authn in Envoy); numbers go in the README
+bench: build ## Benchmarks (criterion, SDK overhead; check-header vs jwt_authn; the chain in Envoy); numbers go in the README
 	$(CARGO) bench -p weir-runtime
 	$(CARGO) run -q -p weir-envoy-tests --example authz_bench
+	$(CARGO) run -q -p weir-envoy-tests --example chain_bench
 	$(CARGO) run -q -p weir-envoy-tests --example login_bench
 
 # Random requests through each plugin in weir-runtime: 1,000,000 in all, 0 traps allowed

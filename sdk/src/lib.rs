@@ -65,6 +65,7 @@
 //! | typed, validated config | `#[derive(Deserialize)]`, [`HeaderName`], [`HeaderValue`], [`config::bounded`], [`Shared`] |
 //! | read/modify headers | [`Headers::get`], [`Headers::get_all`], [`Headers::set`], [`Headers::add`], [`Headers::remove`] |
 //! | match a configured path rule the way the upstream will serve the path | [`http::path::normalize`], [`http::path::under`] |
+//! | write configured headers without a per-request scan | [`Headers::set_value`], [`Headers::add_value`] (take [`HeaderName`], [`HeaderValue`]) |
 //! | pseudo-headers, query, cookies, bearer token | [`RequestHeaders::path`](Headers::path), [`Headers::query`], [`Headers::cookies`], [`Headers::bearer_token`] |
 //! | whole body | return [`Flow::Pause`] until [`Body::end_of_stream`], then [`Body::bytes`] |
 //! | answer without the upstream | [`Flow::reply`], [`LocalReply`] |

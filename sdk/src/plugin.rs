@@ -182,6 +182,7 @@ pub fn new_root(plugins: &'static [PluginDef]) -> Box<dyn RootContext> {
     Box::new(Root {
         plugins,
         plugin: None,
+        context_type: None,
         #[cfg(feature = "callout")]
         background: Background::default(),
     })
@@ -192,6 +193,8 @@ pub fn new_root(plugins: &'static [PluginDef]) -> Box<dyn RootContext> {
 struct Root {
     plugins: &'static [PluginDef],
     plugin: Option<Box<dyn PluginRoot>>,
+    /// The chosen plugin's kind, kept here because the host asks at every new stream.
+    context_type: Option<ContextType>,
     #[cfg(feature = "callout")]
     background: Background,
 }
@@ -215,7 +218,9 @@ impl Root {
             }
             return Err(msg);
         };
-        self.plugin = Some((def.new_root)());
+        let plugin = (def.new_root)();
+        self.context_type = Some(plugin.context_type());
+        self.plugin = Some(plugin);
         Ok(())
     }
 }
@@ -290,7 +295,7 @@ impl RootContext for Root {
     }
 
     fn get_type(&self) -> Option<ContextType> {
-        self.plugin.as_ref().map(|p| p.context_type())
+        self.context_type
     }
 }
 

@@ -42,7 +42,8 @@ impl TokenIssuer {
                 path.display()
             )
         })?;
-        let (key, kid, public_jwk) = match config.algorithm {
+        let algorithm = config.algorithm.unwrap_or_else(|| key_algorithm(&pem));
+        let (key, kid, public_jwk) = match algorithm {
             Algorithm::ES256 => {
                 let pair = ES256KeyPair::from_pem(&pem)
                     .map_err(|e| anyhow::anyhow!("{e}"))
@@ -179,6 +180,16 @@ fn random_id() -> Result<String> {
     let mut bytes = [0u8; 16];
     getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("no randomness for jti: {e}"))?;
     Ok(URL_SAFE_NO_PAD.encode(bytes))
+}
+
+/// The algorithm a PEM private key signs with when the config names none: EdDSA for an
+/// Ed25519 key, otherwise ES256 (whose loader then says what is wrong with the key).
+fn key_algorithm(pem: &str) -> Algorithm {
+    if Ed25519KeyPair::from_pem(pem).is_ok() {
+        Algorithm::EdDSA
+    } else {
+        Algorithm::ES256
+    }
 }
 
 /// A new private key for `alg` (ES256 or EdDSA) as PKCS#8 PEM, and its `kid`.

@@ -38,11 +38,12 @@ struct Args {
     #[arg(long, value_name = "FILE", conflicts_with_all = ["config", "listen", "check_config"])]
     generate_key: Option<PathBuf>,
 
-    /// Algorithm of the key --generate-key writes: ES256 or EdDSA.
+    /// Algorithm of the key --generate-key writes: EdDSA (the cheapest for check-header to
+    /// verify) or ES256.
     #[arg(
         long,
         value_name = "ALG",
-        default_value = "ES256",
+        default_value = "EdDSA",
         requires = "generate_key"
     )]
     key_algorithm: Algorithm,

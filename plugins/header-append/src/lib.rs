@@ -60,10 +60,10 @@ fn apply<M: weir::http::MapKind>(
     value: &HeaderValue,
 ) -> Result<()> {
     match action {
-        Action::AppendIfExistsOrAdd => headers.add(name, value),
-        Action::AddIfAbsent if !headers.contains(name)? => headers.add(name, value),
-        Action::OverwriteIfExistsOrAdd => headers.set(name, value),
-        Action::OverwriteIfExists if headers.contains(name)? => headers.set(name, value),
+        Action::AppendIfExistsOrAdd => headers.add_value(name, value),
+        Action::AddIfAbsent if !headers.contains(name)? => headers.add_value(name, value),
+        Action::OverwriteIfExistsOrAdd => headers.set_value(name, value),
+        Action::OverwriteIfExists if headers.contains(name)? => headers.set_value(name, value),
         Action::AddIfAbsent | Action::OverwriteIfExists => Ok(()),
     }
 }

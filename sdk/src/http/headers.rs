@@ -6,6 +6,7 @@
 //! plugin trap.
 
 use super::parse::{bearer_token, Cookies, Query};
+use crate::config::{HeaderName, HeaderValue};
 use crate::error::{Error, HostResult, Result};
 use proxy_wasm::hostcalls;
 use proxy_wasm::types::MapType;
@@ -134,6 +135,18 @@ impl<M: MapKind> Headers<M> {
         hostcalls::add_map_value_bytes(M::MAP, name, value).host("proxy_add_header_map_value")
     }
 
+    /// [`Headers::set`] for a value checked when it was made (configuration fields): no
+    /// scan of the value on every request.
+    pub fn set_value(&self, name: &HeaderName, value: &HeaderValue) -> Result<()> {
+        hostcalls::set_map_value_bytes(M::MAP, name, Some(value.as_bytes())).host("proxy_replace_header_map_value")
+    }
+
+    /// [`Headers::add`] for a value checked when it was made (configuration fields): no
+    /// scan of the value on every request.
+    pub fn add_value(&self, name: &HeaderName, value: &HeaderValue) -> Result<()> {
+        hostcalls::add_map_value_bytes(M::MAP, name, value.as_bytes()).host("proxy_add_header_map_value")
+    }
+
     /// Removes every value of `name`. Removing an absent header is not an error.
     pub fn remove(&self, name: &str) -> Result<()> {
         hostcalls::remove_map_value(M::MAP, name).host("proxy_remove_header_map_value")
@@ -233,15 +246,56 @@ fn lossy(v: Vec<u8>) -> String {
 /// Refuses values that would split or truncate a header on the wire. Data copied from a
 /// request into a header is the usual way such bytes arrive, so check at every write.
 fn checked<'a>(name: &str, value: &'a [u8]) -> Result<&'a [u8]> {
-    if value.iter().any(|b| matches!(b, b'\r' | b'\n' | b'\0')) {
+    if breaks_header(value) {
         return Err(Error::msg(format!("refusing to write header '{name}': value contains CR, LF or NUL")));
     }
     Ok(value)
 }
 
+/// True if `value` holds CR, LF or NUL. Runs on every header write, and values such as
+/// cookies and tokens are long: eight bytes per step, with the classic test for a zero
+/// byte in a word (a byte equal to `c` is a zero byte of `word ^ c·0x0101…`).
+fn breaks_header(value: &[u8]) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let has_zero_byte = |w: u64| w.wrapping_sub(ONES) & !w & HIGHS != 0;
+    let mut rest = value;
+    while let Some((word, tail)) = rest.split_first_chunk::<8>() {
+        let w = u64::from_le_bytes(*word);
+        if has_zero_byte(w)
+            || has_zero_byte(w ^ (ONES * u64::from(b'\r')))
+            || has_zero_byte(w ^ (ONES * u64::from(b'\n')))
+        {
+            return true;
+        }
+        rest = tail;
+    }
+    rest.iter().any(|b| matches!(b, b'\r' | b'\n' | 0))
+}
+
 #[cfg(test)]
 mod tests {
-    use super::same_header_upstream;
+    use super::{breaks_header, same_header_upstream};
+
+    /// The word-at-a-time scan finds CR, LF and NUL at every offset of short and long
+    /// values, and nothing else (every other byte value, including 0x0b, 0x0c, 0x8a, 0x8d).
+    #[test]
+    fn breaks_header_matches_a_bytewise_scan() {
+        for len in [0usize, 1, 7, 8, 9, 16, 23, 40] {
+            for at in 0..len {
+                for byte in 0..=255u8 {
+                    let mut value = vec![b'a'; len];
+                    value[at] = byte;
+                    assert_eq!(
+                        breaks_header(&value),
+                        matches!(byte, b'\r' | b'\n' | 0),
+                        "len {len}, byte {byte:#x} at {at}"
+                    );
+                }
+            }
+            assert!(!breaks_header(&vec![0xff; len]));
+        }
+    }
 
     #[test]
     fn underscores_and_case_fold_like_cgi() {

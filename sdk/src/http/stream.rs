@@ -60,7 +60,7 @@ impl<F: HttpFilter> HttpStream<F> {
             return Action::Pause;
         }
         let result = run(&mut self.filter);
-        self.finish(phase, result)
+        self.outcome(phase, result)
     }
 
     fn response_phase(&mut self, phase: Phase, run: impl FnOnce(&mut F) -> Result<Flow>) -> Action {
@@ -68,7 +68,17 @@ impl<F: HttpFilter> HttpStream<F> {
             return Action::Pause;
         }
         let result = run(&mut self.filter);
-        self.finish(phase, result)
+        self.outcome(phase, result)
+    }
+
+    /// [`Self::finish`] with the common answer decided here, so a hook that continues pays
+    /// for no call and no move of its result (a `Flow` can hold a whole local reply).
+    #[inline(always)]
+    fn outcome(&mut self, phase: Phase, result: Result<Flow>) -> Action {
+        match result {
+            Ok(Flow::Continue) => Action::Continue,
+            other => self.finish(phase, other),
+        }
     }
 }
 

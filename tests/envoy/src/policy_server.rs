@@ -79,6 +79,8 @@ impl PolicyServer {
         let keygen = Command::new(&binary)
             .arg("--generate-key")
             .arg(dir.join("signing.pem"))
+            // ES256: the suites forge grants with this key as an ES256 one (signing_key_pem).
+            .args(["--key-algorithm", "ES256"])
             .output()
             .context("running policy-server --generate-key")?;
         if !keygen.status.success() {

@@ -159,6 +159,26 @@ async fn issued_token_has_the_protocol_claims() {
     server.stop().await;
 }
 
+/// With no `issued_token.algorithm`, the server signs with the key's own algorithm: EdDSA
+/// for the Ed25519 keys `--generate-key` writes by default, ES256 for a P-256 key.
+#[tokio::test]
+async fn the_signing_algorithm_follows_the_key_unless_configured() {
+    for (alg, written) in [
+        ("EdDSA", policy_server::Algorithm::EdDSA),
+        ("ES256", policy_server::Algorithm::ES256),
+    ] {
+        let server = start_with(&file_config("", ""), |dir| {
+            std::fs::remove_file(dir.join("signing.pem")).unwrap();
+            policy_server::write_new_key(&dir.join("signing.pem"), written).unwrap();
+        })
+        .await;
+        let answer = server.check_token(&idp().token("alice", &[])).await;
+        assert_eq!(answer.status, 200, "{}", answer.body);
+        strict_verify(&published_jwks(&server).await, &answer.body, alg);
+        server.stop().await;
+    }
+}
+
 #[tokio::test]
 async fn the_grant_is_bound_to_the_request_it_was_decided_for() {
     let server = start_default().await;
