@@ -6,13 +6,16 @@
 //! differs from a verified one in any byte (a forged signature on a known payload) misses and
 //! is verified in full. Only successes are stored. An entry belongs to one [`Verifier`](super::Verifier),
 //! whose keys never change: a new key set (a JWKS refresh builds a new verifier) starts empty.
+//! A plain vector: a linear scan of a few thousand digests costs far less than one signature
+//! check, and keeps a map's code out of the plugin.
 
 use super::Claims;
-use std::cell::RefCell;
-use std::collections::BTreeMap;
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
 
 struct Entry {
-    claims: Claims,
+    key: [u8; 32],
+    claims: Rc<Claims>,
     /// The cache's clock when the entry was last used: the least recent one is evicted.
     used: u64,
 }
@@ -20,14 +23,16 @@ struct Entry {
 /// At most `capacity` verified tokens, least recently used evicted first.
 pub(super) struct VerifiedCache {
     capacity: usize,
-    state: RefCell<(BTreeMap<[u8; 32], Entry>, u64)>,
+    entries: RefCell<Vec<Entry>>,
+    clock: Cell<u64>,
 }
 
 impl VerifiedCache {
     pub(super) fn new(capacity: usize) -> Self {
         VerifiedCache {
             capacity,
-            state: RefCell::new((BTreeMap::new(), 0)),
+            entries: RefCell::new(Vec::new()),
+            clock: Cell::new(0),
         }
     }
 
@@ -37,42 +42,48 @@ impl VerifiedCache {
 
     /// The claims stored for `token`, if any; `still_valid` re-checks them (time, policy) and
     /// an entry failing it is dropped.
-    pub(super) fn get(&self, token: &str, still_valid: impl Fn(&Claims) -> bool) -> Option<Claims> {
+    pub(super) fn get(
+        &self,
+        token: &str,
+        still_valid: impl Fn(&Claims) -> bool,
+    ) -> Option<Rc<Claims>> {
         if self.capacity == 0 {
             return None;
         }
         let key = hmac_sha256::Hash::hash(token.as_bytes());
-        let mut state = self.state.borrow_mut();
-        let (map, clock) = &mut *state;
-        *clock += 1;
-        let entry = map.get_mut(&key)?;
-        if !still_valid(&entry.claims) {
-            map.remove(&key);
+        let mut entries = self.entries.borrow_mut();
+        let at = entries.iter().position(|e| e.key == key)?;
+        if !still_valid(&entries[at].claims) {
+            entries.swap_remove(at);
             return None;
         }
-        entry.used = *clock;
-        Some(entry.claims.clone())
+        self.clock.set(self.clock.get() + 1);
+        entries[at].used = self.clock.get();
+        Some(entries[at].claims.clone())
     }
 
     /// Stores `token`'s verified claims, evicting the least recently used entry when full.
-    pub(super) fn put(&self, token: &str, claims: &Claims) {
+    pub(super) fn put(&self, token: &str, claims: &Rc<Claims>) {
         if self.capacity == 0 {
             return;
         }
-        let mut state = self.state.borrow_mut();
-        let (map, clock) = &mut *state;
-        if map.len() >= self.capacity {
-            // O(capacity), only when full: far below one signature check.
-            if let Some(oldest) = map.iter().min_by_key(|(_, e)| e.used).map(|(k, _)| *k) {
-                map.remove(&oldest);
+        let mut entries = self.entries.borrow_mut();
+        if entries.len() >= self.capacity {
+            if let Some(oldest) = entries
+                .iter()
+                .enumerate()
+                .min_by_key(|(_, e)| e.used)
+                .map(|(at, _)| at)
+            {
+                entries.swap_remove(oldest);
             }
         }
-        map.insert(
-            hmac_sha256::Hash::hash(token.as_bytes()),
-            Entry {
-                claims: claims.clone(),
-                used: *clock,
-            },
-        );
+        self.clock.set(self.clock.get() + 1);
+        let key = hmac_sha256::Hash::hash(token.as_bytes());
+        entries.push(Entry {
+            key,
+            claims: claims.clone(),
+            used: self.clock.get(),
+        });
     }
 }

@@ -25,6 +25,7 @@ use cache::VerifiedCache;
 use jwt_simple::prelude::*;
 use serde_json::{Map, Value};
 use std::collections::HashSet;
+use std::rc::Rc;
 
 /// The shortest HMAC secret [`Verifier::hmac`] accepts (RFC 7518 §3.2 asks for at least the
 /// hash size; 32 bytes is HS256's).
@@ -313,6 +314,17 @@ impl Verifier {
 
     /// Verifies `token` as of `now` (seconds since the Unix epoch).
     pub fn verify_at(&self, token: &str, now: u64) -> Result<Claims> {
+        self.verify_shared_at(token, now).map(Rc::unwrap_or_clone)
+    }
+
+    /// [`Verifier::verify`] without copying the claims out of the cache
+    /// ([`Verifier::cache_verified`]).
+    pub fn verify_shared(&self, token: &str) -> Result<Rc<Claims>> {
+        self.verify_shared_at(token, crate::unix_time()?)
+    }
+
+    /// [`Verifier::verify_at`] without copying the claims out of the cache.
+    pub fn verify_shared_at(&self, token: &str, now: u64) -> Result<Rc<Claims>> {
         if token.len() > self.max_token_bytes {
             return Err(Error::msg("token too large"));
         }
@@ -347,6 +359,7 @@ impl Verifier {
                 if self.require_exp && claims.expires_at.is_none() {
                     return Err(Error::msg("token has no exp"));
                 }
+                let claims = Rc::new(claims);
                 self.cache.put(token, &claims);
                 return Ok(claims);
             }
