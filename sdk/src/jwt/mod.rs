@@ -13,6 +13,13 @@
 //! let functions = claims.custom.get("functions");
 //! # let _ = functions; Ok(()) }
 //! ```
+//!
+//! A token presented many times (a grant held by a client, an ID token in a session) can
+//! skip the signature check, millions of Wasm instructions for ES256 and EdDSA, with
+//! [`Verifier::cache_verified`]: a bounded per-VM cache of verified tokens, keyed by the
+//! SHA-256 of the whole token and re-checked for time and issuer/audience on every hit.
+//! Whatever the caller decides from the claims (replay checks, permissions) still runs
+//! per use. [`Verifier::verify_shared`] hands out the cached claims without copying them.
 
 mod cache;
 #[cfg(feature = "callout")]
