@@ -73,6 +73,7 @@
 //! | call another service, pause until it answers | `Flow::wait(async move { Call::post(cluster, path).send().await })` (feature `callout`, see `weir::callout`); response bodies over 1 MiB are an `Err` unless `Call::max_response_bytes` allows more |
 //! | fetch or refresh something on a timer, outside requests | `http_plugin!(Config => make, background = start)` (feature `callout`, see `weir::background`) |
 //! | verify JWTs (ES256, EdDSA; ES384 with `jwt-es384`, RS*/PS* with `jwt-rsa`) | `weir::jwt::Verifier` (feature `jwt`) |
+//! | skip the signature check for a token seen again (per VM, bounded, re-checks time and issuer/audience) | `Verifier::cache_verified(entries)`, then `Verifier::verify_shared` (feature `jwt`) |
 //! | the host's clock (virtual in weir-runtime tests) | [`now`], [`unix_time`] |
 //! | state every worker's VM sees, with compare-and-swap | [`shared_data::get`], [`shared_data::set`] (keys namespaced by plugin name and root id; no access control, see [`shared_data`]) |
 //! | counters, gauges, histograms | [`metrics::Counter`], [`metrics::Gauge`], [`metrics::Histogram`] |

@@ -68,6 +68,11 @@ struct Raw {
         deserialize_with = "weir::config::bounded::<_, 8, 1048576>"
     )]
     replay_cache_grants: u64,
+    #[serde(
+        default = "default_verified_cache",
+        deserialize_with = "weir::config::bounded::<_, 0, 65536>"
+    )]
+    verified_cache_entries: u64,
 }
 
 fn default_skew() -> u64 {
@@ -84,6 +89,10 @@ fn default_min_refetch() -> u64 {
 
 fn default_replay_capacity() -> u64 {
     65536
+}
+
+fn default_verified_cache() -> u64 {
+    1024
 }
 
 /// Where the verification keys come from.
@@ -205,7 +214,9 @@ impl TryFrom<Raw> for Config {
                 .then(|| ReplayCache::new(raw.replay_cache_grants)),
             clock_skew_seconds: raw.clock_skew_seconds,
             keys: {
-                let rules = verifier.clock_skew_seconds(raw.clock_skew_seconds);
+                let rules = verifier
+                    .clock_skew_seconds(raw.clock_skew_seconds)
+                    .cache_verified(raw.verified_cache_entries as usize);
                 match remote {
                     Some(jwks) => Keys::Remote { jwks, rules },
                     None => Keys::Static(rules),

@@ -13,6 +13,7 @@ mod replay;
 use config::{Config, Keys};
 use replay::Use;
 use serde_json::Value;
+use std::rc::Rc;
 use weir::background::Background;
 use weir::jwt::{token_kid, Claims};
 use weir::metrics::Counter;
@@ -29,7 +30,7 @@ struct CheckHeader {
 
 /// The answer for a verification result: 401, 403, or the request on its way with the
 /// configured claim headers.
-fn decide(cfg: &Config, req: &RequestHeaders, verified: Result<Claims>) -> Result<Flow> {
+fn decide(cfg: &Config, req: &RequestHeaders, verified: Result<Rc<Claims>>) -> Result<Flow> {
     let claims = match verified {
         Ok(claims) => claims,
         Err(err) => return Ok(unauthorized(&err.to_string())),
@@ -138,12 +139,12 @@ impl HttpFilter for CheckHeader {
         };
         let token = token.trim();
         let (jwks, rules) = match &cfg.keys {
-            Keys::Static(verifier) => return decide(cfg, req, verifier.verify(token)),
+            Keys::Static(verifier) => return decide(cfg, req, verifier.verify_shared(token)),
             Keys::Remote { jwks, rules } => (jwks, rules),
         };
         if let Some(verifier) = jwks.verifier(rules)? {
             if token_kid(token).is_none_or(|kid| verifier.has_kid(&kid)) {
-                return decide(cfg, req, verifier.verify(token));
+                return decide(cfg, req, verifier.verify_shared(token));
             }
         }
         // No keys yet, or a kid the cached JWKS lacks (the provider rotated keys): fetch
@@ -157,7 +158,7 @@ impl HttpFilter for CheckHeader {
                 warn!("{err}");
             }
             match jwks.verifier(rules)? {
-                Some(verifier) => decide(&cfg, &req, verifier.verify(&token)),
+                Some(verifier) => decide(&cfg, &req, verifier.verify_shared(&token)),
                 None => Ok(unauthorized("no keys fetched yet")),
             }
         }))

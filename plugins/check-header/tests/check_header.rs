@@ -385,6 +385,7 @@ fn configuration_is_strict_and_names_the_field() {
         "jwks_min_refetch_seconds",
         "clock_skew_seconds",
         "replay_cache_grants",
+        "verified_cache_entries",
     ] {
         let err = refused(json!({ field: u64::MAX }), &[]);
         assert!(

@@ -120,6 +120,23 @@ fn fetched_once_at_start_for_all_workers_then_refreshed_on_its_period() {
 }
 
 #[test]
+fn a_new_key_set_empties_the_verified_cache() {
+    let (k1, k2) = (key("k1"), key("k2"));
+    let idp = Provider::new(jwks(&[&k1, &k2]));
+    let plugin = idp.start(1);
+    let (by_k1, by_k2) = (grant(&k1, 0), grant(&k2, 0));
+    for token in [&by_k1, &by_k1, &by_k2, &by_k2] {
+        assert_eq!(status(&send(&plugin, token)), 200, "verified, then a cache hit");
+    }
+    // k1 removed and k2's kid now names another key: neither cached grant may pass.
+    idp.serve(200, jwks(&[&key("k2")]));
+    plugin.advance(Duration::from_secs(301));
+    assert_eq!(idp.fetches(), 2, "refreshed");
+    assert_eq!(status(&send(&plugin, &by_k1)), 401, "signed by a removed key");
+    assert_eq!(status(&send(&plugin, &by_k2)), 401, "signed by a replaced key");
+}
+
+#[test]
 fn an_unknown_kid_refetches_once_then_is_rate_limited() {
     let (k1, k2) = (key("k1"), key("k2"));
     let idp = Provider::new(jwks(&[&k1]));

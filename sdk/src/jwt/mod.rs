@@ -13,16 +13,26 @@
 //! let functions = claims.custom.get("functions");
 //! # let _ = functions; Ok(()) }
 //! ```
+//!
+//! A token presented many times (a grant held by a client, an ID token in a session) can
+//! skip the signature check, millions of Wasm instructions for ES256 and EdDSA, with
+//! [`Verifier::cache_verified`]: a bounded per-VM cache of verified tokens, keyed by the
+//! SHA-256 of the whole token and re-checked for time and issuer/audience on every hit.
+//! Whatever the caller decides from the claims (replay checks, permissions) still runs
+//! per use. [`Verifier::verify_shared`] hands out the cached claims without copying them.
 
+mod cache;
 #[cfg(feature = "callout")]
 pub mod remote;
 #[cfg(feature = "callout")]
 pub use remote::RemoteJwks;
 
 use crate::{Error, Result};
+use cache::VerifiedCache;
 use jwt_simple::prelude::*;
 use serde_json::{Map, Value};
 use std::collections::HashSet;
+use std::rc::Rc;
 
 /// The shortest HMAC secret [`Verifier::hmac`] accepts (RFC 7518 §3.2 asks for at least the
 /// hash size; 32 bytes is HS256's).
@@ -90,6 +100,7 @@ pub struct Verifier {
     skew_seconds: u64,
     require_exp: bool,
     max_token_bytes: usize,
+    cache: VerifiedCache,
 }
 
 impl std::fmt::Debug for Verifier {
@@ -189,6 +200,7 @@ impl Verifier {
             skew_seconds: 60,
             require_exp: true,
             max_token_bytes: 8192,
+            cache: VerifiedCache::new(0),
         }
     }
 
@@ -289,6 +301,19 @@ impl Verifier {
         self
     }
 
+    /// Remembers up to `entries` verified tokens (default 0: none), so a token presented
+    /// again skips the signature check (millions of Wasm instructions for ES256/EdDSA). A
+    /// hit is keyed by the SHA-256 of the whole token, signature included, and re-checks
+    /// `exp`/`nbf`/`iat` against `now` with the skew and the issuer/audience rules; failures
+    /// are never stored; the least recently used entry is evicted when full. Everything
+    /// after verification (replay checks, claim rules of the caller) still runs per use.
+    /// The cache belongs to this verifier: one built with new keys ([`Verifier::with_jwks`],
+    /// as a JWKS refresh does) starts empty. Memory: `entries` × the claims of one token.
+    pub fn cache_verified(mut self, entries: usize) -> Self {
+        self.cache = VerifiedCache::new(entries);
+        self
+    }
+
     /// Verifies `token` at the host's current time.
     pub fn verify(&self, token: &str) -> Result<Claims> {
         self.verify_at(token, crate::unix_time()?)
@@ -296,8 +321,22 @@ impl Verifier {
 
     /// Verifies `token` as of `now` (seconds since the Unix epoch).
     pub fn verify_at(&self, token: &str, now: u64) -> Result<Claims> {
+        self.verify_shared_at(token, now).map(Rc::unwrap_or_clone)
+    }
+
+    /// [`Verifier::verify`] without copying the claims out of the cache
+    /// ([`Verifier::cache_verified`]).
+    pub fn verify_shared(&self, token: &str) -> Result<Rc<Claims>> {
+        self.verify_shared_at(token, crate::unix_time()?)
+    }
+
+    /// [`Verifier::verify_at`] without copying the claims out of the cache.
+    pub fn verify_shared_at(&self, token: &str, now: u64) -> Result<Rc<Claims>> {
         if token.len() > self.max_token_bytes {
             return Err(Error::msg("token too large"));
+        }
+        if let Some(claims) = self.cache.get(token, |c| self.still_valid(c, now)) {
+            return Ok(claims);
         }
         let meta = Token::decode_metadata(token).map_err(|_| Error::msg("malformed token header"))?;
         // jwt-simple refuses a non-empty `crit` only; refuse the header itself, whatever it holds.
@@ -327,10 +366,24 @@ impl Verifier {
                 if self.require_exp && claims.expires_at.is_none() {
                     return Err(Error::msg("token has no exp"));
                 }
+                let claims = Rc::new(claims);
+                self.cache.put(token, &claims);
                 return Ok(claims);
             }
         }
         Err(Error::msg(if tried { "token failed verification" } else { "no key for the token's alg/kid" }))
+    }
+
+    /// The time and issuer/audience checks of [`Verifier::verify_at`] (as jwt-simple makes
+    /// them), for claims verified earlier.
+    fn still_valid(&self, c: &Claims, now: u64) -> bool {
+        let skew = self.skew_seconds;
+        let secs = |t: Option<UnixTimeStamp>| t.map(|t| t.as_secs());
+        secs(c.issued_at).is_none_or(|iat| iat <= now.saturating_add(skew))
+            && secs(c.invalid_before).is_none_or(|nbf| nbf <= now.saturating_add(skew))
+            && secs(c.expires_at).is_none_or(|exp| now >= skew && now - skew <= exp)
+            && self.issuers.as_ref().is_none_or(|allowed| c.issuer.as_ref().is_some_and(|iss| allowed.contains(iss)))
+            && self.audiences.as_ref().is_none_or(|allowed| c.audiences.as_ref().is_some_and(|aud| aud.contains(allowed)))
     }
 
     /// Whether a key with this `kid` is loaded (callers refetch a JWKS on a miss).
@@ -349,6 +402,7 @@ impl Verifier {
             skew_seconds: self.skew_seconds,
             require_exp: self.require_exp,
             max_token_bytes: self.max_token_bytes,
+            cache: VerifiedCache::new(self.cache.capacity()),
         }
         .jwks(jwks)
     }

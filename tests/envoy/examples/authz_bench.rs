@@ -6,8 +6,8 @@
 //! so the difference is the verification. jwt_authn runs with its JWT cache on
 //! (`jwt_cache_config`), as a deployment would. Two loads: every request carrying the same
 //! token (what a signed-in client sends until its grant expires), and fresh tokens (a pool
-//! of `FRESH_POOL` distinct tokens used in turn, more than jwt_authn's cache holds, so
-//! every one is verified). One client thread sends `REQUESTS` requests over one keep-alive
+//! of `FRESH_POOL` distinct tokens used in turn, more than either cache holds: check-header's
+//! `verified_cache_entries` is set to jwt_authn's `JWT_CACHE`, so every one is verified). One client thread sends `REQUESTS` requests over one keep-alive
 //! connection after a warm-up; `ROUNDS` interleaved rounds, medians printed.
 
 use std::time::Instant;
@@ -20,7 +20,7 @@ use weir_envoy_tests::{build_wasm, repo_root, Envoy, KeepAlive, WasmFilter};
 const REQUESTS: usize = 5_000;
 const WARM_UP: usize = 300;
 const ROUNDS: usize = 3;
-/// Distinct tokens for the fresh-token load; jwt_authn caches `JWT_CACHE` of them.
+/// Distinct tokens for the fresh-token load; each filter caches `JWT_CACHE` of them.
 const FRESH_POOL: usize = 400;
 const JWT_CACHE: usize = 100;
 const HEADER: &str = "authz_complete";
@@ -51,6 +51,7 @@ fn compare(alg: &str, jwk: &str, sign: impl Fn(JWTClaims<Value>) -> Result<Strin
 
     let plugin = WasmFilter::new(build_wasm("check-header")).plugin_name("istio-system", "check-header").json_configuration(&json!({
         "read_header": HEADER, "verification_key": jwks, "function": "read_data", "issuer": ISSUER, "audiences": [AUDIENCE],
+        "verified_cache_entries": JWT_CACHE,
     }));
     let wasm = Envoy::builder().http_filter(plugin).start()?;
     let jwt_authn = json!({
