@@ -48,10 +48,14 @@ e2e-kind: ## kind + Istio end-to-end suite; needs Docker, kind, istioctl (script
 	tests/kind/e2e.sh all
 
 demo: build ## Seed 000's chain in a real Envoy: OpenID login → jwt_authn → acl-check → check-header
+	@echo "==> building the demo (first time ~5-10 min on 2 cores; later runs take seconds)"
+	$(CARGO) build -p weir-envoy-tests --example demo
+	@echo "==> running the demo"
 	$(CARGO) run -q -p weir-envoy-tests --example demo
 
 # The demo checks every hop it prints (it exits non-zero when one is wrong): keep it working.
 test-demo: build
+	@echo "==> the demo (seed 000's chain in Envoy; output hidden, it fails on a wrong hop)"
 	$(CARGO) run -q -p weir-envoy-tests --example demo > /dev/null
 
 soak: build ## Seed 000's chain under load for 60 s while the policy server and the OpenID Provider restart
