@@ -38,11 +38,13 @@ test-examples: setup
 	done
 
 # The kind suite's static proof (tests/kind/README.md): YAML, WasmPlugins, Kubernetes objects,
-# shellcheck, the dry run, and a self-test showing each check refuses a broken input.
+# shellcheck, the dry run, and a self-test showing each check refuses a broken input; then
+# every README.zh-CN.md against its README.md (headings, code blocks, table keys, links).
 .PHONY: test-static e2e-kind
 test-static: setup
 	$(CARGO) build -q -p weir-cli --bin weir
 	tests/kind/static-check.sh --self-test
+	scripts/check-translations.py --self-test
 
 e2e-kind: ## kind + Istio end-to-end suite; needs Docker, kind, istioctl (script exit 77 = skipped)
 	tests/kind/e2e.sh all
