@@ -38,20 +38,26 @@ test-examples: setup
 	done
 
 # The kind suite's static proof (tests/kind/README.md): YAML, WasmPlugins, Kubernetes objects,
-# shellcheck, the dry run, and a self-test showing each check refuses a broken input.
+# shellcheck, the dry run, and a self-test showing each check refuses a broken input; then
+# every README.zh-CN.md against its README.md (headings, code blocks, table keys, links).
 .PHONY: test-static e2e-kind
 test-static: setup
 	$(CARGO) build -q -p weir-cli --bin weir
 	tests/kind/static-check.sh --self-test
+	scripts/check-translations.py --self-test
 
 e2e-kind: ## kind + Istio end-to-end suite; needs Docker, kind, istioctl (script exit 77 = skipped)
 	tests/kind/e2e.sh all
 
 demo: build ## Seed 000's chain in a real Envoy: OpenID login → jwt_authn → acl-check → check-header
+	@echo "==> building the demo (first time ~5-10 min on 2 cores; later runs take seconds)"
+	$(CARGO) build -p weir-envoy-tests --example demo
+	@echo "==> running the demo"
 	$(CARGO) run -q -p weir-envoy-tests --example demo
 
 # The demo checks every hop it prints (it exits non-zero when one is wrong): keep it working.
 test-demo: build
+	@echo "==> the demo (seed 000's chain in Envoy; output hidden, it fails on a wrong hop)"
 	$(CARGO) run -q -p weir-envoy-tests --example demo > /dev/null
 
 soak: build ## Seed 000's chain under load for 60 s while the policy server and the OpenID Provider restart

@@ -24,6 +24,11 @@ PLUGINS=(
   "openid-connect openid-connect 614400"
 )
 
+# On a terminal, show cargo's progress (a first build takes minutes); in logs, one line per crate.
+QUIET=(-q)
+if [ -t 2 ]; then QUIET=(); fi
+echo "==> building plugins and examples to $OUT (first time ~3-5 min on 2 cores; later runs seconds)"
+
 fail=0
 report() { # name raw opt budget
   local verdict="ok"
@@ -33,7 +38,8 @@ report() { # name raw opt budget
 
 for entry in "${PLUGINS[@]}"; do
   read -r name pkg budget <<<"$entry"
-  cargo build -q -p "$pkg" --target wasm32-wasip1 --release
+  echo "==> $name (cargo -p $pkg, wasm32-wasip1 release, then wasm-opt)"
+  cargo build "${QUIET[@]}" -p "$pkg" --target wasm32-wasip1 --release
   raw="$TARGET/wasm32-wasip1/release/${pkg//-/_}.wasm"
   "${WASM_OPT[@]}" "$raw" -o "$OUT/$name.wasm"
   report "$name" "$(stat -c %s "$raw")" "$(stat -c %s "$OUT/$name.wasm")" "$budget"
@@ -44,7 +50,8 @@ for dir in examples/*/; do
   [ -f "$dir/Cargo.toml" ] || continue
   grep -q 'crate-type *= *\[.*"cdylib"' "$dir/Cargo.toml" || continue
   name=$(basename "$dir")
-  CARGO_TARGET_DIR="$TARGET" cargo build -q --manifest-path "$dir/Cargo.toml" --target wasm32-wasip1 --release
+  echo "==> example $name (wasm32-wasip1 release, then wasm-opt)"
+  CARGO_TARGET_DIR="$TARGET" cargo build "${QUIET[@]}" --manifest-path "$dir/Cargo.toml" --target wasm32-wasip1 --release
   raw="$TARGET/wasm32-wasip1/release/${name//-/_}.wasm"
   "${WASM_OPT[@]}" "$raw" -o "$OUT/$name.wasm"
   report "example $name" "$(stat -c %s "$raw")" "$(stat -c %s "$OUT/$name.wasm")" 153600

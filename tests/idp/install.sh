@@ -23,6 +23,14 @@ installed="$(node -p 'try { require(process.argv[1]).version } catch { "" }' \
 if [ "$installed" = "$wanted" ] && [ "$provider/node_modules/.package-lock.json" -nt "$provider/package-lock.json" ]; then
   exit 0
 fi
+# A worktree may share another checkout's node_modules through a symlink. Its lockfile is
+# newer by checkout time alone, and `npm ci` would empty the shared folder through the link:
+# trust a matching version there, and never reinstall through a link.
+if [ -L "$provider/node_modules" ]; then
+  if [ "$installed" = "$wanted" ]; then exit 0; fi
+  echo "error: $provider/node_modules is a symlink holding oidc-provider '${installed:-none}', not $wanted; remove the link to install here" >&2
+  exit 1
+fi
 
 printf '==> %s\n' "installing oidc-provider $wanted for tests/idp (npm ci)" >&2
 npm ci --prefix "$provider" --no-audit --no-fund --loglevel=error >&2

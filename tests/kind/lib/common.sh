@@ -4,9 +4,11 @@
 # The settings are read by the files that source this one:
 # shellcheck disable=SC2034
 
-# Versions the suite was written against; change them here only.
+# Versions the suite was written against; change them here only (README.md, "Version matrix",
+# says where each comes from). The node image is pinned by digest: kind only promises that an
+# image works with the kind release it was built for (here v0.30.0), and the tag alone can move.
 ISTIO_VERSION="${ISTIO_VERSION:-1.28.0}"
-KIND_NODE_IMAGE="${KIND_NODE_IMAGE:-kindest/node:v1.34.0}"
+KIND_NODE_IMAGE="${KIND_NODE_IMAGE:-kindest/node:v1.34.0@sha256:7416a61b42b1662ca6ca89f02028ac133a309a2a30ba309614e8ec94d976dc5a}"
 REGISTRY_IMAGE="${REGISTRY_IMAGE:-docker.io/library/registry:2.8.3}"
 HTTPBIN_IMAGE="${HTTPBIN_IMAGE:-docker.io/mccutchen/go-httpbin:v2.15.0}"
 CURL_IMAGE="${CURL_IMAGE:-docker.io/curlimages/curl:8.16.0}"
