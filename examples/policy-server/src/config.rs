@@ -31,6 +31,9 @@ pub struct Config {
     pub rego: Option<RegoConfig>,
     /// The token this server issues.
     pub issued_token: IssuedTokenConfig,
+    /// Envoy's `ext_authz` filter (HTTP service) as a second front end; off when unset.
+    #[serde(default)]
+    pub ext_authz: Option<crate::ext_authz::ExtAuthzConfig>,
 }
 
 /// Verification of the incoming user JWT (from the identity provider).
@@ -214,6 +217,9 @@ impl Config {
             path != crate::server::JWKS_PATH && path != crate::server::HEALTH_PATH,
             "check_path {path:?} collides with a built-in route"
         );
+        if let Some(ext_authz) = &self.ext_authz {
+            ext_authz.validate(path)?;
+        }
         let user = &self.user_token;
         ensure!(
             !user.issuers.is_empty(),

@@ -27,6 +27,7 @@
 mod acl;
 mod algorithm;
 mod config;
+mod ext_authz;
 mod issuer;
 mod jwks;
 #[cfg(feature = "rego")]
@@ -38,6 +39,7 @@ mod verify_key;
 pub use acl::{Acl, Grants};
 pub use algorithm::{Algorithm, UnknownAlgorithm};
 pub use config::{Config, IssuedTokenConfig, RegoConfig, UserTokenConfig};
+pub use ext_authz::ExtAuthzConfig;
 pub use issuer::{generate_key, write_new_key, RequestBinding, TokenIssuer};
 #[cfg(feature = "rego")]
 pub use rego::RegoPolicy;

@@ -14,6 +14,7 @@ use tokio::net::TcpListener;
 
 use crate::acl::{Acl, Grants};
 use crate::config::Config;
+use crate::ext_authz::ExtAuthzConfig;
 use crate::issuer::{RequestBinding, TokenIssuer};
 use crate::verify::{Rejection, UserTokenVerifier, VerifiedUser};
 
@@ -26,11 +27,12 @@ pub const HEALTH_PATH: &str = "/healthz";
 pub struct PolicyServer {
     state: Arc<AppState>,
     check_path: String,
+    ext_authz: Option<ExtAuthzConfig>,
     listen: SocketAddr,
 }
 
-struct AppState {
-    verifier: UserTokenVerifier,
+pub(crate) struct AppState {
+    pub(crate) verifier: UserTokenVerifier,
     acl: Option<Acl>,
     #[cfg(feature = "rego")]
     rego: Option<Arc<crate::rego::RegoPolicy>>,
@@ -60,6 +62,7 @@ impl PolicyServer {
                 issuer,
             }),
             check_path: config.check_path.clone(),
+            ext_authz: config.ext_authz.clone(),
             listen: config.listen,
         })
     }
@@ -69,13 +72,17 @@ impl PolicyServer {
         self.listen
     }
 
-    /// The routes: the check path, the JWKS and the health check.
+    /// The routes: the check path, the JWKS, the health check, and the ext_authz adapter's
+    /// paths when `ext_authz` is configured.
     pub fn router(&self) -> Router {
-        Router::new()
+        let mut router = Router::new()
             .route(&self.check_path, post(check))
             .route(JWKS_PATH, get(jwks))
-            .route(HEALTH_PATH, get(|| async { "ok" }))
-            .with_state(self.state.clone())
+            .route(HEALTH_PATH, get(|| async { "ok" }));
+        if let Some(ext_authz) = &self.ext_authz {
+            router = router.merge(crate::ext_authz::routes(ext_authz));
+        }
+        router.with_state(self.state.clone())
     }
 
     /// Serves on `listener` until `shutdown` completes, then lets in-flight requests finish.
@@ -122,49 +129,75 @@ async fn check(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Respon
         .get_all(header::AUTHORIZATION)
         .iter()
         .map(|v| v.as_bytes());
-    let user = match state.verifier.verify_header(authorization).await {
+    let user = state.verifier.verify_header(authorization).await;
+    match grant(&state, user, method, uri, host).await {
+        Ok(token) => (
+            StatusCode::OK,
+            [
+                (header::CONTENT_TYPE, "application/jwt"),
+                (header::CACHE_CONTROL, "no-store"),
+            ],
+            token,
+        )
+            .into_response(),
+        Err(refusal) => refusal,
+    }
+}
+
+/// The one decision path of every front end (`/check`, and the ext_authz adapter): the
+/// verified user (or why there is none), the policy's grants for the request, and the
+/// signed grant token; or the refusal to send (401, 403, 500), already logged.
+pub(crate) async fn grant(
+    state: &AppState,
+    user: Result<VerifiedUser, Rejection>,
+    method: &str,
+    uri: &str,
+    host: &str,
+) -> Result<String, Response> {
+    let user = match user {
         Ok(user) => user,
         Err(Rejection::Missing) => {
             tracing::info!(method, uri, host, "401: no bearer token");
-            return refuse(StatusCode::UNAUTHORIZED, "missing bearer token");
+            return Err(refuse(StatusCode::UNAUTHORIZED, "missing bearer token"));
         }
         Err(Rejection::Invalid(why)) => {
             tracing::warn!(method, uri, host, reason = %why, "401: invalid token");
-            return refuse(StatusCode::UNAUTHORIZED, "invalid token");
+            return Err(refuse(StatusCode::UNAUTHORIZED, "invalid token"));
         }
         Err(Rejection::Unavailable(why)) => {
             tracing::error!(method, uri, host, reason = %why, "500: cannot verify tokens");
-            return refuse(StatusCode::INTERNAL_SERVER_ERROR, "policy server error");
+            return Err(refuse(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "policy server error",
+            ));
         }
     };
-    let grants = match decide(&state, &user, method, uri, host).await {
+    let grants = match decide(state, &user, method, uri, host).await {
         Ok(grants) => grants,
         Err(err) => {
             tracing::error!(subject = %user.subject, method, uri, error = format!("{err:#}"), "500: policy evaluation failed");
-            return refuse(StatusCode::INTERNAL_SERVER_ERROR, "policy server error");
+            return Err(refuse(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "policy server error",
+            ));
         }
     };
     if grants.is_empty() {
         tracing::info!(subject = %user.subject, groups = ?user.groups, method, uri, host, "403: no grants");
-        return refuse(StatusCode::FORBIDDEN, "no grants");
+        return Err(refuse(StatusCode::FORBIDDEN, "no grants"));
     }
     let binding = RequestBinding::from_forwarded(method, uri, host);
     match state.issuer.issue(&user.subject, &grants, binding) {
         Ok(token) => {
             tracing::info!(subject = %user.subject, functions = ?grants.functions, method, uri, host, "200: grant token issued");
-            (
-                StatusCode::OK,
-                [
-                    (header::CONTENT_TYPE, "application/jwt"),
-                    (header::CACHE_CONTROL, "no-store"),
-                ],
-                token,
-            )
-                .into_response()
+            Ok(token)
         }
         Err(err) => {
             tracing::error!(subject = %user.subject, error = format!("{err:#}"), "500: signing failed");
-            refuse(StatusCode::INTERNAL_SERVER_ERROR, "policy server error")
+            Err(refuse(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "policy server error",
+            ))
         }
     }
 }
@@ -172,7 +205,7 @@ async fn check(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Respon
 /// The union of the ACL's grants and the Rego policy's grants.
 #[cfg_attr(not(feature = "rego"), allow(unused_variables))]
 async fn decide(
-    state: &Arc<AppState>,
+    state: &AppState,
     user: &VerifiedUser,
     method: &str,
     uri: &str,

@@ -10,7 +10,7 @@ use crate::support::*;
 
 /// Verifies a grant token like check-header does: key by `kid` from the JWKS, `alg`
 /// bound to the key type, `iss`, `aud`, no clock skew, and `exp` present.
-fn strict_verify(jwks: &Value, token: &str, alg: &str) -> JWTClaims<Value> {
+pub fn strict_verify(jwks: &Value, token: &str, alg: &str) -> JWTClaims<Value> {
     let metadata = Token::decode_metadata(token).unwrap();
     assert_eq!(metadata.algorithm(), alg);
     let kid = metadata.key_id().expect("issued tokens carry a kid");

@@ -2,6 +2,7 @@
 
 mod attacks;
 mod cli;
+mod ext_authz;
 mod grants;
 mod jwks_flood;
 mod keys;
