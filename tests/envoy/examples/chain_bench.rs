@@ -1,74 +1,206 @@
 //! `make bench`: steady-state requests of a signed-in browser through seed 000's chain (the
 //! `make demo` set-up: openid-connect → jwt_authn → acl-check with the policy server →
-//! check-header → upstream) against the same Envoy with no filters, in front of the same
-//! upstream. One client sends `REQUESTS` requests with the session cookie, one after another
-//! on one keep-alive connection, after a warm-up; `ROUNDS` interleaved rounds, medians.
+//! check-header → upstream), through the same job built from Envoy's own filters
+//! (`seed_chain::native`: oauth2 → jwt_authn → ext_authz with the same policy server →
+//! jwt_authn), and through the same Envoy with no filters, in front of the same kind of
+//! upstream. The policy server is built with `--release` for both chains.
 //!
-//! acl-check asks the policy server on every request, so every request also carries a
-//! fresh grant for check-header to verify: this is the fresh-grant case.
+//! One client sends `REQUESTS` requests with the session cookies, one after another on one
+//! keep-alive connection, after a warm-up; `ROUNDS` interleaved rounds, medians. Every
+//! answer must be 200 and every request must reach the upstream.
+//!
+//! What each side caches: openid-connect keeps the session in its cookie and verifies
+//! nothing per request beyond it; the oauth2 filter checks its cookie's HMAC; both
+//! `jwt_authn`s cache verified tokens (`jwt_cache_config`), so the ID token is verified
+//! once. Neither side caches the policy decision: acl-check and ext_authz ask the policy
+//! server on every request, and every answer is a new grant (new `jti`) that check-header
+//! or the grant's `jwt_authn` verifies afresh. So the steady state is also the case where
+//! every request carries a fresh grant.
 
-#[allow(dead_code)] // the demo uses all of it
+#[allow(dead_code)] // the demo and the tests use the rest
 mod seed_chain;
 
 use std::time::Instant;
 
-use anyhow::{ensure, Result};
-use seed_chain::SeedChain;
-use weir_envoy_tests::{Envoy, KeepAlive};
+use anyhow::{ensure, Context, Result};
+use seed_chain::native::{NativeChain, SESSION_COOKIES};
+use seed_chain::{PolicyBuild, SeedChain, PAGE};
+use weir_envoy_tests::{EchoUpstream, Envoy, KeepAlive};
+use weir_idp_tests::Browser;
 
 const REQUESTS: usize = 1_000;
 const WARM_UP: usize = 50;
-const ROUNDS: usize = 3;
+const ROUNDS: usize = 5;
+
+/// One Envoy under test, with what it needs to be measured.
+struct Target<'a> {
+    name: &'static str,
+    envoy: &'a Envoy,
+    upstream: &'a EchoUpstream,
+    cookie: String,
+    /// The policy server's process, whose CPU time is counted too.
+    policy_pid: Option<u32>,
+}
+
+/// One run's figures.
+#[derive(Default, Clone, Copy)]
+struct Run {
+    rate: f64,
+    /// CPU milliseconds per request: Envoy's, and the policy server's.
+    envoy_cpu: f64,
+    policy_cpu: f64,
+}
 
 fn main() -> Result<()> {
-    let chain = SeedChain::start()?;
-    let bare = Envoy::builder().upstream(chain.upstream.addr()).start()?;
-    let cookie = sign_in(&chain)?;
-    let headers = [("accept", "text/html"), ("cookie", cookie.as_str())];
-    let rate = |envoy: &Envoy| -> Result<f64> {
-        let mut conn = KeepAlive::open(envoy.url().trim_start_matches("http://"))?;
-        for _ in 0..WARM_UP {
-            let status = conn.get(seed_chain::PAGE, &headers)?;
-            ensure!(status == 200, "warm-up answered {status}; Envoy log:\n{}", envoy.log());
-        }
-        let seen = chain.upstream.requests().len();
-        let started = Instant::now();
-        for _ in 0..REQUESTS {
-            let status = conn.get(seed_chain::PAGE, &headers)?;
-            ensure!(status == 200, "status {status} during the run");
-        }
-        let rate = REQUESTS as f64 / started.elapsed().as_secs_f64();
-        let reached = chain.upstream.requests().len() - seen;
-        ensure!(reached == REQUESTS, "{reached} of {REQUESTS} requests reached the upstream");
-        Ok(rate)
-    };
-    let (mut through_chain, mut no_filters) = (Vec::new(), Vec::new());
+    let weir = SeedChain::start_with(PolicyBuild::Release)?;
+    let native = NativeChain::start(PolicyBuild::Release)?;
+    let bare = Envoy::builder().upstream(weir.upstream.addr()).start()?;
+    let weir_cookie = session_cookie(&weir.signed_in_browser("alice")?, |name| {
+        name.starts_with("__Host-")
+    })?;
+    let native_browser = seed_chain::signed_in_browser(&native.envoy, "alice")?;
+    let native_cookie = session_cookie(&native_browser, |name| SESSION_COOKIES.contains(&name))?;
+    let targets = [
+        Target {
+            name: "Weir chain",
+            envoy: &weir.envoy,
+            upstream: &weir.upstream,
+            cookie: weir_cookie,
+            policy_pid: Some(weir.policy.pid()),
+        },
+        Target {
+            name: "native chain",
+            envoy: &native.envoy,
+            upstream: &native.upstream,
+            cookie: native_cookie,
+            policy_pid: Some(native.policy.pid()),
+        },
+        Target {
+            name: "no filters",
+            envoy: &bare,
+            upstream: &weir.upstream,
+            cookie: String::new(),
+            policy_pid: None,
+        },
+    ];
+    let mut runs: Vec<Vec<Run>> = vec![Vec::new(); targets.len()];
     for _ in 0..ROUNDS {
-        through_chain.push(rate(&chain.envoy)?);
-        no_filters.push(rate(&bare)?);
+        for (target, runs) in targets.iter().zip(&mut runs) {
+            runs.push(run(target)?);
+        }
     }
-    let (chain_rate, bare_rate) = (median(through_chain), median(no_filters));
+    let medians: Vec<Run> = runs.into_iter().map(median).collect();
+    let [weir_run, native_run, bare_run] = [medians[0], medians[1], medians[2]];
+
+    println!("seed 000's job in Envoy 1.40 (--concurrency 1): Weir's chain, Envoy's native filters, no filters");
+    println!("signed-in browser, {REQUESTS} sequential requests on one keep-alive connection per run, {ROUNDS} interleaved rounds, medians;");
+    println!("policy server built with --release; every request asks it and carries a fresh grant on both chains:");
+    for (target, run) in targets.iter().zip(&medians) {
+        println!(
+            "  {:<13} {:>7.0} req/s   CPU per request: Envoy {:.2} ms, policy server {:.2} ms",
+            target.name, run.rate, run.envoy_cpu, run.policy_cpu
+        );
+    }
     println!(
-        "seed 000's chain vs the same Envoy with no filters (Envoy 1.40, one keep-alive connection, signed-in browser)"
+        "  Weir chain / native chain = {:.3}  (target >= 0.85)",
+        weir_run.rate / native_run.rate
     );
-    println!("{REQUESTS} sequential requests per run, {ROUNDS} interleaved rounds, medians:");
-    println!("  chain (openid-connect, jwt_authn, acl-check + policy server, check-header)  {chain_rate:>7.0} req/s");
-    println!("  no filters                                                               {bare_rate:>7.0} req/s");
-    println!("  ratio chain / no filters = {:.3}", chain_rate / bare_rate);
+    println!(
+        "  Weir chain / no filters   = {:.3}",
+        weir_run.rate / bare_run.rate
+    );
+    println!(
+        "  native chain / no filters = {:.3}",
+        native_run.rate / bare_run.rate
+    );
     Ok(())
 }
 
-/// Signs alice in through the chain and returns the session's `cookie` header.
-fn sign_in(chain: &SeedChain) -> Result<String> {
-    let browser = chain.signed_in_browser("alice")?;
-    // The session is in openid-connect's __Host- cookies; the provider's own stay out.
-    let session_cookies = browser.cookies().iter().filter(|c| c.name.starts_with("__Host-"));
-    let cookies: Vec<String> = session_cookies.map(|c| format!("{}={}", c.name, c.value)).collect();
+/// The `cookie` header of a signed-in browser's session: its cookies `keep` selects (the
+/// provider's own cookies, on the same host, stay out).
+fn session_cookie(browser: &Browser, keep: impl Fn(&str) -> bool) -> Result<String> {
+    let cookies: Vec<String> = browser
+        .cookies()
+        .iter()
+        .filter(|c| keep(&c.name))
+        .map(|c| format!("{}={}", c.name, c.value))
+        .collect();
     ensure!(!cookies.is_empty(), "no session cookie after signing in");
     Ok(cookies.join("; "))
 }
 
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
+/// One measured run through `target`, after a warm-up; every answer must be 200 and reach
+/// the upstream.
+fn run(target: &Target) -> Result<Run> {
+    let mut headers = vec![("accept", "text/html")];
+    if !target.cookie.is_empty() {
+        headers.push(("cookie", target.cookie.as_str()));
+    }
+    let mut conn = KeepAlive::open(target.envoy.url().trim_start_matches("http://"))?;
+    for _ in 0..WARM_UP {
+        let status = conn.get(PAGE, &headers)?;
+        ensure!(
+            status == 200,
+            "{}: warm-up answered {status}; Envoy log:\n{}",
+            target.name,
+            target.envoy.log()
+        );
+    }
+    let seen = target.upstream.requests().len();
+    let cpu_before = (
+        cpu_ms(target.envoy.pid())?,
+        target.policy_pid.map(cpu_ms).transpose()?,
+    );
+    let started = Instant::now();
+    for _ in 0..REQUESTS {
+        let status = conn.get(PAGE, &headers)?;
+        ensure!(
+            status == 200,
+            "{}: status {status} during the run",
+            target.name
+        );
+    }
+    let rate = REQUESTS as f64 / started.elapsed().as_secs_f64();
+    let reached = target.upstream.requests().len() - seen;
+    ensure!(
+        reached == REQUESTS,
+        "{}: {reached} of {REQUESTS} requests reached the upstream",
+        target.name
+    );
+    let per_request = |before: f64, after: f64| (after - before) / REQUESTS as f64;
+    let envoy_cpu = per_request(cpu_before.0, cpu_ms(target.envoy.pid())?);
+    let policy_cpu = match (target.policy_pid, cpu_before.1) {
+        (Some(pid), Some(before)) => per_request(before, cpu_ms(pid)?),
+        _ => 0.0,
+    };
+    Ok(Run {
+        rate,
+        envoy_cpu,
+        policy_cpu,
+    })
+}
+
+/// User plus system CPU time of process `pid` so far, in milliseconds (Linux `/proc`,
+/// clock ticks of 10 ms).
+fn cpu_ms(pid: u32) -> Result<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .with_context(|| format!("reading /proc/{pid}/stat"))?;
+    // The fields after the command name, which is in parentheses and may hold spaces.
+    let fields: Vec<&str> = stat
+        .rsplit_once(") ")
+        .context("malformed /proc stat")?
+        .1
+        .split(' ')
+        .collect();
+    let ticks = |i: usize| -> Result<f64> {
+        Ok(fields.get(i).context("short /proc stat")?.parse::<f64>()?)
+    };
+    // utime and stime are fields 14 and 15 of the line; the first field after the name is 3.
+    Ok((ticks(11)? + ticks(12)?) * 10.0)
+}
+
+/// The run with the median rate (its CPU figures come with it).
+fn median(mut runs: Vec<Run>) -> Run {
+    runs.sort_by(|a, b| a.rate.total_cmp(&b.rate));
+    runs[runs.len() / 2]
 }

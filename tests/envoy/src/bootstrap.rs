@@ -141,6 +141,8 @@ pub(crate) struct Topology {
     pub(crate) upstream: Option<SocketAddr>,
     /// Further clusters by name, e.g. for a plugin's `proxy_http_call`s.
     pub(crate) clusters: Vec<(String, SocketAddr)>,
+    /// Static generic secrets by name, e.g. the oauth2 filter's client and HMAC secrets.
+    pub(crate) secrets: Vec<(String, String)>,
 }
 
 impl Topology {
@@ -204,10 +206,18 @@ impl Topology {
             .map(|addr| static_cluster(UPSTREAM_CLUSTER, *addr))
             .chain(self.clusters.iter().map(|(name, addr)| static_cluster(name, *addr)))
             .collect();
+        let mut resources = json!({"listeners": listeners, "clusters": clusters});
+        if !self.secrets.is_empty() {
+            resources["secrets"] = self
+                .secrets
+                .iter()
+                .map(|(name, value)| json!({"name": name, "generic_secret": {"secret": {"inline_string": value}}}))
+                .collect();
+        }
         Ok(json!({
             "node": {"id": "weir-envoy-tests", "cluster": "weir-envoy-tests"},
             "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": 0}}},
-            "static_resources": {"listeners": listeners, "clusters": clusters},
+            "static_resources": resources,
         }))
     }
 }

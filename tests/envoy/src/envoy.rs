@@ -76,6 +76,16 @@ impl EnvoyBuilder {
         self
     }
 
+    /// Adds a static generic secret `name` (`static_resources.secrets`), which a filter
+    /// names in an `SdsSecretConfig` without `sds_config`, e.g. the oauth2 filter's
+    /// `token_secret` and `hmac_secret`.
+    pub fn generic_secret(mut self, name: &str, value: &str) -> Self {
+        self.topology
+            .secrets
+            .push((name.to_owned(), value.to_owned()));
+        self
+    }
+
     /// Sets an environment variable of the Envoy process, e.g. for
     /// [`WasmFilter::host_env_key`] (the test's own environment is inherited too).
     pub fn process_env(mut self, key: &str, value: &str) -> Self {

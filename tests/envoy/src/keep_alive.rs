@@ -14,6 +14,9 @@ use anyhow::{bail, Context, Result};
 pub struct KeepAlive {
     reader: BufReader<TcpStream>,
     stream: TcpStream,
+    /// The `host` header: the address, as a browser would send it (the oauth2 filter's
+    /// session cookies are bound to the host they were set for).
+    host: String,
 }
 
 impl KeepAlive {
@@ -22,12 +25,12 @@ impl KeepAlive {
         let stream = TcpStream::connect(addr).with_context(|| format!("connecting to {addr}"))?;
         stream.set_nodelay(true)?;
         stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-        Ok(KeepAlive { reader: BufReader::new(stream.try_clone()?), stream })
+        Ok(KeepAlive { reader: BufReader::new(stream.try_clone()?), stream, host: addr.to_owned() })
     }
 
     /// Sends `GET path` with `headers` and returns the status once the whole answer is read.
     pub fn get(&mut self, path: &str, headers: &[(&str, &str)]) -> Result<u16> {
-        let mut request = format!("GET {path} HTTP/1.1\r\nhost: bench\r\n");
+        let mut request = format!("GET {path} HTTP/1.1\r\nhost: {}\r\n", self.host);
         for (name, value) in headers {
             request += &format!("{name}: {value}\r\n");
         }

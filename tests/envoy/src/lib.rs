@@ -67,7 +67,7 @@ pub use headers::Headers;
 pub use load::{Load, Sample};
 pub use keep_alive::KeepAlive;
 pub use locate::{find_envoy, repo_root};
-pub use policy_server::{PolicyServer, UserKeys};
+pub use policy_server::{PolicyServer, PolicyServerBuilder, UserKeys};
 pub use upstream::{EchoUpstream, RecordedRequest, Reply};
 pub use wasm_build::{build_wasm, try_build_wasm};
 pub use wat_build::compile_wat;

@@ -43,20 +43,49 @@ pub struct PolicyServer {
     dir: PathBuf,
     /// The configuration after its `listen:` line, which a restart rewrites to `addr`.
     config: String,
+    /// Built with `--release`.
+    release: bool,
 }
 
-impl PolicyServer {
-    /// Starts the server for identity provider `issuer`/`audience` with a new ES256 signing
-    /// key, and waits until it prints its address.
-    pub fn start(issuer: &str, audience: &str, keys: UserKeys<'_>) -> Result<Self> {
-        Self::start_on("127.0.0.1:0".parse()?, issuer, audience, keys)
+/// How to start a [`PolicyServer`]; see [`PolicyServer::builder`].
+#[derive(Debug, Clone)]
+pub struct PolicyServerBuilder<'a> {
+    issuer: &'a str,
+    audience: &'a str,
+    keys: UserKeys<'a>,
+    listen: SocketAddr,
+    release: bool,
+    ext_authz_prefix: Option<&'a str>,
+}
+
+impl PolicyServerBuilder<'_> {
+    /// Listens on `listen`, for a server Envoy must know before it starts (default: any
+    /// free port on 127.0.0.1).
+    pub fn listen(mut self, listen: SocketAddr) -> Self {
+        self.listen = listen;
+        self
     }
 
-    /// [`PolicyServer::start`] on a given address, for a server Envoy must know before it
-    /// starts (port 0: any free port).
-    pub fn start_on(listen: SocketAddr, issuer: &str, audience: &str, keys: UserKeys<'_>) -> Result<Self> {
+    /// With `true`, builds the server with `--release`, as a deployment runs it: the
+    /// benchmarks need it (the dev build answers about 7x fewer checks per second and would
+    /// be the bottleneck of any chain in front of it). Tests keep the quicker dev build.
+    pub fn release(mut self, release: bool) -> Self {
+        self.release = release;
+        self
+    }
+
+    /// Turns on the adapter for Envoy's `ext_authz` filter (HTTP service) under `prefix`:
+    /// the user's ID token from the `IdToken` cookie, the grant in `authz_complete`.
+    pub fn ext_authz(mut self, prefix: &'static str) -> Self {
+        self.ext_authz_prefix = Some(prefix);
+        self
+    }
+
+    /// Writes the configuration with a new ES256 signing key, starts the server and waits
+    /// until it prints its address.
+    pub fn start(self) -> Result<PolicyServer> {
         static COUNT: AtomicUsize = AtomicUsize::new(0);
-        let binary = binary()?;
+        let binary = binary(self.release)?;
         let dir = std::env::temp_dir().join(format!(
             "weir-policy-server-{}-{}",
             std::process::id(),
@@ -64,18 +93,22 @@ impl PolicyServer {
         ));
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         std::fs::write(dir.join("acl.yaml"), ACL_YAML)?;
-        let source = match keys {
+        let source = match self.keys {
             UserKeys::File(jwks) => {
                 std::fs::write(dir.join("idp-jwks.json"), jwks)?;
                 "jwks_file: idp-jwks.json".to_owned()
             }
             UserKeys::Url(url) => format!("jwks_url: {url}\n  jwks_fetch_timeout_ms: 200"),
         };
-        let config = format!(
+        let (issuer, audience) = (self.issuer, self.audience);
+        let mut config = format!(
             "acl_file: acl.yaml\n\
              user_token:\n  issuers: [{issuer}]\n  audiences: [{audience}]\n  {source}\n\
              issued_token:\n  signing_key: signing.pem\n  algorithm: ES256\n"
         );
+        if let Some(prefix) = self.ext_authz_prefix {
+            config += &format!("ext_authz:\n  path_prefix: {prefix}\n");
+        }
         let keygen = Command::new(&binary)
             .arg("--generate-key")
             .arg(dir.join("signing.pem"))
@@ -86,8 +119,35 @@ impl PolicyServer {
         if !keygen.status.success() {
             bail!("policy-server --generate-key failed: {}", String::from_utf8_lossy(&keygen.stderr));
         }
-        let (child, addr) = spawn(&binary, &dir, listen, &config)?;
-        Ok(Self { child, addr, dir, config })
+        let (child, addr) = spawn(&binary, &dir, self.listen, &config)?;
+        Ok(PolicyServer { child, addr, dir, config, release: self.release })
+    }
+}
+
+impl PolicyServer {
+    /// A server for identity provider `issuer`/`audience`, taking the provider's keys from
+    /// `keys`; see [`PolicyServerBuilder`] for the options.
+    pub fn builder<'a>(issuer: &'a str, audience: &'a str, keys: UserKeys<'a>) -> PolicyServerBuilder<'a> {
+        PolicyServerBuilder {
+            issuer,
+            audience,
+            keys,
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            release: false,
+            ext_authz_prefix: None,
+        }
+    }
+
+    /// Starts the server for identity provider `issuer`/`audience` with a new ES256 signing
+    /// key, and waits until it prints its address.
+    pub fn start(issuer: &str, audience: &str, keys: UserKeys<'_>) -> Result<Self> {
+        Self::builder(issuer, audience, keys).start()
+    }
+
+    /// [`PolicyServer::start`] on a given address, for a server Envoy must know before it
+    /// starts (port 0: any free port).
+    pub fn start_on(listen: SocketAddr, issuer: &str, audience: &str, keys: UserKeys<'_>) -> Result<Self> {
+        Self::builder(issuer, audience, keys).listen(listen).start()
     }
 
     /// Kills the server, as a crash or a rolling update would; [`PolicyServer::start_again`]
@@ -102,7 +162,7 @@ impl PolicyServer {
     /// the same file.
     pub fn start_again(&mut self) -> Result<()> {
         self.stop();
-        let (child, addr) = spawn(&binary()?, &self.dir, self.addr, &self.config)?;
+        let (child, addr) = spawn(&binary(self.release)?, &self.dir, self.addr, &self.config)?;
         self.child = child;
         if addr != self.addr {
             bail!("the restarted policy server listens on {addr}, not {}", self.addr);
@@ -122,6 +182,11 @@ impl PolicyServer {
     /// The private signing key (PKCS#8 PEM), to forge grants that differ in one respect.
     pub fn signing_key_pem(&self) -> Result<String> {
         Ok(std::fs::read_to_string(self.dir.join("signing.pem"))?)
+    }
+
+    /// The server's process id (for reading its CPU time in the benchmarks).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// What the server logged so far.
@@ -172,22 +237,28 @@ fn spawn(binary: &Path, dir: &Path, listen: SocketAddr, config: &str) -> Result<
     Ok((child, addr))
 }
 
-/// Builds `examples/policy-server` (its own workspace) once per test process into the
-/// shared target directory and returns the binary.
-fn binary() -> Result<PathBuf> {
-    static BUILT: Mutex<Option<Result<PathBuf, String>>> = Mutex::new(None);
+/// Builds `examples/policy-server` (its own workspace) once per test process and profile
+/// into the shared target directory and returns the binary.
+fn binary(release: bool) -> Result<PathBuf> {
+    static BUILT: Mutex<[Option<Result<PathBuf, String>>; 2]> = Mutex::new([None, None]);
     let mut built = BUILT.lock().unwrap_or_else(PoisonError::into_inner);
-    built.get_or_insert_with(|| build().map_err(|e| format!("{e:#}"))).clone().map_err(anyhow::Error::msg)
+    built[usize::from(release)]
+        .get_or_insert_with(|| build(release).map_err(|e| format!("{e:#}")))
+        .clone()
+        .map_err(anyhow::Error::msg)
 }
 
-fn build() -> Result<PathBuf> {
+fn build(release: bool) -> Result<PathBuf> {
     let root = repo_root();
     let target: PathBuf = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let manifest: &Path = &root.join("examples/policy-server/Cargo.toml");
-    let output = Command::new(&cargo)
-        .args(["build", "-q", "--bin", "policy-server", "--manifest-path"])
-        .arg(manifest)
+    let mut command = Command::new(&cargo);
+    command.args(["build", "-q", "--bin", "policy-server", "--manifest-path"]).arg(manifest);
+    if release {
+        command.arg("--release");
+    }
+    let output = command
         .env("CARGO_TARGET_DIR", &target)
         .output()
         .context("running cargo to build the policy server")?;
@@ -198,5 +269,5 @@ fn build() -> Result<PathBuf> {
             String::from_utf8_lossy(&output.stderr)
         );
     }
-    Ok(target.join("debug/policy-server"))
+    Ok(target.join(if release { "release" } else { "debug" }).join("policy-server"))
 }

@@ -1,6 +1,9 @@
 //! Seed 000's chain, started for `make demo` and `make bench`: the OpenID Provider, the
 //! policy server, an upstream and Envoy with openid-connect → jwt_authn → acl-check →
-//! check-header, all on 127.0.0.1.
+//! check-header, all on 127.0.0.1. [`native::NativeChain`] is the same job done with
+//! Envoy's own filters, for `make bench`.
+
+pub mod native;
 
 use std::net::{SocketAddr, TcpListener};
 
@@ -30,8 +33,54 @@ pub struct SeedChain {
     pub envoy: Envoy,
 }
 
+/// Which build of the policy server a chain runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PolicyBuild {
+    /// The dev profile: quick to build, for the demo and the tests.
+    Dev,
+    /// `--release`, as deployed: for the benchmarks, where the dev build would be the
+    /// bottleneck of the chain.
+    Release,
+}
+
+/// The upstream behind the chain, serving the report.
+fn report_upstream() -> Result<EchoUpstream> {
+    EchoUpstream::with_reply(
+        Reply::status(200)
+            .header("content-type", "text/plain")
+            .body("the quarterly report\n"),
+    )
+}
+
+/// The policy server on `addr`, trusting the provider `issuer`'s ID tokens for
+/// [`CLIENT_ID`]; with its ext_authz adapter under `ext_authz_prefix` if given.
+fn start_policy_server(
+    issuer: &str,
+    addr: SocketAddr,
+    build: PolicyBuild,
+    ext_authz_prefix: Option<&'static str>,
+) -> Result<PolicyServer> {
+    let jwks_url = format!("{issuer}/jwks");
+    let mut policy = PolicyServer::builder(issuer, CLIENT_ID, UserKeys::Url(&jwks_url))
+        .listen(addr)
+        .release(build == PolicyBuild::Release);
+    if let Some(prefix) = ext_authz_prefix {
+        policy = policy.ext_authz(prefix);
+    }
+    policy.start()
+}
+
+/// A free port on 127.0.0.1, for a server Envoy must know before it starts.
+pub(crate) fn free_port() -> Result<SocketAddr> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?)
+}
+
 impl SeedChain {
     pub fn start() -> Result<SeedChain> {
+        Self::start_with(PolicyBuild::Dev)
+    }
+
+    pub fn start_with(build: PolicyBuild) -> Result<SeedChain> {
         let wasm = |name: &str| -> Result<std::path::PathBuf> {
             let path = repo_root().join(format!("target/plugins/{name}.wasm"));
             ensure!(
@@ -43,14 +92,9 @@ impl SeedChain {
         };
         // Envoy must know where the provider and the policy server are before they start (the
         // provider must know Envoy's callback URL, the policy server the provider's keys).
-        let free = || -> Result<SocketAddr> { Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?) };
-        let (idp_addr, policy_addr) = (free()?, free()?);
+        let (idp_addr, policy_addr) = (free_port()?, free_port()?);
         let issuer = format!("http://{idp_addr}/realms/ingress");
-        let upstream = EchoUpstream::with_reply(
-            Reply::status(200)
-                .header("content-type", "text/plain")
-                .body("the quarterly report\n"),
-        )?;
+        let upstream = report_upstream()?;
 
         let openid = WasmFilter::new(wasm("openid-connect")?)
             .plugin_name("istio-ingress", "openid-connect")
@@ -64,14 +108,18 @@ impl SeedChain {
             .env("OIDC_SESSION_KEY", SESSION_KEY);
         let acl = WasmFilter::new(wasm("acl-check")?)
             .plugin_name("istio-ingress", "acl-check")
-            .json_configuration(&json!({ "acl_server": "policy", "set_header": "authz_complete", "timeout": 2000,
-                                  "status_on_error": ACL_STATUS_ON_ERROR }));
-        let check = WasmFilter::new(wasm("check-header")?).plugin_name("istio-ingress", "check-header").json_configuration(&json!({
-            "read_header": "authz_complete", "function": "read_data", "jwks_cluster": "policy",
-            "issuer": "weir-policy-server", "audiences": ["check-header"],
-            "require_request_binding": true, "single_use_grants": true,
-            "claim_to_headers": [{ "claim": "sub", "header": "x-user" }],
-        }));
+            .json_configuration(
+                &json!({ "acl_server": "policy", "set_header": "authz_complete", "timeout": 2000,
+                                  "status_on_error": ACL_STATUS_ON_ERROR }),
+            );
+        let check = WasmFilter::new(wasm("check-header")?)
+            .plugin_name("istio-ingress", "check-header")
+            .json_configuration(&json!({
+                "read_header": "authz_complete", "function": "read_data", "jwks_cluster": "policy",
+                "issuer": "weir-policy-server", "audiences": ["check-header"],
+                "require_request_binding": true, "single_use_grants": true,
+                "claim_to_headers": [{ "claim": "sub", "header": "x-user" }],
+            }));
         let envoy = Envoy::builder()
             .http_filter(openid)
             .native_http_filter(jwt_authn(&issuer))
@@ -89,12 +137,7 @@ impl SeedChain {
             .client(client)
             .port(idp_addr.port())
             .start()?;
-        let policy = PolicyServer::start_on(
-            policy_addr,
-            &issuer,
-            CLIENT_ID,
-            UserKeys::Url(&format!("{issuer}/jwks")),
-        )?;
+        let policy = start_policy_server(&issuer, policy_addr, build, None)?;
         Ok(SeedChain {
             idp,
             policy,
@@ -105,41 +148,84 @@ impl SeedChain {
 
     /// The URL of [`PAGE`] on Envoy.
     pub fn page_url(&self) -> String {
-        format!("{}{PAGE}", self.envoy.url())
+        page_url(&self.envoy)
     }
 
     /// The callback URL registered at the provider.
     pub fn callback_url(&self) -> String {
-        format!("{}/oauth2/callback", self.envoy.url())
+        callback_url(&self.envoy)
     }
 
-    /// A browser's first request for the page. The plugin learns the provider on its first
-    /// request, and a request racing that gets 503: asked again a few times.
+    /// See [`first_visit`].
     pub fn first_visit(&self, browser: &mut Browser) -> Result<Response> {
-        let mut first = browser.get(&self.page_url())?;
-        for _ in 0..20 {
-            if first.status != 503 {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(250));
-            first = browser.get(&self.page_url())?;
-        }
-        Ok(first)
+        first_visit(&self.envoy, browser)
     }
 
     /// A new browser signed in as `user` through the provider's forms, once its session
     /// cookie has fetched the page (200).
     pub fn signed_in_browser(&self, user: &str) -> Result<Browser> {
-        let mut browser = Browser::with_timeout(Duration::from_secs(5));
-        let first = self.first_visit(&mut browser)?;
-        ensure!(first.status == 302, "expected the redirect to the provider, got {}", first.status);
-        let back = browser.sign_in_from(first, user, &self.callback_url())?;
-        let session = browser.get(back.url.as_str())?;
-        ensure!(session.status == 302, "the callback answered {}: {}", session.status, session.text());
-        let page = browser.get(&self.page_url())?;
-        ensure!(page.status == 200, "the signed-in request answered {}: {}", page.status, page.text());
-        Ok(browser)
+        signed_in_browser(&self.envoy, user)
     }
+}
+
+/// The URL of [`PAGE`] on `envoy`.
+pub fn page_url(envoy: &Envoy) -> String {
+    format!("{}{PAGE}", envoy.url())
+}
+
+/// The callback URL registered at the provider for `envoy` (openid-connect's and the
+/// oauth2 filter's `/oauth2/callback`).
+pub fn callback_url(envoy: &Envoy) -> String {
+    format!("{}/oauth2/callback", envoy.url())
+}
+
+/// A browser's first request for the page. openid-connect learns the provider on its first
+/// request, and a request racing that gets 503: asked again a few times.
+pub fn first_visit(envoy: &Envoy, browser: &mut Browser) -> Result<Response> {
+    let mut first = browser.get(&page_url(envoy))?;
+    for _ in 0..20 {
+        if first.status != 503 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+        first = browser.get(&page_url(envoy))?;
+    }
+    Ok(first)
+}
+
+/// A new browser that asked `envoy` for the page, was sent to the provider, signed in as
+/// `user` there and came back through the callback, which answered 302 (to the page) with
+/// the session cookies. Whether the page itself is allowed is the caller's question.
+pub fn browser_back_from_sign_in(envoy: &Envoy, user: &str) -> Result<Browser> {
+    let mut browser = Browser::with_timeout(Duration::from_secs(5));
+    let first = first_visit(envoy, &mut browser)?;
+    ensure!(
+        first.status == 302,
+        "expected the redirect to the provider, got {}",
+        first.status
+    );
+    let back = browser.sign_in_from(first, user, &callback_url(envoy))?;
+    let session = browser.get(back.url.as_str())?;
+    ensure!(
+        session.status == 302,
+        "the callback answered {}: {}",
+        session.status,
+        session.text()
+    );
+    Ok(browser)
+}
+
+/// [`browser_back_from_sign_in`], once the session has fetched the page (200).
+pub fn signed_in_browser(envoy: &Envoy, user: &str) -> Result<Browser> {
+    let mut browser = browser_back_from_sign_in(envoy, user)?;
+    let page = browser.get(&page_url(envoy))?;
+    ensure!(
+        page.status == 200,
+        "the signed-in request answered {}: {}",
+        page.status,
+        page.text()
+    );
+    Ok(browser)
 }
 
 /// Envoy's jwt_authn checking the forwarded ID token as Istio's authn would for a
