@@ -55,6 +55,7 @@ pub struct PolicyServerBuilder<'a> {
     keys: UserKeys<'a>,
     listen: SocketAddr,
     release: bool,
+    key_algorithm: &'static str,
     ext_authz_prefix: Option<&'a str>,
 }
 
@@ -74,6 +75,14 @@ impl PolicyServerBuilder<'_> {
         self
     }
 
+    /// The grants' signing algorithm: `ES256` (the default here: the suites forge grants
+    /// with [`PolicyServer::signing_key_pem`] as an ES256 key) or `EdDSA` (the server's own
+    /// default, and the cheapest for check-header to verify).
+    pub fn key_algorithm(mut self, algorithm: &'static str) -> Self {
+        self.key_algorithm = algorithm;
+        self
+    }
+
     /// Turns on the adapter for Envoy's `ext_authz` filter (HTTP service) under `prefix`:
     /// the user's ID token from the `IdToken` cookie, the grant in `authz_complete`.
     pub fn ext_authz(mut self, prefix: &'static str) -> Self {
@@ -81,8 +90,8 @@ impl PolicyServerBuilder<'_> {
         self
     }
 
-    /// Writes the configuration with a new ES256 signing key, starts the server and waits
-    /// until it prints its address.
+    /// Writes the configuration with a new signing key ([`Self::key_algorithm`]), starts the
+    /// server and waits until it prints its address.
     pub fn start(self) -> Result<PolicyServer> {
         static COUNT: AtomicUsize = AtomicUsize::new(0);
         let binary = binary(self.release)?;
@@ -104,7 +113,8 @@ impl PolicyServerBuilder<'_> {
         let mut config = format!(
             "acl_file: acl.yaml\n\
              user_token:\n  issuers: [{issuer}]\n  audiences: [{audience}]\n  {source}\n\
-             issued_token:\n  signing_key: signing.pem\n  algorithm: ES256\n"
+             issued_token:\n  signing_key: signing.pem\n  algorithm: {}\n",
+            self.key_algorithm
         );
         if let Some(prefix) = self.ext_authz_prefix {
             config += &format!("ext_authz:\n  path_prefix: {prefix}\n");
@@ -112,8 +122,7 @@ impl PolicyServerBuilder<'_> {
         let keygen = Command::new(&binary)
             .arg("--generate-key")
             .arg(dir.join("signing.pem"))
-            // ES256: the suites forge grants with this key as an ES256 one (signing_key_pem).
-            .args(["--key-algorithm", "ES256"])
+            .args(["--key-algorithm", self.key_algorithm])
             .output()
             .context("running policy-server --generate-key")?;
         if !keygen.status.success() {
@@ -134,6 +143,7 @@ impl PolicyServer {
             keys,
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             release: false,
+            key_algorithm: "ES256",
             ext_authz_prefix: None,
         }
     }

@@ -38,8 +38,8 @@ pub struct SeedChain {
 pub enum PolicyBuild {
     /// The dev profile: quick to build, for the demo and the tests.
     Dev,
-    /// `--release`, as deployed: for the benchmarks, where the dev build would be the
-    /// bottleneck of the chain.
+    /// As deployed: `--release` and the server's default EdDSA grants, for the benchmarks
+    /// (the dev build would be the bottleneck of the chain).
     Release,
 }
 
@@ -64,6 +64,9 @@ fn start_policy_server(
     let mut policy = PolicyServer::builder(issuer, CLIENT_ID, UserKeys::Url(&jwks_url))
         .listen(addr)
         .release(build == PolicyBuild::Release);
+    if build == PolicyBuild::Release {
+        policy = policy.key_algorithm("EdDSA");
+    }
     if let Some(prefix) = ext_authz_prefix {
         policy = policy.ext_authz(prefix);
     }
