@@ -9,6 +9,7 @@ mod crypto;
 mod flow;
 mod login;
 mod login_once;
+mod opened;
 mod provider;
 mod refresh;
 mod session;

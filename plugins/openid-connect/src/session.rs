@@ -111,12 +111,10 @@ pub fn read_session(cfg: &Config, issuer: &str, cookies: &Cookies, now: u64) -> 
     for i in 1..count {
         sealed.push_str(&only(cookies, &format!("{name}-{i}"))?);
     }
-    let plain = crypto::open(
-        &cfg.session_key,
-        &bound_to(cfg, issuer, SESSION_V2, &name),
-        &sealed,
-    )?;
-    let session: Session = serde_json::from_slice(&plain).ok()?;
+    let aad = bound_to(cfg, issuer, SESSION_V2, &name);
+    let session = crate::opened::get_or_open(&cfg.session_key, &aad, &sealed, now, || {
+        serde_json::from_slice(&crypto::open(&cfg.session_key, &aad, &sealed)?).ok()
+    })?;
     (session.session_expires > now).then_some(session)
 }
 
