@@ -5,6 +5,9 @@
 //! The client's own `set_header` and `allowed_upstream_headers` (and every spelling an
 //! upstream reads as the same, `x_user` for `x-user`) are removed first, in every case:
 //! otherwise a client could forge them whenever the policy server says nothing.
+//!
+//! With `decision_cache_seconds`, a grant is reused for requests sending the policy server
+//! the same attributes (`cache.rs`); a reused grant is applied exactly like a fresh one.
 
 mod cache;
 mod config;
@@ -29,7 +32,8 @@ impl HttpFilter for AclCheck {
         let sent = sent_attributes(&self.cfg, req)?;
         let key = (self.cfg.decision_cache_seconds > 0).then(|| cache::Key::of(&self.cfg, &sent));
         if let Some(key) = &key {
-            if let Some(grant) = cache::lookup(&self.cfg, key, weir::unix_time()?) {
+            let now = weir::unix_time().ok();
+            if let Some(grant) = now.and_then(|now| cache::lookup(&self.cfg, key, now)) {
                 CACHE_HITS.inc();
                 return finish(&self.cfg, req, Ok(Decision::Allow(grant)));
             }
@@ -140,8 +144,9 @@ fn decide(cfg: &Config, res: CallResponse, key: Option<&cache::Key>) -> Result<D
                 token: token.to_string(),
                 upstream_headers: pick(&res, &cfg.allowed_upstream_headers),
             };
-            if let Some(key) = key {
-                cache::store(cfg, key, &res, &grant, weir::unix_time()?);
+            // A clock the host cannot read only means the grant is not stored.
+            if let (Some(key), Ok(now)) = (key, weir::unix_time()) {
+                cache::store(cfg, key, &res, &grant, now);
             }
             Ok(Decision::Allow(grant))
         }
