@@ -13,15 +13,19 @@ use weir_runtime::{Outcome, Plugin, Request, Response, CLOCK_START};
 /// given. acl-check does not verify signatures (check-header does), so none is made.
 fn grant(exp_in: Option<u64>) -> String {
     let start = CLOCK_START.as_secs();
-    let payload = match exp_in {
+    token_with(&match exp_in {
         Some(secs) => json!({ "exp": start + secs, "functions": ["read_data"] }),
         None => json!({ "functions": ["read_data"] }),
-    };
+    })
+}
+
+/// A compact JWS with `payload`, an ES256 header and a placeholder signature.
+fn token_with(payload: &Value) -> String {
     let b64 = |v: &Value| Base64UrlSafeNoPadding::encode_to_string(v.to_string()).expect("b64");
     format!(
         "{}.{}.c2lnbmF0dXJl",
         b64(&json!({ "alg": "ES256" })),
-        b64(&payload)
+        b64(payload)
     )
 }
 
@@ -357,6 +361,18 @@ fn shared_data_never_holds_more_than_decision_cache_entries() {
         Request::get("/data/63").authority("app").bearer("t"),
     );
     assert_granted(&out, &token);
+}
+
+#[test]
+fn a_decision_larger_than_an_entry_is_not_stored() {
+    // A 12 KiB grant passes max_token_bytes (16 KiB) but not the 8 KiB entry bound.
+    let payload = json!({ "exp": CLOCK_START.as_secs() + 300, "pad": "p".repeat(9000) });
+    let big = token_with(&payload);
+    assert!((8 * 1024..16 * 1024).contains(&big.len()));
+    let plugin = start(json!({}), granting(big.clone(), None));
+    assert_granted(&run(&plugin, request()), &big);
+    assert_eq!(run(&plugin, request()).callouts().len(), 1);
+    assert_eq!(slots(&plugin), Vec::<String>::new());
 }
 
 /// Stores one decision in a one-slot cache; gives the plugin, the slot and its bytes.
