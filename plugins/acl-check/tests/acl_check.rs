@@ -141,7 +141,7 @@ fn a_401_is_relayed_with_only_the_allowed_headers() {
 
 #[test]
 fn no_decision_fails_closed_with_status_on_error() {
-    let cases: [(&str, fn(&Request) -> Response); 5] = [
+    let cases: [(&str, support::Answer); 5] = [
         ("server down", |_| Response::failure()),
         ("slow past the timeout", |_| {
             Response::status(200)

@@ -31,7 +31,7 @@ fn token_with(payload: &Value) -> String {
 
 /// A request variant, or a fixed policy-server answer, named per test case.
 type MakeRequest = fn() -> Request;
-type Answer = fn(&Request) -> Response;
+use support::Answer;
 
 fn config(extra: Value) -> Value {
     support::merged(

@@ -4,6 +4,9 @@
 use serde_json::Value;
 use weir_runtime::{Plugin, Request, Response};
 
+/// A policy-server answer to a check request, fixed per test case.
+pub type Answer = fn(&Request) -> Response;
+
 /// `base` with the keys of `extra` added or replaced.
 pub fn merged(mut base: Value, extra: Value) -> Value {
     if let (Some(cfg), Value::Object(extra)) = (base.as_object_mut(), extra) {
