@@ -20,7 +20,7 @@ envoy: setup ## Install Envoy 1.40 (V8) into .venv
 build: setup ## Build every plugin and example to target/plugins/<name>.wasm and check sizes
 	@scripts/build-plugins.sh
 
-test: build test-unit test-wasi test-examples test-static test-demo test-soak ## Run every test: unit, runtime, CLI, registry, Envoy, examples
+test: build test-unit test-wasi test-examples test-static test-templates test-demo test-soak ## Run every test: unit, runtime, CLI, registry, Envoy, examples
 	@echo "make test: all suites passed"
 
 test-unit: setup
@@ -46,10 +46,17 @@ test-static: setup
 	tests/kind/static-check.sh --self-test
 	scripts/check-translations.py --self-test
 
+# Every folder in plugins/ and examples/ is a complete template (crate, tests, README with a
+# config table and security notes; for plugins wasmplugin.yaml and an envoy.yaml that Envoy
+# accepts with the built plugin loaded and configured, so make run name=X works).
+.PHONY: test-templates
+test-templates: build
+	scripts/check-templates.py --envoy .venv/bin/envoy --self-test
+
 e2e-kind: ## kind + Istio end-to-end suite; needs Docker, kind, istioctl (script exit 77 = skipped)
 	tests/kind/e2e.sh all
 
-demo: build ## Seed 000's chain in a real Envoy: OpenID login → jwt_authn → acl-check → check-header
+demo: build ## The example auth chain in a real Envoy: OpenID login → jwt_authn → acl-check → check-header
 	@echo "==> building the demo (first time ~5-10 min on 2 cores; later runs take seconds)"
 	$(CARGO) build -p weir-envoy-tests --example demo
 	@echo "==> running the demo"
@@ -57,10 +64,10 @@ demo: build ## Seed 000's chain in a real Envoy: OpenID login → jwt_authn → 
 
 # The demo checks every hop it prints (it exits non-zero when one is wrong): keep it working.
 test-demo: build
-	@echo "==> the demo (seed 000's chain in Envoy; output hidden, it fails on a wrong hop)"
+	@echo "==> the demo (the example auth chain in Envoy; output hidden, it fails on a wrong hop)"
 	$(CARGO) run -q -p weir-envoy-tests --example demo > /dev/null
 
-soak: build ## Seed 000's chain under load for 60 s while the policy server and the OpenID Provider restart
+soak: build ## The example auth chain under load for 60 s while the policy server and the OpenID Provider restart
 	$(CARGO) run -q -p weir-envoy-tests --example soak
 
 # The soak with 16 s of load (same faults, same checks; it exits non-zero on a violation).

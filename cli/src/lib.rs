@@ -1,8 +1,10 @@
 //! Library side of the `weir` command: building, pushing, pulling and signing OCI images of
-//! proxy-wasm plugins, and writing and validating Istio `WasmPlugin` manifests.
+//! proxy-wasm plugins, writing and validating Istio `WasmPlugin` manifests, and running a
+//! plugin (`weir run` in a real Envoy wired as istiod wires it, `weir exec` for one request
+//! in weir-runtime).
 //!
-//! The binary (`src/main.rs`) only parses arguments and draws progress; everything a later
-//! command (such as `weir run`) may reuse lives here.
+//! The binary (`src/main.rs`) only parses arguments and draws progress; the work lives here so
+//! the tests (and other tools) call the same code the command runs.
 
 pub mod fsutil;
 pub mod input;

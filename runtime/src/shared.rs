@@ -87,6 +87,10 @@ impl SharedData {
         lock(&self.store).entries.get(key).cloned()
     }
 
+    pub(crate) fn keys(&self) -> Vec<Vec<u8>> {
+        lock(&self.store).entries.keys().cloned().collect()
+    }
+
     /// `cas == 0` writes unconditionally; otherwise the stored token must match.
     pub(crate) fn set(&mut self, key: Vec<u8>, value: Vec<u8>, cas: u32) -> Status {
         let mut store = lock(&self.store);

@@ -121,6 +121,10 @@ pub struct IssuedTokenConfig {
     /// Lifetime of issued tokens, in seconds.
     #[serde(default = "default_ttl")]
     pub ttl_seconds: u64,
+    /// Seconds a grant may be reused for an identical check (`Cache-Control: private,
+    /// max-age=N` on the 200); 0, the default, sends `no-store`: a grant per request.
+    #[serde(default)]
+    pub reuse_seconds: u64,
 }
 
 fn default_listen() -> SocketAddr {
@@ -306,6 +310,12 @@ impl Config {
         ensure!(
             (1..=3600).contains(&issued.ttl_seconds),
             "issued_token.ttl_seconds must be 1..=3600 (these tokens are meant to be short-lived)"
+        );
+        ensure!(
+            issued.reuse_seconds <= issued.ttl_seconds,
+            "issued_token.reuse_seconds must be between 0 and ttl_seconds ({}), got {}",
+            issued.ttl_seconds,
+            issued.reuse_seconds
         );
         Ok(())
     }

@@ -37,6 +37,7 @@ pub(crate) struct AppState {
     #[cfg(feature = "rego")]
     rego: Option<Arc<crate::rego::RegoPolicy>>,
     issuer: TokenIssuer,
+    grant_cache_control: HeaderValue,
 }
 
 impl PolicyServer {
@@ -60,6 +61,7 @@ impl PolicyServer {
                 #[cfg(feature = "rego")]
                 rego,
                 issuer,
+                grant_cache_control: grant_cache_control(config.issued_token.reuse_seconds),
             }),
             check_path: config.check_path.clone(),
             ext_authz: config.ext_authz.clone(),
@@ -134,8 +136,11 @@ async fn check(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Respon
         Ok(token) => (
             StatusCode::OK,
             [
-                (header::CONTENT_TYPE, "application/jwt"),
-                (header::CACHE_CONTROL, "no-store"),
+                (
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/jwt"),
+                ),
+                (header::CACHE_CONTROL, state.grant_cache_control.clone()),
             ],
             token,
         )
@@ -199,6 +204,18 @@ pub(crate) async fn grant(
                 "policy server error",
             ))
         }
+    }
+}
+
+/// The `Cache-Control` of a 200: how long acl-check's decision cache may reuse the grant
+/// for an identical check (`issued_token.reuse_seconds`). `private`: the grant belongs to
+/// the user whose token was checked, never to a shared HTTP cache.
+fn grant_cache_control(reuse_seconds: u64) -> HeaderValue {
+    if reuse_seconds == 0 {
+        HeaderValue::from_static("no-store")
+    } else {
+        HeaderValue::try_from(format!("private, max-age={reuse_seconds}"))
+            .unwrap_or_else(|_| HeaderValue::from_static("no-store"))
     }
 }
 

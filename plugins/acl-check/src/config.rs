@@ -41,6 +41,17 @@ pub struct Config {
     /// The largest grant token accepted from the policy server, in bytes.
     #[serde(default = "default_max_token_bytes")]
     pub max_token_bytes: usize,
+    /// Seconds a grant may be reused for a request sending the policy server exactly the
+    /// same attributes; 0 (the default) asks the policy server every time. Bounded: grants
+    /// are short-lived, and the value is added to the clock.
+    #[serde(default, deserialize_with = "weir::config::bounded::<_, 0, 3600>")]
+    pub decision_cache_seconds: u64,
+    /// Slots of the decision cache in shared data (one decision each): what bounds its size.
+    #[serde(
+        default = "default_decision_cache_entries",
+        deserialize_with = "weir::config::bounded::<_, 1, 16384>"
+    )]
+    pub decision_cache_entries: u64,
 }
 
 impl Config {
@@ -75,6 +86,10 @@ fn default_status_on_error() -> u16 {
 }
 fn default_max_token_bytes() -> usize {
     16 * 1024
+}
+
+fn default_decision_cache_entries() -> u64 {
+    1024
 }
 
 fn header(name: &str) -> HeaderName {

@@ -2,6 +2,8 @@
 //! test (the real server is exercised by the Envoy suite). Every denial case also checks that
 //! the upstream never saw the request.
 
+mod support;
+
 use serde_json::{json, Value};
 use std::time::Duration;
 use weir_runtime::{Outcome, Plugin, Request, Response};
@@ -9,19 +11,14 @@ use weir_runtime::{Outcome, Plugin, Request, Response};
 const GRANT: &str = "eyJhbGciOiJFUzI1NiJ9.eyJmdW5jdGlvbnMiOlsicmVhZF9kYXRhIl19.c2lnbmF0dXJl";
 
 fn config(extra: Value) -> Value {
-    let mut cfg = json!({ "acl_server": "policy", "set_header": "authz_complete" });
-    if let (Some(cfg), Value::Object(extra)) = (cfg.as_object_mut(), extra) {
-        cfg.extend(extra);
-    }
-    cfg
+    support::merged(
+        json!({ "acl_server": "policy", "set_header": "authz_complete" }),
+        extra,
+    )
 }
 
 fn start(extra: Value, policy: impl Fn(&Request) -> Response + Send + Sync + 'static) -> Plugin {
-    Plugin::build(env!("CARGO_MANIFEST_DIR"))
-        .config(config(extra))
-        .upstream("policy", policy)
-        .start()
-        .expect("acl-check starts")
+    support::start_with(config(extra), policy)
 }
 
 /// A client that tries to forge the grant header.
@@ -144,7 +141,7 @@ fn a_401_is_relayed_with_only_the_allowed_headers() {
 
 #[test]
 fn no_decision_fails_closed_with_status_on_error() {
-    let cases: [(&str, fn(&Request) -> Response); 5] = [
+    let cases: [(&str, support::Answer); 5] = [
         ("server down", |_| Response::failure()),
         ("slow past the timeout", |_| {
             Response::status(200)

@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 use weir_runtime::{Outcome, Plugin, Request, Response};
 
 /// The runtime's clock starts at 2026-01-01T00:00:00Z.
-const T0: u64 = 1_767_225_600;
+const T0: u64 = weir_runtime::CLOCK_START.as_secs();
 
 fn key(kid: &str) -> ES256KeyPair {
     ES256KeyPair::generate().with_key_id(kid)

@@ -407,6 +407,15 @@ impl Plugin {
         data.get(key.as_bytes()).map(|(value, _)| value)
     }
 
+    /// Every shared-data key, sorted: for tests of how much a plugin keeps there.
+    pub fn shared_data_keys(&self) -> Vec<String> {
+        let inner = self.lock();
+        let data = lock(&inner.shared.data);
+        let mut keys: Vec<String> = data.keys().into_iter().map(|k| String::from_utf8_lossy(&k).into_owned()).collect();
+        keys.sort();
+        keys
+    }
+
     /// Writes a shared-data value unconditionally, as another plugin of the same VM id
     /// could: for tests of what a plugin trusts in shared data.
     pub fn set_shared_data(&self, key: &str, value: &[u8]) {

@@ -180,6 +180,14 @@ impl PolicyServer {
         Ok(())
     }
 
+    /// Restarts the server letting acl-check reuse its grants for `seconds`
+    /// (`issued_token.reuse_seconds`: `Cache-Control: private, max-age` on each 200).
+    pub fn reuse_grants_for(&mut self, seconds: u64) -> Result<()> {
+        // `issued_token` is the configuration's last section.
+        self.config.push_str(&format!("  reuse_seconds: {seconds}\n"));
+        self.start_again()
+    }
+
     /// The public keys check-header verifies grants with, from the server's own endpoint.
     pub fn jwks(&self) -> Result<String> {
         let response = HttpRequest::get(&format!("http://{}/.well-known/jwks.json", self.addr))?.send()?;

@@ -7,6 +7,7 @@
 //! failures fail closed. Every refusal also checks that the upstream saw nothing.
 
 mod authz_chain {
+    pub mod filters;
     pub mod tokens;
 }
 
@@ -14,38 +15,11 @@ use std::net::{SocketAddr, TcpListener};
 use std::time::Duration;
 
 use anyhow::Result;
+use authz_chain::filters::{acl_check, check_header, get, SET_HEADER};
 use authz_chain::tokens::{self, attacks, Idp, GRANT, USER};
 use jwt_simple::prelude::*;
 use serde_json::{json, Value};
-use weir_envoy_tests::{
-    build_wasm, EchoUpstream, Envoy, HttpResponse, PolicyServer, Reply, UserKeys, WasmFilter,
-};
-
-const SET_HEADER: &str = "authz_complete";
-
-fn acl_check(extra: Value) -> WasmFilter {
-    let mut cfg = json!({ "acl_server": "policy", "set_header": SET_HEADER });
-    if let (Some(cfg), Value::Object(extra)) = (cfg.as_object_mut(), extra) {
-        cfg.extend(extra);
-    }
-    WasmFilter::new(build_wasm("acl-check"))
-        .plugin_name("istio-system", "acl-check")
-        .root_id("acl-check")
-        .json_configuration(&cfg)
-}
-
-fn check_header(jwks: &str, extra: Value) -> WasmFilter {
-    let mut cfg = json!({ "read_header": SET_HEADER, "verification_key": jwks, "function": "read_data",
-        "issuer": GRANT.issuer, "audiences": [GRANT.audience],
-        "claim_to_headers": [{ "claim": "sub", "header": "x-user" }] });
-    if let (Some(cfg), Value::Object(extra)) = (cfg.as_object_mut(), extra) {
-        cfg.extend(extra);
-    }
-    WasmFilter::new(build_wasm("check-header"))
-        .plugin_name("istio-system", "check-header")
-        .root_id("check-header")
-        .json_configuration(&cfg)
-}
+use weir_envoy_tests::{EchoUpstream, Envoy, HttpResponse, PolicyServer, Reply, UserKeys};
 
 /// The chain in front of `upstream`, with the `policy` cluster at `policy`.
 fn chain(
@@ -63,14 +37,6 @@ fn chain(
         .cluster("policy", policy)
         .upstream(upstream.addr())
         .start()
-}
-
-fn get(envoy: &Envoy, headers: &[(&str, &str)]) -> Result<HttpResponse> {
-    let mut request = envoy.get("/data/report")?.timeout(Duration::from_secs(10));
-    for (name, value) in headers {
-        request = request.header(name, value);
-    }
-    request.send()
 }
 
 fn assert_refused(res: &HttpResponse, status: u16, case: &str, envoy: &Envoy) {

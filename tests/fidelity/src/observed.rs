@@ -225,8 +225,10 @@ mod tests {
 
     #[test]
     fn diff_names_the_field_and_the_lines_each_side_lacks() {
-        let mut a = Observed::default();
-        a.client = Some(HttpSeen { status: Some(200), headers: vec!["x-a: 1".into()], ..HttpSeen::default() });
+        let a = Observed {
+            client: Some(HttpSeen { status: Some(200), headers: vec!["x-a: 1".into()], ..HttpSeen::default() }),
+            ..Observed::default()
+        };
         let mut b = a.clone();
         b.client = Some(HttpSeen { status: Some(503), headers: vec!["x-b: 1".into()], ..HttpSeen::default() });
         let lines = diff("runtime", &a, "envoy", &b);

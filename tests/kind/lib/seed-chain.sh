@@ -1,5 +1,5 @@
 # shellcheck shell=bash
-# Seed 000's three-plugin chain at the ingress gateway: openid-connect (AUTHN) → Istio authn
+# The example auth chain's three plugins at the ingress gateway: openid-connect (AUTHN) → Istio authn
 # (jwt_authn, from k8s/gateway.yaml's RequestAuthentication) → acl-check (AUTHZ 1000) →
 # check-header (AUTHZ 10) → httpbin, with the in-cluster OpenID Provider and policy server.
 # Images come from the htpasswd registry through an imagePullSecret, as in the seed.

@@ -159,6 +159,36 @@ async fn issued_token_has_the_protocol_claims() {
     server.stop().await;
 }
 
+/// A grant is for one request unless `issued_token.reuse_seconds` lets acl-check's decision
+/// cache reuse it; the setting cannot outlive the grant.
+#[tokio::test]
+async fn grants_say_how_long_they_may_be_reused() {
+    let alice = idp().token("alice", &[]);
+    let server = start_default().await;
+    let answer = server.check_token(&alice).await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    assert_eq!(answer.cache_control.as_deref(), Some("no-store"));
+    server.stop().await;
+
+    let server = start_with(&file_config("", "  reuse_seconds: 30\n"), |_| {}).await;
+    let answer = server.check_token(&alice).await;
+    assert_eq!(answer.cache_control.as_deref(), Some("private, max-age=30"));
+    let refused = server.check(None).await;
+    assert_eq!(refused.status, 401);
+    assert_eq!(refused.cache_control, None, "only grants say it");
+    server.stop().await;
+
+    let text = file_config("", "  ttl_seconds: 60\n  reuse_seconds: 61\n");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("policy-server.yaml");
+    std::fs::write(&path, text).unwrap();
+    let err = format!("{:#}", policy_server::Config::load(&path).unwrap_err());
+    assert!(
+        err.contains("issued_token.reuse_seconds must be between 0 and ttl_seconds (60), got 61"),
+        "{err}"
+    );
+}
+
 /// With no `issued_token.algorithm`, the server signs with the key's own algorithm: EdDSA
 /// for the Ed25519 keys `--generate-key` writes by default, ES256 for a P-256 key.
 #[tokio::test]

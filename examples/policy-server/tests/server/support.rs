@@ -175,6 +175,7 @@ pub struct Answer {
     pub status: u16,
     pub content_type: Option<String>,
     pub www_authenticate: Option<String>,
+    pub cache_control: Option<String>,
     pub body: String,
 }
 
@@ -222,12 +223,14 @@ pub async fn answer(response: reqwest::Response) -> Answer {
     };
     let content_type = header("content-type");
     let www_authenticate = header("www-authenticate");
+    let cache_control = header("cache-control");
     let status = response.status().as_u16();
     let body = response.text().await.unwrap();
     Answer {
         status,
         content_type,
         www_authenticate,
+        cache_control,
         body,
     }
 }

@@ -6,7 +6,7 @@ use jwt_simple::prelude::*;
 use serde_json::{json, Value};
 use weir_runtime::Plugin;
 
-pub const T0: u64 = 1_767_225_600;
+pub const T0: u64 = weir_runtime::CLOCK_START.as_secs();
 
 pub struct Keys {
     pub pair: ES256KeyPair,

@@ -17,7 +17,7 @@ pub const SESSION_KEY: &str = "000102030405060708090a0b0c0d0e0f10111213141516171
 pub const SESSION: &str = "__Host-oidc-session";
 pub const LOGIN: &str = "__Host-oidc-login";
 /// weir-runtime's virtual clock starts at 2026-01-01T00:00:00Z; `Plugin::now` counts from there.
-pub(crate) const CLOCK_START: u64 = 1_767_225_600;
+pub(crate) const CLOCK_START: u64 = weir_runtime::CLOCK_START.as_secs();
 
 pub fn config(extra: Value) -> Value {
     let mut cfg = json!({ "openid_server": "idp", "openid_realm": "ingress", "client_id": idp::CLIENT_ID, "pass_through_prefixes": ["/public/"], "allowed_hosts": ["example.com"] });
