@@ -112,13 +112,16 @@ impl PolicyServerBuilder<'_> {
         let (issuer, audience) = (self.issuer, self.audience);
         let mut config = format!(
             "acl_file: acl.yaml\n\
-             user_token:\n  issuers: [{issuer}]\n  audiences: [{audience}]\n  {source}\n\
-             issued_token:\n  signing_key: signing.pem\n  algorithm: {}\n",
-            self.key_algorithm
+             user_token:\n  issuers: [{issuer}]\n  audiences: [{audience}]\n  {source}\n"
         );
         if let Some(prefix) = self.ext_authz_prefix {
             config += &format!("ext_authz:\n  path_prefix: {prefix}\n");
         }
+        // Last, so PolicyServer::reuse_grants_for can add to it.
+        config += &format!(
+            "issued_token:\n  signing_key: signing.pem\n  algorithm: {}\n",
+            self.key_algorithm
+        );
         let keygen = Command::new(&binary)
             .arg("--generate-key")
             .arg(dir.join("signing.pem"))

@@ -78,12 +78,28 @@ pub(crate) fn free_port() -> Result<SocketAddr> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?)
 }
 
+/// Whether acl-check asks the policy server on every request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decisions {
+    /// Every request asks and carries a fresh grant, which check-header takes once
+    /// (`single_use_grants`): the demo's set-up.
+    AskEveryTime,
+    /// acl-check reuses a grant for [`DECISION_CACHE_SECONDS`] (`decision_cache_seconds`,
+    /// the policy server's `reuse_seconds`), so check-header lets a grant pass more than
+    /// once (`single_use_grants` off); it still verifies each, from its verified cache.
+    Cached,
+}
+
+/// How long acl-check may reuse a decision in [`Decisions::Cached`].
+pub const DECISION_CACHE_SECONDS: u64 = 30;
+
 impl SeedChain {
     pub fn start() -> Result<SeedChain> {
-        Self::start_with(PolicyBuild::Dev)
+        Self::start_with(PolicyBuild::Dev, Decisions::AskEveryTime)
     }
 
-    pub fn start_with(build: PolicyBuild) -> Result<SeedChain> {
+    pub fn start_with(build: PolicyBuild, decisions: Decisions) -> Result<SeedChain> {
+        let cached = decisions == Decisions::Cached;
         let wasm = |name: &str| -> Result<std::path::PathBuf> {
             let path = repo_root().join(format!("target/plugins/{name}.wasm"));
             ensure!(
@@ -113,6 +129,7 @@ impl SeedChain {
             .plugin_name("istio-ingress", "acl-check")
             .json_configuration(
                 &json!({ "acl_server": "policy", "set_header": "authz_complete", "timeout": 2000,
+                         "decision_cache_seconds": if cached { DECISION_CACHE_SECONDS } else { 0 },
                                   "status_on_error": ACL_STATUS_ON_ERROR }),
             );
         let check = WasmFilter::new(wasm("check-header")?)
@@ -120,7 +137,7 @@ impl SeedChain {
             .json_configuration(&json!({
                 "read_header": "authz_complete", "function": "read_data", "jwks_cluster": "policy",
                 "issuer": "weir-policy-server", "audiences": ["check-header"],
-                "require_request_binding": true, "single_use_grants": true,
+                "require_request_binding": true, "single_use_grants": !cached,
                 "claim_to_headers": [{ "claim": "sub", "header": "x-user" }],
             }));
         let envoy = Envoy::builder()
@@ -140,7 +157,10 @@ impl SeedChain {
             .client(client)
             .port(idp_addr.port())
             .start()?;
-        let policy = start_policy_server(&issuer, policy_addr, build, None)?;
+        let mut policy = start_policy_server(&issuer, policy_addr, build, None)?;
+        if cached {
+            policy.reuse_grants_for(DECISION_CACHE_SECONDS)?;
+        }
         Ok(SeedChain {
             idp,
             policy,
