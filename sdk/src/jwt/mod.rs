@@ -382,8 +382,17 @@ impl Verifier {
         secs(c.issued_at).is_none_or(|iat| iat <= now.saturating_add(skew))
             && secs(c.invalid_before).is_none_or(|nbf| nbf <= now.saturating_add(skew))
             && secs(c.expires_at).is_none_or(|exp| now >= skew && now - skew <= exp)
-            && self.issuers.as_ref().is_none_or(|allowed| c.issuer.as_ref().is_some_and(|iss| allowed.contains(iss)))
-            && self.audiences.as_ref().is_none_or(|allowed| c.audiences.as_ref().is_some_and(|aud| aud.contains(allowed)))
+            && self.issuers.as_ref().is_none_or(|allowed| c.issuer.as_ref().is_some_and(|iss| allowed.iter().any(|a| a == iss)))
+            && self.audiences.as_ref().is_none_or(|allowed| {
+                // Walking the one or two allowed values costs a fraction of hashing (SipHash)
+                // the token's value once, and this runs on every cache hit.
+                let ok = |aud: &String| allowed.iter().any(|a| a == aud);
+                match &c.audiences {
+                    Some(Audiences::AsString(aud)) => ok(aud),
+                    Some(Audiences::AsSet(auds)) => auds.iter().any(ok),
+                    None => false,
+                }
+            })
     }
 
     /// Whether a key with this `kid` is loaded (callers refetch a JWKS on a miss).
