@@ -204,12 +204,12 @@ fn same_upstream(a: &[u8], b: &[u8]) -> bool {
 /// A map as the host serialized it, read with one call and decoded in place by
 /// [`weir_abi::wire`]: proxy-wasm's reader gives every name and value an allocation of its
 /// own (about 1,500 Wasm instructions per header) and panics on a name that is not UTF-8.
-struct SerializedMap(Vec<u8>);
+pub(crate) struct SerializedMap(Vec<u8>);
 
 impl SerializedMap {
     const CALL: &'static str = "proxy_get_header_map_pairs";
 
-    fn read(map: MapType) -> Result<Self> {
+    pub(crate) fn read(map: MapType) -> Result<Self> {
         #[link(wasm_import_module = "env")]
         extern "C" {
             fn proxy_get_header_map_pairs(map: MapType, data: *mut *mut u8, size: *mut usize) -> u32;
@@ -227,7 +227,7 @@ impl SerializedMap {
         }
     }
 
-    fn pairs(&self) -> Result<Vec<Pair<'_>>> {
+    pub(crate) fn pairs(&self) -> Result<Vec<Pair<'_>>> {
         wire::decode_map(&self.0).map_err(|_| Error::host(Self::CALL, HostStatus::SerializationFailure))
     }
 }

@@ -8,7 +8,8 @@
 //! token (what a signed-in client sends until its grant expires), and fresh tokens (a pool
 //! of `FRESH_POOL` distinct tokens used in turn, more than either cache holds: check-header's
 //! `verified_cache_entries` is set to jwt_authn's `JWT_CACHE`, so every one is verified). One client thread sends `REQUESTS` requests over one keep-alive
-//! connection after a warm-up; `ROUNDS` interleaved rounds, medians printed.
+//! connection after a warm-up; `ROUNDS` interleaved rounds, medians printed (the ratio is the
+//! median of the rounds' ratios).
 
 use std::time::Instant;
 
@@ -19,7 +20,7 @@ use weir_envoy_tests::{build_wasm, repo_root, Envoy, KeepAlive, WasmFilter};
 
 const REQUESTS: usize = 5_000;
 const WARM_UP: usize = 300;
-const ROUNDS: usize = 3;
+const ROUNDS: usize = 5;
 /// Distinct tokens for the fresh-token load; each filter caches `JWT_CACHE` of them.
 const FRESH_POOL: usize = 400;
 const JWT_CACHE: usize = 100;
@@ -75,19 +76,20 @@ fn compare(alg: &str, jwk: &str, sign: impl Fn(JWTClaims<Value>) -> Result<Strin
         rates[2].push(rate(&wasm, &fresh)?);
         rates[3].push(rate(&native, &fresh)?);
     }
+    // Each round's ratio compares two runs seconds apart, so load from elsewhere on the
+    // machine shifts both; the median of those is steadier than a ratio of medians.
+    let ratios = |wasm: &[f64], native: &[f64]| median(wasm.iter().zip(native).map(|(w, n)| w / n).collect());
+    let (ratio_same, ratio_fresh) = (ratios(&rates[0], &rates[1]), ratios(&rates[2], &rates[3]));
     let [wasm_same, native_same, wasm_fresh, native_fresh] = rates.map(median);
     let (instructions, without_token) = instructions_per_request(&jwks, &sign)?;
 
     println!("check-header vs jwt_authn (JWT cache on), {alg} grants, Envoy 1.40 --concurrency 1");
-    println!("{REQUESTS} requests on one keep-alive connection per run, {ROUNDS} interleaved rounds, medians:");
-    let line = |what: &str, wasm: f64, native: f64| {
-        println!(
-            "  {what:<27} check-header {wasm:>7.0} req/s   jwt_authn {native:>7.0} req/s   ratio {:.2}",
-            wasm / native
-        )
+    println!("{REQUESTS} requests on one keep-alive connection per run, {ROUNDS} interleaved rounds, medians (ratio: of each round's):");
+    let line = |what: &str, wasm: f64, native: f64, ratio: f64| {
+        println!("  {what:<27} check-header {wasm:>7.0} req/s   jwt_authn {native:>7.0} req/s   ratio {ratio:.2}")
     };
-    line("same token every request:", wasm_same, native_same);
-    line(&format!("fresh tokens ({FRESH_POOL} in turn):"), wasm_fresh, native_fresh);
+    line("same token every request:", wasm_same, native_same, ratio_same);
+    line(&format!("fresh tokens ({FRESH_POOL} in turn):"), wasm_fresh, native_fresh, ratio_fresh);
     println!("  check-header in weir-runtime: {instructions} Wasm instructions per allowed request ({without_token} for a request without the header)\n");
     Ok(())
 }
