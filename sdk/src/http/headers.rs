@@ -177,16 +177,15 @@ impl<M: MapKind> Headers<M> {
     /// [`Headers::remove_lookalikes`] on `pairs`, read from this map: removes each spelling
     /// found there (a name read but absent costs no call).
     fn remove_lookalikes_in(&self, pairs: &[Pair<'_>], name: &str) -> Result<usize> {
-        let mut found: Vec<&[u8]> = Vec::new();
-        for &(key, _) in pairs {
-            if same_upstream(key, name.as_bytes()) && !found.contains(&key) {
-                found.push(key);
+        let mut others = 0;
+        for (at, &(key, _)) in pairs.iter().enumerate() {
+            // Each spelling once, at its first appearance (no list of them to allocate).
+            if same_upstream(key, name.as_bytes()) && !pairs[..at].iter().any(|&(seen, _)| seen == key) {
+                self.remove(&String::from_utf8_lossy(key))?;
+                others += usize::from(!key.eq_ignore_ascii_case(name.as_bytes()));
             }
         }
-        for key in &found {
-            self.remove(&String::from_utf8_lossy(key))?;
-        }
-        Ok(found.iter().filter(|key| !key.eq_ignore_ascii_case(name.as_bytes())).count())
+        Ok(others)
     }
 }
 
