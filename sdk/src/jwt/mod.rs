@@ -16,8 +16,9 @@
 //!
 //! A token presented many times (a grant held by a client, an ID token in a session) can
 //! skip the signature check, millions of Wasm instructions for ES256 and EdDSA, with
-//! [`Verifier::cache_verified`]: a bounded per-VM cache of verified tokens, keyed by the
-//! SHA-256 of the whole token and re-checked for time and issuer/audience on every hit.
+//! [`Verifier::cache_verified`]: a bounded per-VM cache of verified tokens, hit only by a
+//! token equal to a verified one in every byte and re-checked for time and issuer/audience
+//! on every hit.
 //! Whatever the caller decides from the claims (replay checks, permissions) still runs
 //! per use. [`Verifier::verify_shared`] hands out the cached claims without copying them.
 
@@ -303,12 +304,14 @@ impl Verifier {
 
     /// Remembers up to `entries` verified tokens (default 0: none), so a token presented
     /// again skips the signature check (millions of Wasm instructions for ES256/EdDSA). A
-    /// hit is keyed by the SHA-256 of the whole token, signature included, and re-checks
+    /// hit needs the whole token, signature included, equal in every byte to one verified
+    /// before (an entry keeps the token's bytes; a fast hash only narrows the scan), and re-checks
     /// `exp`/`nbf`/`iat` against `now` with the skew and the issuer/audience rules; failures
     /// are never stored; the least recently used entry is evicted when full. Everything
     /// after verification (replay checks, claim rules of the caller) still runs per use.
     /// The cache belongs to this verifier: one built with new keys ([`Verifier::with_jwks`],
-    /// as a JWKS refresh does) starts empty. Memory: `entries` × the claims of one token.
+    /// as a JWKS refresh does) starts empty. Memory: `entries` × (the token's bytes, at most
+    /// [`Verifier::max_token_bytes`], + its claims).
     pub fn cache_verified(mut self, entries: usize) -> Self {
         self.cache = VerifiedCache::new(entries);
         self
