@@ -87,6 +87,8 @@ bench: build ## Benchmarks (criterion, SDK overhead; check-header vs jwt_authn; 
 	$(CARGO) run -q -p weir-envoy-tests --example authz_bench
 	$(CARGO) run -q -p weir-envoy-tests --example chain_bench
 	$(CARGO) run -q -p weir-envoy-tests --example login_bench
+	@echo "plugin sizes after wasm-opt (budgets: scripts/build-plugins.sh):"
+	@ls -l target/plugins/*.wasm | awk '{printf "  %-40s %8d B\n", $$NF, $$5}'
 
 # Random requests through each plugin in weir-runtime: 1,000,000 in all, 0 traps allowed
 # (`cargo test` runs 3,000 per plugin). The seed is printed; WEIR_FUZZ_SEED=<n> replays it.

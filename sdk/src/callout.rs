@@ -285,10 +285,11 @@ fn read_response(num_headers: usize, body_size: usize, max_body: usize) -> Resul
             "callout failed: no response (upstream unreachable, reset or timed out)",
         ));
     }
-    let headers: Vec<(String, String)> = hostcalls::get_map_bytes(MapType::HttpCallResponseHeaders)
-        .host("proxy_get_header_map_pairs")?
+    let map = crate::http::SerializedMap::read(MapType::HttpCallResponseHeaders)?;
+    let headers: Vec<(String, String)> = map
+        .pairs()?
         .into_iter()
-        .map(|(n, v)| (n, String::from_utf8_lossy(&v).into_owned()))
+        .map(|(n, v)| (String::from_utf8_lossy(n).into_owned(), String::from_utf8_lossy(v).into_owned()))
         .collect();
     let status = headers
         .iter()

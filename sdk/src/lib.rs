@@ -64,6 +64,7 @@
 //! |---|---|
 //! | typed, validated config | `#[derive(Deserialize)]`, [`HeaderName`], [`HeaderValue`], [`config::bounded`], [`Shared`] |
 //! | read/modify headers | [`Headers::get`], [`Headers::get_all`], [`Headers::set`], [`Headers::add`], [`Headers::remove`] |
+//! | consume a credential header: its values, then it and every spelling an upstream reads as it gone, in one read of the map | [`Headers::take_all`] ([`Headers::remove_lookalikes`] without the values) |
 //! | match a configured path rule the way the upstream will serve the path | [`http::path::normalize`], [`http::path::under`] |
 //! | write configured headers without a per-request scan | [`Headers::set_value`], [`Headers::add_value`] (take [`HeaderName`], [`HeaderValue`]) |
 //! | pseudo-headers, query, cookies, bearer token | [`RequestHeaders::path`](Headers::path), [`Headers::query`], [`Headers::cookies`], [`Headers::bearer_token`] |

@@ -73,9 +73,6 @@ fn decide(cfg: &Config, req: &RequestHeaders, verified: Result<Rc<Claims>>) -> R
             }
         }
     }
-    if !cfg.forward {
-        req.remove_lookalikes(cfg.read_header.as_str())?;
-    }
     for map in &cfg.claim_to_headers {
         let value = match map.claim.as_str() {
             "sub" => claims.subject.clone(),
@@ -132,7 +129,13 @@ impl HttpFilter for CheckHeader {
         for map in &cfg.claim_to_headers {
             req.remove_lookalikes(map.header.as_str())?;
         }
-        let values = req.get_all(cfg.read_header.as_str())?;
+        // Unless it is to be forwarded, the grant is taken out of the request as it is read:
+        // whatever is decided, no copy of it (or a spelling an upstream reads as it) goes on.
+        let values = if cfg.forward {
+            req.get_all(cfg.read_header.as_str())?
+        } else {
+            req.take_all(cfg.read_header.as_str())?
+        };
         // Exactly one value: two could mean a client value survived next to the real one.
         let [token] = values.as_slice() else {
             return Ok(unauthorized("not exactly one grant header"));

@@ -7,10 +7,11 @@
 
 use super::parse::{bearer_token, Cookies, Query};
 use crate::config::{HeaderName, HeaderValue};
-use crate::error::{Error, HostResult, Result};
+use crate::error::{Error, HostResult, HostStatus, Result};
 use proxy_wasm::hostcalls;
 use proxy_wasm::types::MapType;
 use std::marker::PhantomData;
+use weir_abi::wire::{self, Pair};
 
 /// Which host map a [`Headers`] handle reads and writes.
 pub trait MapKind: sealed::Sealed {
@@ -104,8 +105,18 @@ impl<M: MapKind> Headers<M> {
 
     /// Every value of `name`, in the order they arrived (a header may repeat).
     pub fn get_all(&self, name: &str) -> Result<Vec<String>> {
-        let name = name.to_ascii_lowercase();
-        Ok(self.entries_bytes()?.into_iter().filter(|(k, _)| *k == name).map(|(_, v)| lossy(v)).collect())
+        let map = SerializedMap::read(M::MAP)?;
+        Ok(map.pairs()?.into_iter().filter(|(k, _)| k.eq_ignore_ascii_case(name.as_bytes())).map(|(_, v)| lossy(v.to_vec())).collect())
+    }
+
+    /// [`Headers::get_all`] and [`Headers::remove_lookalikes`] in one read of the map: the
+    /// values `name` had, after removing it and every spelling an upstream reads as the same.
+    /// How a plugin consumes a credential header it must not pass on.
+    pub fn take_all(&self, name: &str) -> Result<Vec<String>> {
+        let map = SerializedMap::read(M::MAP)?;
+        let pairs = map.pairs()?;
+        self.remove_lookalikes_in(&pairs, name)?;
+        Ok(pairs.into_iter().filter(|(k, _)| k.eq_ignore_ascii_case(name.as_bytes())).map(|(_, v)| lossy(v.to_vec())).collect())
     }
 
     /// True if `name` is present.
@@ -120,7 +131,8 @@ impl<M: MapKind> Headers<M> {
 
     /// Every `(name, value)` pair, in order, values as bytes.
     pub fn entries_bytes(&self) -> Result<Vec<(String, Vec<u8>)>> {
-        hostcalls::get_map_bytes(M::MAP).host("proxy_get_header_map_pairs")
+        let map = SerializedMap::read(M::MAP)?;
+        Ok(map.pairs()?.into_iter().map(|(k, v)| (String::from_utf8_lossy(k).into_owned(), v.to_vec())).collect())
     }
 
     /// Replaces every value of `name` with `value` (adds it if absent).
@@ -158,25 +170,65 @@ impl<M: MapKind> Headers<M> {
     /// identity header must remove every such spelling a client sent, or the client's copy
     /// can win upstream. Returns how many distinct spellings other than `name` were removed.
     pub fn remove_lookalikes(&self, name: &str) -> Result<usize> {
-        self.remove(name)?;
-        let mut others: Vec<String> = Vec::new();
-        for (key, _) in self.entries_bytes()? {
-            if same_header_upstream(&key, name) && !others.contains(&key) {
-                others.push(key);
+        let map = SerializedMap::read(M::MAP)?;
+        self.remove_lookalikes_in(&map.pairs()?, name)
+    }
+
+    /// [`Headers::remove_lookalikes`] on `pairs`, read from this map: removes each spelling
+    /// found there (a name read but absent costs no call).
+    fn remove_lookalikes_in(&self, pairs: &[Pair<'_>], name: &str) -> Result<usize> {
+        let mut others = 0;
+        for (at, &(key, _)) in pairs.iter().enumerate() {
+            // Each spelling once, at its first appearance (no list of them to allocate).
+            if same_upstream(key, name.as_bytes()) && !pairs[..at].iter().any(|&(seen, _)| seen == key) {
+                self.remove(&String::from_utf8_lossy(key))?;
+                others += usize::from(!key.eq_ignore_ascii_case(name.as_bytes()));
             }
         }
-        for key in &others {
-            self.remove(key)?;
-        }
-        Ok(others.len())
+        Ok(others)
     }
 }
 
 /// True when an upstream framework that maps `-` and `_` alike (CGI's `HTTP_*` variables)
 /// would see `a` and `b` as one header.
 pub fn same_header_upstream(a: &str, b: &str) -> bool {
+    same_upstream(a.as_bytes(), b.as_bytes())
+}
+
+fn same_upstream(a: &[u8], b: &[u8]) -> bool {
     let fold = |c: u8| if c == b'_' { b'-' } else { c.to_ascii_lowercase() };
-    a.len() == b.len() && a.bytes().zip(b.bytes()).all(|(x, y)| fold(x) == fold(y))
+    a.len() == b.len() && a.iter().zip(b).all(|(&x, &y)| fold(x) == fold(y))
+}
+
+/// A map as the host serialized it, read with one call and decoded in place by
+/// [`weir_abi::wire`]: proxy-wasm's reader gives every name and value an allocation of its
+/// own (about 1,500 Wasm instructions per header) and panics on a name that is not UTF-8.
+pub(crate) struct SerializedMap(Vec<u8>);
+
+impl SerializedMap {
+    const CALL: &'static str = "proxy_get_header_map_pairs";
+
+    pub(crate) fn read(map: MapType) -> Result<Self> {
+        #[link(wasm_import_module = "env")]
+        extern "C" {
+            fn proxy_get_header_map_pairs(map: MapType, data: *mut *mut u8, size: *mut usize) -> u32;
+        }
+        let (mut data, mut size) = (std::ptr::null_mut::<u8>(), 0usize);
+        // SAFETY: the host writes a pointer and a size to the two slots; a non-null pointer
+        // is memory it allocated through this module's allocator (proxy-wasm's
+        // `proxy_on_memory_allocate`, a `Vec<u8>` of capacity `size`), now ours to free.
+        match unsafe { proxy_get_header_map_pairs(map, &mut data, &mut size) } {
+            0 if data.is_null() => Ok(SerializedMap(Vec::new())),
+            0 => Ok(SerializedMap(unsafe { Vec::from_raw_parts(data, size, size) })),
+            1 => Err(Error::host(Self::CALL, HostStatus::NotFound)),
+            2 => Err(Error::host(Self::CALL, HostStatus::BadArgument)),
+            _ => Err(Error::host(Self::CALL, HostStatus::InternalFailure)),
+        }
+    }
+
+    pub(crate) fn pairs(&self) -> Result<Vec<Pair<'_>>> {
+        wire::decode_map(&self.0).map_err(|_| Error::host(Self::CALL, HostStatus::SerializationFailure))
+    }
 }
 
 impl Headers<kind::Request> {

@@ -16,8 +16,9 @@
 //!
 //! A token presented many times (a grant held by a client, an ID token in a session) can
 //! skip the signature check, millions of Wasm instructions for ES256 and EdDSA, with
-//! [`Verifier::cache_verified`]: a bounded per-VM cache of verified tokens, keyed by the
-//! SHA-256 of the whole token and re-checked for time and issuer/audience on every hit.
+//! [`Verifier::cache_verified`]: a bounded per-VM cache of verified tokens, hit only by a
+//! token equal to a verified one in every byte and re-checked for time and issuer/audience
+//! on every hit.
 //! Whatever the caller decides from the claims (replay checks, permissions) still runs
 //! per use. [`Verifier::verify_shared`] hands out the cached claims without copying them.
 
@@ -303,12 +304,14 @@ impl Verifier {
 
     /// Remembers up to `entries` verified tokens (default 0: none), so a token presented
     /// again skips the signature check (millions of Wasm instructions for ES256/EdDSA). A
-    /// hit is keyed by the SHA-256 of the whole token, signature included, and re-checks
+    /// hit needs the whole token, signature included, equal in every byte to one verified
+    /// before (an entry keeps the token's bytes; a fast hash only narrows the scan), and re-checks
     /// `exp`/`nbf`/`iat` against `now` with the skew and the issuer/audience rules; failures
     /// are never stored; the least recently used entry is evicted when full. Everything
     /// after verification (replay checks, claim rules of the caller) still runs per use.
     /// The cache belongs to this verifier: one built with new keys ([`Verifier::with_jwks`],
-    /// as a JWKS refresh does) starts empty. Memory: `entries` × the claims of one token.
+    /// as a JWKS refresh does) starts empty. Memory: `entries` × (the token's bytes, at most
+    /// [`Verifier::max_token_bytes`], + its claims).
     pub fn cache_verified(mut self, entries: usize) -> Self {
         self.cache = VerifiedCache::new(entries);
         self
@@ -382,8 +385,17 @@ impl Verifier {
         secs(c.issued_at).is_none_or(|iat| iat <= now.saturating_add(skew))
             && secs(c.invalid_before).is_none_or(|nbf| nbf <= now.saturating_add(skew))
             && secs(c.expires_at).is_none_or(|exp| now >= skew && now - skew <= exp)
-            && self.issuers.as_ref().is_none_or(|allowed| c.issuer.as_ref().is_some_and(|iss| allowed.contains(iss)))
-            && self.audiences.as_ref().is_none_or(|allowed| c.audiences.as_ref().is_some_and(|aud| aud.contains(allowed)))
+            && self.issuers.as_ref().is_none_or(|allowed| c.issuer.as_ref().is_some_and(|iss| allowed.iter().any(|a| a == iss)))
+            && self.audiences.as_ref().is_none_or(|allowed| {
+                // Walking the one or two allowed values costs a fraction of hashing (SipHash)
+                // the token's value once, and this runs on every cache hit.
+                let ok = |aud: &String| allowed.iter().any(|a| a == aud);
+                match &c.audiences {
+                    Some(Audiences::AsString(aud)) => ok(aud),
+                    Some(Audiences::AsSet(auds)) => auds.iter().any(ok),
+                    None => false,
+                }
+            })
     }
 
     /// Whether a key with this `kid` is loaded (callers refetch a JWKS on a miss).

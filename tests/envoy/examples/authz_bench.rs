@@ -8,7 +8,8 @@
 //! token (what a signed-in client sends until its grant expires), and fresh tokens (a pool
 //! of `FRESH_POOL` distinct tokens used in turn, more than either cache holds: check-header's
 //! `verified_cache_entries` is set to jwt_authn's `JWT_CACHE`, so every one is verified). One client thread sends `REQUESTS` requests over one keep-alive
-//! connection after a warm-up; `ROUNDS` interleaved rounds, medians printed.
+//! connection after a warm-up; `ROUNDS` interleaved rounds, medians printed (the ratio is the
+//! median of the rounds' ratios).
 
 use std::time::Instant;
 
@@ -19,7 +20,7 @@ use weir_envoy_tests::{build_wasm, repo_root, Envoy, KeepAlive, WasmFilter};
 
 const REQUESTS: usize = 5_000;
 const WARM_UP: usize = 300;
-const ROUNDS: usize = 3;
+const ROUNDS: usize = 5;
 /// Distinct tokens for the fresh-token load; each filter caches `JWT_CACHE` of them.
 const FRESH_POOL: usize = 400;
 const JWT_CACHE: usize = 100;
@@ -67,27 +68,35 @@ fn compare(alg: &str, jwk: &str, sign: impl Fn(JWTClaims<Value>) -> Result<Strin
         },
     });
     let native = Envoy::builder().native_http_filter(jwt_authn).start()?;
+    // The floor: a Wasm filter on the same SDK doing nothing per request (header-append with
+    // an empty configuration). Its ratio bounds what any Wasm filter reaches in this set-up.
+    let idle = WasmFilter::new(build_wasm("header-append")).plugin_name("istio-system", "header-append").json_configuration(&json!({}));
+    let idle = Envoy::builder().http_filter(idle).start()?;
     let repeated = std::slice::from_ref(&token);
-    let mut rates: [Vec<f64>; 4] = Default::default();
+    let mut rates: [Vec<f64>; 5] = Default::default();
     for _ in 0..ROUNDS {
-        rates[0].push(rate(&wasm, repeated)?);
-        rates[1].push(rate(&native, repeated)?);
-        rates[2].push(rate(&wasm, &fresh)?);
-        rates[3].push(rate(&native, &fresh)?);
+        rates[0].push(rate(&wasm, repeated, true)?);
+        rates[1].push(rate(&native, repeated, true)?);
+        rates[2].push(rate(&wasm, &fresh, true)?);
+        rates[3].push(rate(&native, &fresh, true)?);
+        rates[4].push(rate(&idle, repeated, false)?);
     }
-    let [wasm_same, native_same, wasm_fresh, native_fresh] = rates.map(median);
+    // Each round's ratio compares two runs seconds apart, so load from elsewhere on the
+    // machine shifts both; the median of those is steadier than a ratio of medians.
+    let ratios = |wasm: &[f64], native: &[f64]| median(wasm.iter().zip(native).map(|(w, n)| w / n).collect());
+    let (ratio_same, ratio_fresh) = (ratios(&rates[0], &rates[1]), ratios(&rates[2], &rates[3]));
+    let ratio_idle = ratios(&rates[4], &rates[1]);
+    let [wasm_same, native_same, wasm_fresh, native_fresh, idle_same] = rates.map(median);
     let (instructions, without_token) = instructions_per_request(&jwks, &sign)?;
 
     println!("check-header vs jwt_authn (JWT cache on), {alg} grants, Envoy 1.40 --concurrency 1");
-    println!("{REQUESTS} requests on one keep-alive connection per run, {ROUNDS} interleaved rounds, medians:");
-    let line = |what: &str, wasm: f64, native: f64| {
-        println!(
-            "  {what:<27} check-header {wasm:>7.0} req/s   jwt_authn {native:>7.0} req/s   ratio {:.2}",
-            wasm / native
-        )
+    println!("{REQUESTS} requests on one keep-alive connection per run, {ROUNDS} interleaved rounds, medians (ratio: of each round's):");
+    let line = |what: &str, wasm: f64, native: f64, ratio: f64| {
+        println!("  {what:<27} check-header {wasm:>7.0} req/s   jwt_authn {native:>7.0} req/s   ratio {ratio:.2}")
     };
-    line("same token every request:", wasm_same, native_same);
-    line(&format!("fresh tokens ({FRESH_POOL} in turn):"), wasm_fresh, native_fresh);
+    line("same token every request:", wasm_same, native_same, ratio_same);
+    line(&format!("fresh tokens ({FRESH_POOL} in turn):"), wasm_fresh, native_fresh, ratio_fresh);
+    println!("  floor, a Wasm filter doing nothing (header-append, empty config), same token: {idle_same:.0} req/s, ratio {ratio_idle:.2}");
     println!("  check-header in weir-runtime: {instructions} Wasm instructions per allowed request ({without_token} for a request without the header)\n");
     Ok(())
 }
@@ -97,21 +106,23 @@ fn median(mut values: Vec<f64>) -> f64 {
     values[values.len() / 2]
 }
 
-/// Requests per second through `envoy`, sending `tokens` in turn, after checking a forged
-/// one is refused and the first is allowed (so both filters really verify).
-fn rate(envoy: &Envoy, tokens: &[String]) -> Result<f64> {
+/// Requests per second through `envoy`, sending `tokens` in turn, after checking (when
+/// `verifies`) a forged one is refused and the first is allowed (so both filters really verify).
+fn rate(envoy: &Envoy, tokens: &[String], verifies: bool) -> Result<f64> {
     let addr = envoy.url().trim_start_matches("http://").to_owned();
-    let mut conn = KeepAlive::open(&addr)?;
     let token = &tokens[0];
-    // One signature character changed (not the last, whose low bits are padding).
-    let at = token.len() - 20;
-    let swap = if &token[at..=at] == "A" { "B" } else { "A" };
-    let forged = format!("{}{swap}{}", &token[..at], &token[at + 1..]);
-    ensure!(
-        conn.get("/data", &[(HEADER, &forged)])? == 401,
-        "a forged grant was not refused; Envoy log:\n{}",
-        envoy.log()
-    );
+    if verifies {
+        let mut conn = KeepAlive::open(&addr)?;
+        // One signature character changed (not the last, whose low bits are padding).
+        let at = token.len() - 20;
+        let swap = if &token[at..=at] == "A" { "B" } else { "A" };
+        let forged = format!("{}{swap}{}", &token[..at], &token[at + 1..]);
+        ensure!(
+            conn.get("/data", &[(HEADER, &forged)])? == 401,
+            "a forged grant was not refused; Envoy log:\n{}",
+            envoy.log()
+        );
+    }
     let mut conn = KeepAlive::open(&addr)?;
     for token in tokens.iter().cycle().take(WARM_UP) {
         ensure!(conn.get("/data", &[(HEADER, token)])? == 200, "the grant was refused; Envoy log:\n{}", envoy.log());
