@@ -73,9 +73,20 @@ struct Job {
 #[derive(Default)]
 pub struct Background {
     jobs: Vec<Job>,
-    queues: Vec<QueueHandler>,
-    /// Queue handler runs still waiting (for a callout), with their handler's index.
-    queue_runs: Vec<(usize, Run)>,
+    /// Set by the first [`Background::on_queue`]. Behind a trait object that only
+    /// `on_queue` creates, so a plugin without queues links none of their code.
+    queues: Option<Box<dyn QueueDispatch>>,
+}
+
+/// What the root context asks of the queue handlers.
+trait QueueDispatch {
+    fn add(&mut self, handler: QueueHandler);
+    /// Drains queue `id` into a new run of its handler, if it has one.
+    fn ready(&mut self, id: u32);
+    /// Drains every queue (at configure time).
+    fn drain_all(&mut self);
+    /// Polls the runs in flight.
+    fn poll(&mut self);
 }
 
 struct QueueHandler {
@@ -83,11 +94,72 @@ struct QueueHandler {
     handle: Box<dyn Fn(Vec<Vec<u8>>) -> Run>,
 }
 
+#[derive(Default)]
+struct QueueHandlers {
+    handlers: Vec<QueueHandler>,
+    /// Runs still waiting (for a callout), with their handler's index.
+    runs: Vec<(usize, Run)>,
+}
+
+impl QueueDispatch for QueueHandlers {
+    fn add(&mut self, handler: QueueHandler) {
+        self.handlers.push(handler);
+    }
+
+    fn ready(&mut self, id: u32) {
+        if let Some(at) = self.handlers.iter().position(|h| h.queue.id() == id) {
+            self.drain(at);
+        }
+    }
+
+    fn drain_all(&mut self) {
+        for at in 0..self.handlers.len() {
+            self.drain(at);
+        }
+    }
+
+    fn poll(&mut self) {
+        let handlers = &self.handlers;
+        self.runs.retain_mut(|(at, run)| {
+            let Poll::Ready(result) = run.as_mut().poll(&mut Context::from_waker(Waker::noop()))
+            else {
+                return true;
+            };
+            if let Err(err) = result {
+                log::warn!(
+                    "handler of shared queue '{}' failed: {err}",
+                    handlers[*at].queue.name()
+                );
+            }
+            false
+        });
+    }
+}
+
+impl QueueHandlers {
+    fn drain(&mut self, at: usize) {
+        let handler = &self.handlers[at];
+        let mut items = Vec::new();
+        while items.len() < MAX_ITEMS_PER_RUN {
+            match handler.queue.dequeue() {
+                Ok(Some(item)) => items.push(item),
+                Ok(None) => break,
+                Err(err) => {
+                    log::warn!("cannot drain: {err}");
+                    break;
+                }
+            }
+        }
+        if !items.is_empty() {
+            self.runs.push((at, (handler.handle)(items)));
+        }
+    }
+}
+
 impl std::fmt::Debug for Background {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_list()
             .entries(self.jobs.iter().map(|j| (j.name, j.period)))
-            .entries(self.queues.iter().map(|q| (q.queue.name(), q.queue.id())))
             .finish()
     }
 }
@@ -128,44 +200,29 @@ impl Background {
         F: Fn(Vec<Vec<u8>>) -> Fut + 'static,
         Fut: Future<Output = Result<()>> + 'static,
     {
-        self.queues.push(QueueHandler {
+        let handler = QueueHandler {
             queue: queue.clone(),
             handle: Box::new(move |items| Box::pin(handler(items))),
-        });
+        };
+        self.queues
+            .get_or_insert_with(|| Box::new(QueueHandlers::default()))
+            .add(handler);
         self
     }
 
-    /// Drains queue `id` into a new run of its handler; called on `proxy_on_queue_ready`.
+    /// Runs the handler of queue `id`; called on `proxy_on_queue_ready`.
     pub(crate) fn on_queue_ready(&mut self, id: u32) {
-        if let Some(at) = self.queues.iter().position(|q| q.queue.id() == id) {
-            self.drain(at);
-            self.poll(now());
-        }
-    }
-
-    fn drain(&mut self, at: usize) {
-        let handler = &self.queues[at];
-        let mut items = Vec::new();
-        while items.len() < MAX_ITEMS_PER_RUN {
-            match handler.queue.dequeue() {
-                Ok(Some(item)) => items.push(item),
-                Ok(None) => break,
-                Err(err) => {
-                    log::warn!("cannot drain: {err}");
-                    break;
-                }
-            }
-        }
-        if !items.is_empty() {
-            self.queue_runs.push((at, (handler.handle)(items)));
+        if let Some(queues) = self.queues.as_mut() {
+            queues.ready(id);
+            queues.poll();
         }
     }
 
     /// Starts every job and sets the root context's tick to the shortest interval a job can
     /// need (its period, or the retry delay); drains the queues once.
     pub(crate) fn start(&mut self) {
-        for at in 0..self.queues.len() {
-            self.drain(at);
+        if let Some(queues) = self.queues.as_mut() {
+            queues.drain_all();
         }
         let Some(tick) = self
             .jobs
@@ -202,20 +259,9 @@ impl Background {
     }
 
     fn poll(&mut self, now: SystemTime) {
-        let queues = &self.queues;
-        self.queue_runs.retain_mut(|(at, run)| {
-            let Poll::Ready(result) = run.as_mut().poll(&mut Context::from_waker(Waker::noop()))
-            else {
-                return true;
-            };
-            if let Err(err) = result {
-                log::warn!(
-                    "handler of shared queue '{}' failed: {err}",
-                    queues[*at].queue.name()
-                );
-            }
-            false
-        });
+        if let Some(queues) = self.queues.as_mut() {
+            queues.poll();
+        }
         for job in &mut self.jobs {
             let Some(run) = job.running.as_mut() else {
                 continue;

@@ -219,3 +219,23 @@ mod abi {
         ) -> u32;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_become_errors_naming_the_queue_and_unknown_ones_do_not_panic() {
+        assert!(check(0, "proxy_enqueue_shared_queue", "q").is_ok());
+        let gone = check(1, "proxy_enqueue_shared_queue", "events").unwrap_err();
+        assert_eq!(
+            gone.to_string(),
+            "shared queue 'events': host call proxy_enqueue_shared_queue failed: NotFound"
+        );
+        let odd = check(42, "proxy_dequeue_shared_queue", "events").unwrap_err();
+        assert_eq!(
+            odd.to_string(),
+            "shared queue 'events': host call proxy_dequeue_shared_queue failed with status 42"
+        );
+    }
+}
