@@ -51,7 +51,7 @@ impl HttpFilter for Guest {
             info!("dequeued {item:?}");
         }
         if let Some(name) = query.get("resolve") {
-            let found = Queue::resolve(&name)?.map(|q| q.name().to_owned());
+            let found = Queue::resolve(name)?.map(|q| q.name().to_owned());
             info!("resolve {name}: {found:?}");
         }
         if let Some(max) = query.get("call") {
