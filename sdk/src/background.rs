@@ -36,8 +36,12 @@
 //! level and retried after [`RETRY_AFTER_ERROR`] (or its period, if shorter). A run still
 //! waiting for a callout when the next one is due is left to finish: runs never overlap.
 //! A new configuration replaces the jobs; a run in flight for the old one is dropped.
+//!
+//! [`Background::on_queue`] runs a handler with the items of a shared queue as they arrive
+//! (see [`queue`](crate::queue)), with the same `async` support.
 
 use crate::error::Result;
+use crate::queue::Queue;
 use proxy_wasm::hostcalls;
 use std::future::Future;
 use std::pin::Pin;
@@ -49,6 +53,10 @@ pub const RETRY_AFTER_ERROR: Duration = Duration::from_secs(10);
 
 /// The longest period a job can have; longer ones are cut to this (a week).
 pub const MAX_PERIOD: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// The most items one run of a queue handler receives; the rest wait for the next
+/// notification (the host sends one per item enqueued).
+pub const MAX_ITEMS_PER_RUN: usize = 1024;
 
 type Run = Pin<Box<dyn Future<Output = Result<()>>>>;
 
@@ -65,6 +73,87 @@ struct Job {
 #[derive(Default)]
 pub struct Background {
     jobs: Vec<Job>,
+    /// Set by the first [`Background::on_queue`]. Behind a trait object that only
+    /// `on_queue` creates, so a plugin without queues links none of their code.
+    queues: Option<Box<dyn QueueDispatch>>,
+}
+
+/// What the root context asks of the queue handlers.
+trait QueueDispatch {
+    fn add(&mut self, handler: QueueHandler);
+    /// Drains queue `id` into a new run of its handler, if it has one.
+    fn ready(&mut self, id: u32);
+    /// Drains every queue (at configure time).
+    fn drain_all(&mut self);
+    /// Polls the runs in flight.
+    fn poll(&mut self);
+}
+
+struct QueueHandler {
+    queue: Queue,
+    handle: Box<dyn Fn(Vec<Vec<u8>>) -> Run>,
+}
+
+#[derive(Default)]
+struct QueueHandlers {
+    handlers: Vec<QueueHandler>,
+    /// Runs still waiting (for a callout), with their handler's index.
+    runs: Vec<(usize, Run)>,
+}
+
+impl QueueDispatch for QueueHandlers {
+    fn add(&mut self, handler: QueueHandler) {
+        self.handlers.push(handler);
+    }
+
+    fn ready(&mut self, id: u32) {
+        if let Some(at) = self.handlers.iter().position(|h| h.queue.id() == id) {
+            self.drain(at);
+        }
+    }
+
+    fn drain_all(&mut self) {
+        for at in 0..self.handlers.len() {
+            self.drain(at);
+        }
+    }
+
+    fn poll(&mut self) {
+        let handlers = &self.handlers;
+        self.runs.retain_mut(|(at, run)| {
+            let Poll::Ready(result) = run.as_mut().poll(&mut Context::from_waker(Waker::noop()))
+            else {
+                return true;
+            };
+            if let Err(err) = result {
+                log::warn!(
+                    "handler of shared queue '{}' failed: {err}",
+                    handlers[*at].queue.name()
+                );
+            }
+            false
+        });
+    }
+}
+
+impl QueueHandlers {
+    fn drain(&mut self, at: usize) {
+        let handler = &self.handlers[at];
+        let mut items = Vec::new();
+        while items.len() < MAX_ITEMS_PER_RUN {
+            match handler.queue.dequeue() {
+                Ok(Some(item)) => items.push(item),
+                Ok(None) => break,
+                Err(err) => {
+                    log::warn!("cannot drain: {err}");
+                    break;
+                }
+            }
+        }
+        if !items.is_empty() {
+            self.runs.push((at, (handler.handle)(items)));
+        }
+    }
 }
 
 impl std::fmt::Debug for Background {
@@ -96,15 +185,52 @@ impl Background {
         self
     }
 
+    /// Runs `handler` with the items of `queue` (registered by this VM, see
+    /// [`Queue::register`]) whenever the host reports new ones: each notification drains the
+    /// queue (at most [`MAX_ITEMS_PER_RUN`] items) and, if it held any, starts a run. Runs
+    /// are not serialized: a run waiting for a callout does not stop the next one from
+    /// draining the queue, so items never pile up in the host, whose queue has no limit.
+    /// Bound what the runs keep between them (the `event-batcher` example keeps one
+    /// shipment in flight and drops, counting them, events over its buffer). A failed run
+    /// is logged at warn level; its items are not put back.
+    ///
+    /// Items already queued when the plugin is configured are handled at once.
+    pub fn on_queue<F, Fut>(&mut self, queue: &Queue, handler: F) -> &mut Self
+    where
+        F: Fn(Vec<Vec<u8>>) -> Fut + 'static,
+        Fut: Future<Output = Result<()>> + 'static,
+    {
+        let handler = QueueHandler {
+            queue: queue.clone(),
+            handle: Box::new(move |items| Box::pin(handler(items))),
+        };
+        self.queues
+            .get_or_insert_with(|| Box::new(QueueHandlers::default()))
+            .add(handler);
+        self
+    }
+
+    /// Runs the handler of queue `id`; called on `proxy_on_queue_ready`.
+    pub(crate) fn on_queue_ready(&mut self, id: u32) {
+        if let Some(queues) = self.queues.as_mut() {
+            queues.ready(id);
+            queues.poll();
+        }
+    }
+
     /// Starts every job and sets the root context's tick to the shortest interval a job can
-    /// need (its period, or the retry delay).
+    /// need (its period, or the retry delay); drains the queues once.
     pub(crate) fn start(&mut self) {
+        if let Some(queues) = self.queues.as_mut() {
+            queues.drain_all();
+        }
         let Some(tick) = self
             .jobs
             .iter()
             .map(|j| j.period.min(RETRY_AFTER_ERROR))
             .min()
         else {
+            self.poll(now());
             return;
         };
         if let Err(status) = hostcalls::set_tick_period(tick) {
@@ -133,6 +259,9 @@ impl Background {
     }
 
     fn poll(&mut self, now: SystemTime) {
+        if let Some(queues) = self.queues.as_mut() {
+            queues.poll();
+        }
         for job in &mut self.jobs {
             let Some(run) = job.running.as_mut() else {
                 continue;

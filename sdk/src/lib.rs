@@ -77,6 +77,7 @@
 //! | skip the signature check for a token seen again (per VM, bounded, re-checks time and issuer/audience) | `Verifier::cache_verified(entries)`, then `Verifier::verify_shared` (feature `jwt`) |
 //! | the host's clock (virtual in weir-runtime tests) | [`now`], [`unix_time`] |
 //! | state every worker's VM sees, with compare-and-swap | [`shared_data::get`], [`shared_data::set`] (keys namespaced by plugin name and root id; no access control, see [`shared_data`]) |
+//! | hand items from every worker's VM to one VM, which drains them with `async` work (batch and ship events) | `weir::queue::Queue` (`register`, `resolve`, `enqueue`, `dequeue`; names namespaced like shared data), `Background::on_queue` (feature `callout`); template: `examples/event-batcher` |
 //! | counters, gauges, histograms | [`metrics::Counter`], [`metrics::Gauge`], [`metrics::Histogram`] |
 
 #[cfg(feature = "callout")]
@@ -94,6 +95,7 @@ mod logger;
 pub mod metrics;
 pub mod network;
 mod plugin;
+pub mod queue;
 pub mod shared_data;
 mod reply;
 #[cfg(feature = "callout")]

@@ -294,6 +294,11 @@ impl RootContext for Root {
         self.background.on_tick();
     }
 
+    #[cfg(feature = "callout")]
+    fn on_queue_ready(&mut self, queue_id: u32) {
+        self.background.on_queue_ready(queue_id);
+    }
+
     fn get_type(&self) -> Option<ContextType> {
         self.context_type
     }

@@ -11,6 +11,7 @@ mod imports;
 mod network;
 mod root;
 mod sdk;
+mod sdk_queue;
 mod sdk_overhead;
 
 use weir_runtime::{Plugin, PluginBuilder};

@@ -5,14 +5,14 @@ use weir_runtime::{LogLevel, Outcome, Plugin, PluginBuilder, Request, Response};
 
 use crate::probe;
 
-fn sdk_guest() -> PluginBuilder {
+pub(crate) fn sdk_guest() -> PluginBuilder {
     Plugin::build(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/test-plugins/sdk-guest"
     ))
 }
 
-fn ask(plugin: &Plugin, path: &str) -> Outcome {
+pub(crate) fn ask(plugin: &Plugin, path: &str) -> Outcome {
     let out = plugin.http().request(Request::get(path)).run();
     assert!(out.trap().is_none(), "{:?}", out.trap());
     out

@@ -31,6 +31,8 @@ pub struct EnvoyBuilder {
     topology: Topology,
     process_env: Vec<(String, String)>,
     component_log_levels: Option<String>,
+    /// Worker threads beyond the default one; see [`EnvoyBuilder::concurrency`].
+    concurrency: Option<usize>,
 }
 
 impl EnvoyBuilder {
@@ -93,6 +95,13 @@ impl EnvoyBuilder {
         self
     }
 
+    /// Envoy's `--concurrency`: worker threads, each with its own VM per plugin (default 1).
+    /// For tests of what crosses VMs, such as shared queues.
+    pub fn concurrency(mut self, workers: usize) -> Self {
+        self.concurrency = Some(workers.max(1));
+        self
+    }
+
     /// Envoy's `--component-log-level`, e.g. `"wasm:debug"` to see plugin debug logs.
     pub fn component_log_level(mut self, levels: &str) -> Self {
         self.component_log_levels = Some(levels.to_owned());
@@ -147,11 +156,13 @@ impl EnvoyBuilder {
         let mut cmd = Command::new(&envoy);
         cmd.arg("-c")
             .arg(&config)
-            // One worker thread, so one VM per plugin serves every request (Envoy still
-            // makes extra VMs on the main thread for configuration): plugin state such as
-            // counters and caches is predictable in assertions, and parallel tests on a
-            // 2-core machine do not each start a worker per core.
-            .args(["--concurrency", "1"])
+            // One worker thread unless a test asks for more, so one VM per plugin serves
+            // every request (Envoy still makes extra VMs on the main thread for
+            // configuration): plugin state such as counters and caches is predictable in
+            // assertions, and parallel tests on a 2-core machine do not each start a
+            // worker per core.
+            .arg("--concurrency")
+            .arg(self.concurrency.unwrap_or(1).to_string())
             // Hot restart uses a shared-memory region keyed by --base-id; without this,
             // two Envoys started by parallel tests would collide on it.
             .arg("--disable-hot-restart")

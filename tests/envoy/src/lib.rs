@@ -23,7 +23,7 @@
 //!   [`compile_wat`] compiles a hand-written WAT guest to a `.wasm` file.
 //! - [`Envoy::builder`] writes a bootstrap with the given [`WasmFilter`]s (HTTP, and
 //!   optionally network filters on a TCP proxy listener), starts Envoy with
-//!   `--concurrency 1`, and waits for the admin `/ready`.
+//!   `--concurrency 1` (or [`EnvoyBuilder::concurrency`]), and waits for the admin `/ready`.
 //!   [`EnvoyBuilder::start_expecting_refusal`] is for configs the plugin must reject.
 //! - [`EchoUpstream`] records what Envoy forwarded; [`HttpRequest`] sends requests and
 //!   returns every response header in wire order. Neither follows redirects or merges

@@ -11,7 +11,8 @@ use serde_json::Value;
 use crate::locate::repo_root;
 
 /// Builds workspace package `package` for `wasm32-wasip1` (release profile, the one that
-/// ships) and returns the path of its `.wasm`.
+/// ships) and returns the path of its `.wasm`. An example (`examples/<package>`, a
+/// workspace of its own) is built through its manifest.
 ///
 /// Each package is built once per test process; concurrent callers wait for the first.
 /// The build uses its own target directory, `<repo>/target/weir-wasm`, so it never waits
@@ -45,16 +46,16 @@ fn run_cargo(package: &str) -> Result<PathBuf> {
     let root = repo_root();
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let target_dir = root.join("target/weir-wasm");
-    let output = Command::new(&cargo)
+    let example = root.join("examples").join(package).join("Cargo.toml");
+    let mut command = Command::new(&cargo);
+    if example.is_file() {
+        command.arg("build").arg("--manifest-path").arg(&example);
+    } else {
+        command.args(["build", "-p", package]);
+    }
+    let output = command
         .current_dir(&root)
-        .args([
-            "build",
-            "-p",
-            package,
-            "--target",
-            "wasm32-wasip1",
-            "--release",
-        ])
+        .args(["--target", "wasm32-wasip1", "--release"])
         .arg("--target-dir")
         .arg(&target_dir)
         .arg("--message-format=json-render-diagnostics")
