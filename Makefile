@@ -29,7 +29,7 @@ test-unit: setup
 # The SDK's unit tests again, inside wasm32-wasip1, run by weir-runtime (.cargo/config.toml).
 test-wasi: setup ## The SDK's unit tests inside wasm32-wasip1, run by weir-runtime
 	$(CARGO) build -q -p weir-runtime --bin weir-wasi-run
-	$(CARGO) test -p weir --target wasm32-wasip1
+	$(CARGO) test -p weir-sdk --target wasm32-wasip1
 
 test-examples: setup
 	@for dir in $(EXAMPLES); do \
