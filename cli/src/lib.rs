@@ -9,6 +9,7 @@ pub mod input;
 pub mod manifest;
 pub mod oci;
 pub mod run;
+pub mod template;
 pub mod wasm;
 
 /// An error whose message tells the user what to change; the CLI exits with its user-error
