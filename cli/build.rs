@@ -2,7 +2,6 @@
 //! `examples/<name>/` (one copy, the example itself; `cargo package` stores their contents),
 //! and this script lists them so a file added to an example needs only its link.
 
-use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 fn main() {
@@ -17,9 +16,9 @@ fn main() {
         collect(&templates.join(name), Path::new(""), &mut files);
         files.sort();
         let ident = name.replace('-', "_").to_uppercase();
-        writeln!(out, "pub(crate) const {ident}: &[(&str, &str)] = &[").unwrap();
+        out.push_str(&format!("pub(crate) const {ident}: &[(&str, &str)] = &[\n"));
         for (rel, abs) in files {
-            writeln!(out, "    ({rel:?}, include_str!({abs:?})),").unwrap();
+            out.push_str(&format!("    ({rel:?}, include_str!({abs:?})),\n"));
         }
         out.push_str("];\n");
     }

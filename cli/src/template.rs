@@ -322,10 +322,10 @@ mod tests {
             "a.b",
             &"x".repeat(64),
         ] {
-            let err = check_name(bad).unwrap_err().0;
+            let err = check_name(bad).expect_err("refused").0;
             assert!(err.contains("weir new my-plugin"), "{bad:?}: {err}");
         }
-        check_name("my-plugin2").unwrap();
+        check_name("my-plugin2").expect("accepted");
     }
 
     /// A file added to an example needs its link in `templates/`: otherwise `weir new`
@@ -333,8 +333,8 @@ mod tests {
     #[test]
     fn every_file_of_each_example_is_a_template_file() {
         fn walk(dir: &Path, rel: &Path, out: &mut Vec<String>) {
-            for entry in std::fs::read_dir(dir).unwrap() {
-                let entry = entry.unwrap();
+            for entry in std::fs::read_dir(dir).expect("example folder") {
+                let entry = entry.expect("example entry");
                 let rel = rel.join(entry.file_name());
                 if entry.path().is_dir() {
                     if entry.file_name() != "target" {
@@ -375,11 +375,11 @@ mod tests {
                 WeirSource::Registry,
                 WeirSource::Checkout(PathBuf::from("/src/weir")),
             ] {
-                let files = render(template, "my-plugin", &weir).unwrap();
+                let files = render(template, "my-plugin", &weir).expect("renders");
                 let manifest = &files
                     .iter()
                     .find(|(p, _)| p == Path::new("Cargo.toml"))
-                    .unwrap()
+                    .expect("a Cargo.toml")
                     .1;
                 assert!(manifest.contains("name = \"my-plugin\""), "{manifest}");
                 match &weir {

@@ -143,9 +143,9 @@ fn a_network_plugin_builds_and_passes_its_tests() {
             "tcp-guard",
             "--network",
             "--path",
-            dest.to_str().unwrap(),
+            dest.to_str().expect("utf-8 path"),
             "--weir-path",
-            repo_root().to_str().unwrap(),
+            repo_root().to_str().expect("utf-8 path"),
         ],
         None,
     );
@@ -170,7 +170,7 @@ fn it_refuses_a_bad_name_and_a_non_empty_directory() {
             "new",
             "My_Plugin",
             "--path",
-            scratch.join("x").to_str().unwrap(),
+            scratch.join("x").to_str().expect("utf-8 path"),
         ],
         None,
     ));
@@ -180,9 +180,14 @@ fn it_refuses_a_bad_name_and_a_non_empty_directory() {
     );
     assert!(!scratch.join("x").exists());
 
-    std::fs::write(scratch.join("keep.txt"), "mine").unwrap();
+    std::fs::write(scratch.join("keep.txt"), "mine").expect("scratch file");
     let err = user_error(&weir(
-        &["new", "my-plugin", "--path", scratch.to_str().unwrap()],
+        &[
+            "new",
+            "my-plugin",
+            "--path",
+            scratch.to_str().expect("utf-8 path"),
+        ],
         None,
     ));
     assert!(
@@ -190,7 +195,7 @@ fn it_refuses_a_bad_name_and_a_non_empty_directory() {
         "{err}"
     );
     assert_eq!(
-        std::fs::read_dir(&scratch).unwrap().count(),
+        std::fs::read_dir(&scratch).expect("scratch dir").count(),
         1,
         "nothing was written"
     );
@@ -200,12 +205,12 @@ fn it_refuses_a_bad_name_and_a_non_empty_directory() {
             "new",
             "my-plugin",
             "--path",
-            scratch.join("y").to_str().unwrap(),
+            scratch.join("y").to_str().expect("utf-8 path"),
             "--weir-path",
             "/",
         ],
         None,
     ));
     assert!(err.contains("is not a Weir checkout"), "{err}");
-    std::fs::remove_dir_all(&scratch).unwrap();
+    std::fs::remove_dir_all(&scratch).expect("scratch file");
 }
