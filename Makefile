@@ -20,7 +20,7 @@ envoy: setup ## Install Envoy 1.40 (V8) into .venv
 build: setup ## Build every plugin and example to target/plugins/<name>.wasm and check sizes
 	@scripts/build-plugins.sh
 
-test: build test-unit test-wasi test-examples test-static test-templates test-demo test-soak ## Run every test: unit, runtime, CLI, registry, Envoy, examples
+test: build test-unit test-wasi test-examples test-static test-templates lint test-demo test-soak ## Run every test: unit, runtime, CLI, registry, Envoy, examples
 	@echo "make test: all suites passed"
 
 test-unit: setup
@@ -29,7 +29,7 @@ test-unit: setup
 # The SDK's unit tests again, inside wasm32-wasip1, run by weir-runtime (.cargo/config.toml).
 test-wasi: setup ## The SDK's unit tests inside wasm32-wasip1, run by weir-runtime
 	$(CARGO) build -q -p weir-runtime --bin weir-wasi-run
-	$(CARGO) test -p weir --target wasm32-wasip1
+	$(CARGO) test -p weir-sdk --target wasm32-wasip1
 
 test-examples: setup
 	@for dir in $(EXAMPLES); do \
@@ -52,6 +52,15 @@ test-static: setup
 .PHONY: test-templates
 test-templates: build
 	scripts/check-templates.py --envoy .venv/bin/envoy --self-test
+
+# The published crates: their docs build without a warning (and every public item has
+# docs: #![warn(missing_docs)] in each), and each packages and builds from its .crate alone,
+# the four together through cargo's temporary local registry (they are not on crates.io yet).
+PUBLISHED := -p weir-abi -p weir-sdk -p weir-runtime -p weir-cli
+.PHONY: lint
+lint: setup ## cargo doc (no warnings) and cargo package (verified) for weir-abi, weir-sdk, weir-runtime, weir-cli
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc -q --no-deps --all-features $(PUBLISHED)
+	$(CARGO) package -q --allow-dirty $(PUBLISHED)
 
 e2e-kind: ## kind + Istio end-to-end suite; needs Docker, kind, istioctl (script exit 77 = skipped)
 	tests/kind/e2e.sh all

@@ -52,6 +52,26 @@ pub enum Command {
     Run(RunArgs),
     /// Run a plugin once on one request, with no proxy, and show what it did.
     Exec(ExecArgs),
+    /// Write a new plugin crate (HTTP, or NETWORK with --network) that builds and tests as is.
+    New(NewArgs),
+}
+
+/// `weir new`.
+#[derive(Debug, Args)]
+pub struct NewArgs {
+    /// The plugin's name: crate, WasmPlugin and image name (lowercase letters, digits, '-').
+    pub name: String,
+    /// A NETWORK (L4) filter, from the ip-allowlist example; without it, an HTTP filter from
+    /// the hello example.
+    #[arg(long)]
+    pub network: bool,
+    /// Where to write the crate, a new or empty directory [default: ./NAME].
+    #[arg(long, value_name = "DIR")]
+    pub path: Option<PathBuf>,
+    /// Depend on the Weir checkout at this directory (by path) instead of the crates.io
+    /// releases of weir-sdk and weir-runtime.
+    #[arg(long, value_name = "CHECKOUT")]
+    pub weir_path: Option<PathBuf>,
 }
 
 /// `weir run`.

@@ -6,11 +6,14 @@
 //! The binary (`src/main.rs`) only parses arguments and draws progress; the work lives here so
 //! the tests (and other tools) call the same code the command runs.
 
+#![warn(missing_docs)]
+
 pub mod fsutil;
 pub mod input;
 pub mod manifest;
 pub mod oci;
 pub mod run;
+pub mod template;
 pub mod wasm;
 
 /// An error whose message tells the user what to change; the CLI exits with its user-error

@@ -39,6 +39,87 @@
 //! that share data, queues and metrics, as Envoy's workers do.
 //! [`Plugin::tcp`] and [`Plugin::connection`] drive NETWORK (L4) filters.
 //!
+//! # Testing patterns
+//!
+//! Each example is a test in a plugin crate's `tests/` (`Plugin::build` builds that crate).
+//!
+//! **Callouts** ([`PluginBuilder::upstream`]): a handler per cluster answers the plugin's
+//! `dispatch_http_call`s; [`Response::failure`] and [`Response::timeout`] stand for a cluster
+//! that is down or slow, and [`Outcome::callouts`] shows what the plugin sent.
+//!
+//! ```no_run
+//! # use weir_runtime::{Plugin, Request, Response};
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let plugin = Plugin::build(env!("CARGO_MANIFEST_DIR"))
+//!     .config(serde_json::json!({ "cluster": "policy" }))
+//!     .upstream("policy", |req| match req.path() {
+//!         "/allow" => Response::status(200).body("ok"),
+//!         _ => Response::failure(), // the plugin must fail closed
+//!     })
+//!     .start()?;
+//! let out = plugin.http().request(Request::get("/data")).run();
+//! assert_eq!(out.callouts()[0].cluster(), "policy");
+//! assert_eq!(out.local_reply().map(|r| r.status()), Some(503));
+//! # Ok(()) }
+//! ```
+//!
+//! **Timers and delayed answers** ([`Plugin::advance`], [`Response::delay`]): the clock is
+//! virtual, so a periodic refresh or a callout that answers after 2 s takes no real time.
+//! [`HttpStream`] drives a request step by step, to look at it while it waits.
+//!
+//! ```no_run
+//! # use std::time::Duration;
+//! # use weir_runtime::{Plugin, Request, Response};
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let plugin = Plugin::build(env!("CARGO_MANIFEST_DIR"))
+//!     .upstream("policy", |_| Response::status(200).delay(Duration::from_secs(2)))
+//!     .start()?;
+//! let mut stream = plugin.http_stream();
+//! stream.send_request(&Request::get("/"), None);
+//! assert!(stream.request_paused()); // waiting for the callout
+//! plugin.advance(Duration::from_secs(2)); // the answer falls due; tick timers fire too
+//! assert!(stream.request_complete());
+//! plugin.advance(Duration::from_secs(300)); // e.g. a key refresh every 5 minutes
+//! assert!(plugin.metric("refreshes").unwrap_or(0) >= 1);
+//! # Ok(()) }
+//! ```
+//!
+//! **Several workers** ([`PluginBuilder::workers`], [`Plugin::http_on`]): one VM per
+//! worker, sharing data, queues and metrics, as Envoy's workers do; a value one worker
+//! stores is what another reads.
+//!
+//! ```no_run
+//! # use weir_runtime::{Plugin, Request};
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let plugin = Plugin::build(env!("CARGO_MANIFEST_DIR")).workers(2).start()?;
+//! plugin.http_on(0).request(Request::post("/login")).run();
+//! let second = plugin.http_on(1).request(Request::get("/profile")).run();
+//! assert!(second.local_reply().is_none());
+//! assert!(plugin.shared_data("session-count").is_some());
+//! # Ok(()) }
+//! ```
+//!
+//! **NETWORK (L4) filters** ([`Plugin::tcp`], [`Plugin::connection`]): bytes each way, and
+//! whether the plugin closed the connection. Properties such as `source.address` are what
+//! the plugin reads from the host.
+//!
+//! ```no_run
+//! # use weir_runtime::Plugin;
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let plugin = Plugin::build(env!("CARGO_MANIFEST_DIR"))
+//!     .config(serde_json::json!({ "allow": ["10.0.0.0/8"] }))
+//!     .property("source.address", "192.0.2.7:40000")
+//!     .start()?;
+//! let out = plugin.tcp().downstream("PING\r\n").run();
+//! assert!(out.closed_by_plugin());
+//! assert!(out.to_upstream().is_empty());
+//! # Ok(()) }
+//! ```
+//!
+//! The plugins in Weir's repository test themselves this way: `plugins/acl-check/tests`
+//! (callouts, failures, timeouts), `plugins/check-header/tests` (key refresh on timers),
+//! `examples/ip-allowlist/tests` (NETWORK).
+//!
 //! Guarantees: host functions never panic on guest input (bad pointers, huge sizes and
 //! unknown enum values give ABI status codes); a guest that traps, loops (see
 //! [`PluginBuilder::fuel_limit`]) or asks for too much memory yields an error or a

@@ -30,9 +30,67 @@
 //! weir::http_plugin!(Config => |cfg| AddHeader { cfg });
 //! ```
 //!
-//! Build it with `cargo build --target wasm32-wasip1 --release` (crate type `cdylib`) and
-//! point a WasmPlugin's `url` at the `.wasm`. What the plugin did not have to write: root
-//! contexts, context ids, configuration byte juggling, JSON error reporting, log set-up.
+//! What the plugin did not have to write: root contexts, context ids, configuration byte
+//! juggling, JSON error reporting, log set-up.
+//!
+//! # From the first line to production
+//!
+//! **1. Write.** `weir new my-plugin` (the `weir` command, crate `weir-cli`) writes a crate
+//! like the one above: `crate-type = ["cdylib"]`, `weir-sdk` as a dependency (its library is
+//! `weir`), `weir-runtime` as a dev-dependency, a test, a README, `wasmplugin.yaml` and
+//! `envoy.yaml`. `--network` starts from a NETWORK (L4) filter instead.
+//!
+//! ```sh
+//! weir new my-plugin && cd my-plugin
+//! rustup target add wasm32-wasip1
+//! ```
+//!
+//! **2. Test** on the real `.wasm`, on the host, with `cargo test`: weir-runtime builds the
+//! crate for `wasm32-wasip1` and runs it the way Envoy does. A test in `tests/`:
+//!
+//! ```no_run
+//! # #[cfg(not(target_family = "wasm"))]
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use weir_runtime::{Plugin, Request, Response};
+//!
+//! let plugin = Plugin::build(env!("CARGO_MANIFEST_DIR")) // this crate, built to .wasm once
+//!     .config(serde_json::json!({ "header": "x-team", "value": "payments" }))
+//!     .start()?; // on_vm_start and on_configure, as Envoy calls them
+//! let out = plugin.http().request(Request::get("/")).response(Response::status(200)).run();
+//! assert_eq!(out.response().unwrap().header_value("x-team"), Some("payments"));
+//!
+//! // Bad configuration fails at configure time, naming the field.
+//! let err = Plugin::build(env!("CARGO_MANIFEST_DIR")).config(serde_json::json!({ "header": "X" })).start();
+//! assert!(err.unwrap_err().to_string().contains("header"));
+//! # Ok(()) }
+//! # #[cfg(target_family = "wasm")]
+//! # fn main() {}
+//! ```
+//!
+//! (`no_run` here only because this page is the SDK's, not a plugin crate's; the same test
+//! runs in every crate `weir new` writes. The runtime's documentation shows callouts,
+//! timers, several workers and NETWORK filters.)
+//!
+//! **3. Run locally.** `weir exec` sends one request through the plugin with no proxy;
+//! `weir run` starts a real Envoy wired exactly as istiod wires a WasmPlugin, and reloads the
+//! module when `cargo wasm` rebuilds it; `envoy.yaml` is the plain-Envoy form.
+//!
+//! ```sh
+//! cargo wasm                                  # = cargo build --release --target wasm32-wasip1
+//! weir exec . -H 'host: example.com' --request 'GET /'
+//! weir run -f wasmplugin.yaml --upstream http://127.0.0.1:8000   # file:// url in the WasmPlugin
+//! ```
+//!
+//! **4. Ship.** `weir push` builds, packages and pushes the OCI image Istio's fetcher reads
+//! and prints its digest; `weir manifest` writes the WasmPlugin that deploys it (with that
+//! digest in `sha256`), and `weir manifest validate` checks it against Istio's CRD schema.
+//!
+//! ```sh
+//! weir push . oci://registry.example:5000/weir/my-plugin:0.1.0
+//! weir manifest --name my-plugin -n istio-system --url registry.example:5000/weir/my-plugin:0.1.0 \
+//!     --resolve --phase STATS --selector app=httpbin --plugin-config config.yaml > wasmplugin.yaml
+//! weir manifest validate wasmplugin.yaml && kubectl apply -f wasmplugin.yaml
+//! ```
 //!
 //! # How it fits together
 //!
@@ -79,6 +137,8 @@
 //! | state every worker's VM sees, with compare-and-swap | [`shared_data::get`], [`shared_data::set`] (keys namespaced by plugin name and root id; no access control, see [`shared_data`]) |
 //! | hand items from every worker's VM to one VM, which drains them with `async` work (batch and ship events) | `weir::queue::Queue` (`register`, `resolve`, `enqueue`, `dequeue`; names namespaced like shared data), `Background::on_queue` (feature `callout`); template: `examples/event-batcher` |
 //! | counters, gauges, histograms | [`metrics::Counter`], [`metrics::Gauge`], [`metrics::Histogram`] |
+
+#![warn(missing_docs)]
 
 #[cfg(feature = "callout")]
 pub mod background;

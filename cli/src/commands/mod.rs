@@ -4,6 +4,7 @@
 mod exec;
 mod manifest;
 mod migrate;
+mod new;
 mod package;
 mod pull;
 mod push;
@@ -26,6 +27,7 @@ pub async fn run(command: Command, printer: Printer) -> anyhow::Result<()> {
         Command::Sign(args) => sign::sign(args, printer).await,
         Command::Exec(args) => exec::exec(args, printer),
         Command::Run(args) => run::run(args, printer).await,
+        Command::New(args) => new::new(args, printer),
     }
 }
 

@@ -81,9 +81,9 @@ pub struct PluginSpec {
     pub image_pull_secret: Option<String>,
     /// vmConfig.env.
     pub env: Vec<EnvVar>,
-    /// match[0].mode.
+    /// `match[0].mode`.
     pub match_mode: Option<String>,
-    /// match[0].ports.
+    /// `match[0].ports`.
     pub match_ports: Vec<u32>,
     /// type: HTTP or NETWORK.
     pub plugin_type: Option<String>,

@@ -7,6 +7,7 @@ mod exec_abi;
 mod exec_clock;
 mod manifest;
 mod migrate;
+mod new;
 mod package;
 mod registry;
 mod run;

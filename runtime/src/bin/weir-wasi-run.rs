@@ -1,6 +1,6 @@
 //! `weir-wasi-run MODULE.wasm [ARGS...]`: runs a WASI preview1 command in weir-runtime and
 //! exits with its exit code. It is cargo's target runner for wasm32-wasip1 in this
-//! repository (`.cargo/config.toml`), so `cargo test -p weir --target wasm32-wasip1` runs
+//! repository (`.cargo/config.toml`), so `cargo test -p weir-sdk --target wasm32-wasip1` runs
 //! the SDK's unit tests inside Wasm, with the proxy-wasm host functions linked.
 //!
 //! The guest sees `argv[0]` (the module's file name) and ARGS, and the host's `RUST_*`

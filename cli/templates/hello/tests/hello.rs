@@ -1,0 +1,1 @@
+../../../../examples/hello/tests/hello.rs

@@ -1,0 +1,1 @@
+../../../../examples/ip-allowlist/src/cidr.rs

@@ -1,0 +1,1 @@
+../../../../examples/ip-allowlist/tests/ip_allowlist.rs
