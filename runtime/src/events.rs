@@ -38,20 +38,35 @@ pub(crate) fn deliver_calls(vm: &mut Vm, all: bool) -> usize {
         let result = vm.call(context, "proxy_on_http_call_response", &[context, call.call_id, counts[0], counts[1], counts[2]]);
         vm.state().proxy.call_response = None;
         delivered += 1;
-        match vm.state().proxy.streams.get_mut(&context) {
-            Some(StreamState::Http(http)) => {
-                if let Err(trap) = result {
-                    http.trap = Some(trap);
-                }
-                http_flow::settle(vm, context);
+        if let Err(trap) = result {
+            match vm.state().proxy.streams.get_mut(&context) {
+                Some(StreamState::Http(http)) => http.trap = Some(trap),
+                Some(StreamState::Tcp(tcp)) => tcp.trap = Some(trap),
+                None => {}
             }
-            Some(StreamState::Tcp(tcp)) => {
-                if let Err(trap) = result {
-                    tcp.trap = Some(trap);
-                }
-                tcp_flow::settle(vm, context);
-            }
-            None => {}
+        }
+        settle_all(vm);
+    }
+}
+
+/// Applies what any callback asked of any stream of this VM: a callout response, a tick or
+/// a queue notification may act on another stream through `proxy_set_effective_context`,
+/// and Envoy continues, closes or answers that stream right then (its deferred actions
+/// run when the callback returns), not at the stream's next event.
+pub(crate) fn settle_all(vm: &mut Vm) {
+    let mut streams: Vec<(u32, bool)> = vm
+        .state()
+        .proxy
+        .streams
+        .iter()
+        .map(|(id, state)| (*id, matches!(state, StreamState::Http(_))))
+        .collect();
+    streams.sort_unstable();
+    for (context, is_http) in streams {
+        if is_http {
+            http_flow::settle(vm, context);
+        } else {
+            tcp_flow::settle(vm, context);
         }
     }
 }
@@ -71,7 +86,9 @@ pub(crate) fn tick_if_due(vm: &mut Vm) -> bool {
     }
 }
 
+            settle_all(vm);
 /// Delivers `proxy_on_queue_ready` to the VM owning a queue.
 pub(crate) fn queue_ready(vm: &mut Vm, context: u32, queue: u32) {
     let _ = vm.call(context, "proxy_on_queue_ready", &[context, queue]);
 }
+    settle_all(vm);

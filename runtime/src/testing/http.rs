@@ -18,11 +18,27 @@ pub struct HttpExchange<'p> {
     request: Request,
     response: Response,
     chunk_size: Option<usize>,
+    held_wait: Option<std::time::Duration>,
 }
 
 impl<'p> HttpExchange<'p> {
     pub(crate) fn new(plugin: &'p Plugin, worker: usize) -> Self {
-        HttpExchange { plugin, worker, request: Request::get("/"), response: Response::status(200), chunk_size: None }
+        HttpExchange {
+            plugin,
+            worker,
+            request: Request::get("/"),
+            response: Response::status(200),
+            chunk_size: None,
+            held_wait: None,
+        }
+    }
+
+    /// If the plugin still holds the request once it was sent and its callouts answered,
+    /// the virtual clock moves this far before the exchange goes on (ticks fire, queues
+    /// deliver), as a client waits in Envoy while a root context decides (default: no wait).
+    pub fn wait_while_held(mut self, wait: std::time::Duration) -> Self {
+        self.held_wait = Some(wait);
+        self
     }
 
     /// The request the client sends (default `GET /`).
@@ -51,6 +67,10 @@ impl<'p> HttpExchange<'p> {
         let chunk = self.chunk_size;
         stream.send_request(&self.request, chunk);
         stream.deliver_callouts();
+        if let Some(wait) = self.held_wait.filter(|_| !stream.request_complete()) {
+            self.plugin.advance(wait);
+            stream.deliver_callouts();
+        }
         if stream.request_complete() {
             stream.send_response(&self.response, chunk);
             stream.deliver_callouts();

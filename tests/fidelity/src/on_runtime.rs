@@ -73,7 +73,11 @@ fn run_http(plugin: &Plugin, scenario: &Scenario, request: &crate::scenario::Cli
     }
     // The Envoy side's client always frames requests with content-length, also `0`.
     sent = sent.header("content-length", &request.body.len().to_string()).body(request.body.clone());
-    let out = plugin.http().request(sent).response(canned(&scenario.upstream_response())).run();
+    let mut exchange = plugin.http().request(sent).response(canned(&scenario.upstream_response()));
+    if scenario.held_ms > 0 {
+        exchange = exchange.wait_while_held(Duration::from_millis(scenario.held_ms));
+    }
+    let out = exchange.run();
     let mut observed = observe_common(scenario, &out);
     observed.upstream = out.upstream_request().map(|seen| HttpSeen {
         method: Some(seen.method().to_owned()),

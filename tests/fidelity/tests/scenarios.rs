@@ -49,6 +49,8 @@ scenarios! {
     abi_9_9_9_refused,
     abi_mismatched_import_refused,
     both_allocators_malloc_preferred,
+    exerciser_resume_from_tick,
+    exerciser_resume_from_queue,
 }
 
 /// A scenario file without a test above would silently never run.
