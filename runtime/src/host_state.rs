@@ -74,6 +74,8 @@ pub(crate) struct Journal {
     pub(crate) costs: Vec<(u32, &'static str, u64)>,
     pub(crate) callouts: Vec<(u32, crate::outcome::Callout)>,
 }
+    /// This VM's metric ids (Envoy numbers them per VM).
+    pub(crate) metric_ids: crate::shared::MetricIds,
 
 /// A stream context's state.
 pub(crate) enum StreamState {
@@ -216,6 +218,7 @@ pub(crate) const MAX_PENDING_LOGS: usize = 100_000;
 impl ProxyState {
     pub(crate) fn log(&mut self, level: LogLevel, message: String) {
         if level < self.shared.settings.log_level || self.journal.logs.len() >= MAX_PENDING_LOGS {
+                metric_ids: crate::shared::MetricIds::default(),
             return;
         }
         let context = self.active_context;

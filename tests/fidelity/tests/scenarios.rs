@@ -51,6 +51,7 @@ scenarios! {
     both_allocators_malloc_preferred,
     exerciser_resume_from_tick,
     exerciser_resume_from_queue,
+    exerciser_metric_edges,
 }
 
 /// A scenario file without a test above would silently never run.
