@@ -80,11 +80,13 @@ pub struct Request {
 
 impl Request {
     /// A request with this method and path, `:authority` `example.com` and `:scheme` `http`.
+    /// The pseudo-headers come in the order Envoy's HTTP/1 codec gives a plugin
+    /// (`:authority`, `:path`, `:method`, `:scheme`; scenario `exerciser_header_order`).
     pub fn new(method: &str, path: &str) -> Self {
         let mut headers = Headers::new();
-        headers.append(":method", method);
-        headers.append(":path", path);
         headers.append(":authority", "example.com");
+        headers.append(":path", path);
+        headers.append(":method", method);
         headers.append(":scheme", "http");
         Request { headers, body: Vec::new(), trailers: Headers::new(), raw_headers: Vec::new() }
     }

@@ -52,6 +52,7 @@ scenarios! {
     exerciser_resume_from_tick,
     exerciser_resume_from_queue,
     exerciser_metric_edges,
+    exerciser_header_order,
 }
 
 /// A scenario file without a test above would silently never run.
