@@ -53,6 +53,7 @@ scenarios! {
     exerciser_resume_from_queue,
     exerciser_metric_edges,
     exerciser_header_order,
+    exerciser_body_splice,
 }
 
 /// A scenario file without a test above would silently never run.
