@@ -54,6 +54,7 @@ scenarios! {
     exerciser_metric_edges,
     exerciser_header_order,
     exerciser_body_splice,
+    exerciser_log_panic,
 }
 
 /// A scenario file without a test above would silently never run.
