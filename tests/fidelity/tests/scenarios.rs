@@ -55,6 +55,8 @@ scenarios! {
     exerciser_header_order,
     exerciser_body_splice,
     exerciser_log_panic,
+    exerciser_callout_body,
+    exerciser_callout_huge_timeout,
 }
 
 /// A scenario file without a test above would silently never run.
