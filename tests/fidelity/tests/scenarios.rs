@@ -57,6 +57,7 @@ scenarios! {
     exerciser_log_panic,
     exerciser_callout_body,
     exerciser_callout_huge_timeout,
+    exerciser_resolve_queue_vm_id,
 }
 
 /// A scenario file without a test above would silently never run.
