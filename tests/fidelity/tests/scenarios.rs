@@ -58,6 +58,7 @@ scenarios! {
     exerciser_callout_body,
     exerciser_callout_huge_timeout,
     exerciser_resolve_queue_vm_id,
+    exerciser_foreign_functions,
 }
 
 /// A scenario file without a test above would silently never run.
