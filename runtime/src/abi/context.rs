@@ -39,6 +39,7 @@ pub(super) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
         let proxy = &mut caller.data_mut().proxy;
         status(if proxy.streams.contains_key(&proxy.active_context) || proxy.active_context == proxy.root_context {
             proxy.done_called = true;
+            proxy.root_done_called |= proxy.active_context == proxy.root_context;
             Ok(())
         } else {
             Err(Status::NotFound.into())

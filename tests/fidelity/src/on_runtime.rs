@@ -24,7 +24,9 @@ fn canned(response: &CannedResponse) -> Response {
 
 /// Runs `scenario` with the module at `wasm` and reports what weir-runtime showed.
 pub fn run(scenario: &Scenario, wasm: &Path) -> Result<Observed> {
+    // Envoy starts two main-thread VMs besides the worker's; so does weir-runtime here.
     let mut builder = Plugin::load(wasm)
+        .main_thread_vms()
         .root_id(&scenario.root_id)
         .name(&format!("default.{}", scenario.plugin.name()))
         .config(scenario.config_text());

@@ -59,6 +59,7 @@ scenarios! {
     exerciser_callout_huge_timeout,
     exerciser_resolve_queue_vm_id,
     exerciser_foreign_functions,
+    exerciser_startup_vms,
 }
 
 /// A scenario file without a test above would silently never run.
