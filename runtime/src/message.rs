@@ -159,6 +159,10 @@ impl Request {
     }
 }
 
+/// The body of [`Response::connection_refused`], word for word Envoy's.
+const CONNECTION_REFUSED_BODY: &str =
+    "upstream connect error or disconnect/reset before headers. reset reason: remote connection failure";
+
 /// An HTTP response: from the upstream, from a callout handler, or as the client sees it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Response {
@@ -186,6 +190,13 @@ impl Response {
     /// The response Envoy synthesizes when a callout times out: 504 `upstream request timeout`.
     pub fn timeout() -> Self {
         Response::status(504).header("content-type", "text/plain").body("upstream request timeout")
+    }
+
+    /// The response Envoy 1.40 synthesizes for a callout to a cluster whose endpoint refuses
+    /// the connection (scenario `exerciser_callout_refused`): a 503 with its text/plain
+    /// reason, as the guest receives it.
+    pub fn connection_refused() -> Self {
+        Response::status(503).body(CONNECTION_REFUSED_BODY).header("content-type", "text/plain")
     }
 
     /// Appends a header.

@@ -40,6 +40,9 @@ pub fn run(scenario: &Scenario, wasm: &Path) -> Result<Observed> {
         let response = canned(response);
         builder = builder.upstream(cluster, move |_| response.clone());
     }
+    for cluster in &scenario.refusing_clusters {
+        builder = builder.upstream(cluster, |_| Response::connection_refused());
+    }
     let plugin = match builder.start() {
         Ok(plugin) => plugin,
         Err(err) if scenario.expect.rejected => {
@@ -112,6 +115,8 @@ fn observe_common(scenario: &Scenario, out: &weir_runtime::Outcome) -> Observed 
             }),
         })
         .collect();
+    // A cluster that refuses connections never receives the call it answers for.
+    callouts.retain(|call| !scenario.refusing_clusters.contains(&call.cluster));
     callouts.sort_by(|a, b| a.cluster.cmp(&b.cluster));
     Observed {
         callouts,

@@ -160,6 +160,10 @@ pub struct Scenario {
     /// Envoy's timers run on the wall clock while the client waits.
     #[serde(default)]
     pub held_ms: u64,
+    /// Callout clusters whose only endpoint refuses connections: Envoy gets a cluster on a
+    /// closed 127.0.0.1 port, weir-runtime answers with `Response::connection_refused()`.
+    #[serde(default)]
+    pub refusing_clusters: Vec<String>,
     /// Canned responses of callout clusters, by cluster name.
     #[serde(default)]
     pub callouts: BTreeMap<String, CannedResponse>,

@@ -60,6 +60,7 @@ scenarios! {
     exerciser_resolve_queue_vm_id,
     exerciser_foreign_functions,
     exerciser_startup_vms,
+    exerciser_callout_refused,
 }
 
 /// A scenario file without a test above would silently never run.
