@@ -61,6 +61,7 @@ scenarios! {
     exerciser_foreign_functions,
     exerciser_startup_vms,
     exerciser_callout_refused,
+    exerciser_stream_statuses,
 }
 
 /// A scenario file without a test above would silently never run.

@@ -13,7 +13,7 @@
 //! - `/probe/…`: one host-function area at its edges, without the per-request reports
 //!   above (see `probes.rs`): `resume-tick` and `resume-queue` (the root resumes the paused
 //!   stream), `metrics`, `header-order`, `splice`, `foreign`, `resolve-queue`,
-//!   `callout-body`, `callout-timeout`, `vms`, `log-panic`.
+//!   `callout-body`, `callout-timeout`, `vms`, `log-panic`, `stream-statuses`.
 //!
 //! It deliberately never calls `proxy_wasm::set_log_level`: that would install the SDK's
 //! own panic hook, and the suite checks that std's default hook reaches the host's log.
@@ -221,6 +221,7 @@ impl Stream {
                 return Action::Pause;
             }
             "/probe/metrics" => self.add_http_request_header("x-metrics", &probes::metrics()),
+            "/probe/stream-statuses" => self.add_http_request_header("x-streams", &probes::stream_statuses()),
             "/probe/header-order" => self.add_http_request_header("x-order", &probes::header_order()),
             "/probe/foreign" => self.add_http_request_header("x-foreign", &probes::foreign_functions()),
             "/probe/resolve-queue" => self.add_http_request_header("x-resolve", &probes::resolve_queue(QUEUE)),

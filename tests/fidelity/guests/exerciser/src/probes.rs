@@ -53,6 +53,8 @@ mod raw {
             out: *mut *mut u8,
             out_len: *mut usize,
         ) -> u32;
+        pub fn proxy_continue_stream(kind: u32) -> u32;
+        pub fn proxy_close_stream(kind: u32) -> u32;
         pub fn proxy_resolve_shared_queue(
             vm_id: *const u8,
             vm_id_len: usize,
@@ -244,6 +246,25 @@ pub fn callout(path: &str, body: &[u8], timeout: Duration) -> String {
         Ok(_) => "dispatched".to_owned(),
         Err(status) => format!("refused {status:?}"),
     }
+}
+
+/// Continue and close of stream types an HTTP stream does not have, and of unknown types
+/// (raw statuses; the HTTP request's own continue is not asked for: it is not paused).
+pub fn stream_statuses() -> String {
+    // SAFETY: plain values.
+    let (continue_upstream, continue_downstream, close_downstream, continue_unknown, close_unknown) = unsafe {
+        (
+            raw::proxy_continue_stream(3),
+            raw::proxy_continue_stream(2),
+            raw::proxy_close_stream(2),
+            raw::proxy_continue_stream(9),
+            raw::proxy_close_stream(9),
+        )
+    };
+    format!(
+        "continue_upstream={continue_upstream} continue_downstream={continue_downstream} \
+         close_downstream={close_downstream} continue_unknown={continue_unknown} close_unknown={close_unknown}"
+    )
 }
 
 /// Remembers a paused stream for the root's next tick.
