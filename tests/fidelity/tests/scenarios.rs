@@ -62,6 +62,9 @@ scenarios! {
     exerciser_startup_vms,
     exerciser_callout_refused,
     exerciser_stream_statuses,
+    exerciser_props_upstream,
+    exerciser_props_local_request,
+    exerciser_props_local_response,
 }
 
 /// A scenario file without a test above would silently never run.

@@ -13,7 +13,9 @@
 //! - `/probe/…`: one host-function area at its edges, without the per-request reports
 //!   above (see `probes.rs`): `resume-tick` and `resume-queue` (the root resumes the paused
 //!   stream), `metrics`, `header-order`, `splice`, `foreign`, `resolve-queue`,
-//!   `callout-body`, `callout-timeout`, `vms`, `log-panic`, `stream-statuses`.
+//!   `callout-body`, `callout-timeout`, `vms`, `log-panic`, `stream-statuses`,
+//!   `props-upstream`, `props-local-request`, `props-local-response` (on_log logs the
+//!   properties Envoy derives per stream).
 //!
 //! It deliberately never calls `proxy_wasm::set_log_level`: that would install the SDK's
 //! own panic hook, and the suite checks that std's default hook reaches the host's log.
@@ -221,6 +223,10 @@ impl Stream {
                 return Action::Pause;
             }
             "/probe/metrics" => self.add_http_request_header("x-metrics", &probes::metrics()),
+            "/probe/props-local-request" => {
+                self.send_http_response(401, vec![], Some(b"no\n"));
+                return Action::Pause;
+            }
             "/probe/stream-statuses" => self.add_http_request_header("x-streams", &probes::stream_statuses()),
             "/probe/header-order" => self.add_http_request_header("x-order", &probes::header_order()),
             "/probe/foreign" => self.add_http_request_header("x-foreign", &probes::foreign_functions()),
@@ -310,6 +316,9 @@ impl HttpContext for Stream {
         if self.path == "/probe/log-panic" {
             panic!("exerciser panicked in on_log");
         }
+        if self.path.starts_with("/probe/props") {
+            log(LogLevel::Info, &format!("exerciser: on_log {}", probes::stream_properties()));
+        }
     }
 
     fn on_http_request_headers(&mut self, _headers: usize, _end_of_stream: bool) -> Action {
@@ -356,6 +365,10 @@ impl HttpContext for Stream {
     }
 
     fn on_http_response_headers(&mut self, _headers: usize, _end_of_stream: bool) -> Action {
+        if self.path == "/probe/props-local-response" && self.get_http_response_header(":status").as_deref() == Some("200") {
+            self.send_http_response(502, vec![], Some(b"replaced\n"));
+            return Action::Pause;
+        }
         self.set_http_response_header("x-resp-remove", None);
         self.add_http_response_header("x-resp-added", "added");
         if !self.splice.is_empty() {

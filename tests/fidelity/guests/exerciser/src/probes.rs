@@ -267,6 +267,26 @@ pub fn stream_statuses() -> String {
     )
 }
 
+/// The properties Envoy derives per stream, as `on_log` sees them.
+pub fn stream_properties() -> String {
+    let get = |path: Vec<&str>| hostcalls::get_property(path).ok().flatten();
+    let code = match get(vec!["response", "code"]) {
+        Some(bytes) if bytes.len() == 8 => {
+            let mut raw = [0u8; 8];
+            raw.copy_from_slice(&bytes);
+            i64::from_le_bytes(raw).to_string()
+        }
+        Some(bytes) => format!("{bytes:?}"),
+        None => "absent".to_owned(),
+    };
+    let text = |path: Vec<&str>| match get(path) {
+        Some(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+        None => "absent".to_owned(),
+    };
+    let upstream = if get(vec!["upstream", "address"]).is_some() { "present" } else { "absent" };
+    format!("code={code} details={} upstream={upstream}", text(vec!["response", "code_details"]))
+}
+
 /// Remembers a paused stream for the root's next tick.
 pub fn wait_for_tick(context_id: u32) {
     WAITING_FOR_TICK.with(|waiting| waiting.borrow_mut().push(context_id));
