@@ -165,8 +165,13 @@ fn pass_headers(d: &mut Direction) {
 
 fn pass_body(d: &mut Direction) {
     d.passed.body.append(&mut d.body);
-    if d.end_received && d.trailers.is_none() && d.held_trailers.is_none() {
-        d.passed.end = true;
+    if d.end_received && d.held_trailers.is_none() {
+        match d.trailers {
+            // Trailers the plugin added in the last body callback: Envoy created them then
+            // (`addDecodedTrailers` / `addEncodedTrailers`) and sends them after the body.
+            Some(_) => pass_trailers(d),
+            None => d.passed.end = true,
+        }
     }
 }
 

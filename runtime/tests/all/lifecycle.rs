@@ -1,6 +1,7 @@
 //! What the test API offers beyond one stream: shutting a plugin down, choosing the worker a
-//! stream runs on, Envoy's main-thread VMs, and traps in the access-log phase. Envoy's side
-//! of each is pinned by a fidelity scenario (`runtime/FIDELITY.md`).
+//! stream runs on, Envoy's main-thread VMs, traps in the access-log phase, and trailers a
+//! plugin adds at the end of a body. `runtime/FIDELITY.md` says which of these a fidelity
+//! scenario pins on Envoy's side.
 
 use std::time::Duration;
 
@@ -157,4 +158,38 @@ fn resolving_a_queue_with_an_empty_vm_id_looks_in_the_plugin_s_own() {
     let logs: Vec<&str> = out.logs().iter().map(|l| l.message.as_str()).collect();
     // "1" from the request count, then the resolve status: 0 (Ok), not 1 (NotFound).
     assert_eq!(logs, ["1", "0"]);
+}
+
+#[test]
+fn trailers_added_in_the_last_body_callback_travel_on_and_the_stream_completes() {
+    // Both body callbacks add a trailer when the body ends (map 1: request trailers,
+    // 3: response trailers), as a plugin signing a body would.
+    let guest = wat(r#"(module
+  (import "env" "proxy_add_header_map_value" (func $add (param i32 i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 0) "x-digest")
+  (data (i32.const 16) "abc")
+  (func (export "proxy_abi_version_0_2_1"))
+  (func (export "proxy_on_memory_allocate") (param i32) (result i32) (i32.const 4096))
+  (func (export "proxy_on_context_create") (param i32 i32))
+  (func $on_body (param $map i32) (param $end i32) (result i32)
+    (if (local.get $end)
+      (then (drop (call $add (local.get $map) (i32.const 0) (i32.const 8) (i32.const 16) (i32.const 3)))))
+    (i32.const 0))
+  (func (export "proxy_on_request_body") (param i32 i32 i32) (result i32)
+    (call $on_body (i32.const 1) (local.get 2)))
+  (func (export "proxy_on_response_body") (param i32 i32 i32) (result i32)
+    (call $on_body (i32.const 3) (local.get 2))))"#);
+    let plugin = Plugin::from_bytes(guest).start().unwrap();
+    let out = plugin
+        .http()
+        .request(Request::post("/").body("signed"))
+        .response(weir_runtime::Response::status(200).body("answer"))
+        .run();
+    let upstream = out.upstream_request().expect("the request completes and reaches the upstream");
+    assert_eq!(upstream.text(), "signed");
+    assert_eq!(upstream.trailers().get("x-digest"), Some("abc"));
+    let response = out.response().expect("the response reaches the client");
+    assert_eq!(response.text(), "answer");
+    assert_eq!(response.trailers().get("x-digest"), Some("abc"));
 }
