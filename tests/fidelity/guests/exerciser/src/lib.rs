@@ -287,9 +287,8 @@ impl Context for Stream {
         let response_headers = self.get_http_call_response_headers();
         let status = response_headers
             .iter()
-            .cloned()
             .find(|(name, _)| name == ":status")
-            .map(|(_, value)| value)
+            .map(|(_, value)| value.clone())
             .unwrap_or_else(|| format!("failed ({headers} headers)"));
         let body = self.get_http_call_response_body(0, body_size).unwrap_or_default();
         let body = String::from_utf8_lossy(&body).into_owned();

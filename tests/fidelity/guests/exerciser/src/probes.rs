@@ -220,7 +220,7 @@ pub fn resolve_queue(name: &str) -> String {
     let resolve = |vm_id: &str| {
         let mut id = 0;
         // SAFETY: strings the call only reads, a pointer to a live local.
-        let status = unsafe {
+        unsafe {
             raw::proxy_resolve_shared_queue(
                 vm_id.as_ptr(),
                 vm_id.len(),
@@ -228,8 +228,7 @@ pub fn resolve_queue(name: &str) -> String {
                 name.len(),
                 &mut id,
             )
-        };
-        status
+        }
     };
     format!("empty={} other={}", resolve(""), resolve("some-other-vm"))
 }
@@ -283,8 +282,15 @@ pub fn stream_properties() -> String {
         Some(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
         None => "absent".to_owned(),
     };
-    let upstream = if get(vec!["upstream", "address"]).is_some() { "present" } else { "absent" };
-    format!("code={code} details={} upstream={upstream}", text(vec!["response", "code_details"]))
+    let upstream = if get(vec!["upstream", "address"]).is_some() {
+        "present"
+    } else {
+        "absent"
+    };
+    format!(
+        "code={code} details={} upstream={upstream}",
+        text(vec!["response", "code_details"])
+    )
 }
 
 /// Remembers a paused stream for the root's next tick.
