@@ -60,11 +60,22 @@ pub(crate) struct ProxyState {
     pub(crate) plugin_config: Vec<u8>,
     /// Set by `proxy_done`.
     pub(crate) done_called: bool,
+    /// The plugin is shutting down and the root context answered `proxy_on_done` with
+    /// false: it calls `proxy_done` when it has finished, then gets `proxy_on_delete`.
+    pub(crate) root_awaiting_done: bool,
+    /// Set by `proxy_done` from the root context.
+    pub(crate) root_done_called: bool,
+    /// The root context got `proxy_on_delete`: no more ticks.
+    pub(crate) root_deleted: bool,
+    /// Timers fire (not on the VM Envoy configures first, which never ticks).
+    pub(crate) ticks: bool,
     /// Inside `proxy_on_configure`: ABI 0.1.0's `proxy_get_configuration` then returns the
     /// plugin configuration, otherwise the VM configuration (Envoy `Context::getConfiguration`).
     pub(crate) configuring: bool,
     /// Properties the guest set outside any stream, by encoded path.
     pub(crate) root_properties: HashMap<Vec<u8>, Vec<u8>>,
+    /// This VM's metric ids (Envoy numbers them per VM).
+    pub(crate) metric_ids: crate::shared::MetricIds,
 }
 
 /// What a VM recorded, drained into outcomes.
@@ -201,8 +212,13 @@ impl HostState {
                 vm_config: settings.vm_config.clone(),
                 plugin_config: settings.config.clone(),
                 done_called: false,
+                root_awaiting_done: false,
+                root_done_called: false,
+                root_deleted: false,
+                ticks: true,
                 configuring: false,
                 root_properties: HashMap::new(),
+                metric_ids: crate::shared::MetricIds::default(),
                 shared,
             },
         }

@@ -165,8 +165,13 @@ fn pass_headers(d: &mut Direction) {
 
 fn pass_body(d: &mut Direction) {
     d.passed.body.append(&mut d.body);
-    if d.end_received && d.trailers.is_none() && d.held_trailers.is_none() {
-        d.passed.end = true;
+    if d.end_received && d.held_trailers.is_none() {
+        match d.trailers {
+            // Trailers the plugin added in the last body callback: Envoy created them then
+            // (`addDecodedTrailers` / `addEncodedTrailers`) and sends them after the body.
+            Some(_) => pass_trailers(d),
+            None => d.passed.end = true,
+        }
     }
 }
 
@@ -254,14 +259,7 @@ fn resume(vm: &mut Vm, context: u32, dir: Dir) {
 /// answers false to `on_done` and never calls `proxy_done` is not logged, as in Envoy).
 /// Returns the stream's final state.
 pub(crate) fn finish(vm: &mut Vm, context: u32) -> Option<Box<HttpState>> {
-    vm.state().proxy.done_called = false;
-    let done = vm.call(context, "proxy_on_done", &[context]);
-    let completed = matches!(done, Ok(Some(1)) | Ok(None)) || vm.state().proxy.done_called;
-    if completed {
-        let _ = vm.call(context, "proxy_on_log", &[context]);
-        let _ = vm.call(context, "proxy_on_delete", &[context]);
-    }
-    let trap = done.err();
+    let (completed, trap) = vm.end_stream_context(context);
     vm.state().proxy.pending_calls.retain(|call| call.context != context);
     match vm.state().proxy.streams.remove(&context)? {
         StreamState::Http(mut http) => {

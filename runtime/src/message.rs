@@ -80,11 +80,13 @@ pub struct Request {
 
 impl Request {
     /// A request with this method and path, `:authority` `example.com` and `:scheme` `http`.
+    /// The pseudo-headers come in the order Envoy's HTTP/1 codec gives a plugin
+    /// (`:authority`, `:path`, `:method`, `:scheme`; scenario `exerciser_header_order`).
     pub fn new(method: &str, path: &str) -> Self {
         let mut headers = Headers::new();
-        headers.append(":method", method);
-        headers.append(":path", path);
         headers.append(":authority", "example.com");
+        headers.append(":path", path);
+        headers.append(":method", method);
         headers.append(":scheme", "http");
         Request { headers, body: Vec::new(), trailers: Headers::new(), raw_headers: Vec::new() }
     }
@@ -157,6 +159,10 @@ impl Request {
     }
 }
 
+/// The body of [`Response::connection_refused`], word for word Envoy's.
+const CONNECTION_REFUSED_BODY: &str =
+    "upstream connect error or disconnect/reset before headers. reset reason: remote connection failure";
+
 /// An HTTP response: from the upstream, from a callout handler, or as the client sees it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Response {
@@ -184,6 +190,13 @@ impl Response {
     /// The response Envoy synthesizes when a callout times out: 504 `upstream request timeout`.
     pub fn timeout() -> Self {
         Response::status(504).header("content-type", "text/plain").body("upstream request timeout")
+    }
+
+    /// The response Envoy 1.40 synthesizes for a callout to a cluster whose endpoint refuses
+    /// the connection (scenario `exerciser_callout_refused`): a 503 with its text/plain
+    /// reason, as the guest receives it.
+    pub fn connection_refused() -> Self {
+        Response::status(503).body(CONNECTION_REFUSED_BODY).header("content-type", "text/plain")
     }
 
     /// Appends a header.

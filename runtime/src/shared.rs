@@ -157,10 +157,11 @@ impl Queues {
     }
 }
 
-/// Metrics, process-wide in Envoy and so shared by all VMs here.
+/// Metrics, process-wide in Envoy and so shared by all VMs here: one entry per type and
+/// name (Envoy's stat). The ids a guest sees are per VM ([`MetricIds`]).
 #[derive(Default)]
 pub(crate) struct Metrics {
-    ids: HashMap<(u32, String), u32>,
+    by_kind_and_name: HashMap<(u32, String), usize>,
     pub(crate) entries: Vec<Metric>,
 }
 
@@ -173,65 +174,50 @@ pub(crate) struct Metric {
 }
 
 impl Metrics {
-    pub(crate) fn define(&mut self, kind: MetricType, name: String) -> u32 {
-        let next = self.entries.len() as u32 + 1;
-        if let Some(id) = self.ids.get(&(kind as u32, name.clone())) {
-            return *id;
-        }
-        self.ids.insert((kind as u32, name.clone()), next);
-        self.entries.push(Metric {
-            kind,
-            name,
-            value: 0,
-            samples: Vec::new(),
-        });
-        next
+    /// The entry of this type and name, created on first use.
+    pub(crate) fn entry(&mut self, kind: MetricType, name: String) -> usize {
+        let next = self.entries.len();
+        *self.by_kind_and_name.entry((kind as u32, name.clone())).or_insert_with(|| {
+            self.entries.push(Metric { kind, name, value: 0, samples: Vec::new() });
+            next
+        })
     }
 
-    fn get_mut(&mut self, id: u32) -> Option<&mut Metric> {
-        self.entries.get_mut((id as usize).checked_sub(1)?)
-    }
-
-    /// Envoy's semantics: counters only go up, gauges move both ways, histograms only record.
-    pub(crate) fn increment(&mut self, id: u32, delta: i64) -> Status {
-        let Some(metric) = self.get_mut(id) else {
-            return Status::NotFound;
-        };
-        match metric.kind {
-            MetricType::Counter if delta >= 0 => {
-                metric.value = metric.value.saturating_add(delta as u64)
-            }
-            MetricType::Gauge if delta >= 0 => {
-                metric.value = metric.value.saturating_add(delta as u64)
-            }
-            MetricType::Gauge => metric.value = metric.value.saturating_sub(delta.unsigned_abs()),
-            _ => return Status::BadArgument,
-        }
-        Status::Ok
-    }
-
-    pub(crate) fn record(&mut self, id: u32, value: u64) -> Status {
-        let Some(metric) = self.get_mut(id) else {
-            return Status::NotFound;
-        };
-        match metric.kind {
-            MetricType::Counter => metric.value = metric.value.saturating_add(value),
-            MetricType::Gauge => metric.value = value,
-            MetricType::Histogram => metric.samples.push(value),
-        }
-        Status::Ok
-    }
-
-    pub(crate) fn get(&mut self, id: u32) -> Result<u64, Status> {
-        let metric = self.get_mut(id).ok_or(Status::NotFound)?;
-        match metric.kind {
-            MetricType::Histogram => Err(Status::BadArgument),
-            _ => Ok(metric.value),
-        }
+    pub(crate) fn get_mut(&mut self, index: usize) -> Option<&mut Metric> {
+        self.entries.get_mut(index)
     }
 
     pub(crate) fn by_name(&self, name: &str) -> Option<&Metric> {
         self.entries.iter().find(|m| m.name == name)
+    }
+}
+
+/// A VM's metric ids, numbered as Envoy numbers them: the type in the low two bits
+/// (counter 0, gauge 1, histogram 2), a new id per definition (also of a name defined
+/// before, which then shares the stat), counting up by 4 per type from 4, 5 and 6.
+#[derive(Default)]
+pub(crate) struct MetricIds {
+    by_id: HashMap<u32, usize>,
+    last: [u32; 3],
+}
+
+/// The id bits that carry the metric type.
+pub(crate) const METRIC_TYPE_MASK: u32 = 0x3;
+
+impl MetricIds {
+    pub(crate) fn assign(&mut self, kind: MetricType, entry: usize) -> u32 {
+        let slot = kind as usize;
+        if self.last[slot] == 0 {
+            self.last[slot] = kind as u32;
+        }
+        self.last[slot] += METRIC_TYPE_MASK + 1;
+        let id = self.last[slot];
+        self.by_id.insert(id, entry);
+        id
+    }
+
+    pub(crate) fn entry(&self, id: u32) -> Option<usize> {
+        self.by_id.get(&id).copied()
     }
 }
 

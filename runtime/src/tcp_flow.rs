@@ -114,17 +114,12 @@ pub(crate) fn settle(vm: &mut Vm, context: u32) {
 
 /// Ends the connection: `proxy_on_done`, `proxy_on_log`, `proxy_on_delete`.
 pub(crate) fn finish(vm: &mut Vm, context: u32) -> Option<Box<TcpState>> {
-    vm.state().proxy.done_called = false;
-    let done = vm.call(context, "proxy_on_done", &[context]);
-    if matches!(done, Ok(Some(1)) | Ok(None)) || vm.state().proxy.done_called {
-        let _ = vm.call(context, "proxy_on_log", &[context]);
-        let _ = vm.call(context, "proxy_on_delete", &[context]);
-    }
+    let (_, trap) = vm.end_stream_context(context);
     vm.state().proxy.pending_calls.retain(|call| call.context != context);
     match vm.state().proxy.streams.remove(&context)? {
         StreamState::Tcp(mut tcp) => {
             if tcp.trap.is_none() {
-                tcp.trap = done.err();
+                tcp.trap = trap;
             }
             Some(tcp)
         }

@@ -102,6 +102,23 @@ impl Vm {
         found
     }
 
+    /// Ends a stream context as Envoy does: `proxy_on_done`, then `proxy_on_log` and
+    /// `proxy_on_delete` if it is done (answered true or called `proxy_done`). Returns
+    /// whether it was, and the first trap of the three: one in the access-log phase is the
+    /// stream's trap too (the client has its answer, but Envoy fails the VM and logs it).
+    pub(crate) fn end_stream_context(&mut self, context: u32) -> (bool, Option<Trap>) {
+        self.state().proxy.done_called = false;
+        let done = self.call(context, "proxy_on_done", &[context]);
+        let completed = matches!(done, Ok(Some(1)) | Ok(None)) || self.state().proxy.done_called;
+        let mut trap = done.err();
+        if completed {
+            let logged = self.call(context, "proxy_on_log", &[context]);
+            let deleted = self.call(context, "proxy_on_delete", &[context]);
+            trap = trap.or(logged.err()).or(deleted.err());
+        }
+        (completed, trap)
+    }
+
     /// Calls a guest export with the active context set to `context`, metering instructions.
     /// `Ok(None)`: the export is absent (callbacks are optional) or returns nothing.
     pub(crate) fn call(&mut self, context: u32, name: &'static str, args: &[u32]) -> Result<Option<u32>, Trap> {

@@ -31,13 +31,14 @@ fn buffer_mut(proxy: &mut ProxyState, kind: u32) -> Result<&mut Vec<u8>, Status>
     }
 }
 
-/// Envoy's rules: replace everything (`start == 0`, `size >= len`), prepend (`start == 0`,
-/// `size == 0`) or append (`start >= len`); other splices are `BadArgument`.
+/// Envoy's rules: from `start == 0`, drain `size` bytes (all of them when `size` is the
+/// length or more), then prepend the data, which covers prepending (`size == 0`), replacing
+/// a prefix and replacing everything; at or past the end, append; any other splice (in the
+/// middle) is `BadArgument`. Scenario `exerciser_body_splice` pins each case in Envoy 1.40.
 fn splice(buffer: &mut Vec<u8>, start: usize, size: usize, data: Vec<u8>) -> Result<(), Status> {
-    if start == 0 && size == 0 {
-        buffer.splice(0..0, data);
-    } else if start == 0 && size >= buffer.len() {
-        *buffer = data;
+    if start == 0 {
+        let drained = size.min(buffer.len());
+        buffer.splice(0..drained, data);
     } else if start >= buffer.len() {
         buffer.extend_from_slice(&data);
     } else {
@@ -103,6 +104,10 @@ mod tests {
         assert_eq!(b, b">body<");
         splice(&mut b, 0, usize::MAX, b"new".to_vec()).unwrap();
         assert_eq!(b, b"new");
+        splice(&mut b, 0, 2, b"NE".to_vec()).unwrap();
+        assert_eq!(b, b"NEw");
+        splice(&mut b, 0, 1, b"".to_vec()).unwrap();
+        assert_eq!(b, b"Ew");
         assert_eq!(splice(&mut b, 1, 1, b"x".to_vec()), Err(Status::BadArgument));
     }
 }

@@ -44,6 +44,18 @@ fn fields_mut(proxy: &mut ProxyState, map: u32) -> Result<&mut Fields, Status> {
     }
 }
 
+/// Adds a field where Envoy's header map puts it: a pseudo-header after the last
+/// pseudo-header (they stay in front), anything else at the end. A replaced header is
+/// removed and added this way too, so it moves (scenario `exerciser_header_order`).
+fn insert(fields: &mut Fields, key: Vec<u8>, value: Vec<u8>) {
+    let at = if key.starts_with(b":") {
+        fields.iter().rposition(|(k, _)| k.starts_with(b":")).map_or(0, |last| last + 1)
+    } else {
+        fields.len()
+    };
+    fields.insert(at, (key, value));
+}
+
 fn key_matches(stored: &[u8], key: &[u8]) -> bool {
     stored.eq_ignore_ascii_case(key)
 }
@@ -109,7 +121,7 @@ pub(super) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
             status((|| {
                 let key = read(&mut caller, key_ptr, key_len)?.to_ascii_lowercase();
                 let value = read(&mut caller, value_ptr, value_len)?;
-                fields_mut(&mut caller.data_mut().proxy, map)?.push((key, value));
+                insert(fields_mut(&mut caller.data_mut().proxy, map)?, key, value);
                 Ok(())
             })())
         },
@@ -122,17 +134,9 @@ pub(super) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
                 let key = read(&mut caller, key_ptr, key_len)?.to_ascii_lowercase();
                 let value = read(&mut caller, value_ptr, value_len)?;
                 let fields = fields_mut(&mut caller.data_mut().proxy, map)?;
-                match fields.iter().position(|(k, _)| key_matches(k, &key)) {
-                    Some(first) => {
-                        fields[first].1 = value;
-                        let mut index = 0;
-                        fields.retain(|(k, _)| {
-                            index += 1;
-                            index - 1 == first || !key_matches(k, &key)
-                        });
-                    }
-                    None => fields.push((key, value)),
-                }
+                // Envoy's `setCopy`: every value goes, the new one is added as if new.
+                fields.retain(|(k, _)| !key_matches(k, &key));
+                insert(fields, key, value);
                 Ok(())
             })())
         },

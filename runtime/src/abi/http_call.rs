@@ -1,6 +1,8 @@
 //! `proxy_http_call`: routed by cluster name to a handler the test registered. The response
 //! is delivered through `proxy_on_http_call_response` after the current callback, when the
-//! virtual clock reaches it (immediately, unless the handler asked for a delay).
+//! virtual clock reaches it (immediately, unless the handler asked for a delay). What the
+//! cluster receives and which calls are refused follow Envoy (scenarios
+//! `exerciser_callout_body`, `exerciser_callout_huge_timeout`).
 
 use std::time::Duration;
 
@@ -41,6 +43,16 @@ pub(super) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
                     if !headers.iter().any(|(k, _)| k == required) {
                         return Err(Status::BadArgument.into());
                     }
+                }
+                // Envoy reads the timeout as a signed 32-bit value and refuses a negative one.
+                if (timeout_ms as i32) < 0 {
+                    return Err(Status::BadArgument.into());
+                }
+                // Envoy frames a body with its length, whatever the plugin sent.
+                let mut headers = headers;
+                if !body.is_empty() {
+                    headers.retain(|(k, _)| !k.eq_ignore_ascii_case(b"content-length"));
+                    headers.push((b"content-length".to_vec(), body.len().to_string().into_bytes()));
                 }
                 write_u32(&mut caller, call_id_ptr, 0)?;
                 let request = callout_request(headers, body, trailers);

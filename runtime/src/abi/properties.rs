@@ -1,7 +1,7 @@
 //! `proxy_get_property`, `proxy_set_property`.
 //!
-//! Lookup order: what the guest set on this stream, what the test set, then values derived
-//! like Envoy's (`request.*` from the request headers, `plugin_*` from the plugin settings,
+//! Lookup order: what the guest (or the test, per stream) set on this stream, what the
+//! test set for the plugin, then values derived per stream like Envoy's (`request.*` from the request headers, `plugin_*` from the plugin settings,
 //! fixed addresses for `source.*` and `destination.*`). Integers are 8-byte little-endian,
 //! booleans one byte, strings raw, as Envoy serializes them.
 
@@ -17,6 +17,8 @@ pub(crate) const SOURCE_ADDRESS: &str = "10.0.0.1";
 pub(crate) const SOURCE_PORT: i64 = 50_000;
 pub(crate) const DESTINATION_ADDRESS: &str = "10.0.0.2";
 pub(crate) const DESTINATION_PORT: i64 = 8080;
+/// The upstream host a request reached, reported once it did (Envoy: the endpoint picked).
+pub(crate) const UPSTREAM_ADDRESS: &str = "10.0.0.3:8080";
 
 fn int(value: i64) -> Vec<u8> {
     value.to_le_bytes().to_vec()
@@ -70,10 +72,24 @@ fn derived(proxy: &mut ProxyState, segments: &[&[u8]]) -> Option<Vec<u8>> {
         [b"request", b"headers", name] => request.and_then(|h| header(h, name)).map(<[u8]>::to_vec),
         [b"response", b"headers"] => response.and_then(|h| wire::try_encode_map(h.iter().map(|(k, v)| (k, v))).ok()),
         [b"response", b"headers", name] => response.and_then(|h| header(h, name)).map(<[u8]>::to_vec),
-        [b"response", b"code"] => response
-            .and_then(|h| header(h, b":status"))
-            .and_then(|s| std::str::from_utf8(s).ok()?.parse::<i64>().ok())
-            .map(int),
+        // The code the client gets: a local reply's (also one sent from the response
+        // phase, replacing the upstream's), else the response headers' (scenarios
+        // `exerciser_props_*`).
+        [b"response", b"code"] => match &http.local_reply {
+            Some(reply) => Some(int(i64::from(reply.status))),
+            None => response
+                .and_then(|h| header(h, b":status"))
+                .and_then(|s| std::str::from_utf8(s).ok()?.parse::<i64>().ok())
+                .map(int),
+        },
+        // `via_upstream` for the upstream's response; a local reply's details (Envoy
+        // reports none for empty ones); nothing before a response.
+        [b"response", b"code_details"] => match &http.local_reply {
+            Some(reply) => (!reply.details.is_empty()).then(|| reply.details.as_bytes().to_vec()),
+            None => response.map(|_| b"via_upstream".to_vec()),
+        },
+        // Present once the request reached an upstream.
+        [b"upstream", b"address"] => http.request.passed.headers.as_ref().map(|_| UPSTREAM_ADDRESS.as_bytes().to_vec()),
         [b"response", b"size"] => Some(int(http.response.passed.body.len() as i64 + http.response.body.len() as i64)),
         _ => None,
     }

@@ -31,7 +31,10 @@ pub(super) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
             status((|| {
                 let vm_id = read_string(&mut caller, vm_ptr, vm_len)?;
                 let name = read(&mut caller, name_ptr, name_len)?;
-                let id = queues(&caller.data().proxy.shared).resolve(&vm_id, &name).ok_or(Status::NotFound)?;
+                let shared = &caller.data().proxy.shared;
+                // Envoy reads an empty VM id as the caller's own.
+                let vm_id = if vm_id.is_empty() { shared.settings.vm_id.as_str() } else { vm_id.as_str() };
+                let id = queues(shared).resolve(vm_id, &name).ok_or(Status::NotFound)?;
                 write_u32(&mut caller, id_ptr, id)
             })())
         },

@@ -11,13 +11,25 @@ use super::{read, read_string, status, HostResult};
 use crate::host_state::{HostState, ProxyState, Signal};
 use crate::message::{Headers, LocalReply};
 
+/// Envoy's `continueStream` / `closeStream` statuses: an unknown stream type is
+/// `BadArgument`, continuing the upstream of a connection `Unimplemented`; anything else is
+/// `Ok`, also when the context has no such stream to act on (a root context without an
+/// effective stream context), where nothing happens.
 pub(super) fn signal(proxy: &mut ProxyState, stream: u32, make: fn(StreamType) -> Signal) -> HostResult {
     let stream = StreamType::from_u32(stream).ok_or(Status::BadArgument)?;
-    let http = matches!(stream, StreamType::HttpRequest | StreamType::HttpResponse);
-    if http {
-        proxy.http().ok_or(Status::BadArgument)?.signals.push(make(stream));
-    } else {
-        proxy.tcp().ok_or(Status::BadArgument)?.signals.push(make(stream));
+    let signal = make(stream);
+    match stream {
+        StreamType::HttpRequest | StreamType::HttpResponse => {
+            if let Some(http) = proxy.http() {
+                http.signals.push(signal);
+            }
+        }
+        StreamType::Upstream if matches!(signal, Signal::Continue(_)) => return Err(Status::Unimplemented.into()),
+        StreamType::Downstream | StreamType::Upstream => {
+            if let Some(tcp) = proxy.tcp() {
+                tcp.signals.push(signal);
+            }
+        }
     }
     Ok(())
 }

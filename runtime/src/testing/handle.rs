@@ -32,7 +32,7 @@ pub(crate) struct Handle<'p, K: StreamKind> {
 impl<'p, K: StreamKind> Handle<'p, K> {
     pub(crate) fn open(plugin: &'p Plugin, worker: usize) -> Self {
         let mut inner = plugin.lock();
-        let worker = worker.min(inner.vms.len() - 1);
+        let worker = worker.min(inner.workers - 1);
         let context = K::create(&mut inner.vms[worker]);
         inner.pump();
         Handle { plugin, worker, context, finished: None, kind: PhantomData }

@@ -6,7 +6,7 @@ use crate::http_flow::{self, Dir};
 use crate::message::{Headers, Request, Response};
 use crate::outcome::Outcome;
 use crate::testing::handle::{Handle, StreamKind};
-use crate::testing::Plugin;
+use crate::testing::{Plugin, PropertyValue};
 use crate::vm::Vm;
 
 /// One request through the plugin, with the upstream's response, run to completion.
@@ -18,11 +18,39 @@ pub struct HttpExchange<'p> {
     request: Request,
     response: Response,
     chunk_size: Option<usize>,
+    held_wait: Option<std::time::Duration>,
+    properties: Vec<(Vec<u8>, PropertyValue)>,
 }
 
 impl<'p> HttpExchange<'p> {
     pub(crate) fn new(plugin: &'p Plugin, worker: usize) -> Self {
-        HttpExchange { plugin, worker, request: Request::get("/"), response: Response::status(200), chunk_size: None }
+        HttpExchange {
+            plugin,
+            worker,
+            request: Request::get("/"),
+            response: Response::status(200),
+            chunk_size: None,
+            held_wait: None,
+            properties: Vec::new(),
+        }
+    }
+
+    /// Sets a property for this stream only (dotted path, as [`PluginBuilder::property`]),
+    /// over the plugin-wide and the derived value: e.g. `response.code_details` of an idle
+    /// timeout, or the `upstream.address` of a particular endpoint.
+    ///
+    /// [`PluginBuilder::property`]: crate::PluginBuilder::property
+    pub fn property(mut self, path: &str, value: impl Into<PropertyValue>) -> Self {
+        self.properties.push((dotted(path), value.into()));
+        self
+    }
+
+    /// If the plugin still holds the request once it was sent and its callouts answered,
+    /// the virtual clock moves this far before the exchange goes on (ticks fire, queues
+    /// deliver), as a client waits in Envoy while a root context decides (default: no wait).
+    pub fn wait_while_held(mut self, wait: std::time::Duration) -> Self {
+        self.held_wait = Some(wait);
+        self
     }
 
     /// The request the client sends (default `GET /`).
@@ -48,9 +76,16 @@ impl<'p> HttpExchange<'p> {
     /// finally the stream's end (`on_done`, `on_log`, `on_delete`).
     pub fn run(self) -> Outcome {
         let mut stream = HttpStream::open(self.plugin, self.worker);
+        for (path, value) in self.properties {
+            stream.set_property(path, value);
+        }
         let chunk = self.chunk_size;
         stream.send_request(&self.request, chunk);
         stream.deliver_callouts();
+        if let Some(wait) = self.held_wait.filter(|_| !stream.request_complete()) {
+            self.plugin.advance(wait);
+            stream.deliver_callouts();
+        }
         if stream.request_complete() {
             stream.send_response(&self.response, chunk);
             stream.deliver_callouts();
@@ -96,6 +131,20 @@ impl<'p> HttpStream<'p> {
     fn step(&mut self, f: impl FnOnce(&mut Vm, u32)) -> &mut Self {
         self.handle.step(f);
         self
+    }
+
+    /// Sets a property for this stream only (dotted path), over the plugin-wide and the
+    /// derived value; see [`HttpExchange::property`].
+    pub fn property(&mut self, path: &str, value: impl Into<PropertyValue>) -> &mut Self {
+        self.set_property(dotted(path), value.into())
+    }
+
+    fn set_property(&mut self, path: Vec<u8>, value: PropertyValue) -> &mut Self {
+        self.step(|vm, cx| {
+            if let Some(StreamState::Http(http)) = vm.state().proxy.streams.get_mut(&cx) {
+                http.properties.insert(path, value.0);
+            }
+        })
     }
 
     /// Sends request headers (`:method`, `:path`, … and the others of `request`).
@@ -195,6 +244,12 @@ impl<'p> HttpStream<'p> {
     pub fn finish(mut self) -> Outcome {
         self.handle.end()
     }
+}
+
+/// The stored form of a dotted property path.
+fn dotted(path: &str) -> Vec<u8> {
+    let segments: Vec<&str> = path.split('.').collect();
+    crate::abi::properties::normalize(&weir_abi::wire::encode_path(&segments))
 }
 
 fn chunks(body: &[u8], size: Option<usize>) -> Vec<(&[u8], bool)> {

@@ -22,6 +22,7 @@ mod build;
 pub mod fuzz;
 mod handle;
 mod http;
+mod lifecycle;
 mod network;
 
 pub use http::{HttpExchange, HttpStream};
@@ -102,6 +103,8 @@ pub struct PluginBuilder {
     source: Source,
     settings: Settings,
     workers: usize,
+    /// VMs started before the workers' that get no streams (Envoy's main-thread VMs).
+    main_thread_vms: usize,
     /// The shared-data store of another plugin in the same VM id.
     vm_store: Option<crate::shared::SharedData>,
 }
@@ -131,6 +134,7 @@ impl PluginBuilder {
                 clock_start_ns: crate::shared::CLOCK_START.as_nanos() as u64,
             },
             workers: 1,
+            main_thread_vms: 0,
             vm_store: None,
         }
     }
@@ -243,6 +247,17 @@ impl PluginBuilder {
         self
     }
 
+    /// Also starts the two VMs Envoy 1.40 runs for a plugin on its main thread, before the
+    /// workers' VMs: the one it configures first to check the configuration, and the main
+    /// thread's own. Both run `proxy_on_vm_start` and `proxy_on_configure`, the second also
+    /// its own timer (the first never ticks), and they share data, queues and metrics with the workers' VMs; no stream runs on them.
+    /// With it, a plugin sees the start-up Envoy gives it (three VMs for one worker, scenario
+    /// `exerciser_startup_vms`); without it (the default), only the workers' VMs run.
+    pub fn main_thread_vms(mut self) -> Self {
+        self.main_thread_vms = lifecycle::ENVOY_MAIN_THREAD_VMS;
+        self
+    }
+
     /// Loads the module and starts every VM the way Envoy does.
     pub fn start(self) -> Result<Plugin, StartError> {
         let bytes = match &self.source {
@@ -256,18 +271,30 @@ impl PluginBuilder {
             *shared.data.get_mut().unwrap_or_else(std::sync::PoisonError::into_inner) = store;
         }
         let shared = Arc::new(shared);
-        let mut vms = Vec::with_capacity(self.workers);
+        // Envoy configures its main-thread VMs first, so a worker's registration of a
+        // queue name is the last one, and the one notified.
+        let mut main_thread = Vec::with_capacity(self.main_thread_vms);
+        for index in 0..self.main_thread_vms {
+            let mut vm = Vm::instantiate(&compiled, shared.clone(), self.workers + index)?;
+            // The VM Envoy configures first only checks the configuration: its timer
+            // never fires (scenario `exerciser_startup_vms`: two of three VMs tick).
+            vm.state().proxy.ticks = index > 0;
+            vm.start()?;
+            main_thread.push(vm);
+        }
+        let mut vms = Vec::with_capacity(self.workers + self.main_thread_vms);
         for worker in 0..self.workers {
             let mut vm = Vm::instantiate(&compiled, shared.clone(), worker)?;
             vm.start()?;
             vms.push(vm);
         }
+        vms.extend(main_thread);
         // Callouts made while starting (a root context fetching keys on configure) answer
         // now when their upstream has no delay, as they would moments after Envoy starts.
         for vm in vms.iter_mut() {
             events::deliver_calls(vm, false);
         }
-        let plugin = Plugin { inner: Mutex::new(Inner { shared, vms, logs: Vec::new() }) };
+        let plugin = Plugin { inner: Mutex::new(Inner { shared, vms, workers: self.workers, logs: Vec::new() }) };
         plugin.lock().pump();
         Ok(plugin)
     }
@@ -290,7 +317,9 @@ impl std::fmt::Debug for Plugin {
 
 pub(crate) struct Inner {
     pub(crate) shared: Arc<PluginShared>,
+    /// The workers' VMs (`0..workers`, where streams run), then the main-thread ones.
     pub(crate) vms: Vec<Vm>,
+    pub(crate) workers: usize,
     /// Logs of root contexts (start-up, ticks, queues, …).
     pub(crate) logs: Vec<LogEntry>,
 }
@@ -336,6 +365,12 @@ impl Plugin {
         HttpStream::open(self, 0)
     }
 
+    /// An HTTP stream driven step by step on VM `worker` (0-based; out of range picks the
+    /// last), as Envoy runs each stream on the worker thread that accepted its connection.
+    pub fn http_stream_on(&self, worker: usize) -> HttpStream<'_> {
+        HttpStream::open(self, worker)
+    }
+
     /// A TCP exchange (NETWORK filter) on the first VM.
     pub fn tcp(&self) -> TcpExchange<'_> {
         TcpExchange::new(self)
@@ -355,7 +390,7 @@ impl Plugin {
             let next = inner
                 .vms
                 .iter_mut()
-                .flat_map(|vm| [vm.state().proxy.next_tick_ns, events::next_call_due(vm)])
+                .flat_map(|vm| [events::next_tick_due(vm), events::next_call_due(vm)])
                 .flatten()
                 .min();
             match next {
@@ -429,8 +464,13 @@ impl Plugin {
         self.lock().vms.iter().find_map(|vm| vm.crashed.clone())
     }
 
-    /// Number of VMs.
+    /// Number of workers' VMs (streams run on these).
     pub fn workers(&self) -> usize {
+        self.lock().workers
+    }
+
+    /// Number of VMs, the main-thread ones ([`PluginBuilder::main_thread_vms`]) included.
+    pub fn vm_count(&self) -> usize {
         self.lock().vms.len()
     }
 

@@ -207,6 +207,22 @@ fn properties_have_envoy_like_defaults_and_test_overrides() {
 }
 
 #[test]
+fn a_test_overrides_a_property_for_one_stream_only() {
+    let plugin = probe().property("custom.value", "plugin-wide").start().unwrap();
+    let custom = |out: weir_runtime::Outcome| {
+        let line = out.logs_at(LogLevel::Info).into_iter().find(|l| l.starts_with("props")).unwrap().to_string();
+        line.split(' ').find_map(|part| part.strip_prefix("custom=")).unwrap().to_string()
+    };
+    let request = || Request::get("/").header("x-probe", "props");
+    let overridden = plugin.http().property("custom.value", "this-stream").request(request()).run();
+    assert_eq!(custom(overridden), "this-stream");
+    assert_eq!(custom(plugin.http().request(request()).run()), "plugin-wide");
+    let mut stream = plugin.http_stream();
+    stream.property("custom.value", "stepped").send_request_headers(&request(), true);
+    assert_eq!(custom(stream.finish()), "stepped");
+}
+
+#[test]
 fn plugin_name_is_empty_when_none_is_configured_as_in_envoy() {
     let plugin = probe().root_id("probe-root").start().unwrap();
     let out = plugin.http().request(Request::get("/").header("x-probe", "props")).run();

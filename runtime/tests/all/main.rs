@@ -8,6 +8,7 @@ mod command;
 mod hostile;
 mod http;
 mod imports;
+mod lifecycle;
 mod network;
 mod root;
 mod sdk;

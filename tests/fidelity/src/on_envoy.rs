@@ -46,6 +46,11 @@ pub fn run(scenario: &Scenario, wasm: &Path) -> Result<Observed> {
         builder = builder.cluster(cluster, server.addr());
         callouts.push((cluster.clone(), server));
     }
+    for cluster in &scenario.refusing_clusters {
+        // A port that was just free and is closed again: connecting is refused.
+        let closed = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
+        builder = builder.cluster(cluster, closed);
+    }
     if let Some(tcp) = &scenario.tcp {
         let upstream = TcpUpstream::start(tcp.send.len(), tcp.reply.as_bytes().to_vec())?;
         let builder = builder.network_filter(filter(scenario, wasm)).upstream(upstream.addr());

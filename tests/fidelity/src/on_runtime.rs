@@ -24,7 +24,9 @@ fn canned(response: &CannedResponse) -> Response {
 
 /// Runs `scenario` with the module at `wasm` and reports what weir-runtime showed.
 pub fn run(scenario: &Scenario, wasm: &Path) -> Result<Observed> {
+    // Envoy starts two main-thread VMs besides the worker's; so does weir-runtime here.
     let mut builder = Plugin::load(wasm)
+        .main_thread_vms()
         .root_id(&scenario.root_id)
         .name(&format!("default.{}", scenario.plugin.name()))
         .config(scenario.config_text());
@@ -37,6 +39,9 @@ pub fn run(scenario: &Scenario, wasm: &Path) -> Result<Observed> {
     for (cluster, response) in &scenario.callouts {
         let response = canned(response);
         builder = builder.upstream(cluster, move |_| response.clone());
+    }
+    for cluster in &scenario.refusing_clusters {
+        builder = builder.upstream(cluster, |_| Response::connection_refused());
     }
     let plugin = match builder.start() {
         Ok(plugin) => plugin,
@@ -73,7 +78,11 @@ fn run_http(plugin: &Plugin, scenario: &Scenario, request: &crate::scenario::Cli
     }
     // The Envoy side's client always frames requests with content-length, also `0`.
     sent = sent.header("content-length", &request.body.len().to_string()).body(request.body.clone());
-    let out = plugin.http().request(sent).response(canned(&scenario.upstream_response())).run();
+    let mut exchange = plugin.http().request(sent).response(canned(&scenario.upstream_response()));
+    if scenario.held_ms > 0 {
+        exchange = exchange.wait_while_held(Duration::from_millis(scenario.held_ms));
+    }
+    let out = exchange.run();
     let mut observed = observe_common(scenario, &out);
     observed.upstream = out.upstream_request().map(|seen| HttpSeen {
         method: Some(seen.method().to_owned()),
@@ -106,6 +115,8 @@ fn observe_common(scenario: &Scenario, out: &weir_runtime::Outcome) -> Observed 
             }),
         })
         .collect();
+    // A cluster that refuses connections never receives the call it answers for.
+    callouts.retain(|call| !scenario.refusing_clusters.contains(&call.cluster));
     callouts.sort_by(|a, b| a.cluster.cmp(&b.cluster));
     Observed {
         callouts,

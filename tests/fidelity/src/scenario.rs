@@ -155,6 +155,15 @@ pub struct Scenario {
     /// real time passes in Envoy (timers fire in both).
     #[serde(default)]
     pub advance_ms: u64,
+    /// How long the client waits while the plugin holds its request (e.g. for a root
+    /// context's tick to resume it): weir-runtime advances its virtual clock this far,
+    /// Envoy's timers run on the wall clock while the client waits.
+    #[serde(default)]
+    pub held_ms: u64,
+    /// Callout clusters whose only endpoint refuses connections: Envoy gets a cluster on a
+    /// closed 127.0.0.1 port, weir-runtime answers with `Response::connection_refused()`.
+    #[serde(default)]
+    pub refusing_clusters: Vec<String>,
     /// Canned responses of callout clusters, by cluster name.
     #[serde(default)]
     pub callouts: BTreeMap<String, CannedResponse>,

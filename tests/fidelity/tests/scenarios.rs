@@ -49,6 +49,22 @@ scenarios! {
     abi_9_9_9_refused,
     abi_mismatched_import_refused,
     both_allocators_malloc_preferred,
+    exerciser_resume_from_tick,
+    exerciser_resume_from_queue,
+    exerciser_metric_edges,
+    exerciser_header_order,
+    exerciser_body_splice,
+    exerciser_log_panic,
+    exerciser_callout_body,
+    exerciser_callout_huge_timeout,
+    exerciser_resolve_queue_vm_id,
+    exerciser_foreign_functions,
+    exerciser_startup_vms,
+    exerciser_callout_refused,
+    exerciser_stream_statuses,
+    exerciser_props_upstream,
+    exerciser_props_local_request,
+    exerciser_props_local_response,
 }
 
 /// A scenario file without a test above would silently never run.

@@ -10,10 +10,19 @@
 //! - `/body`: buffers the request body and upper-cases it; the response body is reversed.
 //! - `/panic`: panics (std's default hook writes the message to stderr).
 //!
+//! - `/probe/…`: one host-function area at its edges, without the per-request reports
+//!   above (see `probes.rs`): `resume-tick` and `resume-queue` (the root resumes the paused
+//!   stream), `metrics`, `header-order`, `splice`, `foreign`, `resolve-queue`,
+//!   `callout-body`, `callout-timeout`, `vms`, `log-panic`, `stream-statuses`,
+//!   `props-upstream`, `props-local-request`, `props-local-response` (on_log logs the
+//!   properties Envoy derives per stream).
+//!
 //! It deliberately never calls `proxy_wasm::set_log_level`: that would install the SDK's
 //! own panic hook, and the suite checks that std's default hook reaches the host's log.
 
 use std::time::Duration;
+
+mod probes;
 
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
@@ -37,12 +46,22 @@ fn log(level: LogLevel, message: &str) {
 #[derive(Default)]
 struct Root {
     config: String,
+    /// The queue paused streams announce themselves on.
+    resume_queue: Option<u32>,
+    /// Ticks resume waiting streams (configuration `"resume"`).
+    resumes_on_tick: bool,
 }
 
 impl Context for Root {}
 
 impl RootContext for Root {
+    fn on_vm_start(&mut self, _size: usize) -> bool {
+        probes::count(probes::VMS_STARTED);
+        true
+    }
+
     fn on_configure(&mut self, _size: usize) -> bool {
+        probes::count(probes::VMS_CONFIGURED);
         let config = self.get_plugin_configuration().unwrap_or_default();
         self.config = String::from_utf8_lossy(&config).into_owned();
         if self.config.contains("\"reject\"") {
@@ -54,6 +73,11 @@ impl RootContext for Root {
         // The root registers the queue, as Envoy expects: `on_queue_ready` goes to the
         // registering context's root.
         self.register_shared_queue(QUEUE);
+        self.resume_queue = hostcalls::register_shared_queue(probes::RESUME_QUEUE).ok();
+        if self.config.contains("\"resume\"") {
+            self.resumes_on_tick = true;
+            self.set_tick_period(Duration::from_millis(5));
+        }
         if self.config.contains("\"tick\"") {
             self.set_tick_period(Duration::from_millis(5));
         }
@@ -62,13 +86,25 @@ impl RootContext for Root {
     }
 
     fn on_tick(&mut self) {
+        if self.resumes_on_tick {
+            probes::resume_waiting("tick");
+            return;
+        }
         // Envoy runs several VMs of one plugin, each with its own timer: the first tick of
         // any of them marks the data, and each stops its own timer.
+        probes::count(probes::VMS_TICKED);
         let _ = self.set_shared_data(TICKED, Some(b"yes"), None);
         self.set_tick_period(Duration::ZERO);
     }
 
     fn on_queue_ready(&mut self, queue_id: u32) {
+        if Some(queue_id) == self.resume_queue {
+            while let Ok(Some(item)) = self.dequeue_shared_queue(queue_id) {
+                let context = String::from_utf8_lossy(&item).parse().unwrap_or(0);
+                probes::resume(context, "queue");
+            }
+            return;
+        }
         // The stream dequeued the first item itself; the root takes what is left.
         let mut seen = Vec::new();
         while let Ok(Some(item)) = self.dequeue_shared_queue(queue_id) {
@@ -77,8 +113,8 @@ impl RootContext for Root {
         let _ = self.set_shared_data(QUEUE_SEEN, Some(seen.join(",").as_bytes()), None);
     }
 
-    fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
-        Some(Box::new(Stream { config: self.config.clone(), path: String::new() }))
+    fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {
+        Some(Box::new(Stream { id: context_id, config: self.config.clone(), path: String::new(), splice: String::new() }))
     }
 
     fn get_type(&self) -> Option<ContextType> {
@@ -87,8 +123,11 @@ impl RootContext for Root {
 }
 
 struct Stream {
+    id: u32,
     config: String,
     path: String,
+    /// What the request-body splices returned (`/probe/splice`).
+    splice: String,
 }
 
 impl Stream {
@@ -170,6 +209,54 @@ impl Stream {
         self.add_http_request_header("x-added", "added");
     }
 
+    /// One area at its edges; the standard reports stay out of the way.
+    fn probe(&mut self) -> Action {
+        match self.path.as_str() {
+            "/probe/resume-tick" => {
+                probes::wait_for_tick(self.id);
+                return Action::Pause;
+            }
+            "/probe/resume-queue" => {
+                let queue = self.resolve_shared_queue("", probes::RESUME_QUEUE).unwrap_or_default();
+                let sent = self.enqueue_shared_queue(queue, Some(self.id.to_string().as_bytes()));
+                self.add_http_request_header("x-enqueued", &format!("{sent:?}"));
+                return Action::Pause;
+            }
+            "/probe/metrics" => self.add_http_request_header("x-metrics", &probes::metrics()),
+            "/probe/props-local-request" => {
+                self.send_http_response(401, vec![], Some(b"no\n"));
+                return Action::Pause;
+            }
+            "/probe/stream-statuses" => self.add_http_request_header("x-streams", &probes::stream_statuses()),
+            "/probe/header-order" => self.add_http_request_header("x-order", &probes::header_order()),
+            "/probe/foreign" => self.add_http_request_header("x-foreign", &probes::foreign_functions()),
+            "/probe/resolve-queue" => self.add_http_request_header("x-resolve", &probes::resolve_queue(QUEUE)),
+            "/probe/vms" => {
+                let vms = format!(
+                    "started={} configured={} ticked={}",
+                    probes::counted(probes::VMS_STARTED),
+                    probes::counted(probes::VMS_CONFIGURED),
+                    probes::counted(probes::VMS_TICKED)
+                );
+                self.add_http_request_header("x-vms", &vms);
+            }
+            "/probe/callout-body" | "/probe/callout-timeout" => {
+                let (body, timeout): (&[u8], Duration) = if self.path.ends_with("body") {
+                    (b"ping", Duration::from_secs(5))
+                } else {
+                    (b"", probes::HUGE_TIMEOUT)
+                };
+                let result = probes::callout("/probe", body, timeout);
+                self.add_http_request_header("x-callout", &result);
+                if result == "dispatched" {
+                    return Action::Pause;
+                }
+            }
+            _ => {}
+        }
+        Action::Continue
+    }
+
     fn call_authz(&self) -> Action {
         let user = self.get_http_request_header("x-user").unwrap_or_default();
         let path = format!("/check?path={}", self.path);
@@ -197,11 +284,11 @@ impl Stream {
 
 impl Context for Stream {
     fn on_http_call_response(&mut self, _token: u32, headers: usize, body_size: usize, _trailers: usize) {
-        let status = self
-            .get_http_call_response_headers()
-            .into_iter()
+        let response_headers = self.get_http_call_response_headers();
+        let status = response_headers
+            .iter()
             .find(|(name, _)| name == ":status")
-            .map(|(_, value)| value)
+            .map(|(_, value)| value.clone())
             .unwrap_or_else(|| format!("failed ({headers} headers)"));
         let body = self.get_http_call_response_body(0, body_size).unwrap_or_default();
         let body = String::from_utf8_lossy(&body).into_owned();
@@ -211,15 +298,34 @@ impl Context for Stream {
             self.resume_http_request();
         } else {
             let reply = format!("authz said {status}: {}\n", body.trim());
-            self.send_http_response(403, vec![("x-denied-by", "authz")], Some(reply.as_bytes()));
+            // `/callout/refused` also shows the headers of the answer, as Envoy made it up.
+            let seen: Vec<String> = response_headers.iter().map(|(name, value)| format!("{name}={value}")).collect();
+            let seen = seen.join(",");
+            let mut headers = vec![("x-denied-by", "authz")];
+            if self.path == "/callout/refused" {
+                headers.push(("x-authz-headers", seen.as_str()));
+            }
+            self.send_http_response(403, headers, Some(reply.as_bytes()));
         }
     }
 }
 
 impl HttpContext for Stream {
+    fn on_log(&mut self) {
+        if self.path == "/probe/log-panic" {
+            panic!("exerciser panicked in on_log");
+        }
+        if self.path.starts_with("/probe/props") {
+            log(LogLevel::Info, &format!("exerciser: on_log {}", probes::stream_properties()));
+        }
+    }
+
     fn on_http_request_headers(&mut self, _headers: usize, _end_of_stream: bool) -> Action {
         self.path = self.get_http_request_header(":path").unwrap_or_default();
         log(LogLevel::Info, &format!("exerciser: request to {}", self.path));
+        if self.path.starts_with("/probe/") {
+            return self.probe();
+        }
         self.report_context();
         self.report_metrics();
         self.report_shared_data();
@@ -238,6 +344,13 @@ impl HttpContext for Stream {
     }
 
     fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        if self.path == "/probe/splice" {
+            if !end_of_stream {
+                return Action::Pause;
+            }
+            self.splice = probes::splice_request_body(body_size);
+            return Action::Continue;
+        }
         if self.path != "/body" {
             return Action::Continue;
         }
@@ -251,12 +364,27 @@ impl HttpContext for Stream {
     }
 
     fn on_http_response_headers(&mut self, _headers: usize, _end_of_stream: bool) -> Action {
+        if self.path == "/probe/props-local-response" && self.get_http_response_header(":status").as_deref() == Some("200") {
+            self.send_http_response(502, vec![], Some(b"replaced\n"));
+            return Action::Pause;
+        }
         self.set_http_response_header("x-resp-remove", None);
         self.add_http_response_header("x-resp-added", "added");
+        if !self.splice.is_empty() {
+            self.add_http_response_header("x-splice", &self.splice);
+        }
         Action::Continue
     }
 
     fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        if self.path == "/probe/splice" {
+            if !end_of_stream {
+                return Action::Pause;
+            }
+            let status = probes::splice_response_body();
+            log(LogLevel::Info, &format!("exerciser: response splice {status}"));
+            return Action::Continue;
+        }
         if self.path != "/body" {
             return Action::Continue;
         }
