@@ -174,8 +174,12 @@ mod tests {
 
     #[test]
     fn map_round_trips_in_order_with_duplicates_and_binary() {
-        let pairs: Vec<(&[u8], &[u8])> =
-            vec![(b"a", b"1"), (b"b", b"22"), (b"a", b""), (b"bin", &[0xff, 1])];
+        let pairs: Vec<(&[u8], &[u8])> = vec![
+            (b"a", b"1"),
+            (b"b", b"22"),
+            (b"a", b""),
+            (b"bin", &[0xff, 1]),
+        ];
         let bytes = encode_map(pairs.iter().copied());
         assert_eq!(bytes.len(), encoded_map_len(&pairs).unwrap());
         assert_eq!(decode_map(&bytes).unwrap(), pairs);
@@ -211,9 +215,14 @@ mod tests {
         trailing.push(0);
         assert_eq!(decode_map(&trailing), Err(WireError::TrailingBytes));
         // A count announcing 2^32-1 entries must not allocate or overflow.
-        assert_eq!(decode_map(&[0xff, 0xff, 0xff, 0xff, 1]), Err(WireError::Truncated));
+        assert_eq!(
+            decode_map(&[0xff, 0xff, 0xff, 0xff, 1]),
+            Err(WireError::Truncated)
+        );
         // Lengths near u32::MAX must not overflow offsets.
-        let huge = [1, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0];
+        let huge = [
+            1, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0,
+        ];
         assert_eq!(decode_map(&huge), Err(WireError::Truncated));
     }
 
@@ -249,7 +258,10 @@ mod tests {
             assert_eq!(Status::from_u32(*status as u32), Some(*status));
         }
         assert_eq!(Status::from_u32(5), None);
-        assert_eq!(HeaderStatus::from_u32(4), Some(HeaderStatus::StopAllIterationAndWatermark));
+        assert_eq!(
+            HeaderStatus::from_u32(4),
+            Some(HeaderStatus::StopAllIterationAndWatermark)
+        );
         assert_eq!(HeaderStatus::from_u32(5), None);
         assert_eq!(BufferType::ALL.len(), 9);
         assert_eq!(MapType::ALL.len(), 8);

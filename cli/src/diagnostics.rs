@@ -25,11 +25,17 @@ pub struct Diagnosis {
 
 /// Looks through the error chain for a cause we know.
 pub fn diagnose(err: &anyhow::Error) -> Diagnosis {
-    let user = |hints: Vec<String>| Diagnosis { exit_code: EXIT_USER_ERROR, hints };
+    let user = |hints: Vec<String>| Diagnosis {
+        exit_code: EXIT_USER_ERROR,
+        hints,
+    };
     for cause in err.chain() {
         if let Some(e) = cause.downcast_ref::<RegistryError>() {
             return match e {
-                RegistryError::Other(_) => Diagnosis { exit_code: EXIT_UNEXPECTED, hints: vec![] },
+                RegistryError::Other(_) => Diagnosis {
+                    exit_code: EXIT_UNEXPECTED,
+                    hints: vec![],
+                },
                 e => user(registry_hints(e)),
             };
         }
@@ -52,16 +58,26 @@ pub fn diagnose(err: &anyhow::Error) -> Diagnosis {
         if cause.downcast_ref::<ExtractError>().is_some() {
             return user(vec!["package the module with `weir package` or `weir push`, which write formats Istio reads".into()]);
         }
-        if cause.downcast_ref::<ValidationFailed>().is_some() || cause.downcast_ref::<UserError>().is_some() {
+        if cause.downcast_ref::<ValidationFailed>().is_some()
+            || cause.downcast_ref::<UserError>().is_some()
+        {
             return user(vec![]);
         }
         if let Some(e) = cause.downcast_ref::<std::io::Error>() {
-            if matches!(e.kind(), std::io::ErrorKind::NotFound | std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::AlreadyExists) {
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::NotFound
+                    | std::io::ErrorKind::PermissionDenied
+                    | std::io::ErrorKind::AlreadyExists
+            ) {
                 return user(vec![]);
             }
         }
     }
-    Diagnosis { exit_code: EXIT_UNEXPECTED, hints: vec![] }
+    Diagnosis {
+        exit_code: EXIT_UNEXPECTED,
+        hints: vec![],
+    }
 }
 
 fn registry_hints(e: &RegistryError) -> Vec<String> {

@@ -21,8 +21,12 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
         .prefix(".weir-partial-")
         .tempfile_in(dir)
         .with_context(|| format!("creating a temporary file in {}", dir.display()))?;
-    tmp.write_all(data).with_context(|| format!("writing {}", path.display()))?;
-    tmp.as_file().sync_all().with_context(|| format!("flushing {}", path.display()))?;
-    tmp.persist(path).with_context(|| format!("renaming the finished file to {}", path.display()))?;
+    tmp.write_all(data)
+        .with_context(|| format!("writing {}", path.display()))?;
+    tmp.as_file()
+        .sync_all()
+        .with_context(|| format!("flushing {}", path.display()))?;
+    tmp.persist(path)
+        .with_context(|| format!("renaming the finished file to {}", path.display()))?;
     Ok(())
 }

@@ -19,11 +19,19 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();
-            return ExitCode::from(if e.use_stderr() { diagnostics::EXIT_USAGE as u8 } else { 0 });
+            return ExitCode::from(if e.use_stderr() {
+                diagnostics::EXIT_USAGE as u8
+            } else {
+                0
+            });
         }
     };
     let printer = Printer::new(cli.global.quiet, cli.global.no_progress, cli.global.verbose);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");

@@ -14,7 +14,11 @@ impl Printer {
     /// From the global flags; progress bars also need stderr to be a terminal.
     pub fn new(quiet: bool, no_progress: bool, verbose: bool) -> Self {
         let progress = !quiet && !no_progress && !verbose && std::io::stderr().is_terminal();
-        Printer { quiet, verbose: verbose && !quiet, progress }
+        Printer {
+            quiet,
+            verbose: verbose && !quiet,
+            progress,
+        }
     }
 
     /// A detail line on stderr, only with `-v`.

@@ -19,12 +19,23 @@ pub struct TransferReporter {
 impl TransferReporter {
     /// A reporter that draws only if `printer` allows progress bars.
     pub fn new(printer: Printer) -> Self {
-        let target = if printer.progress() { ProgressDrawTarget::stderr() } else { ProgressDrawTarget::hidden() };
-        TransferReporter { printer, bars: MultiProgress::with_draw_target(target), active: Mutex::new(Vec::new()) }
+        let target = if printer.progress() {
+            ProgressDrawTarget::stderr()
+        } else {
+            ProgressDrawTarget::hidden()
+        };
+        TransferReporter {
+            printer,
+            bars: MultiProgress::with_draw_target(target),
+            active: Mutex::new(Vec::new()),
+        }
     }
 
     fn bar(&self, id: usize) -> Option<ProgressBar> {
-        self.active.lock().ok().and_then(|bars| bars.get(id).cloned())
+        self.active
+            .lock()
+            .ok()
+            .and_then(|bars| bars.get(id).cloned())
     }
 }
 
@@ -32,12 +43,16 @@ impl Reporter for TransferReporter {
     fn on_blob_start(&self, digest: &str, size: u64) -> usize {
         self.printer.detail(format!("blob {digest} ({size} bytes)"));
         let bar = self.bars.add(ProgressBar::new(size));
-        if let Ok(style) = ProgressStyle::with_template("{msg:>19} [{bar:30}] {bytes}/{total_bytes}") {
+        if let Ok(style) =
+            ProgressStyle::with_template("{msg:>19} [{bar:30}] {bytes}/{total_bytes}")
+        {
             bar.set_style(style.progress_chars("=> "));
         }
         let short = digest.strip_prefix("sha256:").unwrap_or(digest);
         bar.set_message(short.chars().take(12).collect::<String>());
-        let Ok(mut bars) = self.active.lock() else { return 0 };
+        let Ok(mut bars) = self.active.lock() else {
+            return 0;
+        };
         bars.push(bar);
         bars.len() - 1
     }

@@ -23,13 +23,22 @@ impl RegistrySettings {
         let explicit = match &args.username {
             Some(username) => {
                 let mut password = String::new();
-                std::io::stdin().lock().read_line(&mut password).context("reading the password from stdin")?;
+                std::io::stdin()
+                    .lock()
+                    .read_line(&mut password)
+                    .context("reading the password from stdin")?;
                 let password = password.trim_end_matches(['\r', '\n']).to_string();
-                Some(Credentials { username: username.clone(), password })
+                Some(Credentials {
+                    username: username.clone(),
+                    password,
+                })
             }
             None => None,
         };
-        Ok(RegistrySettings { args: args.clone(), explicit })
+        Ok(RegistrySettings {
+            args: args.clone(),
+            explicit,
+        })
     }
 
     /// A client for `reference`'s registry; see [`registry_for`] for where credentials come from.
@@ -44,22 +53,36 @@ pub fn registry_for(args: &RegistryArgs, reference: &Reference) -> Result<Regist
     RegistrySettings::new(args)?.registry_for(reference)
 }
 
-fn build(args: &RegistryArgs, explicit: Option<Credentials>, reference: &Reference) -> Result<Registry> {
+fn build(
+    args: &RegistryArgs,
+    explicit: Option<Credentials>,
+    reference: &Reference,
+) -> Result<Registry> {
     let host = reference.resolve_registry();
     let credentials = if let Some(credentials) = explicit {
         Some(credentials)
     } else if let Some(path) = &args.pull_secret {
         let config = auth::read_pull_secret(path)?;
         Some(config.lookup(host)?.with_context(|| {
-            weir_cli::UserError(format!("the pull secret {} has no credentials for {host}", path.display()))
+            weir_cli::UserError(format!(
+                "the pull secret {} has no credentials for {host}",
+                path.display()
+            ))
         })?)
     } else {
-        let path = args.docker_config.clone().or_else(auth::default_docker_config_path);
+        let path = args
+            .docker_config
+            .clone()
+            .or_else(auth::default_docker_config_path);
         match path {
             Some(path) => match auth::read_docker_config(&path)? {
                 Some(config) => config.lookup(host)?,
                 None if args.docker_config.is_some() => {
-                    return Err(weir_cli::UserError(format!("docker config {} does not exist", path.display())).into())
+                    return Err(weir_cli::UserError(format!(
+                        "docker config {} does not exist",
+                        path.display()
+                    ))
+                    .into())
                 }
                 None => None,
             },
@@ -70,6 +93,9 @@ fn build(args: &RegistryArgs, explicit: Option<Credentials>, reference: &Referen
         insecure: args.insecure,
         ca_certs: args.ca_certs.clone(),
         credentials,
-        retry: RetryPolicy { attempts: args.retries.max(1), ..RetryPolicy::default() },
+        retry: RetryPolicy {
+            attempts: args.retries.max(1),
+            ..RetryPolicy::default()
+        },
     })
 }

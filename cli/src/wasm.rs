@@ -23,7 +23,9 @@ pub enum ModuleError {
     #[error("not a WebAssembly module: it does not start with the bytes \\0asm")]
     NotWasm,
     /// The file is larger than Istio accepts.
-    #[error("module is {size} bytes; Istio refuses modules above {MAX_MODULE_SIZE} bytes (256 MiB)")]
+    #[error(
+        "module is {size} bytes; Istio refuses modules above {MAX_MODULE_SIZE} bytes (256 MiB)"
+    )]
     TooLarge {
         /// Size of the module in bytes.
         size: u64,
@@ -51,9 +53,10 @@ pub fn inspect_module(bytes: &[u8]) -> Result<ModuleInfo, ModuleError> {
     let mut abi_versions = Vec::new();
     for payload in Parser::new(0).parse_all(bytes) {
         match payload.map_err(|e| ModuleError::Malformed(e.to_string()))? {
-            Payload::Version { encoding: wasmparser::Encoding::Component, .. } => {
-                return Err(ModuleError::Component)
-            }
+            Payload::Version {
+                encoding: wasmparser::Encoding::Component,
+                ..
+            } => return Err(ModuleError::Component),
             Payload::ExportSection(reader) => {
                 for export in reader {
                     let export = export.map_err(|e| ModuleError::Malformed(e.to_string()))?;
@@ -78,11 +81,20 @@ mod tests {
 
     #[test]
     fn rejects_text_and_modules_without_abi_marker() {
-        assert!(matches!(inspect_module(b"hello"), Err(ModuleError::NotWasm)));
+        assert!(matches!(
+            inspect_module(b"hello"),
+            Err(ModuleError::NotWasm)
+        ));
         let bare = b"\0asm\x01\0\0\0";
-        assert!(matches!(inspect_module(bare), Err(ModuleError::NoAbiVersion)));
+        assert!(matches!(
+            inspect_module(bare),
+            Err(ModuleError::NoAbiVersion)
+        ));
         let truncated = b"\0asm\x01\0\0\0\x07\x05";
-        assert!(matches!(inspect_module(truncated), Err(ModuleError::Malformed(_))));
+        assert!(matches!(
+            inspect_module(truncated),
+            Err(ModuleError::Malformed(_))
+        ));
     }
 
     #[test]

@@ -27,7 +27,8 @@ use sdk_overhead::{request, response, Overhead};
 
 fn module() -> Vec<u8> {
     let crate_dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../plugins/header-append");
-    let path = Plugin::wasm_path(crate_dir).unwrap_or_else(|e| panic!("building header-append: {e}"));
+    let path =
+        Plugin::wasm_path(crate_dir).unwrap_or_else(|e| panic!("building header-append: {e}"));
     std::fs::read(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
 }
 
@@ -67,17 +68,25 @@ fn unseen_variant(wasm: &[u8], n: u64) -> Vec<u8> {
 fn benches(c: &mut Criterion) {
     let wasm = module();
     let config = config();
-    let plugin = Plugin::from_bytes(wasm.clone()).config(config.clone()).start().expect("header-append starts");
+    let plugin = Plugin::from_bytes(wasm.clone())
+        .config(config.clone())
+        .start()
+        .expect("header-append starts");
 
     // Check the exchange does what the benchmark claims, and print its exact cost.
     let out = plugin.http().request(request()).response(response()).run();
-    let upstream = out.upstream_request().expect("request reaches the upstream");
+    let upstream = out
+        .upstream_request()
+        .expect("request reaches the upstream");
     assert_eq!(upstream.header_value("x-team"), Some("payments"));
     assert_eq!(upstream.header_value("x-internal-debug"), None);
     let client = out.response().expect("response reaches the client");
     assert_eq!(client.header_value("server"), None);
     assert_eq!(client.header_value("x-served-by"), Some("weir"));
-    eprintln!("header-append: {} wasm instructions per request", out.instructions());
+    eprintln!(
+        "header-append: {} wasm instructions per request",
+        out.instructions()
+    );
     for cost in out.costs() {
         eprintln!("  {:<28} {:>6}", cost.callback, cost.instructions);
     }
@@ -89,13 +98,23 @@ fn benches(c: &mut Criterion) {
     let mut group = c.benchmark_group("header-append");
     group.throughput(Throughput::Elements(1));
     group.bench_function("request", |b| {
-        b.iter(|| black_box(plugin.http().request(request.clone()).response(response.clone()).run()))
+        b.iter(|| {
+            black_box(
+                plugin
+                    .http()
+                    .request(request.clone())
+                    .response(response.clone())
+                    .run(),
+            )
+        })
     });
     group.finish();
 
     let mut group = c.benchmark_group("instantiate");
     // Each cold sample compiles the whole module: keep the sample count low.
-    group.sample_size(10).measurement_time(Duration::from_secs(20));
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(20));
     let mut n = 0u64;
     group.bench_function("cold", |b| {
         b.iter_batched(
@@ -103,13 +122,29 @@ fn benches(c: &mut Criterion) {
                 n += 1;
                 unseen_variant(&wasm, n)
             },
-            |bytes| black_box(Plugin::from_bytes(bytes).config(config.clone()).start().expect("starts")),
+            |bytes| {
+                black_box(
+                    Plugin::from_bytes(bytes)
+                        .config(config.clone())
+                        .start()
+                        .expect("starts"),
+                )
+            },
             criterion::BatchSize::PerIteration,
         )
     });
-    group.sample_size(100).measurement_time(Duration::from_secs(5));
+    group
+        .sample_size(100)
+        .measurement_time(Duration::from_secs(5));
     group.bench_function("cached", |b| {
-        b.iter(|| black_box(Plugin::from_bytes(wasm.clone()).config(config.clone()).start().expect("starts")))
+        b.iter(|| {
+            black_box(
+                Plugin::from_bytes(wasm.clone())
+                    .config(config.clone())
+                    .start()
+                    .expect("starts"),
+            )
+        })
     });
     group.finish();
 }

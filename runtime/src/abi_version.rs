@@ -24,9 +24,17 @@ pub enum AbiVersion {
 pub(crate) const SUPPORTED: &str = "0.1.0, 0.2.0 and 0.2.1";
 
 /// Host functions every version has (0.2.1's list minus the version-specific ones below).
-const VERSION_SPECIFIC_0_2: [&str; 3] = ["proxy_continue_stream", "proxy_close_stream", "proxy_get_log_level"];
-const ONLY_0_1_0: [&str; 4] =
-    ["proxy_get_configuration", "proxy_continue_request", "proxy_continue_response", "proxy_clear_route_cache"];
+const VERSION_SPECIFIC_0_2: [&str; 3] = [
+    "proxy_continue_stream",
+    "proxy_close_stream",
+    "proxy_get_log_level",
+];
+const ONLY_0_1_0: [&str; 4] = [
+    "proxy_get_configuration",
+    "proxy_continue_request",
+    "proxy_continue_response",
+    "proxy_clear_route_cache",
+];
 
 impl AbiVersion {
     /// Every version the host serves, oldest first.
@@ -45,11 +53,14 @@ impl AbiVersion {
     /// them (proxy-wasm-cpp-host `WasmBase::registerCallbacks`): importing a function of
     /// another version fails to link in Envoy too.
     pub(crate) fn provides(self, name: &str) -> bool {
-        let common = weir_abi::HOST_FUNCTIONS_0_2_1.contains(&name) && !VERSION_SPECIFIC_0_2.contains(&name);
+        let common =
+            weir_abi::HOST_FUNCTIONS_0_2_1.contains(&name) && !VERSION_SPECIFIC_0_2.contains(&name);
         common
             || match self {
                 AbiVersion::V0_1_0 => ONLY_0_1_0.contains(&name),
-                AbiVersion::V0_2_0 => name == "proxy_continue_stream" || name == "proxy_close_stream",
+                AbiVersion::V0_2_0 => {
+                    name == "proxy_continue_stream" || name == "proxy_close_stream"
+                }
                 AbiVersion::V0_2_1 => VERSION_SPECIFIC_0_2.contains(&name),
             }
     }
@@ -57,7 +68,10 @@ impl AbiVersion {
     /// The versions other than `self` that provide `env.<name>`, for link errors such as
     /// "proxy_get_log_level is ABI 0.2.1 only".
     pub(crate) fn others_providing(self, name: &str) -> Vec<AbiVersion> {
-        AbiVersion::ALL.into_iter().filter(|v| *v != self && v.provides(name)).collect()
+        AbiVersion::ALL
+            .into_iter()
+            .filter(|v| *v != self && v.provides(name))
+            .collect()
     }
 
     /// Header callbacks take `end_of_stream` from 0.2.0 on.

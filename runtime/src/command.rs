@@ -78,9 +78,13 @@ impl WasiCommand {
         let mut store = Store::new(compiled.module.engine(), state);
         store.limiter(|state| &mut state.limits);
         // The engine meters every guest; a command gets all the fuel there is.
-        store.set_fuel(u64::MAX).map_err(|e| CommandError::Instantiate(format!("{e:#}")))?;
-        let instance =
-            compiled.pre.instantiate(&mut store).map_err(|e| CommandError::Instantiate(format!("{e:#}")))?;
+        store
+            .set_fuel(u64::MAX)
+            .map_err(|e| CommandError::Instantiate(format!("{e:#}")))?;
+        let instance = compiled
+            .pre
+            .instantiate(&mut store)
+            .map_err(|e| CommandError::Instantiate(format!("{e:#}")))?;
         if let Some(Extern::Memory(memory)) = instance.get_export(&mut store, "memory") {
             store.data_mut().memory = Some(memory);
         }

@@ -25,7 +25,9 @@ pub(crate) struct CompiledModule {
 
 impl std::fmt::Debug for CompiledModule {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CompiledModule").field("name", &self.module.name()).finish()
+        f.debug_struct("CompiledModule")
+            .field("name", &self.module.name())
+            .finish()
     }
 }
 
@@ -52,13 +54,18 @@ fn host() -> Result<&'static Host, LoadError> {
         // ABI 0.2.0 modules (AssemblyScript) import WASI under its pre-snapshot name; Envoy
         // serves both names with the same functions (proxy-wasm-cpp-host
         // `WasmBase::registerCallbacks`), the calls proxies use being identical in both.
-        linker.alias_module(weir_abi::WASI_MODULE, WASI_UNSTABLE).map_err(|e| format!("{e:#}"))?;
-        Ok(Host { engine, linker, modules: Mutex::new(HashMap::new()) })
+        linker
+            .alias_module(weir_abi::WASI_MODULE, WASI_UNSTABLE)
+            .map_err(|e| format!("{e:#}"))?;
+        Ok(Host {
+            engine,
+            linker,
+            modules: Mutex::new(HashMap::new()),
+        })
     })
     .as_ref()
     .map_err(|e| LoadError::Engine(e.clone()))
 }
-
 
 /// WASI's module name before `wasi_snapshot_preview1` (AssemblyScript still imports it).
 pub(crate) const WASI_UNSTABLE: &str = "wasi_unstable";
@@ -84,7 +91,8 @@ pub(crate) fn compile(bytes: &[u8]) -> Result<CompiledModule, LoadError> {
         return Ok(found.clone());
     }
     // Compile outside the lock: other threads may load other modules meanwhile.
-    let module = Module::new(&host.engine, bytes).map_err(|e| LoadError::Compile(format!("{e:#}")))?;
+    let module =
+        Module::new(&host.engine, bytes).map_err(|e| LoadError::Compile(format!("{e:#}")))?;
     let declared = crate::abi_version::declared(&module);
     let abi = match &declared {
         Declared::Known(abi) => *abi,
@@ -99,8 +107,14 @@ pub(crate) fn compile(bytes: &[u8]) -> Result<CompiledModule, LoadError> {
         Declared::None => AbiVersion::V0_2_1,
     };
     let linker = linker_for(&host.linker, &module, abi)?;
-    let pre = linker.instantiate_pre(&module).map_err(|e| LoadError::Link(format!("{e:#}")))?;
-    let compiled = CompiledModule { pre, module, declared };
+    let pre = linker
+        .instantiate_pre(&module)
+        .map_err(|e| LoadError::Link(format!("{e:#}")))?;
+    let compiled = CompiledModule {
+        pre,
+        module,
+        declared,
+    };
     lock(&host.modules).insert(key, compiled.clone());
     Ok(compiled)
 }
@@ -109,11 +123,17 @@ pub(crate) fn compile(bytes: &[u8]) -> Result<CompiledModule, LoadError> {
 /// beyond those the host implements (the full preview1 surface is large, and toolchains
 /// import parts of it that a proxy never serves, such as `path_open`). Unknown `env`
 /// imports, and those of another ABI version than `abi`, are an error, as in Envoy.
-fn linker_for(base: &Linker<HostState>, module: &Module, abi: AbiVersion) -> Result<Linker<HostState>, LoadError> {
+fn linker_for(
+    base: &Linker<HostState>,
+    module: &Module,
+    abi: AbiVersion,
+) -> Result<Linker<HostState>, LoadError> {
     let mut missing_env = Vec::new();
     let mut linker: Option<Linker<HostState>> = None;
     for import in module.imports() {
-        let ExternType::Func(ty) = import.ty() else { continue };
+        let ExternType::Func(ty) = import.ty() else {
+            continue;
+        };
         let (module_name, name) = (import.module(), import.name());
         let defined = match module_name {
             weir_abi::HOST_MODULE => abi.provides(name),
@@ -129,18 +149,30 @@ fn linker_for(base: &Linker<HostState>, module: &Module, abi: AbiVersion) -> Res
         {
             let linker = linker.get_or_insert_with(|| base.clone());
             linker
-                .func_new(module_name, name, ty.clone(), |_caller, _params, results| {
-                    results[0] = wasmtime::Val::I32(i32::from(weir_abi::errno::NOSYS));
-                    Ok(())
-                })
+                .func_new(
+                    module_name,
+                    name,
+                    ty.clone(),
+                    |_caller, _params, results| {
+                        results[0] = wasmtime::Val::I32(i32::from(weir_abi::errno::NOSYS));
+                        Ok(())
+                    },
+                )
                 .map_err(|e| LoadError::Link(format!("{e:#}")))?;
         } else {
-            let others = if module_name == weir_abi::HOST_MODULE { abi.others_providing(name) } else { Vec::new() };
+            let others = if module_name == weir_abi::HOST_MODULE {
+                abi.others_providing(name)
+            } else {
+                Vec::new()
+            };
             missing_env.push(if others.is_empty() {
                 format!("{module_name}.{name}")
             } else {
                 let others: Vec<String> = others.iter().map(ToString::to_string).collect();
-                format!("{module_name}.{name} (proxy-wasm ABI {} only; the module declares ABI {abi})", others.join(" and "))
+                format!(
+                    "{module_name}.{name} (proxy-wasm ABI {} only; the module declares ABI {abi})",
+                    others.join(" and ")
+                )
             });
         }
     }
@@ -153,7 +185,9 @@ fn linker_for(base: &Linker<HostState>, module: &Module, abi: AbiVersion) -> Res
 /// Locks a mutex, recovering the data if another thread panicked while holding it (a test
 /// failing on one thread must not poison the cache for the others).
 pub(crate) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Names of the functions a module imports from `module_name`.

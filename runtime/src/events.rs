@@ -8,7 +8,12 @@ use crate::vm::Vm;
 
 /// When the next callout response of this VM is due.
 pub(crate) fn next_call_due(vm: &mut Vm) -> Option<u64> {
-    vm.state().proxy.pending_calls.iter().map(|c| c.due_ns).min()
+    vm.state()
+        .proxy
+        .pending_calls
+        .iter()
+        .map(|c| c.due_ns)
+        .min()
 }
 
 /// Delivers callout responses: those due now, or all of them in due order (moving the
@@ -35,7 +40,11 @@ pub(crate) fn deliver_calls(vm: &mut Vm, all: bool) -> usize {
         ];
         proxy.call_response = Some(call.response);
         let context = call.context;
-        let result = vm.call(context, "proxy_on_http_call_response", &[context, call.call_id, counts[0], counts[1], counts[2]]);
+        let result = vm.call(
+            context,
+            "proxy_on_http_call_response",
+            &[context, call.call_id, counts[0], counts[1], counts[2]],
+        );
         vm.state().proxy.call_response = None;
         delivered += 1;
         if let Err(trap) = result {
@@ -75,7 +84,9 @@ pub(crate) fn settle_all(vm: &mut Vm) {
 /// When this VM's root context ticks next, if its timer runs at all.
 pub(crate) fn next_tick_due(vm: &mut Vm) -> Option<u64> {
     let proxy = &vm.state().proxy;
-    proxy.next_tick_ns.filter(|_| proxy.ticks && !proxy.root_deleted && proxy.tick_period_ms > 0)
+    proxy
+        .next_tick_ns
+        .filter(|_| proxy.ticks && !proxy.root_deleted && proxy.tick_period_ms > 0)
 }
 
 /// Fires the root context's tick if it is due at `now`; returns whether it fired.
@@ -83,8 +94,11 @@ pub(crate) fn tick_if_due(vm: &mut Vm) -> bool {
     let proxy = &mut vm.state().proxy;
     let now = proxy.now_ns();
     match proxy.next_tick_ns {
-        Some(due) if due <= now && proxy.tick_period_ms > 0 && !proxy.root_deleted && proxy.ticks => {
-            proxy.next_tick_ns = Some(due.saturating_add(u64::from(proxy.tick_period_ms) * 1_000_000));
+        Some(due)
+            if due <= now && proxy.tick_period_ms > 0 && !proxy.root_deleted && proxy.ticks =>
+        {
+            proxy.next_tick_ns =
+                Some(due.saturating_add(u64::from(proxy.tick_period_ms) * 1_000_000));
             let root = proxy.root_context;
             let _ = vm.call(root, "proxy_on_tick", &[root]);
             settle_all(vm);

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use wasmtime::{Func, Memory, StoreLimits};
 use weir_abi::{LogLevel, StreamType};
 
-use crate::message::{Fields, LocalReply, Request, Response};
 use crate::abi_version::AbiVersion;
+use crate::message::{Fields, LocalReply, Request, Response};
 use crate::outcome::LogEntry;
 use crate::shared::PluginShared;
 
@@ -235,7 +235,9 @@ impl ProxyState {
             return;
         }
         let context = self.active_context;
-        self.journal.logs.push((context, LogEntry { level, message }));
+        self.journal
+            .logs
+            .push((context, LogEntry { level, message }));
     }
 
     pub(crate) fn http(&mut self) -> Option<&mut HttpState> {

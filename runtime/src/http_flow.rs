@@ -20,15 +20,31 @@ pub(crate) enum Dir {
 impl Dir {
     fn callbacks(self) -> [&'static str; 3] {
         match self {
-            Dir::Request => ["proxy_on_request_headers", "proxy_on_request_body", "proxy_on_request_trailers"],
-            Dir::Response => ["proxy_on_response_headers", "proxy_on_response_body", "proxy_on_response_trailers"],
+            Dir::Request => [
+                "proxy_on_request_headers",
+                "proxy_on_request_body",
+                "proxy_on_request_trailers",
+            ],
+            Dir::Response => [
+                "proxy_on_response_headers",
+                "proxy_on_response_body",
+                "proxy_on_response_trailers",
+            ],
         }
     }
 
     fn phases(self) -> [Phase; 3] {
         match self {
-            Dir::Request => [Phase::RequestHeaders, Phase::RequestBody, Phase::RequestTrailers],
-            Dir::Response => [Phase::ResponseHeaders, Phase::ResponseBody, Phase::ResponseTrailers],
+            Dir::Request => [
+                Phase::RequestHeaders,
+                Phase::RequestBody,
+                Phase::RequestTrailers,
+            ],
+            Dir::Response => [
+                Phase::ResponseHeaders,
+                Phase::ResponseBody,
+                Phase::ResponseTrailers,
+            ],
         }
     }
 }
@@ -62,7 +78,9 @@ pub(crate) fn create(vm: &mut Vm) -> u32 {
     let context = proxy.next_context;
     proxy.next_context += 1;
     let root = proxy.root_context;
-    proxy.streams.insert(context, StreamState::Http(Box::default()));
+    proxy
+        .streams
+        .insert(context, StreamState::Http(Box::default()));
     if let Err(trap) = vm.call(context, "proxy_on_context_create", &[context, root]) {
         if let Some(http) = http(vm, context) {
             http.trap = Some(trap);
@@ -72,7 +90,13 @@ pub(crate) fn create(vm: &mut Vm) -> u32 {
 }
 
 /// Invokes a stream callback, recording its action; `None` if the stream ended meanwhile.
-fn invoke(vm: &mut Vm, context: u32, callback: &'static str, phase: Phase, args: &[u32]) -> Option<Action> {
+fn invoke(
+    vm: &mut Vm,
+    context: u32,
+    callback: &'static str,
+    phase: Phase,
+    args: &[u32],
+) -> Option<Action> {
     let result = vm.call(context, callback, args);
     let http = http(vm, context)?;
     match result {
@@ -90,11 +114,19 @@ fn invoke(vm: &mut Vm, context: u32, callback: &'static str, phase: Phase, args:
 
 /// Delivers headers in one direction.
 pub(crate) fn headers(vm: &mut Vm, context: u32, dir: Dir, fields: Fields, end: bool) {
-    let Some(d) = direction(vm, context, dir) else { return };
+    let Some(d) = direction(vm, context, dir) else {
+        return;
+    };
     let count = fields.len() as u32;
     d.headers = Some(fields);
     d.end_received = end;
-    let action = invoke(vm, context, dir.callbacks()[0], dir.phases()[0], &[context, count, u32::from(end)]);
+    let action = invoke(
+        vm,
+        context,
+        dir.callbacks()[0],
+        dir.phases()[0],
+        &[context, count, u32::from(end)],
+    );
     if let Some(d) = direction(vm, context, dir) {
         match action {
             Some(Action::Continue) => pass_headers(d),
@@ -107,7 +139,9 @@ pub(crate) fn headers(vm: &mut Vm, context: u32, dir: Dir, fields: Fields, end: 
 
 /// Delivers a body chunk in one direction.
 pub(crate) fn body(vm: &mut Vm, context: u32, dir: Dir, chunk: &[u8], end: bool) {
-    let Some(d) = direction(vm, context, dir) else { return };
+    let Some(d) = direction(vm, context, dir) else {
+        return;
+    };
     if d.paused == Some(PausedAt::Headers) {
         d.held_body.extend_from_slice(chunk);
         d.held_end |= end;
@@ -117,7 +151,13 @@ pub(crate) fn body(vm: &mut Vm, context: u32, dir: Dir, chunk: &[u8], end: bool)
     d.end_received |= end;
     d.body_seen = true;
     let size = d.body.len() as u32;
-    let action = invoke(vm, context, dir.callbacks()[1], dir.phases()[1], &[context, size, u32::from(end)]);
+    let action = invoke(
+        vm,
+        context,
+        dir.callbacks()[1],
+        dir.phases()[1],
+        &[context, size, u32::from(end)],
+    );
     if let Some(d) = direction(vm, context, dir) {
         match action {
             Some(Action::Continue) => {
@@ -133,7 +173,9 @@ pub(crate) fn body(vm: &mut Vm, context: u32, dir: Dir, chunk: &[u8], end: bool)
 
 /// Delivers trailers in one direction (ending it).
 pub(crate) fn trailers(vm: &mut Vm, context: u32, dir: Dir, fields: Fields) {
-    let Some(d) = direction(vm, context, dir) else { return };
+    let Some(d) = direction(vm, context, dir) else {
+        return;
+    };
     if d.paused == Some(PausedAt::Headers) {
         d.held_trailers = Some(fields);
         return;
@@ -141,7 +183,13 @@ pub(crate) fn trailers(vm: &mut Vm, context: u32, dir: Dir, fields: Fields) {
     let count = fields.len() as u32;
     d.trailers = Some(fields);
     d.end_received = true;
-    let action = invoke(vm, context, dir.callbacks()[2], dir.phases()[2], &[context, count]);
+    let action = invoke(
+        vm,
+        context,
+        dir.callbacks()[2],
+        dir.phases()[2],
+        &[context, count],
+    );
     if let Some(d) = direction(vm, context, dir) {
         match action {
             Some(Action::Continue) => {
@@ -185,7 +233,9 @@ fn pass_trailers(d: &mut Direction) {
 pub(crate) fn settle(vm: &mut Vm, context: u32) {
     encode_local_reply(vm, context);
     loop {
-        let Some(http) = http(vm, context) else { return };
+        let Some(http) = http(vm, context) else {
+            return;
+        };
         if http.signals.is_empty() {
             return;
         }
@@ -206,20 +256,36 @@ pub(crate) fn settle(vm: &mut Vm, context: u32) {
 /// this plugin's included: its response header and body callbacks see, and may change, the
 /// reply. One made after the response started goes to the client as it is.
 fn encode_local_reply(vm: &mut Vm, context: u32) {
-    let Some(state) = http(vm, context) else { return };
-    if state.reset || state.trap.is_some() || state.response.headers.is_some() || state.replied.is_some() {
+    let Some(state) = http(vm, context) else {
+        return;
+    };
+    if state.reset
+        || state.trap.is_some()
+        || state.response.headers.is_some()
+        || state.replied.is_some()
+    {
         return;
     }
-    let Some(reply) = state.local_reply.take() else { return };
+    let Some(reply) = state.local_reply.take() else {
+        return;
+    };
     // Continue requests from before the reply no longer apply; the stream is answered.
     state.signals.clear();
     let response = reply.to_response();
     let reply_body = response.body_bytes().to_vec();
-    headers(vm, context, Dir::Response, response.header_fields(), reply_body.is_empty());
+    headers(
+        vm,
+        context,
+        Dir::Response,
+        response.header_fields(),
+        reply_body.is_empty(),
+    );
     if !reply_body.is_empty() {
         body(vm, context, Dir::Response, &reply_body, true);
     }
-    let Some(state) = http(vm, context) else { return };
+    let Some(state) = http(vm, context) else {
+        return;
+    };
     let passed = &state.response.passed;
     state.replied = Some(match &passed.headers {
         Some(fields) => Response::from_parts(fields.clone(), passed.body.clone(), Vec::new()),
@@ -232,7 +298,9 @@ fn encode_local_reply(vm: &mut Vm, context: u32) {
 
 /// `proxy_continue_stream`: lets through what the pause held, then delivers what was held back.
 fn resume(vm: &mut Vm, context: u32, dir: Dir) {
-    let Some(d) = direction(vm, context, dir) else { return };
+    let Some(d) = direction(vm, context, dir) else {
+        return;
+    };
     match d.paused.take() {
         Some(PausedAt::Headers) => {
             pass_headers(d);
@@ -260,7 +328,10 @@ fn resume(vm: &mut Vm, context: u32, dir: Dir) {
 /// Returns the stream's final state.
 pub(crate) fn finish(vm: &mut Vm, context: u32) -> Option<Box<HttpState>> {
     let (completed, trap) = vm.end_stream_context(context);
-    vm.state().proxy.pending_calls.retain(|call| call.context != context);
+    vm.state()
+        .proxy
+        .pending_calls
+        .retain(|call| call.context != context);
     match vm.state().proxy.streams.remove(&context)? {
         StreamState::Http(mut http) => {
             if http.trap.is_none() {

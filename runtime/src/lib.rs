@@ -143,12 +143,12 @@ pub mod testing;
 mod vm;
 mod wasi;
 
-pub use command::{CommandError, WasiCommand};
-pub use shared::CLOCK_START;
 pub use abi_version::AbiVersion;
+pub use command::{CommandError, WasiCommand};
 pub use error::{LoadError, StartError};
 pub use message::{Headers, LocalReply, Request, Response};
 pub use outcome::{Action, CallbackCost, Callout, LogEntry, Outcome, Phase, Trap};
+pub use shared::CLOCK_START;
 pub use testing::{
     Connection, HttpExchange, HttpStream, Plugin, PluginBuilder, PropertyValue, TcpExchange,
     DEFAULT_FUEL_LIMIT, DEFAULT_MEMORY_LIMIT,

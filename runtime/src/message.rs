@@ -20,12 +20,19 @@ impl Headers {
 
     /// The first value of `name` (case-insensitive).
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.0
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 
     /// Every value of `name`, in order.
     pub fn get_all(&self, name: &str) -> Vec<&str> {
-        self.0.iter().filter(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str()).collect()
+        self.0
+            .iter()
+            .filter(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+            .collect()
     }
 
     /// Appends a field (the name is lowercased).
@@ -55,14 +62,22 @@ impl Headers {
     }
 
     pub(crate) fn to_fields(&self) -> Fields {
-        self.0.iter().map(|(k, v)| (k.as_bytes().to_vec(), v.as_bytes().to_vec())).collect()
+        self.0
+            .iter()
+            .map(|(k, v)| (k.as_bytes().to_vec(), v.as_bytes().to_vec()))
+            .collect()
     }
 
     pub(crate) fn from_fields(fields: &[(Vec<u8>, Vec<u8>)]) -> Self {
         Headers(
             fields
                 .iter()
-                .map(|(k, v)| (String::from_utf8_lossy(k).into_owned(), String::from_utf8_lossy(v).into_owned()))
+                .map(|(k, v)| {
+                    (
+                        String::from_utf8_lossy(k).into_owned(),
+                        String::from_utf8_lossy(v).into_owned(),
+                    )
+                })
                 .collect(),
         )
     }
@@ -88,7 +103,12 @@ impl Request {
         headers.append(":path", path);
         headers.append(":method", method);
         headers.append(":scheme", "http");
-        Request { headers, body: Vec::new(), trailers: Headers::new(), raw_headers: Vec::new() }
+        Request {
+            headers,
+            body: Vec::new(),
+            trailers: Headers::new(),
+            raw_headers: Vec::new(),
+        }
     }
 
     /// `GET path`.
@@ -110,7 +130,8 @@ impl Request {
     /// Appends a header whose value is raw bytes, e.g. obs-text (0x80–0xFF) that Envoy lets
     /// through but that is not UTF-8. These fields reach the plugin after the ordinary ones.
     pub fn header_bytes(mut self, name: &str, value: &[u8]) -> Self {
-        self.raw_headers.push((name.to_ascii_lowercase().into_bytes(), value.to_vec()));
+        self.raw_headers
+            .push((name.to_ascii_lowercase().into_bytes(), value.to_vec()));
         self
     }
 
@@ -155,7 +176,12 @@ impl Request {
     }
 
     pub(crate) fn from_parts(headers: Fields, body: Vec<u8>, trailers: Fields) -> Self {
-        Request { headers: Headers::from_fields(&headers), body, trailers: Headers::from_fields(&trailers), raw_headers: Vec::new() }
+        Request {
+            headers: Headers::from_fields(&headers),
+            body,
+            trailers: Headers::from_fields(&trailers),
+            raw_headers: Vec::new(),
+        }
     }
 }
 
@@ -177,7 +203,12 @@ impl Response {
     pub fn status(code: u16) -> Self {
         let mut headers = Headers::new();
         headers.append(":status", &code.to_string());
-        Response { headers, body: Vec::new(), trailers: Headers::new(), delay: Duration::ZERO }
+        Response {
+            headers,
+            body: Vec::new(),
+            trailers: Headers::new(),
+            delay: Duration::ZERO,
+        }
     }
 
     /// A callout that fails before any response: the guest gets 0 headers (the ABI's
@@ -189,14 +220,18 @@ impl Response {
 
     /// The response Envoy synthesizes when a callout times out: 504 `upstream request timeout`.
     pub fn timeout() -> Self {
-        Response::status(504).header("content-type", "text/plain").body("upstream request timeout")
+        Response::status(504)
+            .header("content-type", "text/plain")
+            .body("upstream request timeout")
     }
 
     /// The response Envoy 1.40 synthesizes for a callout to a cluster whose endpoint refuses
     /// the connection (scenario `exerciser_callout_refused`): a 503 with its text/plain
     /// reason, as the guest receives it.
     pub fn connection_refused() -> Self {
-        Response::status(503).body(CONNECTION_REFUSED_BODY).header("content-type", "text/plain")
+        Response::status(503)
+            .body(CONNECTION_REFUSED_BODY)
+            .header("content-type", "text/plain")
     }
 
     /// Appends a header.
@@ -208,7 +243,8 @@ impl Response {
     /// Sets the body (and `content-length`, as Envoy would).
     pub fn body(mut self, body: impl Into<Vec<u8>>) -> Self {
         self.body = body.into();
-        self.headers.set("content-length", &self.body.len().to_string());
+        self.headers
+            .set("content-length", &self.body.len().to_string());
         self
     }
 
@@ -227,7 +263,10 @@ impl Response {
 
     /// The `:status` code, 0 when absent (a failed callout).
     pub fn status_code(&self) -> u16 {
-        self.headers.get(":status").and_then(|s| s.parse().ok()).unwrap_or(0)
+        self.headers
+            .get(":status")
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0)
     }
 
     pub(crate) fn from_parts(headers: Fields, body: Vec<u8>, trailers: Fields) -> Self {

@@ -151,7 +151,11 @@ pub struct Outcome {
 impl Outcome {
     /// What the last call of `phase` returned; `None` if it was not called.
     pub fn action(&self, phase: Phase) -> Option<Action> {
-        self.actions.iter().rev().find(|(p, _)| *p == phase).map(|(_, a)| *a)
+        self.actions
+            .iter()
+            .rev()
+            .find(|(p, _)| *p == phase)
+            .map(|(_, a)| *a)
     }
 
     /// Every callback result in order.
@@ -188,7 +192,11 @@ impl Outcome {
 
     /// Messages logged at exactly `level`.
     pub fn logs_at(&self, level: LogLevel) -> Vec<&str> {
-        self.logs.iter().filter(|l| l.level == level).map(|l| l.message.as_str()).collect()
+        self.logs
+            .iter()
+            .filter(|l| l.level == level)
+            .map(|l| l.message.as_str())
+            .collect()
     }
 
     /// Whether any log message contains `needle`.
@@ -198,7 +206,10 @@ impl Outcome {
 
     /// A counter or gauge value after the run (histograms: number of samples).
     pub fn metric(&self, name: &str) -> Option<u64> {
-        self.metrics.iter().find(|(n, _)| n == name).map(|(_, v)| *v)
+        self.metrics
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| *v)
     }
 
     /// Every metric the plugin defined, in definition order, with its value after the run
@@ -214,7 +225,11 @@ impl Outcome {
 
     /// Instructions executed by the named callback (summed over its calls).
     pub fn instructions_in(&self, callback: &str) -> u64 {
-        self.costs.iter().filter(|c| c.callback == callback).map(|c| c.instructions).sum()
+        self.costs
+            .iter()
+            .filter(|c| c.callback == callback)
+            .map(|c| c.instructions)
+            .sum()
     }
 
     /// Total instructions executed for this stream: deterministic, so tests can bound it.

@@ -177,10 +177,18 @@ impl Metrics {
     /// The entry of this type and name, created on first use.
     pub(crate) fn entry(&mut self, kind: MetricType, name: String) -> usize {
         let next = self.entries.len();
-        *self.by_kind_and_name.entry((kind as u32, name.clone())).or_insert_with(|| {
-            self.entries.push(Metric { kind, name, value: 0, samples: Vec::new() });
-            next
-        })
+        *self
+            .by_kind_and_name
+            .entry((kind as u32, name.clone()))
+            .or_insert_with(|| {
+                self.entries.push(Metric {
+                    kind,
+                    name,
+                    value: 0,
+                    samples: Vec::new(),
+                });
+                next
+            })
     }
 
     pub(crate) fn get_mut(&mut self, index: usize) -> Option<&mut Metric> {

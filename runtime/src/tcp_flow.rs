@@ -18,7 +18,13 @@ fn open(vm: &mut Vm, context: u32) -> Option<&mut TcpState> {
     tcp(vm, context).filter(|t| !t.closed && t.trap.is_none())
 }
 
-fn invoke(vm: &mut Vm, context: u32, callback: &'static str, phase: Option<Phase>, args: &[u32]) -> Option<Action> {
+fn invoke(
+    vm: &mut Vm,
+    context: u32,
+    callback: &'static str,
+    phase: Option<Phase>,
+    args: &[u32],
+) -> Option<Action> {
     let result = vm.call(context, callback, args);
     let tcp = tcp(vm, context)?;
     match result {
@@ -42,9 +48,25 @@ pub(crate) fn create(vm: &mut Vm) -> u32 {
     let context = proxy.next_context;
     proxy.next_context += 1;
     let root = proxy.root_context;
-    proxy.streams.insert(context, StreamState::Tcp(Box::default()));
-    if invoke(vm, context, "proxy_on_context_create", None, &[context, root]).is_some() {
-        invoke(vm, context, "proxy_on_new_connection", Some(Phase::NewConnection), &[context]);
+    proxy
+        .streams
+        .insert(context, StreamState::Tcp(Box::default()));
+    if invoke(
+        vm,
+        context,
+        "proxy_on_context_create",
+        None,
+        &[context, root],
+    )
+    .is_some()
+    {
+        invoke(
+            vm,
+            context,
+            "proxy_on_new_connection",
+            Some(Phase::NewConnection),
+            &[context],
+        );
     }
     settle(vm, context);
     context
@@ -55,14 +77,28 @@ pub(crate) fn data(vm: &mut Vm, context: u32, from_upstream: bool, chunk: &[u8],
     let Some(tcp) = open(vm, context) else { return };
     let (buffer, callback, phase) = if from_upstream {
         tcp.upstream_end |= end;
-        (&mut tcp.upstream, "proxy_on_upstream_data", Phase::UpstreamData)
+        (
+            &mut tcp.upstream,
+            "proxy_on_upstream_data",
+            Phase::UpstreamData,
+        )
     } else {
         tcp.downstream_end |= end;
-        (&mut tcp.downstream, "proxy_on_downstream_data", Phase::DownstreamData)
+        (
+            &mut tcp.downstream,
+            "proxy_on_downstream_data",
+            Phase::DownstreamData,
+        )
     };
     buffer.extend_from_slice(chunk);
     let size = buffer.len() as u32;
-    let action = invoke(vm, context, callback, Some(phase), &[context, size, u32::from(end)]);
+    let action = invoke(
+        vm,
+        context,
+        callback,
+        Some(phase),
+        &[context, size, u32::from(end)],
+    );
     if let Some(tcp) = open(vm, context) {
         match action {
             Some(Action::Continue) => pass(tcp, from_upstream),
@@ -89,8 +125,18 @@ pub(crate) fn peer_closed(vm: &mut Vm, context: u32, upstream: bool) {
     if tcp(vm, context).is_none() {
         return;
     }
-    let callback = if upstream { "proxy_on_upstream_connection_close" } else { "proxy_on_downstream_connection_close" };
-    invoke(vm, context, callback, None, &[context, PeerType::Remote as u32]);
+    let callback = if upstream {
+        "proxy_on_upstream_connection_close"
+    } else {
+        "proxy_on_downstream_connection_close"
+    };
+    invoke(
+        vm,
+        context,
+        callback,
+        None,
+        &[context, PeerType::Remote as u32],
+    );
     settle(vm, context);
 }
 
@@ -115,7 +161,10 @@ pub(crate) fn settle(vm: &mut Vm, context: u32) {
 /// Ends the connection: `proxy_on_done`, `proxy_on_log`, `proxy_on_delete`.
 pub(crate) fn finish(vm: &mut Vm, context: u32) -> Option<Box<TcpState>> {
     let (_, trap) = vm.end_stream_context(context);
-    vm.state().proxy.pending_calls.retain(|call| call.context != context);
+    vm.state()
+        .proxy
+        .pending_calls
+        .retain(|call| call.context != context);
     match vm.state().proxy.streams.remove(&context)? {
         StreamState::Tcp(mut tcp) => {
             if tcp.trap.is_none() {

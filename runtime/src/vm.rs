@@ -26,13 +26,19 @@ pub(crate) struct Vm {
 
 impl std::fmt::Debug for Vm {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Vm").field("worker", &self.store.data().proxy.worker).finish_non_exhaustive()
+        f.debug_struct("Vm")
+            .field("worker", &self.store.data().proxy.worker)
+            .finish_non_exhaustive()
     }
 }
 
 impl Vm {
     /// Instantiates the module (no guest code runs yet).
-    pub(crate) fn instantiate(compiled: &CompiledModule, shared: Arc<PluginShared>, worker: usize) -> Result<Vm, StartError> {
+    pub(crate) fn instantiate(
+        compiled: &CompiledModule,
+        shared: Arc<PluginShared>,
+        worker: usize,
+    ) -> Result<Vm, StartError> {
         let abi = match compiled.declared {
             Declared::Known(abi) => abi,
             Declared::Unknown(_) | Declared::None => return Err(StartError::NotProxyWasm),
@@ -40,8 +46,13 @@ impl Vm {
         let mut store = Store::new(compiled.module.engine(), HostState::new(shared, worker));
         store.limiter(|state| &mut state.limits);
         // Instantiation runs the start function and data initializers: meter them too.
-        store.set_fuel(store.data().proxy.shared.settings.fuel_limit).map_err(|e| StartError::Instantiate(format!("{e:#}")))?;
-        let instance = compiled.pre.instantiate(&mut store).map_err(|e| StartError::Instantiate(format!("{e:#}")))?;
+        store
+            .set_fuel(store.data().proxy.shared.settings.fuel_limit)
+            .map_err(|e| StartError::Instantiate(format!("{e:#}")))?;
+        let instance = compiled
+            .pre
+            .instantiate(&mut store)
+            .map_err(|e| StartError::Instantiate(format!("{e:#}")))?;
         let memory = match instance.get_export(&mut store, "memory") {
             Some(Extern::Memory(memory)) => Some(memory),
             _ => None,
@@ -49,12 +60,18 @@ impl Vm {
         // Envoy prefers an exported `malloc` and falls back to `proxy_on_memory_allocate`
         // (proxy-wasm-cpp-host `WasmBase::getFunctions`): a module exporting both (e.g.
         // Emscripten-built C++) gets its data from `malloc`, here as there.
-        let allocator =
-            instance.get_func(&mut store, "malloc").or_else(|| instance.get_func(&mut store, "proxy_on_memory_allocate"));
+        let allocator = instance
+            .get_func(&mut store, "malloc")
+            .or_else(|| instance.get_func(&mut store, "proxy_on_memory_allocate"));
         store.data_mut().abi = abi;
         store.data_mut().memory = memory;
         store.data_mut().allocator = allocator;
-        Ok(Vm { store, instance, funcs: HashMap::new(), crashed: None })
+        Ok(Vm {
+            store,
+            instance,
+            funcs: HashMap::new(),
+            crashed: None,
+        })
     }
 
     /// Envoy's start-up: `_initialize` (then `main(0, 0)` or `__main_void` if exported) or
@@ -74,30 +91,49 @@ impl Vm {
         } else {
             self.call(0, "_start", &[]).map_err(StartError::Trap)?;
         }
-        self.call(root, "proxy_on_context_create", &[root, 0]).map_err(StartError::Trap)?;
+        self.call(root, "proxy_on_context_create", &[root, 0])
+            .map_err(StartError::Trap)?;
         let vm_config_len = self.store.data().proxy.vm_config.len() as u32;
-        if self.call(root, "proxy_on_vm_start", &[root, vm_config_len]).map_err(StartError::Trap)? == Some(0) {
-            return Err(StartError::VmStartRejected { logs: self.drain_logs() });
+        if self
+            .call(root, "proxy_on_vm_start", &[root, vm_config_len])
+            .map_err(StartError::Trap)?
+            == Some(0)
+        {
+            return Err(StartError::VmStartRejected {
+                logs: self.drain_logs(),
+            });
         }
         let config_len = self.store.data().proxy.plugin_config.len() as u32;
         self.store.data_mut().proxy.configuring = true;
         let configured = self.call(root, "proxy_on_configure", &[root, config_len]);
         self.store.data_mut().proxy.configuring = false;
         if configured.map_err(StartError::Trap)? == Some(0) {
-            return Err(StartError::ConfigRejected { logs: self.drain_logs() });
+            return Err(StartError::ConfigRejected {
+                logs: self.drain_logs(),
+            });
         }
         Ok(())
     }
 
     fn drain_logs(&mut self) -> Vec<LogEntry> {
-        self.store.data_mut().proxy.journal.logs.drain(..).map(|(_, entry)| entry).collect()
+        self.store
+            .data_mut()
+            .proxy
+            .journal
+            .logs
+            .drain(..)
+            .map(|(_, entry)| entry)
+            .collect()
     }
 
     fn func(&mut self, name: &'static str) -> Option<(Func, usize)> {
         if let Some(found) = self.funcs.get(name) {
             return *found;
         }
-        let found = self.instance.get_func(&mut self.store, name).map(|f| (f, f.ty(&self.store).results().len()));
+        let found = self
+            .instance
+            .get_func(&mut self.store, name)
+            .map(|f| (f, f.ty(&self.store).results().len()));
         self.funcs.insert(name, found);
         found
     }
@@ -121,11 +157,18 @@ impl Vm {
 
     /// Calls a guest export with the active context set to `context`, metering instructions.
     /// `Ok(None)`: the export is absent (callbacks are optional) or returns nothing.
-    pub(crate) fn call(&mut self, context: u32, name: &'static str, args: &[u32]) -> Result<Option<u32>, Trap> {
+    pub(crate) fn call(
+        &mut self,
+        context: u32,
+        name: &'static str,
+        args: &[u32],
+    ) -> Result<Option<u32>, Trap> {
         if let Some(trap) = &self.crashed {
             return Err(trap.clone());
         }
-        let Some((func, result_count)) = self.func(name) else { return Ok(None) };
+        let Some((func, result_count)) = self.func(name) else {
+            return Ok(None);
+        };
         // Callbacks take at most 5 arguments and return at most one value: no allocation.
         let mut params = [Val::I32(0); 5];
         for (slot, arg) in params.iter_mut().zip(args) {
@@ -133,8 +176,10 @@ impl Vm {
         }
         let mut arity = args.len().min(5);
         // ABI 0.1.0 header callbacks are (context, headers): no `end_of_stream`.
-        if matches!(name, "proxy_on_request_headers" | "proxy_on_response_headers")
-            && !self.store.data().abi.header_callbacks_take_end_of_stream()
+        if matches!(
+            name,
+            "proxy_on_request_headers" | "proxy_on_response_headers"
+        ) && !self.store.data().abi.header_callbacks_take_end_of_stream()
         {
             arity = arity.min(2);
         }
@@ -148,7 +193,12 @@ impl Vm {
             .set_fuel(limit)
             .and_then(|()| func.call(&mut self.store, params, results));
         let used = limit.saturating_sub(self.store.get_fuel().unwrap_or(0));
-        self.store.data_mut().proxy.journal.costs.push((context, name, used));
+        self.store
+            .data_mut()
+            .proxy
+            .journal
+            .costs
+            .push((context, name, used));
         match outcome {
             Ok(()) => Ok(match results.first() {
                 Some(Val::I32(value)) => Some(*value as u32),
@@ -181,7 +231,12 @@ impl Vm {
             .rev()
             .find(|(_, entry)| entry.level == LogLevel::Critical)
             .map(|(_, entry)| entry.message.clone());
-        Trap { callback: callback.to_string(), message, panic_message, out_of_fuel }
+        Trap {
+            callback: callback.to_string(),
+            message,
+            panic_message,
+            out_of_fuel,
+        }
     }
 
     pub(crate) fn state(&mut self) -> &mut HostState {

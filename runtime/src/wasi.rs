@@ -51,21 +51,40 @@ fn errno(result: HostResult) -> wasmtime::Result<i32> {
 }
 
 fn args(state: &HostState) -> Vec<Vec<u8>> {
-    state.wasi.args.iter().map(|arg| format!("{arg}\0").into_bytes()).collect()
+    state
+        .wasi
+        .args
+        .iter()
+        .map(|arg| format!("{arg}\0").into_bytes())
+        .collect()
 }
 
 fn environ(state: &HostState) -> Vec<Vec<u8>> {
-    state.wasi.env.iter().map(|(k, v)| format!("{k}={v}\0").into_bytes()).collect()
+    state
+        .wasi
+        .env
+        .iter()
+        .map(|(k, v)| format!("{k}={v}\0").into_bytes())
+        .collect()
 }
 
 /// Writes a C `argv`/`environ` style array: pointers at `array_ptr`, strings at `buf_ptr`.
-fn write_strings(caller: &mut Caller<'_, HostState>, strings: &[Vec<u8>], array_ptr: u32, buf_ptr: u32) -> HostResult {
+fn write_strings(
+    caller: &mut Caller<'_, HostState>,
+    strings: &[Vec<u8>],
+    array_ptr: u32,
+    buf_ptr: u32,
+) -> HostResult {
     let mut offset = buf_ptr;
     for (index, string) in strings.iter().enumerate() {
-        let slot = array_ptr.checked_add(index as u32 * 4).ok_or(Status::InvalidMemoryAccess)?;
+        let slot = array_ptr
+            .checked_add(index as u32 * 4)
+            .ok_or(Status::InvalidMemoryAccess)?;
         write_u32(caller, slot, offset)?;
         write(caller, offset, string)?;
-        offset = offset.checked_add(string.len() as u32).ok_or(Status::InvalidMemoryAccess)?;
+        offset = offset
+            .checked_add(string.len() as u32)
+            .ok_or(Status::InvalidMemoryAccess)?;
     }
     Ok(())
 }
@@ -116,50 +135,84 @@ fn inherit_write(fd: u32, bytes: &[u8]) {
 }
 
 pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
-    linker.func_wrap(MODULE, "args_sizes_get", |mut caller: Caller<'_, HostState>, argc: u32, size: u32| {
-        let strings = args(caller.data());
-        let total: usize = strings.iter().map(Vec::len).sum();
-        errno(write_u32(&mut caller, argc, strings.len() as u32).and_then(|()| write_u32(&mut caller, size, total as u32)))
-    })?;
-    linker.func_wrap(MODULE, "args_get", |mut caller: Caller<'_, HostState>, argv: u32, buf: u32| {
-        let strings = args(caller.data());
-        errno(write_strings(&mut caller, &strings, argv, buf))
-    })?;
-    linker.func_wrap(MODULE, "environ_sizes_get", |mut caller: Caller<'_, HostState>, count: u32, size: u32| {
-        let strings = environ(caller.data());
-        let total: usize = strings.iter().map(Vec::len).sum();
-        errno(write_u32(&mut caller, count, strings.len() as u32).and_then(|()| write_u32(&mut caller, size, total as u32)))
-    })?;
-    linker.func_wrap(MODULE, "environ_get", |mut caller: Caller<'_, HostState>, array: u32, buf: u32| {
-        let strings = environ(caller.data());
-        errno(write_strings(&mut caller, &strings, array, buf))
-    })?;
-    linker.func_wrap(MODULE, "clock_res_get", |mut caller: Caller<'_, HostState>, id: u32, res: u32| {
-        if id > 3 {
-            return Ok(i32::from(INVAL));
-        }
-        errno(write_u64(&mut caller, res, 1))
-    })?;
-    linker.func_wrap(MODULE, "clock_time_get", |mut caller: Caller<'_, HostState>, id: u32, _precision: u64, time: u32| {
-        // Realtime, monotonic and CPU clocks all read the virtual clock: deterministic runs.
-        if id > 3 {
-            return Ok(i32::from(INVAL));
-        }
-        let now = caller.data().proxy.now_ns();
-        errno(write_u64(&mut caller, time, now))
-    })?;
-    linker.func_wrap(MODULE, "random_get", |mut caller: Caller<'_, HostState>, buf: u32, len: u32| {
-        let mut bytes = Vec::with_capacity(len.min(1 << 20) as usize);
-        // Check the range first so a huge length fails fast instead of generating bytes.
-        if let Err(fault) = read(&mut caller, buf, len) {
-            return errno(Err(fault));
-        }
-        while bytes.len() < len as usize {
-            bytes.extend_from_slice(&next_random(caller.data_mut()).to_le_bytes());
-        }
-        bytes.truncate(len as usize);
-        errno(write(&mut caller, buf, &bytes))
-    })?;
+    linker.func_wrap(
+        MODULE,
+        "args_sizes_get",
+        |mut caller: Caller<'_, HostState>, argc: u32, size: u32| {
+            let strings = args(caller.data());
+            let total: usize = strings.iter().map(Vec::len).sum();
+            errno(
+                write_u32(&mut caller, argc, strings.len() as u32)
+                    .and_then(|()| write_u32(&mut caller, size, total as u32)),
+            )
+        },
+    )?;
+    linker.func_wrap(
+        MODULE,
+        "args_get",
+        |mut caller: Caller<'_, HostState>, argv: u32, buf: u32| {
+            let strings = args(caller.data());
+            errno(write_strings(&mut caller, &strings, argv, buf))
+        },
+    )?;
+    linker.func_wrap(
+        MODULE,
+        "environ_sizes_get",
+        |mut caller: Caller<'_, HostState>, count: u32, size: u32| {
+            let strings = environ(caller.data());
+            let total: usize = strings.iter().map(Vec::len).sum();
+            errno(
+                write_u32(&mut caller, count, strings.len() as u32)
+                    .and_then(|()| write_u32(&mut caller, size, total as u32)),
+            )
+        },
+    )?;
+    linker.func_wrap(
+        MODULE,
+        "environ_get",
+        |mut caller: Caller<'_, HostState>, array: u32, buf: u32| {
+            let strings = environ(caller.data());
+            errno(write_strings(&mut caller, &strings, array, buf))
+        },
+    )?;
+    linker.func_wrap(
+        MODULE,
+        "clock_res_get",
+        |mut caller: Caller<'_, HostState>, id: u32, res: u32| {
+            if id > 3 {
+                return Ok(i32::from(INVAL));
+            }
+            errno(write_u64(&mut caller, res, 1))
+        },
+    )?;
+    linker.func_wrap(
+        MODULE,
+        "clock_time_get",
+        |mut caller: Caller<'_, HostState>, id: u32, _precision: u64, time: u32| {
+            // Realtime, monotonic and CPU clocks all read the virtual clock: deterministic runs.
+            if id > 3 {
+                return Ok(i32::from(INVAL));
+            }
+            let now = caller.data().proxy.now_ns();
+            errno(write_u64(&mut caller, time, now))
+        },
+    )?;
+    linker.func_wrap(
+        MODULE,
+        "random_get",
+        |mut caller: Caller<'_, HostState>, buf: u32, len: u32| {
+            let mut bytes = Vec::with_capacity(len.min(1 << 20) as usize);
+            // Check the range first so a huge length fails fast instead of generating bytes.
+            if let Err(fault) = read(&mut caller, buf, len) {
+                return errno(Err(fault));
+            }
+            while bytes.len() < len as usize {
+                bytes.extend_from_slice(&next_random(caller.data_mut()).to_le_bytes());
+            }
+            bytes.truncate(len as usize);
+            errno(write(&mut caller, buf, &bytes))
+        },
+    )?;
     linker.func_wrap(
         MODULE,
         "fd_write",
@@ -170,7 +223,11 @@ pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
                 _ => return Ok(i32::from(BADF)),
             };
             errno((|| {
-                let table = read(&mut caller, iovs, iovs_len.checked_mul(8).ok_or(Status::InvalidMemoryAccess)?)?;
+                let table = read(
+                    &mut caller,
+                    iovs,
+                    iovs_len.checked_mul(8).ok_or(Status::InvalidMemoryAccess)?,
+                )?;
                 let mut text = Vec::new();
                 for iov in table.chunks_exact(8) {
                     let ptr = u32::from_le_bytes([iov[0], iov[1], iov[2], iov[3]]);
@@ -191,41 +248,82 @@ pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
             })())
         },
     )?;
-    linker.func_wrap(MODULE, "fd_read", |_c: Caller<'_, HostState>, _fd: u32, _iovs: u32, _len: u32, _read: u32| {
-        Ok(i32::from(BADF))
-    })?;
-    linker.func_wrap(MODULE, "fd_close", |_c: Caller<'_, HostState>, _fd: u32| Ok(i32::from(BADF)))?;
-    linker.func_wrap(MODULE, "fd_seek", |_c: Caller<'_, HostState>, _fd: u32, _offset: i64, _whence: u32, _new: u32| {
-        Ok(i32::from(BADF))
-    })?;
-    linker.func_wrap(MODULE, "fd_fdstat_get", |mut caller: Caller<'_, HostState>, fd: u32, stat: u32| {
-        if fd > 2 {
-            return Ok(i32::from(BADF));
-        }
-        // fdstat: filetype u8 (2 = character device), flags u16, rights_base, rights_inheriting.
-        // A command whose output is piped must not think it writes to a terminal (libtest
-        // would colour its output).
-        let mut bytes = [0u8; 24];
-        bytes[0] = if caller.data().wasi.inherit_stdio && !host_terminal(fd) { 0 } else { 2 };
-        errno(write(&mut caller, stat, &bytes))
-    })?;
-    linker.func_wrap(MODULE, "fd_prestat_get", |_c: Caller<'_, HostState>, _fd: u32, _ptr: u32| Ok(i32::from(BADF)))?;
-    linker.func_wrap(MODULE, "fd_prestat_dir_name", |_c: Caller<'_, HostState>, _fd: u32, _ptr: u32, _len: u32| {
+    linker.func_wrap(
+        MODULE,
+        "fd_read",
+        |_c: Caller<'_, HostState>, _fd: u32, _iovs: u32, _len: u32, _read: u32| {
+            Ok(i32::from(BADF))
+        },
+    )?;
+    linker.func_wrap(MODULE, "fd_close", |_c: Caller<'_, HostState>, _fd: u32| {
         Ok(i32::from(BADF))
     })?;
     linker.func_wrap(
         MODULE,
-        "path_open",
-        |_c: Caller<'_, HostState>, _fd: u32, _dirflags: u32, _path: u32, _path_len: u32, _oflags: u32, _base: u64, _inheriting: u64, _fdflags: u32, _out: u32| {
+        "fd_seek",
+        |_c: Caller<'_, HostState>, _fd: u32, _offset: i64, _whence: u32, _new: u32| {
             Ok(i32::from(BADF))
         },
     )?;
-    linker.func_wrap(MODULE, "poll_oneoff", |_c: Caller<'_, HostState>, _in: u32, _out: u32, _n: u32, _events: u32| {
-        Ok(i32::from(NOTSUP))
+    linker.func_wrap(
+        MODULE,
+        "fd_fdstat_get",
+        |mut caller: Caller<'_, HostState>, fd: u32, stat: u32| {
+            if fd > 2 {
+                return Ok(i32::from(BADF));
+            }
+            // fdstat: filetype u8 (2 = character device), flags u16, rights_base, rights_inheriting.
+            // A command whose output is piped must not think it writes to a terminal (libtest
+            // would colour its output).
+            let mut bytes = [0u8; 24];
+            bytes[0] = if caller.data().wasi.inherit_stdio && !host_terminal(fd) {
+                0
+            } else {
+                2
+            };
+            errno(write(&mut caller, stat, &bytes))
+        },
+    )?;
+    linker.func_wrap(
+        MODULE,
+        "fd_prestat_get",
+        |_c: Caller<'_, HostState>, _fd: u32, _ptr: u32| Ok(i32::from(BADF)),
+    )?;
+    linker.func_wrap(
+        MODULE,
+        "fd_prestat_dir_name",
+        |_c: Caller<'_, HostState>, _fd: u32, _ptr: u32, _len: u32| Ok(i32::from(BADF)),
+    )?;
+    linker.func_wrap(
+        MODULE,
+        "path_open",
+        |_c: Caller<'_, HostState>,
+         _fd: u32,
+         _dirflags: u32,
+         _path: u32,
+         _path_len: u32,
+         _oflags: u32,
+         _base: u64,
+         _inheriting: u64,
+         _fdflags: u32,
+         _out: u32| { Ok(i32::from(BADF)) },
+    )?;
+    linker.func_wrap(
+        MODULE,
+        "poll_oneoff",
+        |_c: Caller<'_, HostState>, _in: u32, _out: u32, _n: u32, _events: u32| {
+            Ok(i32::from(NOTSUP))
+        },
+    )?;
+    linker.func_wrap(MODULE, "sched_yield", |_c: Caller<'_, HostState>| {
+        Ok(i32::from(SUCCESS))
     })?;
-    linker.func_wrap(MODULE, "sched_yield", |_c: Caller<'_, HostState>| Ok(i32::from(SUCCESS)))?;
-    linker.func_wrap(MODULE, "proc_exit", |_c: Caller<'_, HostState>, code: u32| -> wasmtime::Result<()> {
-        Err(wasmtime::Error::new(ProcExit(code)))
-    })?;
+    linker.func_wrap(
+        MODULE,
+        "proc_exit",
+        |_c: Caller<'_, HostState>, code: u32| -> wasmtime::Result<()> {
+            Err(wasmtime::Error::new(ProcExit(code)))
+        },
+    )?;
     Ok(())
 }

@@ -289,7 +289,12 @@ fn read_response(num_headers: usize, body_size: usize, max_body: usize) -> Resul
     let headers: Vec<(String, String)> = map
         .pairs()?
         .into_iter()
-        .map(|(n, v)| (String::from_utf8_lossy(n).into_owned(), String::from_utf8_lossy(v).into_owned()))
+        .map(|(n, v)| {
+            (
+                String::from_utf8_lossy(n).into_owned(),
+                String::from_utf8_lossy(v).into_owned(),
+            )
+        })
         .collect();
     let status = headers
         .iter()

@@ -19,20 +19,33 @@ pub struct Error {
 
 enum Kind {
     /// The host answered a call with a status other than `Ok`.
-    Host { call: &'static str, status: HostStatus },
+    Host {
+        call: &'static str,
+        status: HostStatus,
+    },
     /// Anything else: a message and, optionally, its cause.
-    Message { msg: Cow<'static, str>, source: Option<Box<dyn std::error::Error + 'static>> },
+    Message {
+        msg: Cow<'static, str>,
+        source: Option<Box<dyn std::error::Error + 'static>>,
+    },
 }
 
 impl Error {
     /// An error with a message of the plugin's choosing.
     pub fn msg(msg: impl Into<Cow<'static, str>>) -> Self {
-        Error { kind: Kind::Message { msg: msg.into(), source: None } }
+        Error {
+            kind: Kind::Message {
+                msg: msg.into(),
+                source: None,
+            },
+        }
     }
 
     /// A host call failed; `call` names the ABI call so logs say what was attempted.
     pub fn host(call: &'static str, status: HostStatus) -> Self {
-        Error { kind: Kind::Host { call, status } }
+        Error {
+            kind: Kind::Host { call, status },
+        }
     }
 
     /// The host's status, when the error came from a host call.
@@ -45,7 +58,12 @@ impl Error {
 
     /// Wraps this error with more context, keeping the original as its cause.
     pub fn context(self, msg: impl Into<Cow<'static, str>>) -> Self {
-        Error { kind: Kind::Message { msg: msg.into(), source: Some(Box::new(Chained(self))) } }
+        Error {
+            kind: Kind::Message {
+                msg: msg.into(),
+                source: Some(Box::new(Chained(self))),
+            },
+        }
     }
 }
 
@@ -76,7 +94,12 @@ impl<E: std::error::Error + 'static> From<E> for Error {
             msg.push_str(&cause.to_string());
             next = cause.source();
         }
-        Error { kind: Kind::Message { msg: Cow::Owned(msg), source: None } }
+        Error {
+            kind: Kind::Message {
+                msg: Cow::Owned(msg),
+                source: None,
+            },
+        }
     }
 }
 
@@ -86,7 +109,9 @@ impl fmt::Display for Error {
         match &self.kind {
             // Status names by hand: a derived Debug here would be one more formatting path
             // in every plugin.
-            Kind::Host { call, status } => write!(f, "host call {call} failed: {}", status_name(*status)),
+            Kind::Host { call, status } => {
+                write!(f, "host call {call} failed: {}", status_name(*status))
+            }
             Kind::Message { msg, source } => {
                 f.write_str(msg)?;
                 let mut next = source.as_deref();
@@ -139,7 +164,10 @@ mod tests {
     fn display_walks_the_chain() {
         let parse = "x".parse::<u16>().unwrap_err();
         let err = Error::from(parse).context("reading x-retries");
-        assert_eq!(err.to_string(), "reading x-retries: invalid digit found in string");
+        assert_eq!(
+            err.to_string(),
+            "reading x-retries: invalid digit found in string"
+        );
     }
 
     #[test]

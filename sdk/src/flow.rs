@@ -55,13 +55,19 @@ pub struct LocalReply {
 impl LocalReply {
     /// A reply with this HTTP status, no headers and no body.
     pub fn new(status: u16) -> Self {
-        LocalReply { status, headers: Vec::new(), body: Vec::new(), details: None }
+        LocalReply {
+            status,
+            headers: Vec::new(),
+            body: Vec::new(),
+            details: None,
+        }
     }
 
     /// Adds a response header. Names are lower-cased; a value containing CR, LF or NUL makes
     /// the SDK drop the header (and log why) rather than emit a broken response.
     pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
-        self.headers.push((name.into().to_ascii_lowercase(), value.into()));
+        self.headers
+            .push((name.into().to_ascii_lowercase(), value.into()));
         self
     }
 

@@ -12,7 +12,9 @@ pub fn now() -> Result<SystemTime> {
 
 /// The host's clock in whole seconds since the Unix epoch (JWT `exp`/`iat` units).
 pub fn unix_time() -> Result<u64> {
-    let since = now()?.duration_since(UNIX_EPOCH).map_err(|_| Error::msg("the host clock is before 1970"))?;
+    let since = now()?
+        .duration_since(UNIX_EPOCH)
+        .map_err(|_| Error::msg("the host clock is before 1970"))?;
     Ok(since.as_secs())
 }
 
@@ -39,5 +41,7 @@ pub fn property_string(path: &[&str]) -> Result<Option<String>> {
 /// An integer property (Envoy's 8-byte little-endian encoding), `None` if absent or not
 /// an integer.
 pub fn property_i64(path: &[&str]) -> Result<Option<i64>> {
-    Ok(property(path)?.and_then(|b| <[u8; 8]>::try_from(b.as_slice()).ok()).map(i64::from_le_bytes))
+    Ok(property(path)?
+        .and_then(|b| <[u8; 8]>::try_from(b.as_slice()).ok())
+        .map(i64::from_le_bytes))
 }

@@ -156,31 +156,32 @@ pub mod metrics;
 pub mod network;
 mod plugin;
 pub mod queue;
-pub mod shared_data;
 mod reply;
+pub mod shared_data;
 #[cfg(feature = "callout")]
 mod task;
 
+#[cfg(feature = "callout")]
+pub use callout::{Call, CallFuture, CallResponse};
 pub use config::{parse_config, ConfigError, HeaderName, HeaderValue, Shared};
 pub use error::{Error, HostStatus, Result};
 pub use flow::{Flow, LocalReply};
-#[cfg(feature = "callout")]
-pub use callout::{Call, CallFuture, CallResponse};
-#[cfg(feature = "callout")]
-pub use task::Waiting;
 pub use host::{env_var, now, property, property_i64, property_string, unix_time};
 pub use http::{
-    Body, Cookies, DownstreamData, Headers, HttpFilter, Phase, Query, RequestBody, RequestHeaders, RequestTrailers,
-    ResponseBody, ResponseHeaders, ResponseTrailers, UpstreamData, same_header_upstream,
+    same_header_upstream, Body, Cookies, DownstreamData, Headers, HttpFilter, Phase, Query,
+    RequestBody, RequestHeaders, RequestTrailers, ResponseBody, ResponseHeaders, ResponseTrailers,
+    UpstreamData,
 };
 pub use network::{ConnectionFlow, NetworkFilter};
 pub use plugin::PluginDef;
+#[cfg(feature = "callout")]
+pub use task::Waiting;
 
 /// Re-exports for `use weir::prelude::*;`.
 pub mod prelude {
     pub use crate::{
-        Error, Flow, HeaderName, HeaderValue, HttpFilter, LocalReply, RequestBody, RequestHeaders, RequestTrailers,
-        ResponseBody, ResponseHeaders, ResponseTrailers, Result, Shared,
+        Error, Flow, HeaderName, HeaderValue, HttpFilter, LocalReply, RequestBody, RequestHeaders,
+        RequestTrailers, ResponseBody, ResponseHeaders, ResponseTrailers, Result, Shared,
     };
     pub use log::{debug, error, info, trace, warn};
     pub use serde::Deserialize;
@@ -191,5 +192,7 @@ pub mod prelude {
 pub mod __private {
     #[cfg(feature = "callout")]
     pub use crate::plugin::with_background;
-    pub use crate::plugin::{http_root as http, network_root as network, new_root, no_background, register, PluginDef};
+    pub use crate::plugin::{
+        http_root as http, network_root as network, new_root, no_background, register, PluginDef,
+    };
 }

@@ -22,7 +22,12 @@ thread_local! {
 }
 
 fn id(name: &'static str, kind: MetricType) -> Option<u32> {
-    if let Some(id) = IDS.with(|ids| ids.borrow().iter().find(|(n, _)| *n == name).map(|(_, id)| *id)) {
+    if let Some(id) = IDS.with(|ids| {
+        ids.borrow()
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, id)| *id)
+    }) {
         return Some(id);
     }
     match hostcalls::define_metric(kind, name) {

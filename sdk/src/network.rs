@@ -145,7 +145,10 @@ pub(crate) struct NetworkStream<F> {
 
 impl<F: NetworkFilter> NetworkStream<F> {
     pub(crate) fn new(filter: F) -> Self {
-        NetworkStream { filter, closed: false }
+        NetworkStream {
+            filter,
+            closed: false,
+        }
     }
 
     fn finish(&mut self, what: &str, result: Result<ConnectionFlow>) -> Action {
@@ -169,7 +172,10 @@ impl<F: NetworkFilter> NetworkStream<F> {
         }
         self.closed = true;
         if let Err(status) = hostcalls::close_downstream() {
-            log::error!("closing the downstream connection failed: host status {}", status as u32);
+            log::error!(
+                "closing the downstream connection failed: host status {}",
+                status as u32
+            );
         }
         // The upstream may not be connected yet; Envoy then has nothing to close.
         let _ = hostcalls::close_upstream();
@@ -188,7 +194,9 @@ impl<F: NetworkFilter> StreamContext for NetworkStream<F> {
         if self.closed {
             return Action::Pause;
         }
-        let result = self.filter.on_downstream_data(&mut DownstreamData::new(data_size, end_of_stream));
+        let result = self
+            .filter
+            .on_downstream_data(&mut DownstreamData::new(data_size, end_of_stream));
         self.finish("downstream data", result)
     }
 
@@ -196,7 +204,9 @@ impl<F: NetworkFilter> StreamContext for NetworkStream<F> {
         if self.closed {
             return Action::Pause;
         }
-        let result = self.filter.on_upstream_data(&mut UpstreamData::new(data_size, end_of_stream));
+        let result = self
+            .filter
+            .on_upstream_data(&mut UpstreamData::new(data_size, end_of_stream));
         self.finish("upstream data", result)
     }
 

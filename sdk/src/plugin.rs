@@ -5,8 +5,8 @@ use crate::background::Background;
 use crate::config::{parse_config, ConfigError, Shared};
 use crate::http::stream::HttpStream;
 use crate::http::HttpFilter;
-use proxy_wasm::hostcalls;
 use crate::network::{NetworkFilter, NetworkStream};
+use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext, StreamContext};
 use proxy_wasm::types::{BufferType, ContextType};
 use serde::de::DeserializeOwned;
@@ -22,7 +22,9 @@ pub struct PluginDef {
 
 impl std::fmt::Debug for PluginDef {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PluginDef").field("root_id", &self.root_id).finish_non_exhaustive()
+        f.debug_struct("PluginDef")
+            .field("root_id", &self.root_id)
+            .finish_non_exhaustive()
     }
 }
 
@@ -151,9 +153,12 @@ where
     F: NetworkFilter,
     M: Fn(Shared<C>) -> F + 'static,
 {
-    Box::new(NetworkRoot::<C, M> { config: None, make, start })
+    Box::new(NetworkRoot::<C, M> {
+        config: None,
+        make,
+        start,
+    })
 }
-
 
 /// Makes the root of an HTTP plugin. Used by the macros; not for direct use.
 #[doc(hidden)]
@@ -163,9 +168,12 @@ where
     F: HttpFilter,
     M: Fn(Shared<C>) -> F + 'static,
 {
-    Box::new(HttpRoot::<C, M> { config: None, make, start })
+    Box::new(HttpRoot::<C, M> {
+        config: None,
+        make,
+        start,
+    })
 }
-
 
 /// Installs the module's root-context factory and the logger. Called from `_initialize`
 /// with a factory the macro generates around the module's static plugin table, so no
@@ -211,7 +219,9 @@ impl Root {
             all => all.iter().find(|p| p.root_id == Some(root_id.as_str())),
         };
         let Some(def) = chosen else {
-            let mut msg = format!("this module has no plugin with root id '{root_id}'; set pluginName to one of:");
+            let mut msg = format!(
+                "this module has no plugin with root id '{root_id}'; set pluginName to one of:"
+            );
             for name in plugins.iter().filter_map(|p| p.root_id) {
                 msg.push(' ');
                 msg.push_str(name);
@@ -237,7 +247,13 @@ fn root_id() -> String {
 
 impl Context for Root {
     #[cfg(feature = "callout")]
-    fn on_http_call_response(&mut self, token: u32, num_headers: usize, body_size: usize, _num_trailers: usize) {
+    fn on_http_call_response(
+        &mut self,
+        token: u32,
+        num_headers: usize,
+        body_size: usize,
+        _num_trailers: usize,
+    ) {
         if crate::callout::deliver(token, num_headers, body_size) {
             self.background.on_callout();
         }
@@ -256,14 +272,23 @@ impl RootContext for Root {
             log::error!("{msg}");
             return false;
         }
-        let bytes = match hostcalls::get_buffer(BufferType::PluginConfiguration, 0, plugin_configuration_size) {
+        let bytes = match hostcalls::get_buffer(
+            BufferType::PluginConfiguration,
+            0,
+            plugin_configuration_size,
+        ) {
             Ok(bytes) => bytes.unwrap_or_default(),
             Err(status) => {
-                log::error!("cannot read the plugin configuration: host status {}", status as u32);
+                log::error!(
+                    "cannot read the plugin configuration: host status {}",
+                    status as u32
+                );
                 return false;
             }
         };
-        let Some(plugin) = self.plugin.as_mut() else { return false };
+        let Some(plugin) = self.plugin.as_mut() else {
+            return false;
+        };
         match plugin.configure(&bytes) {
             Ok(()) => {
                 #[cfg(feature = "callout")]

@@ -11,7 +11,8 @@ pub(crate) fn send(reply: LocalReply) {
         .headers
         .iter()
         .filter(|(name, value)| {
-            let ok = crate::config::check_name(name).is_ok() && crate::config::check_value(value).is_ok();
+            let ok = crate::config::check_name(name).is_ok()
+                && crate::config::check_value(value).is_ok();
             if !ok {
                 log::error!("local reply: dropping invalid header {name}");
             }

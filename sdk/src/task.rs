@@ -29,7 +29,9 @@ impl Waiting {
     /// Polls once. The waker is a no-op on purpose: the only events that can make progress
     /// are host callbacks (a callout's response), and the adapter polls after each of them.
     pub(crate) fn poll(&mut self) -> Poll<Result<Flow>> {
-        self.0.as_mut().poll(&mut Context::from_waker(Waker::noop()))
+        self.0
+            .as_mut()
+            .poll(&mut Context::from_waker(Waker::noop()))
     }
 }
 
@@ -51,7 +53,9 @@ impl Flow {
 /// paused with nothing left to resume it, so it fails closed instead.
 pub(crate) fn settled(result: Result<Flow>) -> Result<Flow> {
     match result {
-        Ok(Flow::Pause) => Err(crate::Error::msg("a Flow::wait future ended with Flow::Pause; return Continue or a reply")),
+        Ok(Flow::Pause) => Err(crate::Error::msg(
+            "a Flow::wait future ended with Flow::Pause; return Continue or a reply",
+        )),
         other => other,
     }
 }

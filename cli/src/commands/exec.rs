@@ -44,13 +44,32 @@ pub(crate) fn exec(args: ExecArgs, printer: Printer) -> Result<()> {
         None => weir_runtime::Response::status(200),
     };
 
-    printer.detail(format!("running {} (root id '{}')", module.path.display(), args.root_id));
+    printer.detail(format!(
+        "running {} (root id '{}')",
+        module.path.display(),
+        args.root_id
+    ));
     let plugin = builder.start().map_err(|error| start_error(error, &args))?;
-    let mut logs: Vec<(Scope, _)> = plugin.logs().into_iter().map(|entry| (Scope::Plugin, entry)).collect();
+    let mut logs: Vec<(Scope, _)> = plugin
+        .logs()
+        .into_iter()
+        .map(|entry| (Scope::Plugin, entry))
+        .collect();
     let outcome = plugin.http().request(request).response(response).run();
     let after = plugin.logs();
-    logs.extend(after.into_iter().skip(logs.len()).map(|entry| (Scope::Plugin, entry)));
-    logs.extend(outcome.logs().iter().cloned().map(|entry| (Scope::Stream, entry)));
+    logs.extend(
+        after
+            .into_iter()
+            .skip(logs.len())
+            .map(|entry| (Scope::Plugin, entry)),
+    );
+    logs.extend(
+        outcome
+            .logs()
+            .iter()
+            .cloned()
+            .map(|entry| (Scope::Stream, entry)),
+    );
 
     let trap = outcome.trap().cloned();
     let report = Report {
@@ -61,7 +80,8 @@ pub(crate) fn exec(args: ExecArgs, printer: Printer) -> Result<()> {
         logs,
     };
     if args.json {
-        let text = serde_json::to_string_pretty(&report.to_json()).context("serializing the report")?;
+        let text =
+            serde_json::to_string_pretty(&report.to_json()).context("serializing the report")?;
         printer.result(text);
     } else {
         printer.result(report.to_text().trim_end());
@@ -106,7 +126,9 @@ fn configure(mut builder: PluginBuilder, args: &ExecArgs) -> Result<PluginBuilde
 /// stays the cause, so `diagnostics` can give the hint that fits it.
 fn start_error(error: StartError, args: &ExecArgs) -> anyhow::Error {
     let what = match (&error, &args.config) {
-        (StartError::ConfigRejected { .. }, Some(path)) => format!("the plugin rejected the configuration {}", path.display()),
+        (StartError::ConfigRejected { .. }, Some(path)) => {
+            format!("the plugin rejected the configuration {}", path.display())
+        }
         _ => format!("starting {}", args.plugin.display()),
     };
     anyhow::Error::new(error).context(what)

@@ -23,12 +23,16 @@ fn validate(args: ValidateArgs, printer: Printer) -> Result<()> {
     let mut failures = Vec::new();
     let mut count = 0;
     for file in &args.files {
-        let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
-        let docs = parse_documents(&text).map_err(|e| UserError(format!("{}: not YAML: {e}", file.display())))?;
+        let text =
+            std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+        let docs = parse_documents(&text)
+            .map_err(|e| UserError(format!("{}: not YAML: {e}", file.display())))?;
         for doc in docs {
             count += 1;
             match validate_wasmplugin(&doc) {
-                Ok(()) => printer.status(format!("{}: {} is valid", file.display(), resource(&doc))),
+                Ok(()) => {
+                    printer.status(format!("{}: {} is valid", file.display(), resource(&doc)))
+                }
                 Err(e) => {
                     printer.result(format!("{}: {e}", file.display()));
                     failures.push(e);
@@ -48,7 +52,10 @@ fn validate(args: ValidateArgs, printer: Printer) -> Result<()> {
 }
 
 fn resource(doc: &Value) -> String {
-    format!("WasmPlugin/{}", doc["metadata"]["name"].as_str().unwrap_or("<unnamed>"))
+    format!(
+        "WasmPlugin/{}",
+        doc["metadata"]["name"].as_str().unwrap_or("<unnamed>")
+    )
 }
 
 fn key_value(text: &str, what: &str) -> Result<(String, String)> {
@@ -58,8 +65,14 @@ fn key_value(text: &str, what: &str) -> Result<(String, String)> {
 }
 
 async fn generate(args: GenerateArgs, printer: Printer) -> Result<()> {
-    let name = args.name.clone().ok_or_else(|| UserError("--name is required to generate a manifest".into()))?;
-    let url = args.url.clone().ok_or_else(|| UserError("--url is required to generate a manifest".into()))?;
+    let name = args
+        .name
+        .clone()
+        .ok_or_else(|| UserError("--name is required to generate a manifest".into()))?;
+    let url = args
+        .url
+        .clone()
+        .ok_or_else(|| UserError("--url is required to generate a manifest".into()))?;
     let sha256 = if args.resolve {
         let reference = parse_reference(&url)?;
         let registry = registry_for(&args.registry, &reference)?;
@@ -73,20 +86,25 @@ async fn generate(args: GenerateArgs, printer: Printer) -> Result<()> {
     };
     let mut plugin_config = match &args.plugin_config {
         Some(path) => {
-            let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
             // YAML is a superset of JSON, so one parser reads both.
-            Some(serde_yaml_ng::from_str::<Value>(&text).map_err(|e| UserError(format!("{}: {e}", path.display())))?)
+            Some(
+                serde_yaml_ng::from_str::<Value>(&text)
+                    .map_err(|e| UserError(format!("{}: {e}", path.display())))?,
+            )
         }
         None => None,
     };
     if let Some(path) = &args.verification_key {
         // Parsing proves it is a P-256 public key before anyone deploys it.
         weir_cli::oci::signature::read_public_key(path)?;
-        let pem = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let pem =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
         let config = plugin_config.get_or_insert_with(|| Value::Mapping(Default::default()));
-        let map = config
-            .as_mapping_mut()
-            .ok_or_else(|| UserError("pluginConfig must be an object to hold verificationKey".into()))?;
+        let map = config.as_mapping_mut().ok_or_else(|| {
+            UserError("pluginConfig must be an object to hold verificationKey".into())
+        })?;
         map.insert(Value::String("verificationKey".into()), Value::String(pem));
     }
     let mut env = Vec::new();
@@ -94,14 +112,26 @@ async fn generate(args: GenerateArgs, printer: Printer) -> Result<()> {
         let (name, value) = key_value(e, "--env")?;
         env.push(EnvVar::Inline { name, value });
     }
-    env.extend(args.host_env.iter().map(|name| EnvVar::Host { name: name.clone() }));
+    env.extend(
+        args.host_env
+            .iter()
+            .map(|name| EnvVar::Host { name: name.clone() }),
+    );
     let spec = PluginSpec {
         name,
         namespace: args.namespace.clone(),
         url,
         sha256,
-        selector: args.selector.iter().map(|s| key_value(s, "--selector")).collect::<Result<_>>()?,
-        target_refs: args.target_refs.iter().map(|t| t.parse::<TargetRef>()).collect::<Result<_, _>>()?,
+        selector: args
+            .selector
+            .iter()
+            .map(|s| key_value(s, "--selector"))
+            .collect::<Result<_>>()?,
+        target_refs: args
+            .target_refs
+            .iter()
+            .map(|t| t.parse::<TargetRef>())
+            .collect::<Result<_, _>>()?,
         phase: args.phase.clone(),
         priority: args.priority,
         plugin_config,

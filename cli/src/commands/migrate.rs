@@ -27,10 +27,13 @@ pub(crate) async fn migrate(args: MigrateArgs, printer: Printer) -> Result<()> {
     }
     let mut plugins = Vec::new();
     for file in &args.files {
-        let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
-        let docs = parse_documents(&text).map_err(|e| UserError(format!("{}: not YAML: {e}", file.display())))?;
+        let text =
+            std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+        let docs = parse_documents(&text)
+            .map_err(|e| UserError(format!("{}: not YAML: {e}", file.display())))?;
         for doc in docs {
-            let migrated = migrate_extension(&doc).with_context(|| format!("migrating {}", file.display()))?;
+            let migrated =
+                migrate_extension(&doc).with_context(|| format!("migrating {}", file.display()))?;
             for note in &migrated.notes {
                 printer.warn(note);
             }
@@ -54,7 +57,8 @@ async fn migrate_image(src: &str, dst: &str, args: &MigrateArgs, printer: Printe
     let wasm = pull_extension_module(&src_registry, &src_ref, &reporter)
         .await
         .with_context(|| format!("reading the extension image {}", src_ref.whole()))?;
-    let info = inspect_module(&wasm).with_context(|| format!("checking the module in {}", src_ref.whole()))?;
+    let info = inspect_module(&wasm)
+        .with_context(|| format!("checking the module in {}", src_ref.whole()))?;
     let image = build_image(&wasm, &info, ImageFormat::Compat, &[])?;
     let dst_registry = if dst_ref.resolve_registry() == src_ref.resolve_registry() {
         src_registry
@@ -65,7 +69,11 @@ async fn migrate_image(src: &str, dst: &str, args: &MigrateArgs, printer: Printe
         .push(&dst_ref, &image, &reporter)
         .await
         .with_context(|| format!("pushing {}", dst_ref.whole()))?;
-    printer.status(format!("Converted {} into {} with /plugin.wasm", src_ref.whole(), dst_ref.whole()));
+    printer.status(format!(
+        "Converted {} into {} with /plugin.wasm",
+        src_ref.whole(),
+        dst_ref.whole()
+    ));
     printer.result(digest);
     Ok(())
 }

@@ -18,7 +18,11 @@ pub(crate) fn package(args: PackageArgs, printer: Printer) -> Result<()> {
         layout::write_layout_dir(&image, &args.tag, &args.output)
     }
     .with_context(|| format!("writing the image layout {}", args.output.display()))?;
-    printer.status(format!("Packaged {} as {format} into {}", module.path.display(), args.output.display()));
+    printer.status(format!(
+        "Packaged {} as {format} into {}",
+        module.path.display(),
+        args.output.display()
+    ));
     printer.result(image.digest());
     Ok(())
 }

@@ -17,7 +17,12 @@ use crate::settings::registry_for;
 pub(crate) async fn push(args: PushArgs, printer: Printer) -> Result<()> {
     let reference = parse_reference(&args.reference)?;
     let image = image_from_input(&args.input, &args)?;
-    printer.detail(format!("{} image, {} manifest {}", image.format, image.manifest_media_type, image.digest()));
+    printer.detail(format!(
+        "{} image, {} manifest {}",
+        image.format,
+        image.manifest_media_type,
+        image.digest()
+    ));
     let registry = registry_for(&args.registry, &reference)?;
     let reporter = TransferReporter::new(printer);
     let started = Instant::now();
@@ -37,9 +42,11 @@ pub(crate) async fn push(args: PushArgs, printer: Printer) -> Result<()> {
 
 /// A layout (directory with index.json, or .tar) is pushed as is; anything else is packaged.
 fn image_from_input(input: &Path, args: &PushArgs) -> Result<PluginImage> {
-    let is_layout = input.join("index.json").is_file() || input.extension().is_some_and(|e| e == "tar");
+    let is_layout =
+        input.join("index.json").is_file() || input.extension().is_some_and(|e| e == "tar");
     if is_layout {
-        return read_layout(input).with_context(|| format!("reading the image layout {}", input.display()));
+        return read_layout(input)
+            .with_context(|| format!("reading the image layout {}", input.display()));
     }
     let format = super::image_format(&args.image)?;
     let module = load_module(input)?;

@@ -18,17 +18,25 @@ const POLL: Duration = Duration::from_millis(100);
 
 pub(crate) async fn run(args: RunArgs, printer: Printer) -> Result<()> {
     let upstream = args.upstream.as_deref().map(parse_upstream).transpose()?;
-    let mut fetch = FetchOptions::new(ModuleCache::new(args.cache_dir.clone().unwrap_or_else(ModuleCache::default_root)));
+    let mut fetch = FetchOptions::new(ModuleCache::new(
+        args.cache_dir
+            .clone()
+            .unwrap_or_else(ModuleCache::default_root),
+    ));
     fetch.ca_certs = args.ca_certs.clone();
     fetch.insecure_registries = args.insecure_registries.clone();
     let (state_dir, _temporary) = match &args.state_dir {
         Some(dir) => (dir.clone(), None),
         None => {
-            let dir = tempfile::Builder::new().prefix("weir-run-").tempdir().context("creating a state directory")?;
+            let dir = tempfile::Builder::new()
+                .prefix("weir-run-")
+                .tempdir()
+                .context("creating a state directory")?;
             (dir.path().to_path_buf(), Some(dir))
         }
     };
-    std::fs::create_dir_all(&state_dir).with_context(|| format!("creating {}", state_dir.display()))?;
+    std::fs::create_dir_all(&state_dir)
+        .with_context(|| format!("creating {}", state_dir.display()))?;
     let options = RunOptions {
         inputs: args.files.clone(),
         workload: args.workload.clone(),
@@ -47,15 +55,20 @@ pub(crate) async fn run(args: RunArgs, printer: Printer) -> Result<()> {
     let envoy_bin = find_envoy(args.envoy.as_deref())?;
     let files = session.files.clone();
     let level = args.envoy_log_level.clone();
-    let mut envoy = tokio::task::spawn_blocking(move || EnvoyProcess::start(&envoy_bin, &files, &level, Duration::from_secs(30)))
-        .await
-        .context("waiting for Envoy to start")??;
+    let mut envoy = tokio::task::spawn_blocking(move || {
+        EnvoyProcess::start(&envoy_bin, &files, &level, Duration::from_secs(30))
+    })
+    .await
+    .context("waiting for Envoy to start")??;
     printer.result(format!("listening  http://{}", session.options.listen));
     printer.result(format!("admin      http://{}", envoy.admin()));
     printer.result(format!("envoy log  {}", session.files.log().display()));
     printer.result(format!("config     {}", session.files.dir.display()));
     print_chain(&session, &printer);
-    printer.status(format!("Envoy running (pid {}); watching the inputs. Ctrl-C stops.", envoy.pid()));
+    printer.status(format!(
+        "Envoy running (pid {}); watching the inputs. Ctrl-C stops.",
+        envoy.pid()
+    ));
 
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .context("installing the SIGTERM handler")?;
@@ -68,7 +81,10 @@ pub(crate) async fn run(args: RunArgs, printer: Printer) -> Result<()> {
             _ = ticker.tick() => {}
         }
         if let Some(status) = envoy.exited() {
-            break Err(anyhow::anyhow!("Envoy exited ({status}):\n{}", envoy.log_tail(30)));
+            break Err(anyhow::anyhow!(
+                "Envoy exited ({status}):\n{}",
+                envoy.log_tail(30)
+            ));
         }
         let now = session.watch_stamp();
         if now == stamp {
@@ -82,15 +98,26 @@ pub(crate) async fn run(args: RunArgs, printer: Printer) -> Result<()> {
                 printer.status(format!(
                     "reloaded in {} ms{}",
                     started.elapsed().as_millis(),
-                    if changed.is_empty() { String::new() } else { format!(": {}", changed.join(", ")) }
+                    if changed.is_empty() {
+                        String::new()
+                    } else {
+                        format!(": {}", changed.join(", "))
+                    }
                 ));
                 print_chain(&session, &printer);
             }
-            Err(e) => printer.warn(format!("not reloaded, Envoy keeps the previous configuration: {e:#}")),
+            Err(e) => printer.warn(format!(
+                "not reloaded, Envoy keeps the previous configuration: {e:#}"
+            )),
         }
     };
-    let status = tokio::task::spawn_blocking(move || envoy.stop()).await.context("stopping Envoy")?;
-    printer.status(format!("Envoy stopped ({})", status.map_or("unknown status".into(), |s| s.to_string())));
+    let status = tokio::task::spawn_blocking(move || envoy.stop())
+        .await
+        .context("stopping Envoy")?;
+    printer.status(format!(
+        "Envoy stopped ({})",
+        status.map_or("unknown status".into(), |s| s.to_string())
+    ));
     outcome
 }
 
@@ -99,12 +126,15 @@ fn concrete_port(listen: SocketAddr) -> Result<SocketAddr> {
     if listen.port() != 0 {
         return Ok(listen);
     }
-    let probe = TcpListener::bind(listen).with_context(|| format!("finding a free port on {}", listen.ip()))?;
+    let probe = TcpListener::bind(listen)
+        .with_context(|| format!("finding a free port on {}", listen.ip()))?;
     Ok(probe.local_addr()?)
 }
 
 fn report_problems(session: &Session, printer: &Printer) {
-    let Some(current) = session.current() else { return };
+    let Some(current) = session.current() else {
+        return;
+    };
     for skipped in &current.inputs.skipped {
         printer.detail(format!("ignored (not a WasmPlugin or Secret): {skipped}"));
     }
@@ -136,7 +166,8 @@ fn print_config(session: &Session) -> Result<()> {
     }
     let mut out = String::new();
     for (i, path) in paths.iter().enumerate() {
-        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
         let value: serde_json::Value = serde_json::from_str(&text)?;
         if i > 0 {
             out.push_str("---\n");

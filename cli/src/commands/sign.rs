@@ -17,7 +17,11 @@ pub(crate) async fn sign(args: SignArgs, printer: Printer) -> Result<()> {
         let pub_path = prefix.with_extension("pub");
         write_atomic(&key_path, private.as_bytes())?;
         write_atomic(&pub_path, public.as_bytes())?;
-        printer.status(format!("Wrote {} (keep secret) and {}", key_path.display(), pub_path.display()));
+        printer.status(format!(
+            "Wrote {} (keep secret) and {}",
+            key_path.display(),
+            pub_path.display()
+        ));
         return Ok(());
     }
     let (Some(reference), Some(key_path)) = (&args.reference, &args.key) else {

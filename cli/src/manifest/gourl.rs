@@ -14,7 +14,9 @@ pub fn parse_request_uri(raw: &str) -> Option<RequestUri> {
         return None;
     }
     if raw == "*" {
-        return Some(RequestUri { scheme: String::new() });
+        return Some(RequestUri {
+            scheme: String::new(),
+        });
     }
     let (scheme, rest) = split_scheme(raw)?;
     let scheme = scheme.to_ascii_lowercase();
@@ -25,7 +27,11 @@ pub fn parse_request_uri(raw: &str) -> Option<RequestUri> {
     };
     if !rest.starts_with('/') {
         // Go accepts "scheme:opaque"; without a scheme a request URI must be absolute.
-        return if scheme.is_empty() { None } else { Some(RequestUri { scheme }) };
+        return if scheme.is_empty() {
+            None
+        } else {
+            Some(RequestUri { scheme })
+        };
     }
     let path = if !scheme.is_empty() && rest.starts_with("//") {
         let after = &rest[2..];
@@ -74,7 +80,9 @@ fn valid_authority(authority: &str) -> bool {
 
 fn valid_host(host: &str) -> bool {
     let (name, port) = if let Some(stripped) = host.strip_prefix('[') {
-        let Some(end) = stripped.find(']') else { return false };
+        let Some(end) = stripped.find(']') else {
+            return false;
+        };
         (&stripped[..end], &stripped[end + 1..])
     } else {
         match host.rfind(':') {
@@ -93,11 +101,8 @@ fn valid_host(host: &str) -> bool {
     if !valid_escapes(name) {
         return false;
     }
-    name.bytes().all(|b| {
-        b >= 0x80
-            || b.is_ascii_alphanumeric()
-            || b"-_.~!$&'()*+,;=:[]<>\"%".contains(&b)
-    })
+    name.bytes()
+        .all(|b| b >= 0x80 || b.is_ascii_alphanumeric() || b"-_.~!$&'()*+,;=:[]<>\"%".contains(&b))
 }
 
 /// Every `%` must start a two-hex-digit escape.
@@ -130,7 +135,10 @@ mod tests {
     fn matches_go_on_the_istio_vectors() {
         assert_eq!(scheme("http://test").as_deref(), Some("http"));
         assert_eq!(scheme("test"), None);
-        assert_eq!(scheme("file:///opt/filters/openid.wasm").as_deref(), Some("file"));
+        assert_eq!(
+            scheme("file:///opt/filters/openid.wasm").as_deref(),
+            Some("file")
+        );
         assert_eq!(scheme("fake://example.com").as_deref(), Some("fake"));
         assert_eq!(scheme("#%blah$#@"), None);
         assert_eq!(scheme("http://#%blah$#@"), None);

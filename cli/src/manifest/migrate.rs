@@ -38,7 +38,11 @@ fn s(text: &str) -> Value {
 
 /// Converts one ServiceMeshExtension document.
 pub fn migrate_extension(doc: &Value) -> Result<Migrated> {
-    if doc["apiVersion"].as_str().is_none_or(|a| !a.starts_with("maistra.io/")) || doc["kind"] != "ServiceMeshExtension" {
+    if doc["apiVersion"]
+        .as_str()
+        .is_none_or(|a| !a.starts_with("maistra.io/"))
+        || doc["kind"] != "ServiceMeshExtension"
+    {
         bail!(UserError(format!(
             "expected a maistra.io ServiceMeshExtension, got {} {}",
             doc["apiVersion"].as_str().unwrap_or("<no apiVersion>"),
@@ -120,7 +124,8 @@ pub fn migrate_extension(doc: &Value) -> Result<Migrated> {
     plugin.insert(s("metadata"), Value::Mapping(metadata));
     plugin.insert(s("spec"), Value::Mapping(ordered));
     let plugin = Value::Mapping(plugin);
-    validate_wasmplugin(&plugin).map_err(|e| anyhow::Error::new(e).context(format!("migrating {name}")))?;
+    validate_wasmplugin(&plugin)
+        .map_err(|e| anyhow::Error::new(e).context(format!("migrating {name}")))?;
     Ok(Migrated { plugin, notes })
 }
 
@@ -152,14 +157,33 @@ mod tests {
         .expect("yaml");
         let migrated = migrate_extension(&doc).expect("migrates");
         assert!(migrated.plugin["spec"]["pluginConfig"].is_null());
-        assert!(migrated.notes.iter().any(|n| n.contains("spec.deploymentMode has no WasmPlugin equivalent")), "{:?}", migrated.notes);
-        assert!(migrated.notes.iter().any(|n| n.contains("not a JSON/YAML object")), "{:?}", migrated.notes);
+        assert!(
+            migrated
+                .notes
+                .iter()
+                .any(|n| n.contains("spec.deploymentMode has no WasmPlugin equivalent")),
+            "{:?}",
+            migrated.notes
+        );
+        assert!(
+            migrated
+                .notes
+                .iter()
+                .any(|n| n.contains("not a JSON/YAML object")),
+            "{:?}",
+            migrated.notes
+        );
     }
 
     #[test]
     fn wrong_kind_is_refused() {
-        let doc: Value = serde_yaml_ng::from_str("apiVersion: v1\nkind: ConfigMap\n").expect("yaml");
+        let doc: Value =
+            serde_yaml_ng::from_str("apiVersion: v1\nkind: ConfigMap\n").expect("yaml");
         let err = migrate_extension(&doc).expect_err("not an SME");
-        assert!(err.to_string().contains("expected a maistra.io ServiceMeshExtension"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("expected a maistra.io ServiceMeshExtension"),
+            "{err}"
+        );
     }
 }

@@ -27,7 +27,8 @@ fn crd_schema() -> Result<&'static Value, String> {
     static SCHEMA: OnceLock<Result<Value, String>> = OnceLock::new();
     SCHEMA
         .get_or_init(|| {
-            let crd: Value = serde_yaml_ng::from_str(WASMPLUGIN_CRD).map_err(|e| format!("embedded CRD: {e}"))?;
+            let crd: Value = serde_yaml_ng::from_str(WASMPLUGIN_CRD)
+                .map_err(|e| format!("embedded CRD: {e}"))?;
             crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
                 .as_mapping()
                 .map(|m| Value::Mapping(m.clone()))
@@ -39,7 +40,10 @@ fn crd_schema() -> Result<&'static Value, String> {
 
 /// Validates one WasmPlugin document; `Ok` lists nothing, `Err` every violation.
 pub fn validate_wasmplugin(doc: &Value) -> Result<(), ValidationFailed> {
-    let name = doc["metadata"]["name"].as_str().unwrap_or("<unnamed>").to_string();
+    let name = doc["metadata"]["name"]
+        .as_str()
+        .unwrap_or("<unnamed>")
+        .to_string();
     let mut errors = Vec::new();
     match (doc["apiVersion"].as_str(), doc["kind"].as_str()) {
         (Some("extensions.istio.io/v1alpha1"), Some("WasmPlugin")) => {}
@@ -67,7 +71,10 @@ pub fn validate_wasmplugin(doc: &Value) -> Result<(), ValidationFailed> {
     if errors.is_empty() {
         Ok(())
     } else {
-        Err(ValidationFailed { resource: format!("WasmPlugin/{name}"), errors })
+        Err(ValidationFailed {
+            resource: format!("WasmPlugin/{name}"),
+            errors,
+        })
     }
 }
 
@@ -89,13 +96,20 @@ fn type_name(v: &Value) -> &'static str {
 }
 
 fn child(path: &str, key: &str) -> String {
-    if path.is_empty() { key.to_string() } else { format!("{path}.{key}") }
+    if path.is_empty() {
+        key.to_string()
+    } else {
+        format!("{path}.{key}")
+    }
 }
 
 fn key_text(k: &Value) -> String {
     match k {
         Value::String(s) => s.clone(),
-        other => serde_yaml_ng::to_string(other).unwrap_or_default().trim().to_string(),
+        other => serde_yaml_ng::to_string(other)
+            .unwrap_or_default()
+            .trim()
+            .to_string(),
     }
 }
 
@@ -121,7 +135,10 @@ impl Checker {
             Some(t) => t == actual,
         };
         if !type_ok {
-            self.err(format!("{path} in body must be of type {}: \"{actual}\"", expected.unwrap_or("")));
+            self.err(format!(
+                "{path} in body must be of type {}: \"{actual}\"",
+                expected.unwrap_or("")
+            ));
             return;
         }
         match value {
@@ -137,19 +154,30 @@ impl Checker {
     fn check_string(&mut self, s: &str, schema: &Value, path: &str) {
         if let Some(values) = schema["enum"].as_sequence() {
             if !values.iter().any(|v| v.as_str() == Some(s)) {
-                let list: Vec<_> = values.iter().filter_map(Value::as_str).map(|v| format!("\"{v}\"")).collect();
-                self.err(format!("{path}: Unsupported value: \"{s}\": supported values: {}", list.join(", ")));
+                let list: Vec<_> = values
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .map(|v| format!("\"{v}\""))
+                    .collect();
+                self.err(format!(
+                    "{path}: Unsupported value: \"{s}\": supported values: {}",
+                    list.join(", ")
+                ));
             }
         }
         let len = s.chars().count() as u64;
         if let Some(min) = schema["minLength"].as_u64() {
             if len < min {
-                self.err(format!("{path} in body should be at least {min} chars long"));
+                self.err(format!(
+                    "{path} in body should be at least {min} chars long"
+                ));
             }
         }
         if let Some(max) = schema["maxLength"].as_u64() {
             if len > max {
-                self.err(format!("{path}: Too long: may not be more than {max} bytes"));
+                self.err(format!(
+                    "{path}: Too long: may not be more than {max} bytes"
+                ));
             }
         }
         if let Some(pattern) = schema["pattern"].as_str() {
@@ -163,17 +191,23 @@ impl Checker {
 
     fn check_number(&mut self, n: &serde_yaml_ng::Number, schema: &Value, path: &str) {
         let v = n.as_f64().unwrap_or(f64::NAN);
-        if schema["format"].as_str() == Some("int32") && n.as_i64().is_none_or(|i| i32::try_from(i).is_err()) {
+        if schema["format"].as_str() == Some("int32")
+            && n.as_i64().is_none_or(|i| i32::try_from(i).is_err())
+        {
             self.err(format!("{path} in body should be a 32-bit integer"));
         }
         if let Some(min) = schema["minimum"].as_f64() {
             if v < min {
-                self.err(format!("{path} in body should be greater than or equal to {min}"));
+                self.err(format!(
+                    "{path} in body should be greater than or equal to {min}"
+                ));
             }
         }
         if let Some(max) = schema["maximum"].as_f64() {
             if v > max {
-                self.err(format!("{path} in body should be less than or equal to {max}"));
+                self.err(format!(
+                    "{path} in body should be less than or equal to {max}"
+                ));
             }
         }
     }
@@ -181,7 +215,10 @@ impl Checker {
     fn check_array(&mut self, items: &[Value], schema: &Value, path: &str) {
         if let Some(max) = schema["maxItems"].as_u64() {
             if items.len() as u64 > max {
-                self.err(format!("{path}: Too many: {}: must have at most {max} items", items.len()));
+                self.err(format!(
+                    "{path}: Too many: {}: must have at most {max} items",
+                    items.len()
+                ));
             }
         }
         let item_schema = &schema["items"];
@@ -216,9 +253,16 @@ impl Checker {
                 continue;
             }
             if seen.contains(&id) {
-                let shown: Vec<_> =
-                    id.iter().map(|(k, v)| format!("\"{k}\":{}", serde_json::to_string(v).unwrap_or_default())).collect();
-                self.err(format!("{path}[{i}]: Duplicate value: map[string]interface {{}}{{{}}}", shown.join(", ")));
+                let shown: Vec<_> = id
+                    .iter()
+                    .map(|(k, v)| {
+                        format!("\"{k}\":{}", serde_json::to_string(v).unwrap_or_default())
+                    })
+                    .collect();
+                self.err(format!(
+                    "{path}[{i}]: Duplicate value: map[string]interface {{}}{{{}}}",
+                    shown.join(", ")
+                ));
             } else {
                 seen.push(id);
             }
@@ -228,7 +272,10 @@ impl Checker {
     fn check_object(&mut self, map: &Mapping, schema: &Value, path: &str) {
         if let Some(max) = schema["maxProperties"].as_u64() {
             if map.len() as u64 > max {
-                self.err(format!("{path}: Too many: {}: must have at most {max} items", map.len()));
+                self.err(format!(
+                    "{path}: Too many: {}: must have at most {max} items",
+                    map.len()
+                ));
             }
         }
         if let Some(required) = schema["required"].as_sequence() {
@@ -254,7 +301,9 @@ impl Checker {
     }
 
     fn check_rules(&mut self, value: &Value, schema: &Value, path: &str) {
-        let Some(rules) = schema["x-kubernetes-validations"].as_sequence() else { return };
+        let Some(rules) = schema["x-kubernetes-validations"].as_sequence() else {
+            return;
+        };
         for rule in rules {
             let text = rule["rule"].as_str().unwrap_or_default();
             let message = rule["message"].as_str().unwrap_or("failed rule");
@@ -262,7 +311,10 @@ impl Checker {
                 Some(true) => {}
                 Some(false) => {
                     let at = if path.is_empty() { "<root>" } else { path };
-                    self.err(format!("{at}: Invalid value: \"{}\": {message}", type_name(value)));
+                    self.err(format!(
+                        "{at}: Invalid value: \"{}\": {message}",
+                        type_name(value)
+                    ));
                 }
                 None => self.err(format!("{path}: unsupported validation rule `{text}`")),
             }
@@ -275,9 +327,15 @@ impl Checker {
 fn eval_rule(rule: &str, v: &Value) -> Option<bool> {
     let normalized: String = rule.split_whitespace().collect::<Vec<_>>().join(" ");
     let has = |field: &str| v.as_mapping().is_some_and(|m| m.contains_key(field));
-    let keys = || v.as_mapping().into_iter().flat_map(|m| m.keys()).map(key_text);
+    let keys = || {
+        v.as_mapping()
+            .into_iter()
+            .flat_map(|m| m.keys())
+            .map(key_text)
+    };
     let allowed = ["", "http", "https", "oci", "file"];
-    let url_ok = |s: &str| parse_request_uri(s).is_some_and(|u| allowed.contains(&u.scheme.as_str()));
+    let url_ok =
+        |s: &str| parse_request_uri(s).is_some_and(|u| allowed.contains(&u.scheme.as_str()));
     match normalized.as_str() {
         r#"!self.contains("*")"# => Some(!v.as_str()?.contains('*')),
         r#"self.all(key, !key.contains("*"))"# => Some(keys().all(|k| !k.contains('*'))),

@@ -26,9 +26,19 @@ impl std::str::FromStr for TargetRef {
     fn from_str(s: &str) -> Result<Self, UserError> {
         let parts: Vec<&str> = s.split('/').collect();
         match parts.as_slice() {
-            [kind, name] => Ok(TargetRef { group: String::new(), kind: kind.to_string(), name: name.to_string() }),
-            [group, kind, name] => Ok(TargetRef { group: group.to_string(), kind: kind.to_string(), name: name.to_string() }),
-            _ => Err(UserError(format!("target ref `{s}` is not [GROUP/]KIND/NAME"))),
+            [kind, name] => Ok(TargetRef {
+                group: String::new(),
+                kind: kind.to_string(),
+                name: name.to_string(),
+            }),
+            [group, kind, name] => Ok(TargetRef {
+                group: group.to_string(),
+                kind: kind.to_string(),
+                name: name.to_string(),
+            }),
+            _ => Err(UserError(format!(
+                "target ref `{s}` is not [GROUP/]KIND/NAME"
+            ))),
         }
     }
 }
@@ -181,7 +191,9 @@ pub fn wasm_plugin(spec: &PluginSpec) -> Result<Value> {
     }
     if let Some(c) = &spec.plugin_config {
         if !c.is_mapping() {
-            bail!(UserError("pluginConfig must be an object (a JSON object or YAML mapping)".into()));
+            bail!(UserError(
+                "pluginConfig must be an object (a JSON object or YAML mapping)".into()
+            ));
         }
         body.insert(s("pluginConfig"), c.clone());
     }
@@ -210,7 +222,9 @@ pub fn wasm_plugin(spec: &PluginSpec) -> Result<Value> {
     doc.insert(s("metadata"), Value::Mapping(metadata));
     doc.insert(s("spec"), Value::Mapping(body));
     let doc = Value::Mapping(doc);
-    validate_wasmplugin(&doc).map_err(|e: ValidationFailed| anyhow::Error::new(e).context("the generated WasmPlugin is not valid"))?;
+    validate_wasmplugin(&doc).map_err(|e: ValidationFailed| {
+        anyhow::Error::new(e).context("the generated WasmPlugin is not valid")
+    })?;
     Ok(doc)
 }
 

@@ -20,11 +20,16 @@ pub fn to_yaml_string(value: &Value) -> String {
 }
 
 fn is_plain_safe(s: &str) -> bool {
-    let Some(first) = s.chars().next() else { return false };
-    let ambiguous = ["y", "yes", "n", "no", "true", "false", "on", "off", "null", "~"];
+    let Some(first) = s.chars().next() else {
+        return false;
+    };
+    let ambiguous = [
+        "y", "yes", "n", "no", "true", "false", "on", "off", "null", "~",
+    ];
     (first.is_ascii_alphabetic() || first == '/')
         && !s.ends_with(':')
-        && s.chars().all(|c| c.is_ascii_alphanumeric() || "-_./:".contains(c))
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./:".contains(c))
         && !ambiguous.contains(&s.to_ascii_lowercase().as_str())
 }
 
@@ -44,7 +49,8 @@ fn scalar(v: &Value) -> String {
 }
 
 fn is_block(v: &Value) -> bool {
-    matches!(v, Value::Mapping(m) if !m.is_empty()) || matches!(v, Value::Sequence(s) if !s.is_empty())
+    matches!(v, Value::Mapping(m) if !m.is_empty())
+        || matches!(v, Value::Sequence(s) if !s.is_empty())
 }
 
 fn write_mapping(out: &mut String, m: &serde_yaml_ng::Mapping, indent: usize) {
@@ -85,7 +91,10 @@ fn block_literal(s: &str) -> Option<(&'static str, Vec<&str>)> {
     };
     let lines: Vec<&str> = body.split('\n').collect();
     let printable = |l: &&str| !l.ends_with(' ') && l.chars().all(|c| !c.is_control());
-    let ok = body.contains('\n') && !body.starts_with(' ') && lines.iter().all(printable) && lines.iter().all(|l| !l.is_empty());
+    let ok = body.contains('\n')
+        && !body.starts_with(' ')
+        && lines.iter().all(printable)
+        && lines.iter().all(|l| !l.is_empty());
     ok.then_some((indicator, lines))
 }
 
@@ -124,9 +133,17 @@ mod tests {
         let text = "a: 'on'\nb: '1.0'\nc: oci://r:5000/x:1\nd: [x, {e: 'no', f: []}]\ng: {}\nh: 'with space'\ni: 3\nj: ''\nk: {pem: \"-----BEGIN-----\\nAbC=\\n-----END-----\\n\"}\nl: \"two\\nlines\"\n";
         let value: Value = serde_yaml_ng::from_str(text).expect("parse");
         let written = to_yaml_string(&value);
-        assert!(written.contains("a: \"on\"") && written.contains("b: \"1.0\"") && written.contains("e: \"no\""), "{written}");
+        assert!(
+            written.contains("a: \"on\"")
+                && written.contains("b: \"1.0\"")
+                && written.contains("e: \"no\""),
+            "{written}"
+        );
         assert!(written.contains("c: oci://r:5000/x:1"), "{written}");
-        assert!(written.contains("  pem: |\n    -----BEGIN-----\n    AbC=\n"), "{written}");
+        assert!(
+            written.contains("  pem: |\n    -----BEGIN-----\n    AbC=\n"),
+            "{written}"
+        );
         assert!(written.contains("l: |-\n  two\n  lines\n"), "{written}");
         let back: Value = serde_yaml_ng::from_str(&written).expect("reparse");
         assert_eq!(back, value, "{written}");

@@ -19,7 +19,9 @@ pub struct Credentials {
 
 impl std::fmt::Debug for Credentials {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Credentials").field("username", &self.username).finish_non_exhaustive()
+        f.debug_struct("Credentials")
+            .field("username", &self.username)
+            .finish_non_exhaustive()
     }
 }
 
@@ -53,20 +55,32 @@ impl DockerConfig {
 
     /// Credentials for `registry` (`host[:port]`), trying the URL forms docker writes too.
     pub fn lookup(&self, registry: &str) -> Result<Option<Credentials>> {
-        let entry = self.auths.iter().find(|(key, _)| normalize_host(key) == registry);
-        let Some((key, entry)) = entry else { return Ok(None) };
+        let entry = self
+            .auths
+            .iter()
+            .find(|(key, _)| normalize_host(key) == registry);
+        let Some((key, entry)) = entry else {
+            return Ok(None);
+        };
         if let Some(auth) = &entry.auth {
             let decoded = base64::engine::general_purpose::STANDARD
                 .decode(auth.trim())
                 .with_context(|| format!("the `auth` of {key} is not base64"))?;
-            let text = String::from_utf8(decoded).with_context(|| format!("the `auth` of {key} is not UTF-8"))?;
+            let text = String::from_utf8(decoded)
+                .with_context(|| format!("the `auth` of {key} is not UTF-8"))?;
             let Some((user, pass)) = text.split_once(':') else {
                 bail!("the `auth` of {key} does not decode to user:password");
             };
-            return Ok(Some(Credentials { username: user.into(), password: pass.into() }));
+            return Ok(Some(Credentials {
+                username: user.into(),
+                password: pass.into(),
+            }));
         }
         match (&entry.username, &entry.password) {
-            (Some(u), Some(p)) => Ok(Some(Credentials { username: u.clone(), password: p.clone() })),
+            (Some(u), Some(p)) => Ok(Some(Credentials {
+                username: u.clone(),
+                password: p.clone(),
+            })),
             _ => Ok(None),
         }
     }
@@ -147,14 +161,23 @@ mod tests {
             "apiVersion: v1\nkind: Secret\ntype: kubernetes.io/dockerconfigjson\ndata:\n  .dockerconfigjson: {b64}\n"
         );
         let parsed = parse_pull_secret(&secret).expect("secret parses");
-        let creds = parsed.lookup("reg.example:5000").expect("lookup").expect("found");
-        assert_eq!((creds.username.as_str(), creds.password.as_str()), ("user", "pass"));
+        let creds = parsed
+            .lookup("reg.example:5000")
+            .expect("lookup")
+            .expect("found");
+        assert_eq!(
+            (creds.username.as_str(), creds.password.as_str()),
+            ("user", "pass")
+        );
         assert!(parsed.lookup("other:5000").expect("lookup").is_none());
     }
 
     #[test]
     fn opaque_secret_is_refused() {
         let err = parse_pull_secret("type: Opaque\ndata: {}\n").expect_err("must fail");
-        assert!(err.to_string().contains("kubernetes.io/dockerconfigjson"), "{err}");
+        assert!(
+            err.to_string().contains("kubernetes.io/dockerconfigjson"),
+            "{err}"
+        );
     }
 }

@@ -8,8 +8,10 @@ use flate2::read::GzDecoder;
 use serde::Deserialize;
 use thiserror::Error;
 
-use super::{DOCKER_LAYER_TAR_GZIP, DOCKER_MANIFEST, ImageFormat, OCI_LAYER_TAR_GZIP, WASM_CONTENT_LAYER,
-    WASM_TO_OCI_LAYER};
+use super::{
+    ImageFormat, DOCKER_LAYER_TAR_GZIP, DOCKER_MANIFEST, OCI_LAYER_TAR_GZIP, WASM_CONTENT_LAYER,
+    WASM_TO_OCI_LAYER,
+};
 use crate::wasm::MAX_MODULE_SIZE;
 
 /// The parts of an image manifest `pull` needs.
@@ -80,14 +82,23 @@ pub fn locate_wasm(manifest: &Manifest) -> Result<WasmLocation, ExtractError> {
                 "Docker image whose last layer is {} (must be {DOCKER_LAYER_TAR_GZIP})",
                 l.media_type
             ))),
-            None => Err(ExtractError::UnsupportedFormat("Docker image without layers".into())),
+            None => Err(ExtractError::UnsupportedFormat(
+                "Docker image without layers".into(),
+            )),
         };
     }
     if let Some(l) = last.filter(|l| l.media_type == OCI_LAYER_TAR_GZIP) {
-        return Ok(WasmLocation { format: ImageFormat::Compat, layer: l.clone(), tar_gzip: true });
+        return Ok(WasmLocation {
+            format: ImageFormat::Compat,
+            layer: l.clone(),
+            tar_gzip: true,
+        });
     }
-    let wasm_layers: Vec<_> =
-        manifest.layers.iter().filter(|l| l.media_type == WASM_CONTENT_LAYER).collect();
+    let wasm_layers: Vec<_> = manifest
+        .layers
+        .iter()
+        .filter(|l| l.media_type == WASM_CONTENT_LAYER)
+        .collect();
     if manifest.layers.len() == 2 && wasm_layers.len() == 1 {
         return Ok(WasmLocation {
             format: ImageFormat::Artifact,
@@ -95,11 +106,18 @@ pub fn locate_wasm(manifest: &Manifest) -> Result<WasmLocation, ExtractError> {
             tar_gzip: false,
         });
     }
-    let types: Vec<_> = manifest.layers.iter().map(|l| l.media_type.as_str()).collect();
+    let types: Vec<_> = manifest
+        .layers
+        .iter()
+        .map(|l| l.media_type.as_str())
+        .collect();
     let why = if types == [WASM_TO_OCI_LAYER] {
         "a wasm-to-oci single-layer artifact; repackage it with `weir package`".to_string()
     } else if !wasm_layers.is_empty() {
-        format!("an artifact must have exactly 2 layers, this one has {}", types.len())
+        format!(
+            "an artifact must have exactly 2 layers, this one has {}",
+            types.len()
+        )
     } else {
         format!("layers [{}]", types.join(", "))
     };
@@ -119,9 +137,15 @@ pub fn extract_wasm(location: &WasmLocation, layer: &[u8]) -> Result<Vec<u8>, Ex
     for entry in archive.entries().map_err(bad)? {
         let entry = entry.map_err(bad)?;
         let path = entry.path().map_err(bad)?;
-        if path.file_name().is_some_and(|n| n == super::image::PLUGIN_FILE) {
+        if path
+            .file_name()
+            .is_some_and(|n| n == super::image::PLUGIN_FILE)
+        {
             let mut out = Vec::new();
-            entry.take(MAX_MODULE_SIZE + 1).read_to_end(&mut out).map_err(bad)?;
+            entry
+                .take(MAX_MODULE_SIZE + 1)
+                .read_to_end(&mut out)
+                .map_err(bad)?;
             if out.len() as u64 > MAX_MODULE_SIZE {
                 return Err(ExtractError::TooLarge);
             }

@@ -7,8 +7,10 @@ use anyhow::{Context, Result};
 use flate2::{Compression, GzBuilder};
 use serde::{Deserialize, Serialize};
 
-use super::{Blob, ImageFormat, DOCKER_CONFIG, DOCKER_LAYER_TAR_GZIP, DOCKER_MANIFEST, OCI_CONFIG,
-    OCI_LAYER_TAR_GZIP, OCI_MANIFEST, WASM_CONFIG, WASM_CONTENT_LAYER};
+use super::{
+    Blob, ImageFormat, DOCKER_CONFIG, DOCKER_LAYER_TAR_GZIP, DOCKER_MANIFEST, OCI_CONFIG,
+    OCI_LAYER_TAR_GZIP, OCI_MANIFEST, WASM_CONFIG, WASM_CONTENT_LAYER,
+};
 use crate::wasm::ModuleInfo;
 
 /// File name Istio looks for inside a tar layer.
@@ -45,7 +47,9 @@ impl RuntimeConfig {
         RuntimeConfig {
             kind: "envoy_proxy".into(),
             abi_versions: info.abi_versions.clone(),
-            config: RootIds { root_ids: root_ids.to_vec() },
+            config: RootIds {
+                root_ids: root_ids.to_vec(),
+            },
         }
     }
 }
@@ -84,7 +88,8 @@ pub fn build_image(
     format: ImageFormat,
     root_ids: &[String],
 ) -> Result<PluginImage> {
-    let runtime_config = super::canonical_json(&serde_json::to_value(RuntimeConfig::new(info, root_ids))?);
+    let runtime_config =
+        super::canonical_json(&serde_json::to_value(RuntimeConfig::new(info, root_ids))?);
     match format {
         ImageFormat::Compat | ImageFormat::Docker => {
             let tar = plugin_tar(wasm, &runtime_config).context("building the plugin layer")?;
@@ -165,7 +170,9 @@ fn plugin_tar(wasm: &[u8], runtime_config: &[u8]) -> Result<Vec<u8>> {
 
 /// Gzip with mtime 0 and no file name in the header.
 fn gzip(data: &[u8]) -> Result<Vec<u8>> {
-    let mut encoder = GzBuilder::new().mtime(0).write(Vec::new(), Compression::best());
+    let mut encoder = GzBuilder::new()
+        .mtime(0)
+        .write(Vec::new(), Compression::best());
     encoder.write_all(data)?;
     Ok(encoder.finish()?)
 }
@@ -178,13 +185,14 @@ mod tests {
     /// `(module (memory (export "memory") 1) (func (export "proxy_abi_version_0_2_1"))
     /// (func (export "proxy_on_memory_allocate") (param i32) (result i32) i32.const 1024))`
     const MODULE: &[u8] = &[
-        0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, 0x01, 0x09, 0x02, 0x60, 0x00, 0x00, 0x60, 0x01, 0x7f,
-        0x01, 0x7f, 0x03, 0x03, 0x02, 0x00, 0x01, 0x05, 0x03, 0x01, 0x00, 0x01, 0x07, 0x3f, 0x03, 0x06, 0x6d,
-        0x65, 0x6d, 0x6f, 0x72, 0x79, 0x02, 0x00, 0x17, 0x70, 0x72, 0x6f, 0x78, 0x79, 0x5f, 0x61, 0x62, 0x69,
-        0x5f, 0x76, 0x65, 0x72, 0x73, 0x69, 0x6f, 0x6e, 0x5f, 0x30, 0x5f, 0x32, 0x5f, 0x31, 0x00, 0x00, 0x18,
-        0x70, 0x72, 0x6f, 0x78, 0x79, 0x5f, 0x6f, 0x6e, 0x5f, 0x6d, 0x65, 0x6d, 0x6f, 0x72, 0x79, 0x5f, 0x61,
-        0x6c, 0x6c, 0x6f, 0x63, 0x61, 0x74, 0x65, 0x00, 0x01, 0x0a, 0x0a, 0x02, 0x02, 0x00, 0x0b, 0x05, 0x00,
-        0x41, 0x80, 0x08, 0x0b,
+        0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, 0x01, 0x09, 0x02, 0x60, 0x00, 0x00, 0x60,
+        0x01, 0x7f, 0x01, 0x7f, 0x03, 0x03, 0x02, 0x00, 0x01, 0x05, 0x03, 0x01, 0x00, 0x01, 0x07,
+        0x3f, 0x03, 0x06, 0x6d, 0x65, 0x6d, 0x6f, 0x72, 0x79, 0x02, 0x00, 0x17, 0x70, 0x72, 0x6f,
+        0x78, 0x79, 0x5f, 0x61, 0x62, 0x69, 0x5f, 0x76, 0x65, 0x72, 0x73, 0x69, 0x6f, 0x6e, 0x5f,
+        0x30, 0x5f, 0x32, 0x5f, 0x31, 0x00, 0x00, 0x18, 0x70, 0x72, 0x6f, 0x78, 0x79, 0x5f, 0x6f,
+        0x6e, 0x5f, 0x6d, 0x65, 0x6d, 0x6f, 0x72, 0x79, 0x5f, 0x61, 0x6c, 0x6c, 0x6f, 0x63, 0x61,
+        0x74, 0x65, 0x00, 0x01, 0x0a, 0x0a, 0x02, 0x02, 0x00, 0x0b, 0x05, 0x00, 0x41, 0x80, 0x08,
+        0x0b,
     ];
 
     /// Digests pinned across builds and releases: a change here means users' image digests
@@ -194,8 +202,16 @@ mod tests {
     fn image_digests_are_pinned() {
         let info = inspect_module(MODULE).expect("module");
         let root_ids = ["r".to_string()];
-        let digest = |format| build_image(MODULE, &info, format, &root_ids).expect("image").digest();
-        let all = [digest(ImageFormat::Compat), digest(ImageFormat::Docker), digest(ImageFormat::Artifact)];
+        let digest = |format| {
+            build_image(MODULE, &info, format, &root_ids)
+                .expect("image")
+                .digest()
+        };
+        let all = [
+            digest(ImageFormat::Compat),
+            digest(ImageFormat::Docker),
+            digest(ImageFormat::Artifact),
+        ];
         assert_eq!(
             all,
             [

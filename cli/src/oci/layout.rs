@@ -18,7 +18,10 @@ pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
 /// The files of a layout, path → bytes, in a fixed order.
 fn layout_files(image: &PluginImage, tag: &str) -> Result<BTreeMap<String, Vec<u8>>> {
     let mut files = BTreeMap::new();
-    files.insert("oci-layout".to_string(), br#"{"imageLayoutVersion":"1.0.0"}"#.to_vec());
+    files.insert(
+        "oci-layout".to_string(),
+        br#"{"imageLayoutVersion":"1.0.0"}"#.to_vec(),
+    );
     let index = serde_json::json!({
         "schemaVersion": 2,
         "mediaType": OCI_INDEX,
@@ -41,7 +44,10 @@ fn layout_files(image: &PluginImage, tag: &str) -> Result<BTreeMap<String, Vec<u
 /// Writes `image` as a layout directory at `dir`, which must not exist yet.
 pub fn write_layout_dir(image: &PluginImage, tag: &str, dir: &Path) -> Result<()> {
     if dir.exists() {
-        bail!(crate::UserError(format!("{} already exists; remove it or choose another --output", dir.display())));
+        bail!(crate::UserError(format!(
+            "{} already exists; remove it or choose another --output",
+            dir.display()
+        )));
     }
     let parent = fsutil::parent_dir(dir);
     let staging = tempfile::Builder::new()
@@ -54,9 +60,11 @@ pub fn write_layout_dir(image: &PluginImage, tag: &str, dir: &Path) -> Result<()
         std::fs::write(&path, data).with_context(|| format!("writing {name}"))?;
     }
     let staged = staging.keep();
-    std::fs::rename(&staged, dir).with_context(|| format!("moving the layout to {}", dir.display())).inspect_err(|_| {
-        let _ = std::fs::remove_dir_all(&staged);
-    })?;
+    std::fs::rename(&staged, dir)
+        .with_context(|| format!("moving the layout to {}", dir.display()))
+        .inspect_err(|_| {
+            let _ = std::fs::remove_dir_all(&staged);
+        })?;
     Ok(())
 }
 
@@ -66,7 +74,13 @@ pub fn write_layout_tar(image: &PluginImage, tag: &str, path: &Path) -> Result<(
     let mut dirs = std::collections::BTreeSet::new();
     for (name, data) in layout_files(image, tag)? {
         let mut prefix = String::new();
-        for part in name.split('/').collect::<Vec<_>>().split_last().map(|(_, d)| d).unwrap_or(&[]) {
+        for part in name
+            .split('/')
+            .collect::<Vec<_>>()
+            .split_last()
+            .map(|(_, d)| d)
+            .unwrap_or(&[])
+        {
             prefix = format!("{prefix}{part}/");
             if dirs.insert(prefix.clone()) {
                 let mut header = fixed_header(0, 0o755);
@@ -94,25 +108,39 @@ fn fixed_header(size: u64, mode: u32) -> tar::Header {
 /// Reads a layout directory or tarball written by `weir package`.
 pub fn read_layout(path: &Path) -> Result<PluginImage> {
     if path.is_dir() {
-        let index = std::fs::read(path.join("index.json"))
-            .with_context(|| format!("reading {}/index.json: not an OCI image layout", path.display()))?;
+        let index = std::fs::read(path.join("index.json")).with_context(|| {
+            format!(
+                "reading {}/index.json: not an OCI image layout",
+                path.display()
+            )
+        })?;
         let blobs = path.join("blobs");
         return image_from(&index, |d| {
-            std::fs::read(blobs.join(d.replacen(':', "/", 1))).with_context(|| format!("reading blob {d}"))
+            std::fs::read(blobs.join(d.replacen(':', "/", 1)))
+                .with_context(|| format!("reading blob {d}"))
         });
     }
     let mut files = BTreeMap::new();
     let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
     for entry in tar::Archive::new(file).entries()? {
         let mut entry = entry?;
-        let name = entry.path()?.to_string_lossy().trim_start_matches("./").to_string();
+        let name = entry
+            .path()?
+            .to_string_lossy()
+            .trim_start_matches("./")
+            .to_string();
         let mut data = Vec::new();
         entry.read_to_end(&mut data)?;
         files.insert(name, data);
     }
-    let index = files.get("index.json").context("no index.json: not an OCI image layout")?;
+    let index = files
+        .get("index.json")
+        .context("no index.json: not an OCI image layout")?;
     image_from(index, |d| {
-        files.get(&format!("blobs/{}", d.replacen(':', "/", 1))).cloned().with_context(|| format!("blob {d} missing"))
+        files
+            .get(&format!("blobs/{}", d.replacen(':', "/", 1)))
+            .cloned()
+            .with_context(|| format!("blob {d} missing"))
     })
 }
 
@@ -123,7 +151,10 @@ fn image_from(index: &[u8], mut blob: impl FnMut(&str) -> Result<Vec<u8>>) -> Re
     }
     let index: Index = serde_json::from_slice(index).context("index.json is not an OCI index")?;
     let [entry] = index.manifests.as_slice() else {
-        bail!("the layout holds {} manifests; weir pushes exactly one", index.manifests.len());
+        bail!(
+            "the layout holds {} manifests; weir pushes exactly one",
+            index.manifests.len()
+        );
     };
     let manifest_bytes = blob(&entry.digest)?;
     let check = |d: &str, data: &[u8]| -> Result<()> {
@@ -133,14 +164,29 @@ fn image_from(index: &[u8], mut blob: impl FnMut(&str) -> Result<Vec<u8>>) -> Re
         Ok(())
     };
     check(&entry.digest, &manifest_bytes)?;
-    let manifest: Manifest = serde_json::from_slice(&manifest_bytes).context("unreadable manifest")?;
+    let manifest: Manifest =
+        serde_json::from_slice(&manifest_bytes).context("unreadable manifest")?;
     let format = extract::locate_wasm(&manifest)?.format;
     let mut load = |d: &extract::Descriptor| -> Result<Blob> {
         let data = blob(&d.digest)?;
         check(&d.digest, &data)?;
-        Ok(Blob { media_type: d.media_type.clone(), digest: d.digest.clone(), data })
+        Ok(Blob {
+            media_type: d.media_type.clone(),
+            digest: d.digest.clone(),
+            data,
+        })
     };
     let config = load(&manifest.config)?;
-    let layers = manifest.layers.iter().map(&mut load).collect::<Result<Vec<_>>>()?;
-    Ok(PluginImage { format, manifest_media_type: entry.media_type.clone(), manifest: manifest_bytes, config, layers })
+    let layers = manifest
+        .layers
+        .iter()
+        .map(&mut load)
+        .collect::<Result<Vec<_>>>()?;
+    Ok(PluginImage {
+        format,
+        manifest_media_type: entry.media_type.clone(),
+        manifest: manifest_bytes,
+        config,
+        layers,
+    })
 }

@@ -36,7 +36,12 @@ pub const WASM_CONFIG: &str = "application/vnd.module.wasm.config.v1+json";
 pub const WASM_TO_OCI_LAYER: &str = "application/vnd.wasm.content.layer.v1+wasm";
 
 /// Every manifest type `pull` asks the registry for.
-pub const ACCEPTED_MANIFESTS: &[&str] = &[OCI_MANIFEST, DOCKER_MANIFEST, OCI_INDEX, DOCKER_MANIFEST_LIST];
+pub const ACCEPTED_MANIFESTS: &[&str] = &[
+    OCI_MANIFEST,
+    DOCKER_MANIFEST,
+    OCI_INDEX,
+    DOCKER_MANIFEST_LIST,
+];
 
 /// Image shape written by `weir package` and read by `weir pull`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -78,7 +83,11 @@ pub fn canonical_json(value: &serde_json::Value) -> Vec<u8> {
                     if i > 0 {
                         out.push(b',');
                     }
-                    out.extend_from_slice(serde_json::Value::String(key.clone()).to_string().as_bytes());
+                    out.extend_from_slice(
+                        serde_json::Value::String(key.clone())
+                            .to_string()
+                            .as_bytes(),
+                    );
                     out.push(b':');
                     write(v, out);
                 }
@@ -116,7 +125,11 @@ pub struct Blob {
 impl Blob {
     /// Wraps `data`, computing its digest.
     pub fn new(media_type: &str, data: Vec<u8>) -> Self {
-        Blob { media_type: media_type.to_string(), digest: sha256_digest(&data), data }
+        Blob {
+            media_type: media_type.to_string(),
+            digest: sha256_digest(&data),
+            data,
+        }
     }
 
     /// The descriptor JSON the manifest uses for this blob.
@@ -136,6 +149,9 @@ mod tests {
     #[test]
     fn canonical_json_sorts_keys_at_every_level() {
         let value = serde_json::json!({"b": [{"z": 1, "a": "x\"y"}], "a": null});
-        assert_eq!(canonical_json(&value), br#"{"a":null,"b":[{"a":"x\"y","z":1}]}"#.to_vec());
+        assert_eq!(
+            canonical_json(&value),
+            br#"{"a":null,"b":[{"a":"x\"y","z":1}]}"#.to_vec()
+        );
     }
 }

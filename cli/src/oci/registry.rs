@@ -162,7 +162,9 @@ pub struct Registry {
 
 impl std::fmt::Debug for Registry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Registry").field("options", &self.options).finish_non_exhaustive()
+        f.debug_struct("Registry")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
     }
 }
 
@@ -181,10 +183,17 @@ impl Registry {
         for path in &options.ca_certs {
             let data = std::fs::read(path)
                 .map_err(|e| anyhow::anyhow!("reading CA certificate {}: {e}", path.display()))?;
-            extra_root_certificates.push(Certificate { encoding: CertificateEncoding::Pem, data });
+            extra_root_certificates.push(Certificate {
+                encoding: CertificateEncoding::Pem,
+                data,
+            });
         }
         let config = ClientConfig {
-            protocol: if options.insecure { ClientProtocol::Http } else { ClientProtocol::Https },
+            protocol: if options.insecure {
+                ClientProtocol::Http
+            } else {
+                ClientProtocol::Https
+            },
             extra_root_certificates,
             platform_resolver: None,
             connect_timeout: Some(Duration::from_secs(15)),
@@ -195,19 +204,33 @@ impl Registry {
             Some(c) => RegistryAuth::Basic(c.username.clone(), c.password.clone()),
             None => RegistryAuth::Anonymous,
         };
-        Ok(Registry { client: Client::new(config), auth, options })
+        Ok(Registry {
+            client: Client::new(config),
+            auth,
+            options,
+        })
     }
 
     fn classify(&self, reference: &Reference, err: OciDistributionError) -> RegistryError {
         classify(reference, self.options.credentials.is_some(), err)
     }
 
-    async fn retry<T, F, Fut>(&self, what: &str, reporter: &dyn Reporter, op: F) -> Result<T, OciDistributionError>
+    async fn retry<T, F, Fut>(
+        &self,
+        what: &str,
+        reporter: &dyn Reporter,
+        op: F,
+    ) -> Result<T, OciDistributionError>
     where
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Result<T, OciDistributionError>>,
     {
-        with_retry(self.options.retry, |n, d, e| reporter.on_retry(what, n, d, &retry_reason(e)), op).await
+        with_retry(
+            self.options.retry,
+            |n, d, e| reporter.on_retry(what, n, d, &retry_reason(e)),
+            op,
+        )
+        .await
     }
 
     /// Pushes every blob of `image`, then its manifest; returns the manifest digest the
@@ -219,7 +242,14 @@ impl Registry {
         reporter: &dyn Reporter,
     ) -> Result<String, RegistryError> {
         let blobs: Vec<Blob> = image.blobs().cloned().collect();
-        self.push_raw(reference, &blobs, &image.manifest, &image.manifest_media_type, reporter).await
+        self.push_raw(
+            reference,
+            &blobs,
+            &image.manifest,
+            &image.manifest_media_type,
+            reporter,
+        )
+        .await
     }
 
     /// Pushes `blobs` (skipping those present), then `manifest` under `reference`.
@@ -242,12 +272,15 @@ impl Registry {
             }
             let id = reporter.on_blob_start(&blob.digest, blob.data.len() as u64);
             let exists = self
-                .retry("checking blob", reporter, || self.client.blob_exists(reference, &blob.digest))
+                .retry("checking blob", reporter, || {
+                    self.client.blob_exists(reference, &blob.digest)
+                })
                 .await
                 .map_err(|e| self.classify(reference, e))?;
             if !exists {
                 self.retry("uploading blob", reporter, || {
-                    self.client.push_blob(reference, blob.data.clone(), &blob.digest)
+                    self.client
+                        .push_blob(reference, blob.data.clone(), &blob.digest)
                 })
                 .await
                 .map_err(|e| self.classify(reference, e))?;
@@ -256,20 +289,28 @@ impl Registry {
             reporter.on_blob_complete(id);
         }
         let content_type = http::HeaderValue::from_str(media_type).map_err(|_| {
-            RegistryError::Other(OciDistributionError::GenericError(Some("bad manifest media type".into())))
+            RegistryError::Other(OciDistributionError::GenericError(Some(
+                "bad manifest media type".into(),
+            )))
         })?;
         self.retry("pushing manifest", reporter, || {
-            self.client.push_manifest_raw(reference, manifest.to_vec(), content_type.clone())
+            self.client
+                .push_manifest_raw(reference, manifest.to_vec(), content_type.clone())
         })
         .await
         .map_err(|e| self.classify(reference, e))?;
         let reported = self
-            .retry("reading pushed digest", reporter, || self.client.fetch_manifest_digest(reference, &self.auth))
+            .retry("reading pushed digest", reporter, || {
+                self.client.fetch_manifest_digest(reference, &self.auth)
+            })
             .await
             .map_err(|e| self.classify(reference, e))?;
         let expected = sha256_digest(manifest);
         if reported != expected {
-            return Err(RegistryError::DigestMismatch { expected, actual: reported });
+            return Err(RegistryError::DigestMismatch {
+                expected,
+                actual: reported,
+            });
         }
         Ok(reported)
     }
@@ -284,7 +325,8 @@ impl Registry {
     ) -> Result<PulledPlugin, RegistryError> {
         let (bytes, _) = self
             .retry("fetching manifest", reporter, || {
-                self.client.pull_manifest_raw(reference, &self.auth, ACCEPTED_MANIFESTS)
+                self.client
+                    .pull_manifest_raw(reference, &self.auth, ACCEPTED_MANIFESTS)
             })
             .await
             .map_err(|e| self.classify(reference, e))?;
@@ -292,21 +334,35 @@ impl Registry {
         for expected in reference.digest().into_iter().chain(expected_sha256) {
             let expected = normalize_digest(expected);
             if expected != manifest_digest {
-                return Err(RegistryError::DigestMismatch { expected, actual: manifest_digest });
+                return Err(RegistryError::DigestMismatch {
+                    expected,
+                    actual: manifest_digest,
+                });
             }
         }
-        let manifest_bytes = self.resolve_index(reference, bytes.to_vec(), reporter).await?;
+        let manifest_bytes = self
+            .resolve_index(reference, bytes.to_vec(), reporter)
+            .await?;
         let manifest: Manifest = serde_json::from_slice(&manifest_bytes).map_err(|e| {
-            RegistryError::Format(ExtractError::UnsupportedFormat(format!("unreadable manifest: {e}")))
+            RegistryError::Format(ExtractError::UnsupportedFormat(format!(
+                "unreadable manifest: {e}"
+            )))
         })?;
         let location = extract::locate_wasm(&manifest)?;
-        let layer = self.fetch_blob(reference, &location.layer, reporter).await?;
+        let layer = self
+            .fetch_blob(reference, &location.layer, reporter)
+            .await?;
         let wasm = extract::extract_wasm(&location, &layer)?;
         wasm::inspect_module(&wasm).map_err(|e| RegistryError::NotWasm {
             reference: reference.whole(),
             reason: e.to_string(),
         })?;
-        Ok(PulledPlugin { manifest_digest, manifest: manifest_bytes, format: location.format, wasm })
+        Ok(PulledPlugin {
+            manifest_digest,
+            manifest: manifest_bytes,
+            format: location.format,
+            wasm,
+        })
     }
 
     /// If `bytes` is an index, fetches its linux/amd64 child as Istio does.
@@ -332,25 +388,38 @@ impl Registry {
             os: String,
             architecture: String,
         }
-        let Ok(Index { manifests: Some(entries) }) = serde_json::from_slice::<Index>(&bytes) else {
+        let Ok(Index {
+            manifests: Some(entries),
+        }) = serde_json::from_slice::<Index>(&bytes)
+        else {
             return Ok(bytes);
         };
         let child = entries
             .iter()
-            .find(|e| e.platform.as_ref().is_some_and(|p| p.os == "linux" && p.architecture == "amd64"))
+            .find(|e| {
+                e.platform
+                    .as_ref()
+                    .is_some_and(|p| p.os == "linux" && p.architecture == "amd64")
+            })
             .ok_or_else(|| {
-                ExtractError::UnsupportedFormat("an image index without a linux/amd64 manifest".into())
+                ExtractError::UnsupportedFormat(
+                    "an image index without a linux/amd64 manifest".into(),
+                )
             })?;
         let child_ref = reference.clone_with_digest(child.digest.clone());
         let (child_bytes, _) = self
             .retry("fetching manifest", reporter, || {
-                self.client.pull_manifest_raw(&child_ref, &self.auth, ACCEPTED_MANIFESTS)
+                self.client
+                    .pull_manifest_raw(&child_ref, &self.auth, ACCEPTED_MANIFESTS)
             })
             .await
             .map_err(|e| self.classify(reference, e))?;
         let actual = sha256_digest(&child_bytes);
         if actual != child.digest {
-            return Err(RegistryError::DigestMismatch { expected: child.digest.clone(), actual });
+            return Err(RegistryError::DigestMismatch {
+                expected: child.digest.clone(),
+                actual,
+            });
         }
         Ok(child_bytes.to_vec())
     }
@@ -365,7 +434,10 @@ impl Registry {
     ) -> Result<Vec<u8>, RegistryError> {
         let limit = descriptor.size.min(MAX_MODULE_SIZE + 64 * 1024 * 1024);
         if descriptor.size > limit {
-            return Err(RegistryError::Oversize { digest: descriptor.digest.clone(), limit });
+            return Err(RegistryError::Oversize {
+                digest: descriptor.digest.clone(),
+                limit,
+            });
         }
         let oci_descriptor = OciDescriptor {
             media_type: descriptor.media_type.clone(),
@@ -374,7 +446,9 @@ impl Registry {
             ..Default::default()
         };
         let mut stream = self
-            .retry("fetching blob", reporter, || self.client.pull_blob_stream(reference, &oci_descriptor))
+            .retry("fetching blob", reporter, || {
+                self.client.pull_blob_stream(reference, &oci_descriptor)
+            })
             .await
             .map_err(|e| self.classify(reference, e))?;
         let id = reporter.on_blob_start(&descriptor.digest, descriptor.size);
@@ -402,7 +476,10 @@ impl Registry {
                 Err(e) => return Err(self.classify(reference, OciDistributionError::IoError(e))),
             };
             if (data.len() + chunk.len()) as u64 > limit {
-                return Err(RegistryError::Oversize { digest: descriptor.digest.clone(), limit });
+                return Err(RegistryError::Oversize {
+                    digest: descriptor.digest.clone(),
+                    limit,
+                });
             }
             hasher.update(&chunk);
             data.extend_from_slice(&chunk);
@@ -418,15 +495,25 @@ impl Registry {
         }
         let actual = format!("sha256:{}", hex::encode(hasher.finalize()));
         if actual != descriptor.digest {
-            return Err(RegistryError::BlobCorrupt { digest: descriptor.digest.clone(), actual });
+            return Err(RegistryError::BlobCorrupt {
+                digest: descriptor.digest.clone(),
+                actual,
+            });
         }
         Ok(data)
     }
 
     /// Fetches the raw manifest and its digest (used by signing).
-    pub async fn fetch_manifest(&self, reference: &Reference, accepted: &[&str]) -> Result<(Vec<u8>, String), RegistryError> {
+    pub async fn fetch_manifest(
+        &self,
+        reference: &Reference,
+        accepted: &[&str],
+    ) -> Result<(Vec<u8>, String), RegistryError> {
         let (bytes, _) = self
-            .retry("fetching manifest", &SilentReporter, || self.client.pull_manifest_raw(reference, &self.auth, accepted))
+            .retry("fetching manifest", &SilentReporter, || {
+                self.client
+                    .pull_manifest_raw(reference, &self.auth, accepted)
+            })
             .await
             .map_err(|e| self.classify(reference, e))?;
         let digest = sha256_digest(&bytes);
@@ -435,7 +522,11 @@ impl Registry {
 }
 
 fn is_digest_error(e: &std::io::Error) -> bool {
-    e.get_ref().is_some_and(|inner| inner.downcast_ref::<oci_client::errors::DigestError>().is_some())
+    e.get_ref().is_some_and(|inner| {
+        inner
+            .downcast_ref::<oci_client::errors::DigestError>()
+            .is_some()
+    })
 }
 
 /// `abc…` or `sha256:abc…` → `sha256:abc…`.
@@ -447,35 +538,68 @@ pub fn normalize_digest(text: &str) -> String {
     }
 }
 
-fn classify(reference: &Reference, had_credentials: bool, err: OciDistributionError) -> RegistryError {
+fn classify(
+    reference: &Reference,
+    had_credentials: bool,
+    err: OciDistributionError,
+) -> RegistryError {
     let registry = reference.resolve_registry().to_string();
-    let not_found = || RegistryError::NotFound { reference: reference.whole() };
+    let not_found = || RegistryError::NotFound {
+        reference: reference.whole(),
+    };
     match err {
-        OciDistributionError::UnauthorizedError { .. } | OciDistributionError::AuthenticationFailure(_) => {
-            RegistryError::Unauthorized { registry, had_credentials }
-        }
+        OciDistributionError::UnauthorizedError { .. }
+        | OciDistributionError::AuthenticationFailure(_) => RegistryError::Unauthorized {
+            registry,
+            had_credentials,
+        },
         OciDistributionError::ImageManifestNotFoundError(_) => not_found(),
-        OciDistributionError::ServerError { code: 401, .. } => RegistryError::Unauthorized { registry, had_credentials },
-        OciDistributionError::ServerError { code: 403, .. } => RegistryError::Denied { reference: reference.whole() },
+        OciDistributionError::ServerError { code: 401, .. } => RegistryError::Unauthorized {
+            registry,
+            had_credentials,
+        },
+        OciDistributionError::ServerError { code: 403, .. } => RegistryError::Denied {
+            reference: reference.whole(),
+        },
         OciDistributionError::ServerError { code: 404, .. } => not_found(),
         OciDistributionError::RegistryError { ref envelope, .. } => {
             let codes: Vec<_> = envelope.errors.iter().map(|e| &e.code).collect();
-            if codes.iter().any(|c| matches!(c, OciErrorCode::Unauthorized)) {
-                RegistryError::Unauthorized { registry, had_credentials }
+            if codes
+                .iter()
+                .any(|c| matches!(c, OciErrorCode::Unauthorized))
+            {
+                RegistryError::Unauthorized {
+                    registry,
+                    had_credentials,
+                }
             } else if codes.iter().any(|c| matches!(c, OciErrorCode::Denied)) {
-                RegistryError::Denied { reference: reference.whole() }
+                RegistryError::Denied {
+                    reference: reference.whole(),
+                }
             } else if codes.iter().any(|c| {
-                matches!(c, OciErrorCode::ManifestUnknown | OciErrorCode::NameUnknown | OciErrorCode::BlobUnknown | OciErrorCode::NotFound)
+                matches!(
+                    c,
+                    OciErrorCode::ManifestUnknown
+                        | OciErrorCode::NameUnknown
+                        | OciErrorCode::BlobUnknown
+                        | OciErrorCode::NotFound
+                )
             }) {
                 not_found()
             } else {
                 RegistryError::Other(err)
             }
         }
-        OciDistributionError::RequestError(ref e) if e.is_connect() || e.is_timeout() || e.is_request() => {
+        OciDistributionError::RequestError(ref e)
+            if e.is_connect() || e.is_timeout() || e.is_request() =>
+        {
             let detail = error_chain_text(e);
             let tls = looks_like_tls_failure(&detail);
-            RegistryError::Connection { registry, detail, tls }
+            RegistryError::Connection {
+                registry,
+                detail,
+                tls,
+            }
         }
         other => RegistryError::Other(other),
     }

@@ -17,7 +17,10 @@ pub struct RetryPolicy {
 
 impl Default for RetryPolicy {
     fn default() -> Self {
-        RetryPolicy { attempts: 5, initial_backoff: Duration::from_millis(500) }
+        RetryPolicy {
+            attempts: 5,
+            initial_backoff: Duration::from_millis(500),
+        }
     }
 }
 
@@ -45,7 +48,15 @@ pub fn is_transient(err: &OciDistributionError) -> bool {
 /// Whether an error text (with its causes) describes a TLS problem rather than a network one.
 pub fn looks_like_tls_failure(text: &str) -> bool {
     let lower = text.to_lowercase();
-    ["certificate", "tls", "handshake", "invalidcontenttype", "corrupt message"].iter().any(|w| lower.contains(w))
+    [
+        "certificate",
+        "tls",
+        "handshake",
+        "invalidcontenttype",
+        "corrupt message",
+    ]
+    .iter()
+    .any(|w| lower.contains(w))
 }
 
 /// An error and its causes on one line, without repeats.
@@ -95,7 +106,11 @@ mod tests {
 
     #[test]
     fn classifies_status_codes_like_istio() {
-        let server = |code| OciDistributionError::ServerError { code, url: String::new(), message: String::new() };
+        let server = |code| OciDistributionError::ServerError {
+            code,
+            url: String::new(),
+            message: String::new(),
+        };
         assert!(is_transient(&server(503)));
         assert!(is_transient(&server(500)));
         assert!(!is_transient(&server(501)));
@@ -105,13 +120,26 @@ mod tests {
 
     #[tokio::test]
     async fn gives_up_after_the_configured_attempts() {
-        let policy = RetryPolicy { attempts: 3, initial_backoff: Duration::from_millis(1) };
+        let policy = RetryPolicy {
+            attempts: 3,
+            initial_backoff: Duration::from_millis(1),
+        };
         let mut calls = 0;
         let mut retries = 0;
-        let result: Result<(), _> = with_retry(policy, |_, _, _| retries += 1, || {
-            calls += 1;
-            async { Err(OciDistributionError::ServerError { code: 502, url: String::new(), message: String::new() }) }
-        })
+        let result: Result<(), _> = with_retry(
+            policy,
+            |_, _, _| retries += 1,
+            || {
+                calls += 1;
+                async {
+                    Err(OciDistributionError::ServerError {
+                        code: 502,
+                        url: String::new(),
+                        message: String::new(),
+                    })
+                }
+            },
+        )
         .await;
         assert!(result.is_err());
         assert_eq!((calls, retries), (3, 2));

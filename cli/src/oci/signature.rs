@@ -10,7 +10,9 @@ use base64::Engine;
 use oci_client::Reference;
 use p256::ecdsa::signature::{Signer, Verifier};
 use p256::ecdsa::{DerSignature, Signature, SigningKey, VerifyingKey};
-use p256::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey, LineEnding};
+use p256::pkcs8::{
+    DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey, LineEnding,
+};
 use serde::Deserialize;
 
 use super::registry::{Registry, RegistryError, SilentReporter};
@@ -29,7 +31,11 @@ pub fn signature_tag(digest: &str) -> String {
 
 /// The simple-signing payload for `digest` of the image in `reference`'s repository.
 pub fn payload(reference: &Reference, digest: &str) -> Vec<u8> {
-    let identity = format!("{}/{}", reference.resolve_registry(), reference.repository());
+    let identity = format!(
+        "{}/{}",
+        reference.resolve_registry(),
+        reference.repository()
+    );
     let doc = serde_json::json!({
         "critical": {
             "identity": { "docker-reference": identity },
@@ -44,14 +50,20 @@ pub fn payload(reference: &Reference, digest: &str) -> Vec<u8> {
 /// A new P-256 key pair as (PKCS#8 private PEM, SPKI public PEM).
 pub fn generate_key_pair() -> Result<(String, String)> {
     let key = SigningKey::random(&mut rand_core::OsRng);
-    let private = key.to_pkcs8_pem(LineEnding::LF).context("encoding the private key")?;
-    let public = key.verifying_key().to_public_key_pem(LineEnding::LF).context("encoding the public key")?;
+    let private = key
+        .to_pkcs8_pem(LineEnding::LF)
+        .context("encoding the private key")?;
+    let public = key
+        .verifying_key()
+        .to_public_key_pem(LineEnding::LF)
+        .context("encoding the public key")?;
     Ok((private.to_string(), public))
 }
 
 /// Reads a PKCS#8 or SEC1 P-256 private key.
 pub fn read_private_key(path: &Path) -> Result<SigningKey> {
-    let pem = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let pem =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     if pem.contains("ENCRYPTED") {
         return Err(UserError(format!(
             "{} is encrypted; weir reads unencrypted PKCS#8 or SEC1 P-256 keys (create one with `weir sign --generate-key`)",
@@ -66,14 +78,21 @@ pub fn read_private_key(path: &Path) -> Result<SigningKey> {
 
 /// Reads a PEM public key (`-----BEGIN PUBLIC KEY-----`), as in `verificationKey`.
 pub fn read_public_key(path: &Path) -> Result<VerifyingKey> {
-    let pem = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let pem =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     VerifyingKey::from_public_key_pem(&pem)
         .map_err(|_| UserError(format!("{} is not a PEM P-256 public key", path.display())).into())
 }
 
 /// Signs the manifest `reference` names; returns (signed digest, signature reference).
-pub async fn sign(registry: &Registry, reference: &Reference, key: &SigningKey) -> Result<(String, Reference)> {
-    let (_, digest) = registry.fetch_manifest(reference, ACCEPTED_MANIFESTS).await?;
+pub async fn sign(
+    registry: &Registry,
+    reference: &Reference,
+    key: &SigningKey,
+) -> Result<(String, Reference)> {
+    let (_, digest) = registry
+        .fetch_manifest(reference, ACCEPTED_MANIFESTS)
+        .await?;
     let payload = payload(reference, &digest);
     let signature: Signature = key.sign(&payload);
     let encoded = base64::engine::general_purpose::STANDARD.encode(signature.to_der().as_bytes());
@@ -94,7 +113,9 @@ pub async fn sign(registry: &Registry, reference: &Reference, key: &SigningKey) 
         Err(RegistryError::NotFound { .. }) => Vec::new(),
         Err(e) => return Err(e.into()),
     };
-    layers.retain(|l| l["digest"] != descriptor["digest"] || l["annotations"] != descriptor["annotations"]);
+    layers.retain(|l| {
+        l["digest"] != descriptor["digest"] || l["annotations"] != descriptor["annotations"]
+    });
     layers.push(descriptor);
     let diff_ids: Vec<_> = layers.iter().map(|l| l["digest"].clone()).collect();
     let config = Blob::new(
@@ -111,7 +132,15 @@ pub async fn sign(registry: &Registry, reference: &Reference, key: &SigningKey) 
         "config": config.descriptor(),
         "layers": layers,
     }));
-    registry.push_raw(&sig_ref, &[config, layer], &manifest, OCI_MANIFEST, &SilentReporter).await?;
+    registry
+        .push_raw(
+            &sig_ref,
+            &[config, layer],
+            &manifest,
+            OCI_MANIFEST,
+            &SilentReporter,
+        )
+        .await?;
     Ok((digest, sig_ref))
 }
 
@@ -132,7 +161,12 @@ struct SigLayer {
 }
 
 /// Succeeds if a signature by `key` over `digest` is stored next to `reference`.
-pub async fn verify(registry: &Registry, reference: &Reference, digest: &str, key: &VerifyingKey) -> Result<()> {
+pub async fn verify(
+    registry: &Registry,
+    reference: &Reference,
+    digest: &str,
+    key: &VerifyingKey,
+) -> Result<()> {
     let sig_ref = Reference::with_tag(
         reference.registry().to_string(),
         reference.repository().to_string(),
@@ -149,16 +183,25 @@ pub async fn verify(registry: &Registry, reference: &Reference, digest: &str, ke
         }
         Err(e) => return Err(e.into()),
     };
-    let manifest: SigManifest = serde_json::from_slice(&bytes).context("unreadable signature manifest")?;
+    let manifest: SigManifest =
+        serde_json::from_slice(&bytes).context("unreadable signature manifest")?;
     let mut problems = Vec::new();
-    for layer in manifest.layers.iter().filter(|l| l.media_type == SIMPLE_SIGNING) {
-        let Some(encoded) = layer.annotations.get(SIGNATURE_ANNOTATION) else { continue };
+    for layer in manifest
+        .layers
+        .iter()
+        .filter(|l| l.media_type == SIMPLE_SIGNING)
+    {
+        let Some(encoded) = layer.annotations.get(SIGNATURE_ANNOTATION) else {
+            continue;
+        };
         let descriptor = extract::Descriptor {
             media_type: layer.media_type.clone(),
             digest: layer.digest.clone(),
             size: layer.size,
         };
-        let payload = registry.fetch_blob(&sig_ref, &descriptor, &SilentReporter).await?;
+        let payload = registry
+            .fetch_blob(&sig_ref, &descriptor, &SilentReporter)
+            .await?;
         match check_one(&payload, encoded, digest, key) {
             Ok(()) => return Ok(()),
             Err(problem) => problems.push(problem),
@@ -166,17 +209,33 @@ pub async fn verify(registry: &Registry, reference: &Reference, digest: &str, ke
     }
     Err(UserError(format!(
         "no valid signature by this key for {digest}; refusing the image ({})",
-        if problems.is_empty() { "no signature layers".to_string() } else { problems.join("; ") }
+        if problems.is_empty() {
+            "no signature layers".to_string()
+        } else {
+            problems.join("; ")
+        }
     ))
     .into())
 }
 
-fn check_one(payload: &[u8], encoded: &str, digest: &str, key: &VerifyingKey) -> Result<(), String> {
-    let der = base64::engine::general_purpose::STANDARD.decode(encoded.trim()).map_err(|_| "signature is not base64")?;
-    let signature = DerSignature::try_from(der.as_slice()).map_err(|_| "signature is not DER ECDSA")?;
-    key.verify(payload, &signature).map_err(|_| "signature does not match the key and payload")?;
-    let doc: serde_json::Value = serde_json::from_slice(payload).map_err(|_| "payload is not JSON")?;
-    let signed = doc["critical"]["image"]["docker-manifest-digest"].as_str().unwrap_or_default();
+fn check_one(
+    payload: &[u8],
+    encoded: &str,
+    digest: &str,
+    key: &VerifyingKey,
+) -> Result<(), String> {
+    let der = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .map_err(|_| "signature is not base64")?;
+    let signature =
+        DerSignature::try_from(der.as_slice()).map_err(|_| "signature is not DER ECDSA")?;
+    key.verify(payload, &signature)
+        .map_err(|_| "signature does not match the key and payload")?;
+    let doc: serde_json::Value =
+        serde_json::from_slice(payload).map_err(|_| "payload is not JSON")?;
+    let signed = doc["critical"]["image"]["docker-manifest-digest"]
+        .as_str()
+        .unwrap_or_default();
     if signed != digest {
         return Err(format!("signature is for {signed}, not for {digest}"));
     }

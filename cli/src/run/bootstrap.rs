@@ -56,7 +56,11 @@ pub fn parse_upstream(url: &str) -> Result<(String, u16)> {
     }
     let authority = rest.split('/').next().unwrap_or_default();
     let (host, port) = match authority.rsplit_once(':') {
-        Some((host, port)) => (host, port.parse::<u16>().map_err(|_| anyhow::anyhow!("--upstream {url}: bad port"))?),
+        Some((host, port)) => (
+            host,
+            port.parse::<u16>()
+                .map_err(|_| anyhow::anyhow!("--upstream {url}: bad port"))?,
+        ),
         None => (authority, 80),
     };
     if host.is_empty() {

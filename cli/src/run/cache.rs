@@ -18,7 +18,9 @@ pub struct ModuleCache {
 /// `url` without its `:tag` or `@sha256:` suffix (for OCI references; http(s) and file
 /// URLs are kept whole).
 pub fn url_without_tag(url: &str) -> String {
-    let Some(rest) = url.strip_prefix("oci://") else { return url.to_string() };
+    let Some(rest) = url.strip_prefix("oci://") else {
+        return url.to_string();
+    };
     let rest = rest.split_once('@').map_or(rest, |(name, _)| name);
     let last_slash = rest.rfind('/').unwrap_or(0);
     let rest = match rest[last_slash..].rfind(':') {
@@ -30,7 +32,10 @@ pub fn url_without_tag(url: &str) -> String {
 
 /// `sha256:<hex>` or `<hex>` → `<hex>`, lower case.
 pub fn bare_hex(checksum: &str) -> String {
-    checksum.strip_prefix("sha256:").unwrap_or(checksum).to_ascii_lowercase()
+    checksum
+        .strip_prefix("sha256:")
+        .unwrap_or(checksum)
+        .to_ascii_lowercase()
 }
 
 impl ModuleCache {
@@ -43,7 +48,10 @@ impl ModuleCache {
     pub fn default_root() -> PathBuf {
         match std::env::var_os("XDG_CACHE_HOME") {
             Some(dir) => PathBuf::from(dir).join("weir/wasm"),
-            None => std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(std::env::temp_dir).join(".cache/weir/wasm"),
+            None => std::env::var_os("HOME")
+                .map(PathBuf::from)
+                .unwrap_or_else(std::env::temp_dir)
+                .join(".cache/weir/wasm"),
         }
     }
 
@@ -54,7 +62,9 @@ impl ModuleCache {
 
     fn entry(&self, url: &str, checksum: &str) -> PathBuf {
         let key = hex::encode(&Sha256::digest(url_without_tag(url).as_bytes())[..16]);
-        self.root.join(key).join(format!("{}.wasm", bare_hex(checksum)))
+        self.root
+            .join(key)
+            .join(format!("{}.wasm", bare_hex(checksum)))
     }
 
     fn tags_file(&self) -> PathBuf {
@@ -83,7 +93,8 @@ impl ModuleCache {
     pub fn put(&self, url: &str, checksum: &str, module: &[u8]) -> Result<PathBuf> {
         let path = self.entry(url, checksum);
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).with_context(|| format!("creating cache directory {}", dir.display()))?;
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("creating cache directory {}", dir.display()))?;
         }
         write_atomic(&path, module)?;
         let mut tags = self.tags();
@@ -100,9 +111,21 @@ mod tests {
 
     #[test]
     fn key_drops_tag_and_digest_but_keeps_registry_port() {
-        assert_eq!(url_without_tag("oci://127.0.0.1:5000/a/b:latest"), "oci://127.0.0.1:5000/a/b");
-        assert_eq!(url_without_tag("oci://127.0.0.1:5000/a/b@sha256:ab"), "oci://127.0.0.1:5000/a/b");
-        assert_eq!(url_without_tag("oci://127.0.0.1:5000/a/b"), "oci://127.0.0.1:5000/a/b");
-        assert_eq!(url_without_tag("https://h:443/x.wasm"), "https://h:443/x.wasm");
+        assert_eq!(
+            url_without_tag("oci://127.0.0.1:5000/a/b:latest"),
+            "oci://127.0.0.1:5000/a/b"
+        );
+        assert_eq!(
+            url_without_tag("oci://127.0.0.1:5000/a/b@sha256:ab"),
+            "oci://127.0.0.1:5000/a/b"
+        );
+        assert_eq!(
+            url_without_tag("oci://127.0.0.1:5000/a/b"),
+            "oci://127.0.0.1:5000/a/b"
+        );
+        assert_eq!(
+            url_without_tag("https://h:443/x.wasm"),
+            "https://h:443/x.wasm"
+        );
     }
 }

@@ -14,7 +14,9 @@ use sha2::{Digest, Sha256};
 use super::cache::{bare_hex, ModuleCache};
 use super::plugin::Plugin;
 use crate::oci::auth::DockerConfig;
-use crate::oci::registry::{normalize_digest, parse_reference, Registry, RegistryOptions, SilentReporter};
+use crate::oci::registry::{
+    normalize_digest, parse_reference, Registry, RegistryOptions, SilentReporter,
+};
 use crate::oci::retry::RetryPolicy;
 use crate::wasm::MAX_MODULE_SIZE;
 
@@ -69,7 +71,11 @@ pub fn effective_pull_policy(plugin: &Plugin) -> &'static str {
         Some("IfNotPresent") => "IfNotPresent",
         _ => {
             let url = plugin.url();
-            if url.starts_with("oci://") && url.ends_with(":latest") { "Always" } else { "IfNotPresent" }
+            if url.starts_with("oci://") && url.ends_with(":latest") {
+                "Always"
+            } else {
+                "IfNotPresent"
+            }
         }
     }
 }
@@ -78,10 +84,19 @@ pub fn effective_pull_policy(plugin: &Plugin) -> &'static str {
 /// must agree.
 pub fn expected_checksum(plugin: &Plugin) -> Result<Option<String>> {
     let url = plugin.url();
-    let from_url = url.split_once("@sha256:").map(|(_, hex)| hex.to_ascii_lowercase());
-    let from_field = plugin.spec.sha256.as_deref().filter(|s| !s.is_empty()).map(bare_hex);
+    let from_url = url
+        .split_once("@sha256:")
+        .map(|(_, hex)| hex.to_ascii_lowercase());
+    let from_field = plugin
+        .spec
+        .sha256
+        .as_deref()
+        .filter(|s| !s.is_empty())
+        .map(bare_hex);
     match (from_field, from_url) {
-        (Some(a), Some(b)) if a != b => bail!("sha256 {a} disagrees with the digest in the url ({b})"),
+        (Some(a), Some(b)) if a != b => {
+            bail!("sha256 {a} disagrees with the digest in the url ({b})")
+        }
         (a, b) => Ok(a.or(b)),
     }
 }
@@ -98,16 +113,30 @@ pub async fn fetch(
     let expected = expected_checksum(plugin)?;
     if let Some(path) = url.strip_prefix("file://") {
         let bytes = std::fs::read(path).with_context(|| format!("reading {path}"))?;
-        return store(options, &url, &bytes, hex::encode(Sha256::digest(&bytes)), expected);
+        return store(
+            options,
+            &url,
+            &bytes,
+            hex::encode(Sha256::digest(&bytes)),
+            expected,
+        );
     }
     if let Some(sum) = &expected {
         if let Some(path) = options.cache.get(&url, sum) {
-            return Ok(Fetched { path, checksum: format!("sha256:{sum}"), cache_hit: true });
+            return Ok(Fetched {
+                path,
+                checksum: format!("sha256:{sum}"),
+                cache_hit: true,
+            });
         }
     } else if !pull {
         if let Some(sum) = options.cache.checksum_for_tag(&url) {
             if let Some(path) = options.cache.get(&url, &sum) {
-                return Ok(Fetched { path, checksum: format!("sha256:{sum}"), cache_hit: true });
+                return Ok(Fetched {
+                    path,
+                    checksum: format!("sha256:{sum}"),
+                    cache_hit: true,
+                });
             }
         }
     }
@@ -133,7 +162,10 @@ pub async fn fetch(
             insecure: options.insecure_registries.iter().any(|h| h == &host),
             ca_certs: options.ca_certs.clone(),
             credentials,
-            retry: RetryPolicy { attempts: options.http_attempts.max(1), ..RetryPolicy::default() },
+            retry: RetryPolicy {
+                attempts: options.http_attempts.max(1),
+                ..RetryPolicy::default()
+            },
         })?;
         let pulled = registry
             .pull(&reference, expected.as_deref(), &SilentReporter)
@@ -142,7 +174,11 @@ pub async fn fetch(
         let sum = bare_hex(&normalize_digest(&pulled.manifest_digest));
         check_module(&pulled.wasm)?;
         let path = options.cache.put(&url, &sum, &pulled.wasm)?;
-        Ok(Fetched { path, checksum: format!("sha256:{sum}"), cache_hit: false })
+        Ok(Fetched {
+            path,
+            checksum: format!("sha256:{sum}"),
+            cache_hit: false,
+        })
     } else {
         bail!("unsupported url scheme in {url}: use file://, http://, https:// or oci://")
     }
@@ -150,7 +186,13 @@ pub async fn fetch(
 
 /// Checks and caches a module fetched from a file or over HTTP. File modules are copied
 /// too: Envoy then loads a snapshot whose name changes with its content.
-fn store(options: &FetchOptions, url: &str, module: &[u8], sum: String, expected: Option<String>) -> Result<Fetched> {
+fn store(
+    options: &FetchOptions,
+    url: &str,
+    module: &[u8],
+    sum: String,
+    expected: Option<String>,
+) -> Result<Fetched> {
     if let Some(expected) = expected {
         if expected != sum {
             bail!("module checksum mismatch: sha256 is {expected}, the module from {url} hashes to {sum}");
@@ -158,12 +200,19 @@ fn store(options: &FetchOptions, url: &str, module: &[u8], sum: String, expected
     }
     check_module(module)?;
     let path = options.cache.put(url, &sum, module)?;
-    Ok(Fetched { path, checksum: format!("sha256:{sum}"), cache_hit: false })
+    Ok(Fetched {
+        path,
+        checksum: format!("sha256:{sum}"),
+        cache_hit: false,
+    })
 }
 
 fn check_module(module: &[u8]) -> Result<()> {
     if module.len() as u64 > MAX_MODULE_SIZE {
-        bail!("module is {} bytes; Istio refuses modules above {MAX_MODULE_SIZE} bytes (256 MiB)", module.len());
+        bail!(
+            "module is {} bytes; Istio refuses modules above {MAX_MODULE_SIZE} bytes (256 MiB)",
+            module.len()
+        );
     }
     if !module.starts_with(b"\0asm") {
         bail!("the fetched file is not a Wasm module (it does not start with \\0asm)");
@@ -179,8 +228,10 @@ fn retryable(status: u16) -> bool {
 async fn download(url: &str, options: &FetchOptions) -> Result<Vec<u8>> {
     let mut builder = reqwest::Client::builder().timeout(options.http_timeout);
     for path in &options.ca_certs {
-        let pem = std::fs::read(path).with_context(|| format!("reading CA certificate {}", path.display()))?;
-        let cert = reqwest::Certificate::from_pem(&pem).with_context(|| format!("{} is not a PEM certificate", path.display()))?;
+        let pem = std::fs::read(path)
+            .with_context(|| format!("reading CA certificate {}", path.display()))?;
+        let cert = reqwest::Certificate::from_pem(&pem)
+            .with_context(|| format!("{} is not a PEM certificate", path.display()))?;
         builder = builder.add_root_certificate(cert);
     }
     let client = builder.build().context("building the HTTP client")?;
@@ -203,21 +254,37 @@ async fn download(url: &str, options: &FetchOptions) -> Result<Vec<u8>> {
 }
 
 /// One try; the flag says whether another try could help.
-async fn attempt_download(client: &reqwest::Client, url: &str) -> Result<Vec<u8>, (bool, anyhow::Error)> {
-    let response = client.get(url).send().await.map_err(|e| (true, anyhow!(crate::oci::retry::error_chain_text(&e))))?;
+async fn attempt_download(
+    client: &reqwest::Client,
+    url: &str,
+) -> Result<Vec<u8>, (bool, anyhow::Error)> {
+    let response = client
+        .get(url)
+        .send()
+        .await
+        .map_err(|e| (true, anyhow!(crate::oci::retry::error_chain_text(&e))))?;
     let status = response.status().as_u16();
     if status != 200 {
         return Err((retryable(status), anyhow!("the server answered {status}")));
     }
-    if response.content_length().is_some_and(|n| n > MAX_MODULE_SIZE) {
-        return Err((false, anyhow!("the body is larger than {MAX_MODULE_SIZE} bytes (256 MiB)")));
+    if response
+        .content_length()
+        .is_some_and(|n| n > MAX_MODULE_SIZE)
+    {
+        return Err((
+            false,
+            anyhow!("the body is larger than {MAX_MODULE_SIZE} bytes (256 MiB)"),
+        ));
     }
     let mut body = Vec::new();
     let mut stream = response.bytes_stream();
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|e| (true, anyhow!(crate::oci::retry::error_chain_text(&e))))?;
         if (body.len() + chunk.len()) as u64 > MAX_MODULE_SIZE {
-            return Err((false, anyhow!("the body is larger than {MAX_MODULE_SIZE} bytes (256 MiB)")));
+            return Err((
+                false,
+                anyhow!("the body is larger than {MAX_MODULE_SIZE} bytes (256 MiB)"),
+            ));
         }
         body.extend_from_slice(&chunk);
     }
@@ -243,10 +310,17 @@ pub fn unpack(body: Vec<u8>) -> Result<Vec<u8>> {
         for entry in archive.entries().context("reading the tar archive")? {
             let mut entry = entry.context("reading a tar entry")?;
             let path = entry.path().context("a tar entry's path")?.into_owned();
-            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
+            let name = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or_default()
+                .to_string();
             if name == "plugin.wasm" || name.ends_with(".wasm") {
                 let mut data = Vec::new();
-                (&mut entry).take(MAX_MODULE_SIZE + 1).read_to_end(&mut data).context("reading a tar entry")?;
+                (&mut entry)
+                    .take(MAX_MODULE_SIZE + 1)
+                    .read_to_end(&mut data)
+                    .context("reading a tar entry")?;
                 if name == "plugin.wasm" {
                     return Ok(data);
                 }
@@ -279,7 +353,8 @@ mod tests {
         header.set_size(module.len() as u64);
         header.set_mode(0o644);
         header.set_cksum();
-        tar.append_data(&mut header, "x/plugin.wasm", &module[..]).expect("tar entry");
+        tar.append_data(&mut header, "x/plugin.wasm", &module[..])
+            .expect("tar entry");
         let tarball = tar.into_inner().expect("tar");
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
         std::io::Write::write_all(&mut gz, &tarball).expect("gzip");

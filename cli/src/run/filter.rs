@@ -16,11 +16,13 @@ use serde_json::{json, Value};
 /// `@type` of Envoy's HTTP Wasm filter.
 pub const HTTP_WASM_TYPE: &str = "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm";
 /// `@type` of Envoy's network Wasm filter.
-pub const NETWORK_WASM_TYPE: &str = "type.googleapis.com/envoy.extensions.filters.network.wasm.v3.Wasm";
+pub const NETWORK_WASM_TYPE: &str =
+    "type.googleapis.com/envoy.extensions.filters.network.wasm.v3.Wasm";
 /// `@type` of Envoy's HTTP RBAC filter (the fetch-failure stand-in for HTTP plugins).
 pub const HTTP_RBAC_TYPE: &str = "type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC";
 /// `@type` of Envoy's network RBAC filter (the stand-in for NETWORK plugins).
-pub const NETWORK_RBAC_TYPE: &str = "type.googleapis.com/envoy.extensions.filters.network.rbac.v3.RBAC";
+pub const NETWORK_RBAC_TYPE: &str =
+    "type.googleapis.com/envoy.extensions.filters.network.rbac.v3.RBAC";
 
 /// HTTP filter or network (L4) filter: `WasmPlugin.type`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -115,9 +117,13 @@ impl WasmFilterConfig {
             "code": {"local": {"filename": path_text(&self.wasm_file)?}},
         });
         if !self.key_values.is_empty() || !self.host_env_keys.is_empty() {
-            let key_values: serde_json::Map<String, Value> =
-                self.key_values.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect();
-            vm_config["environment_variables"] = json!({"key_values": key_values, "host_env_keys": self.host_env_keys});
+            let key_values: serde_json::Map<String, Value> = self
+                .key_values
+                .iter()
+                .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+                .collect();
+            vm_config["environment_variables"] =
+                json!({"key_values": key_values, "host_env_keys": self.host_env_keys});
         }
         let mut config = json!({
             "name": self.name,
@@ -158,6 +164,9 @@ pub fn fetch_failure_rbac(kind: FilterKind, name: &str, fail_open: bool) -> Valu
 pub fn path_text(path: &Path) -> Result<String> {
     match path.to_str() {
         Some(text) => Ok(text.to_owned()),
-        None => bail!("path {} is not UTF-8, which Envoy's config cannot carry", path.display()),
+        None => bail!(
+            "path {} is not UTF-8, which Envoy's config cannot carry",
+            path.display()
+        ),
     }
 }

@@ -27,8 +27,8 @@ use std::path::PathBuf;
 use std::time::SystemTime;
 
 use anyhow::Result;
-use weir_runtime::StartError;
 use serde_json::Value;
+use weir_runtime::StartError;
 
 use bootstrap::{ConfigFiles, LISTENER_NAME};
 use fetch::{effective_pull_policy, FetchOptions};
@@ -101,7 +101,11 @@ fn file_stamp(path: &std::path::Path) -> Option<(SystemTime, u64)> {
 impl Session {
     /// A session writing into `state_dir`.
     pub fn new(options: RunOptions, state_dir: PathBuf) -> Self {
-        Session { options, files: ConfigFiles { dir: state_dir }, current: None }
+        Session {
+            options,
+            files: ConfigFiles { dir: state_dir },
+            current: None,
+        }
     }
 
     /// The configuration last written.
@@ -121,10 +125,13 @@ impl Session {
                 }
             }
         }
-        paths.into_iter().map(|p| {
-            let stamp = file_stamp(&p);
-            (p, stamp)
-        }).collect()
+        paths
+            .into_iter()
+            .map(|p| {
+                let stamp = file_stamp(&p);
+                (p, stamp)
+            })
+            .collect()
     }
 
     /// Reads the inputs (validation first: an invalid input is an error and nothing is
@@ -143,16 +150,27 @@ impl Session {
             let Slot::Plugin(i) = slot else { continue };
             let plugin = &inputs.plugins[*i];
             let name = plugin.full_name();
-            let stamp = plugin.url().strip_prefix("file://").and_then(|p| file_stamp(std::path::Path::new(p)));
+            let stamp = plugin
+                .url()
+                .strip_prefix("file://")
+                .and_then(|p| file_stamp(std::path::Path::new(p)));
             let previous = self.current.as_ref().and_then(|c| c.states.get(&name));
             let state = match previous {
-                Some(prev) if prev.resource_version == plugin.resource_version && prev.module_stamp == stamp => prev.clone(),
+                Some(prev)
+                    if prev.resource_version == plugin.resource_version
+                        && prev.module_stamp == stamp =>
+                {
+                    prev.clone()
+                }
                 _ => {
                     let pull = effective_pull_policy(plugin) == "Always";
                     resolve_plugin(plugin, &inputs, &self.options.fetch, pull, stamp).await
                 }
             };
-            let ecds = bootstrap::discovery_response(vec![bootstrap::extension_config(&name, state.typed_config.clone())]);
+            let ecds = bootstrap::discovery_response(vec![bootstrap::extension_config(
+                &name,
+                state.typed_config.clone(),
+            )]);
             if bootstrap::write_if_changed(&self.files.ecds(&name), &ecds)? {
                 changed.push(name.clone());
             }
@@ -166,22 +184,41 @@ impl Session {
             &workload,
             self.options.upstream.is_some(),
         )?;
-        bootstrap::write_if_changed(&self.files.lds(), &bootstrap::discovery_response(vec![listener]))?;
-        bootstrap::write_if_changed(&self.files.bootstrap(), &bootstrap::bootstrap(&self.files, self.options.upstream.as_ref())?)?;
-        self.current = Some(Resolved { inputs, workload, placement, states });
+        bootstrap::write_if_changed(
+            &self.files.lds(),
+            &bootstrap::discovery_response(vec![listener]),
+        )?;
+        bootstrap::write_if_changed(
+            &self.files.bootstrap(),
+            &bootstrap::bootstrap(&self.files, self.options.upstream.as_ref())?,
+        )?;
+        self.current = Some(Resolved {
+            inputs,
+            workload,
+            placement,
+            states,
+        });
         Ok(changed)
     }
 
     /// The filter chain, one line per filter, in order.
     pub fn chain_lines(&self) -> Vec<String> {
-        let Some(current) = &self.current else { return Vec::new() };
+        let Some(current) = &self.current else {
+            return Vec::new();
+        };
         let mut lines = Vec::new();
         let describe = |slot: &Slot| match slot {
             Slot::Plugin(i) => {
                 let p = &current.inputs.plugins[*i];
                 let phase = p.spec.phase.as_deref().unwrap_or("-");
-                let priority = p.spec.priority.map_or("unset".to_string(), |n| n.to_string());
-                let summary = current.states.get(&p.full_name()).map_or("", |s| s.summary.as_str());
+                let priority = p
+                    .spec
+                    .priority
+                    .map_or("unset".to_string(), |n| n.to_string());
+                let summary = current
+                    .states
+                    .get(&p.full_name())
+                    .map_or("", |s| s.summary.as_str());
                 format!("{} [{phase}, priority {priority}] {summary}", p.full_name())
             }
             Slot::JwtAuthn => "envoy.filters.http.jwt_authn (workload jwt rule)".to_string(),
@@ -247,7 +284,11 @@ async fn resolve_plugin(
                         "{} {} ({})",
                         plugin.url(),
                         fetched.checksum,
-                        if fetched.cache_hit { "cached" } else { "fetched" }
+                        if fetched.cache_hit {
+                            "cached"
+                        } else {
+                            "fetched"
+                        }
                     ),
                     failure: None,
                     rejection,
@@ -267,7 +308,11 @@ fn failed(plugin: &Plugin, module_stamp: Option<(SystemTime, u64)>, reason: Stri
         typed_config: fetch_failure_rbac(plugin.kind(), &plugin.full_name(), open),
         summary: format!(
             "FETCH FAILED → {} ({})",
-            if open { "allow-all RBAC (FAIL_OPEN)" } else { "deny-all RBAC, requests get 403" },
+            if open {
+                "allow-all RBAC (FAIL_OPEN)"
+            } else {
+                "deny-all RBAC, requests get 403"
+            },
             reason
         ),
         failure: Some(reason),
@@ -283,7 +328,9 @@ fn preflight(config: &WasmFilterConfig) -> Option<String> {
         Ok(wasm) => wasm,
         Err(e) => return Some(format!("cannot read {}: {e}", config.wasm_file.display())),
     };
-    let mut builder = weir_runtime::Plugin::from_bytes(wasm).root_id(&config.root_id).config(config.configuration.as_bytes().to_vec());
+    let mut builder = weir_runtime::Plugin::from_bytes(wasm)
+        .root_id(&config.root_id)
+        .config(config.configuration.as_bytes().to_vec());
     for (key, value) in &config.key_values {
         builder = builder.env(key, value);
     }
@@ -293,9 +340,11 @@ fn preflight(config: &WasmFilterConfig) -> Option<String> {
         }
     }
     match builder.start() {
-        Err(e @ (StartError::ConfigRejected { .. } | StartError::VmStartRejected { .. } | StartError::Trap(_))) => {
-            Some(e.to_string())
-        }
+        Err(
+            e @ (StartError::ConfigRejected { .. }
+            | StartError::VmStartRejected { .. }
+            | StartError::Trap(_)),
+        ) => Some(e.to_string()),
         // Loading problems are Envoy's to report: its loader, not ours, decides what runs.
         Ok(_) | Err(_) => None,
     }

@@ -147,7 +147,10 @@ impl Plugin {
 
     /// `failStrategy` as Envoy's runtime failure policy.
     pub fn failure_policy(&self) -> Option<FailurePolicy> {
-        self.spec.fail_strategy.as_deref().and_then(FailurePolicy::from_fail_strategy)
+        self.spec
+            .fail_strategy
+            .as_deref()
+            .and_then(FailurePolicy::from_fail_strategy)
     }
 
     /// Whether a fetch failure lets traffic through (only `FAIL_OPEN`).
@@ -190,7 +193,10 @@ pub fn input_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
             let mut found: Vec<PathBuf> = std::fs::read_dir(path)
                 .with_context(|| format!("reading directory {}", path.display()))?
                 .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.is_file() && matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml")))
+                .filter(|p| {
+                    p.is_file()
+                        && matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"))
+                })
                 .collect();
             found.sort();
             files.extend(found);
@@ -206,12 +212,17 @@ pub fn input_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
 /// Reads and validates every document. Invalid WasmPlugins fail the whole read; the
 /// error lists them in `weir manifest validate`'s words (`<file>: WasmPlugin/<name> is invalid: …`).
 pub fn read_inputs(paths: &[PathBuf]) -> Result<Inputs> {
-    let mut inputs = Inputs { files: input_files(paths)?, ..Inputs::default() };
+    let mut inputs = Inputs {
+        files: input_files(paths)?,
+        ..Inputs::default()
+    };
     let mut failures: Vec<String> = Vec::new();
     let mut count = 0;
     for file in inputs.files.clone() {
-        let text = std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
-        let docs = parse_documents(&text).map_err(|e| UserError(format!("{}: not YAML: {e}", file.display())))?;
+        let text = std::fs::read_to_string(&file)
+            .with_context(|| format!("reading {}", file.display()))?;
+        let docs = parse_documents(&text)
+            .map_err(|e| UserError(format!("{}: not YAML: {e}", file.display())))?;
         for doc in docs {
             match doc["kind"].as_str() {
                 Some("Secret") => read_secret(&file, &doc, &mut inputs)?,
@@ -231,9 +242,15 @@ pub fn read_inputs(paths: &[PathBuf]) -> Result<Inputs> {
         }
     }
     if !failures.is_empty() {
-        return Err(ValidationFailed { resource: format!("{} of {count} WasmPlugin document(s)", failures.len()), errors: failures }.into());
+        return Err(ValidationFailed {
+            resource: format!("{} of {count} WasmPlugin document(s)", failures.len()),
+            errors: failures,
+        }
+        .into());
     }
-    inputs.plugins.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+    inputs
+        .plugins
+        .sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
     for pair in inputs.plugins.windows(2) {
         if pair[0].full_name() == pair[1].full_name() {
             return Err(UserError(format!(
@@ -253,8 +270,14 @@ fn plugin(file: &Path, doc: &Value) -> Result<Plugin> {
         .map_err(|e| UserError(format!("{}: spec: {e}", file.display())))?;
     let text = serde_yaml_ng::to_string(doc).unwrap_or_default();
     Ok(Plugin {
-        namespace: doc["metadata"]["namespace"].as_str().unwrap_or("default").to_string(),
-        name: doc["metadata"]["name"].as_str().unwrap_or_default().to_string(),
+        namespace: doc["metadata"]["namespace"]
+            .as_str()
+            .unwrap_or("default")
+            .to_string(),
+        name: doc["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
         source: file.to_path_buf(),
         spec,
         resource_version: hex::encode(&Sha256::digest(text.as_bytes())[..8]),
@@ -262,10 +285,17 @@ fn plugin(file: &Path, doc: &Value) -> Result<Plugin> {
 }
 
 fn read_secret(file: &Path, doc: &Value, inputs: &mut Inputs) -> Result<()> {
-    let name = doc["metadata"]["name"].as_str().unwrap_or_default().to_string();
-    let namespace = doc["metadata"]["namespace"].as_str().unwrap_or("default").to_string();
+    let name = doc["metadata"]["name"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let namespace = doc["metadata"]["namespace"]
+        .as_str()
+        .unwrap_or("default")
+        .to_string();
     let text = serde_yaml_ng::to_string(doc).unwrap_or_default();
-    let config = parse_pull_secret(&text).with_context(|| format!("{}: Secret {namespace}/{name}", file.display()))?;
+    let config = parse_pull_secret(&text)
+        .with_context(|| format!("{}: Secret {namespace}/{name}", file.display()))?;
     inputs.secrets.insert((namespace, name), config);
     Ok(())
 }

@@ -21,17 +21,27 @@ pub const INSTALL_HINT: &str = "install Envoy 1.40 (the version Istio ships): `m
 /// `.venv/bin/envoy` in the current directory or a parent (the project's virtualenv),
 /// next to the `weir` executable's repository, then `envoy` on `PATH`.
 pub fn find_envoy(explicit: Option<&Path>) -> Result<PathBuf> {
-    if let Some(path) = explicit.map(Path::to_path_buf).or_else(|| std::env::var_os("WEIR_ENVOY").map(PathBuf::from)) {
+    if let Some(path) = explicit
+        .map(Path::to_path_buf)
+        .or_else(|| std::env::var_os("WEIR_ENVOY").map(PathBuf::from))
+    {
         if path.is_file() {
             return Ok(path);
         }
-        return Err(UserError(format!("Envoy binary {} does not exist: {INSTALL_HINT}", path.display())).into());
+        return Err(UserError(format!(
+            "Envoy binary {} does not exist: {INSTALL_HINT}",
+            path.display()
+        ))
+        .into());
     }
     let mut candidates: Vec<PathBuf> = Vec::new();
     if let Some(venv) = std::env::var_os("VIRTUAL_ENV") {
         candidates.push(PathBuf::from(venv).join("bin/envoy"));
     }
-    for start in [std::env::current_dir().ok(), std::env::current_exe().ok()].into_iter().flatten() {
+    for start in [std::env::current_dir().ok(), std::env::current_exe().ok()]
+        .into_iter()
+        .flatten()
+    {
         candidates.extend(start.ancestors().map(|dir| dir.join(".venv/bin/envoy")));
     }
     if let Some(path) = std::env::var_os("PATH") {
@@ -39,7 +49,10 @@ pub fn find_envoy(explicit: Option<&Path>) -> Result<PathBuf> {
     }
     match candidates.into_iter().find(|c| c.is_file()) {
         Some(found) => Ok(found),
-        None => Err(UserError(format!("no Envoy found (looked at WEIR_ENVOY, the project's .venv and PATH): {INSTALL_HINT}")).into()),
+        None => Err(UserError(format!(
+            "no Envoy found (looked at WEIR_ENVOY, the project's .venv and PATH): {INSTALL_HINT}"
+        ))
+        .into()),
     }
 }
 
@@ -54,14 +67,26 @@ pub struct EnvoyProcess {
 impl EnvoyProcess {
     /// Starts `envoy` with the bootstrap in `files` and waits until its admin API answers
     /// `/ready` with LIVE (at most `timeout`).
-    pub fn start(envoy: &Path, files: &ConfigFiles, log_level: &str, timeout: Duration) -> Result<Self> {
-        let log = File::create(files.log()).with_context(|| format!("creating {}", files.log().display()))?;
+    pub fn start(
+        envoy: &Path,
+        files: &ConfigFiles,
+        log_level: &str,
+        timeout: Duration,
+    ) -> Result<Self> {
+        let log = File::create(files.log())
+            .with_context(|| format!("creating {}", files.log().display()))?;
         let _ = std::fs::remove_file(files.admin_address());
         let child = Command::new(envoy)
             .arg("-c")
             .arg(files.bootstrap())
             // One worker keeps a laptop run light; Istio's sidecars default to 2.
-            .args(["--concurrency", "1", "--disable-hot-restart", "--log-level", log_level])
+            .args([
+                "--concurrency",
+                "1",
+                "--disable-hot-restart",
+                "--log-level",
+                log_level,
+            ])
             .arg("--admin-address-path")
             .arg(files.admin_address())
             .stdin(Stdio::null())
@@ -69,21 +94,34 @@ impl EnvoyProcess {
             .stderr(Stdio::from(log))
             .spawn()
             .with_context(|| format!("starting {}", envoy.display()))?;
-        let mut process = EnvoyProcess { child, admin: SocketAddr::from(([127, 0, 0, 1], 0)), log: files.log() };
+        let mut process = EnvoyProcess {
+            child,
+            admin: SocketAddr::from(([127, 0, 0, 1], 0)),
+            log: files.log(),
+        };
         let deadline = Instant::now() + timeout;
         loop {
             if let Some(status) = process.child.try_wait()? {
-                bail!("Envoy exited ({status}) while starting:\n{}", process.log_tail(30));
+                bail!(
+                    "Envoy exited ({status}) while starting:\n{}",
+                    process.log_tail(30)
+                );
             }
             if process.admin.port() == 0 {
-                if let Some(addr) = std::fs::read_to_string(files.admin_address()).ok().and_then(|t| t.trim().parse().ok()) {
+                if let Some(addr) = std::fs::read_to_string(files.admin_address())
+                    .ok()
+                    .and_then(|t| t.trim().parse().ok())
+                {
                     process.admin = addr;
                 }
             } else if matches!(admin_get(process.admin, "/ready"), Ok((200, _))) {
                 return Ok(process);
             }
             if Instant::now() > deadline {
-                bail!("Envoy was not ready within {timeout:?}:\n{}", process.log_tail(30));
+                bail!(
+                    "Envoy was not ready within {timeout:?}:\n{}",
+                    process.log_tail(30)
+                );
             }
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -142,7 +180,10 @@ impl Drop for EnvoyProcess {
 pub fn admin_get(admin: SocketAddr, path: &str) -> Result<(u16, String)> {
     let mut stream = TcpStream::connect_timeout(&admin, Duration::from_secs(2))?;
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: {admin}\r\nConnection: close\r\n\r\n")?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {admin}\r\nConnection: close\r\n\r\n"
+    )?;
     let mut raw = Vec::new();
     let mut buf = [0u8; 16 * 1024];
     // Envoy may keep the connection open: stop at Content-Length rather than EOF.
@@ -156,7 +197,9 @@ pub fn admin_get(admin: SocketAddr, path: &str) -> Result<(u16, String)> {
         if let Some((head, body)) = text.split_once("\r\n\r\n") {
             let length = head.lines().find_map(|l| {
                 let (name, value) = l.split_once(':')?;
-                name.eq_ignore_ascii_case("content-length").then(|| value.trim().parse::<usize>().ok()).flatten()
+                name.eq_ignore_ascii_case("content-length")
+                    .then(|| value.trim().parse::<usize>().ok())
+                    .flatten()
             });
             if length.is_some_and(|len| body.len() >= len) {
                 break;
@@ -165,6 +208,10 @@ pub fn admin_get(admin: SocketAddr, path: &str) -> Result<(u16, String)> {
     }
     let text = String::from_utf8_lossy(&raw);
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
     Ok((status, body.to_string()))
 }

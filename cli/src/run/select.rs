@@ -43,9 +43,14 @@ pub fn not_selected(plugin: &Plugin, workload: &Workload) -> Option<String> {
         if workload.direction != Direction::Gateway {
             return Some("targetRefs select gateways and waypoints, never a sidecar".into());
         }
-        let refs = plugin.spec.target_ref.iter().chain(&plugin.spec.target_refs);
+        let refs = plugin
+            .spec
+            .target_ref
+            .iter()
+            .chain(&plugin.spec.target_refs);
         let named = refs.into_iter().any(|r| {
-            r["kind"].as_str() == Some("Gateway") && r["name"].as_str() == workload.gateway_name.as_deref()
+            r["kind"].as_str() == Some("Gateway")
+                && r["name"].as_str() == workload.gateway_name.as_deref()
         });
         if !named || plugin.namespace != workload.namespace {
             return Some("its targetRefs do not name this gateway (workload gatewayName)".into());
@@ -61,7 +66,9 @@ pub fn not_selected(plugin: &Plugin, workload: &Workload) -> Option<String> {
     if let Some(selector) = &plugin.spec.selector {
         for (key, value) in &selector.match_labels {
             if workload.labels.get(key) != Some(value) {
-                return Some(format!("selector {key}={value} does not match the workload's labels"));
+                return Some(format!(
+                    "selector {key}={value} does not match the workload's labels"
+                ));
             }
         }
     }
@@ -96,7 +103,10 @@ pub fn place(plugins: &[Plugin], workload: &Workload) -> Placement {
     // A stable sort keeps load order for equal keys.
     chosen.sort_by_key(|&i| {
         let spec = &plugins[i].spec;
-        (phase_rank(spec.phase.as_deref()), std::cmp::Reverse(spec.priority.unwrap_or(i32::MIN)))
+        (
+            phase_rank(spec.phase.as_deref()),
+            std::cmp::Reverse(spec.priority.unwrap_or(i32::MIN)),
+        )
     });
     for kind in [FilterKind::Http, FilterKind::Network] {
         let mut chain = Vec::new();
@@ -141,7 +151,11 @@ mod tests {
             namespace: "istio-ingress".into(),
             name: name.into(),
             source: "x.yaml".into(),
-            spec: Spec { phase: phase.map(str::to_string), priority, ..Spec::default() },
+            spec: Spec {
+                phase: phase.map(str::to_string),
+                priority,
+                ..Spec::default()
+            },
             resource_version: String::new(),
         }
     }
@@ -169,31 +183,59 @@ mod tests {
             plugin("last", None, Some(5)),
             plugin("openid-connect", Some("AUTHN"), None),
         ];
-        let mut workload = Workload { namespace: "istio-ingress".into(), ..Workload::default() };
+        let mut workload = Workload {
+            namespace: "istio-ingress".into(),
+            ..Workload::default()
+        };
         workload.jwt = Some(serde_yaml_ng::from_str("issuer: x\njwks: '{}'").expect("jwt rule"));
         workload.authorization = Some(serde_yaml_ng::from_str("action: DENY").expect("authz rule"));
         let placement = place(&plugins, &workload);
         assert_eq!(
             names(&plugins, &placement.http),
-            ["openid-connect", "jwt_authn", "acl-check", "check-header", "c-zero", "b-unset", "rbac", "a-stats", "last"]
+            [
+                "openid-connect",
+                "jwt_authn",
+                "acl-check",
+                "check-header",
+                "c-zero",
+                "b-unset",
+                "rbac",
+                "a-stats",
+                "last"
+            ]
         );
     }
 
     #[test]
     fn selection_follows_namespace_root_namespace_selector_and_match() {
-        let mut plugins = vec![plugin("here", None, None), plugin("root", None, None), plugin("other", None, None)];
+        let mut plugins = vec![
+            plugin("here", None, None),
+            plugin("root", None, None),
+            plugin("other", None, None),
+        ];
         plugins[1].namespace = "istio-system".into();
         plugins[2].namespace = "elsewhere".into();
         let mut labelled = plugin("labelled", None, None);
         labelled.spec.selector = serde_yaml_ng::from_str("matchLabels: {app: web}").ok();
         plugins.push(labelled);
         let mut server_only = plugin("server-only", None, None);
-        server_only.spec.traffic = serde_yaml_ng::from_str("[{mode: SERVER, ports: [{number: 9090}]}]").expect("match");
+        server_only.spec.traffic =
+            serde_yaml_ng::from_str("[{mode: SERVER, ports: [{number: 9090}]}]").expect("match");
         plugins.push(server_only);
-        let workload = Workload { namespace: "istio-ingress".into(), ..Workload::default() };
+        let workload = Workload {
+            namespace: "istio-ingress".into(),
+            ..Workload::default()
+        };
         let placement = place(&plugins, &workload);
         assert_eq!(names(&plugins, &placement.http), ["here", "root"]);
         let skipped: Vec<&str> = placement.skipped.iter().map(|(n, _)| n.as_str()).collect();
-        assert_eq!(skipped, ["elsewhere.other", "istio-ingress.labelled", "istio-ingress.server-only"]);
+        assert_eq!(
+            skipped,
+            [
+                "elsewhere.other",
+                "istio-ingress.labelled",
+                "istio-ingress.server-only"
+            ]
+        );
     }
 }

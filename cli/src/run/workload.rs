@@ -127,23 +127,33 @@ impl Default for Workload {
 impl Workload {
     /// Reads a workload file; a missing `jwksFile` is resolved against its directory.
     pub fn read(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).with_context(|| format!("reading workload {}", path.display()))?;
-        let mut workload: Workload =
-            serde_yaml_ng::from_str(&text).map_err(|e| UserError(format!("workload {}: {e}", path.display())))?;
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading workload {}", path.display()))?;
+        let mut workload: Workload = serde_yaml_ng::from_str(&text)
+            .map_err(|e| UserError(format!("workload {}: {e}", path.display())))?;
         if let Some(jwt) = &mut workload.jwt {
             if let Some(file) = &jwt.jwks_file {
                 let file = path.parent().unwrap_or(Path::new(".")).join(file);
                 jwt.jwks = Some(
-                    std::fs::read_to_string(&file).with_context(|| format!("reading JWKS {}", file.display()))?,
+                    std::fs::read_to_string(&file)
+                        .with_context(|| format!("reading JWKS {}", file.display()))?,
                 );
             }
             if jwt.jwks.is_none() {
-                return Err(UserError(format!("workload {}: jwt needs jwks or jwksFile", path.display())).into());
+                return Err(UserError(format!(
+                    "workload {}: jwt needs jwks or jwksFile",
+                    path.display()
+                ))
+                .into());
             }
         }
         if let Some(authz) = &workload.authorization {
             if !matches!(authz.action.as_str(), "ALLOW" | "DENY") {
-                return Err(UserError(format!("workload {}: authorization.action must be ALLOW or DENY", path.display())).into());
+                return Err(UserError(format!(
+                    "workload {}: authorization.action must be ALLOW or DENY",
+                    path.display()
+                ))
+                .into());
             }
         }
         Ok(workload)
@@ -184,7 +194,11 @@ impl Workload {
         for (name, value) in &authz.headers {
             conditions.push(json!({"header": {"name": name, "string_match": {"exact": value}}}));
         }
-        let permission = if conditions.is_empty() { json!({"any": true}) } else { json!({"and_rules": {"rules": conditions}}) };
+        let permission = if conditions.is_empty() {
+            json!({"any": true})
+        } else {
+            json!({"and_rules": {"rules": conditions}})
+        };
         Some(json!({
             "name": "envoy.filters.http.rbac",
             "typed_config": {

@@ -7,7 +7,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair, KeyUsagePurpose, SanType};
+use rcgen::{
+    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair, KeyUsagePurpose,
+    SanType,
+};
 
 pub const USER: &str = "weir";
 pub const PASSWORD: &str = "s3cret-pass";
@@ -45,7 +48,12 @@ pub fn weir(args: &[&str], stdin: Option<&str>) -> Output {
         .spawn()
         .expect("weir runs");
     if let Some(text) = stdin {
-        child.stdin.take().expect("stdin").write_all(text.as_bytes()).expect("write stdin");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(text.as_bytes())
+            .expect("write stdin");
     }
     drop(child.stdin.take());
     child.wait_with_output().expect("weir finishes")
@@ -64,36 +72,56 @@ pub fn stderr(out: &Output) -> String {
 /// Asserts success and returns stdout.
 #[track_caller]
 pub fn ok(out: &Output) -> String {
-    assert!(out.status.success(), "weir failed: {}\nstderr:\n{}", out.status, stderr(out));
+    assert!(
+        out.status.success(),
+        "weir failed: {}\nstderr:\n{}",
+        out.status,
+        stderr(out)
+    );
     stdout(out)
 }
 
 /// Asserts failure with the user-error status and returns stderr.
 #[track_caller]
 pub fn user_error(out: &Output) -> String {
-    assert_eq!(out.status.code(), Some(1), "expected exit 1; stderr:\n{}", stderr(out));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "expected exit 1; stderr:\n{}",
+        stderr(out)
+    );
     stderr(out)
 }
 
 /// Compares with `tests/it/snapshots/NAME`; `WEIR_BLESS=1` rewrites the file.
 #[track_caller]
 pub fn assert_snapshot(name: &str, actual: &str) {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/snapshots").join(name);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/it/snapshots")
+        .join(name);
     if std::env::var_os("WEIR_BLESS").is_some() {
         std::fs::write(&path, actual).expect("write snapshot");
     }
-    let expected = std::fs::read_to_string(&path).unwrap_or_else(|_| panic!("missing snapshot {}", path.display()));
-    assert_eq!(actual, expected, "snapshot {name} differs (rerun with WEIR_BLESS=1 to accept)");
+    let expected = std::fs::read_to_string(&path)
+        .unwrap_or_else(|_| panic!("missing snapshot {}", path.display()));
+    assert_eq!(
+        actual, expected,
+        "snapshot {name} differs (rerun with WEIR_BLESS=1 to accept)"
+    );
 }
 
 /// Replaces what changes between runs (ports, digests, temp paths) with placeholders.
 pub fn redact(text: &str, registry_host: &str, temp: &Path) -> String {
     let digest = regex::Regex::new("sha256:[0-9a-f]{64}").expect("regex");
-    let text = text.replace(registry_host, "[REGISTRY]").replace(&temp.display().to_string(), "[TMP]");
+    let text = text
+        .replace(registry_host, "[REGISTRY]")
+        .replace(&temp.display().to_string(), "[TMP]");
     let text = digest.replace_all(&text, "[DIGEST]");
     // Layer sizes follow the compressor's output, which is not what these snapshots pin.
     let sizes = regex::Regex::new(r"received \d+ of \d+ bytes").expect("regex");
-    sizes.replace_all(&text, "received [N] of [SIZE] bytes").into_owned()
+    sizes
+        .replace_all(&text, "received [N] of [SIZE] bytes")
+        .into_owned()
 }
 
 /// Files in `dir` (names), to show nothing partial was left behind.
@@ -124,7 +152,11 @@ impl TestRegistry {
         );
         write(dir.path(), "config.yml", config.as_bytes());
         let child = spawn_registry(dir.path());
-        let registry = TestRegistry { child, dir, host: format!("127.0.0.1:{port}") };
+        let registry = TestRegistry {
+            child,
+            dir,
+            host: format!("127.0.0.1:{port}"),
+        };
         registry.wait_ready();
         registry
     }
@@ -149,8 +181,14 @@ impl TestRegistry {
         write(&dir.path().join("certs"), "ca.crt", ca_pem.as_bytes());
         write(dir.path(), "server.crt", cert_pem.as_bytes());
         write(dir.path(), "server.key", key_pem.as_bytes());
-        let hash = bcrypt::hash_with_result(PASSWORD, 5).expect("bcrypt").format_for_version(bcrypt::Version::TwoA);
-        write(dir.path(), "htpasswd", format!("{USER}:{hash}\n").as_bytes());
+        let hash = bcrypt::hash_with_result(PASSWORD, 5)
+            .expect("bcrypt")
+            .format_for_version(bcrypt::Version::TwoA);
+        write(
+            dir.path(),
+            "htpasswd",
+            format!("{USER}:{hash}\n").as_bytes(),
+        );
         let port = free_port();
         let d = dir.path().display();
         let config = format!(
@@ -158,7 +196,11 @@ impl TestRegistry {
         );
         write(dir.path(), "config.yml", config.as_bytes());
         let child = spawn_registry(dir.path());
-        let registry = TestRegistry { child, dir, host: format!("127.0.0.1:{port}") };
+        let registry = TestRegistry {
+            child,
+            dir,
+            host: format!("127.0.0.1:{port}"),
+        };
         registry.wait_ready();
         registry
     }
@@ -172,7 +214,10 @@ impl TestRegistry {
             std::thread::sleep(Duration::from_millis(50));
         }
         let log = std::fs::read_to_string(self.dir.path().join("registry.log")).unwrap_or_default();
-        panic!("docker-registry did not listen on {} within 15 s; log:\n{log}", self.host);
+        panic!(
+            "docker-registry did not listen on {} within 15 s; log:\n{log}",
+            self.host
+        );
     }
 
     /// The CA certificate file the tests trust.
@@ -193,7 +238,10 @@ impl TestRegistry {
     /// Path of a blob's data file in the registry's storage.
     pub fn blob_file(&self, digest: &str) -> PathBuf {
         let hex = digest.strip_prefix("sha256:").expect("sha256 digest");
-        self.dir.path().join(format!("data/docker/registry/v2/blobs/sha256/{}/{hex}/data", &hex[..2]))
+        self.dir.path().join(format!(
+            "data/docker/registry/v2/blobs/sha256/{}/{hex}/data",
+            &hex[..2]
+        ))
     }
 
     /// Runs skopeo (see [`skopeo`]).
@@ -205,7 +253,16 @@ impl TestRegistry {
     pub fn skopeo_raw_manifest(&self, image: &str) -> Vec<u8> {
         let creds = format!("{USER}:{PASSWORD}");
         let target = format!("docker://{image}");
-        self.skopeo(&["inspect", "--raw", "--cert-dir", &self.cert_dir(), "--creds", &creds, &target]).stdout
+        self.skopeo(&[
+            "inspect",
+            "--raw",
+            "--cert-dir",
+            &self.cert_dir(),
+            "--creds",
+            &creds,
+            &target,
+        ])
+        .stdout
     }
 
     /// `skopeo copy docker://image dir:DEST`.
@@ -213,12 +270,26 @@ impl TestRegistry {
         let creds = format!("{USER}:{PASSWORD}");
         let src = format!("docker://{image}");
         let dst = format!("dir:{}", dest.display());
-        self.skopeo(&["copy", "--src-cert-dir", &self.cert_dir(), "--src-creds", &creds, &src, &dst]);
+        self.skopeo(&[
+            "copy",
+            "--src-cert-dir",
+            &self.cert_dir(),
+            "--src-creds",
+            &creds,
+            &src,
+            &dst,
+        ]);
     }
 
     /// Registry flags with the test CA and the password on stdin.
     pub fn flags(&self) -> Vec<String> {
-        vec!["--ca-cert".into(), self.ca(), "--username".into(), USER.into(), "--password-stdin".into()]
+        vec![
+            "--ca-cert".into(),
+            self.ca(),
+            "--username".into(),
+            USER.into(),
+            "--password-stdin".into(),
+        ]
     }
 }
 
@@ -233,14 +304,22 @@ impl Drop for TestRegistry {
 /// the machine's /etc/containers/policy.json; fails the test if skopeo fails.
 pub fn skopeo(args: &[&str]) -> Output {
     let policy_dir = tempfile::tempdir().expect("tempdir");
-    let policy = write(policy_dir.path(), "policy.json", br#"{"default":[{"type":"insecureAcceptAnything"}]}"#);
+    let policy = write(
+        policy_dir.path(),
+        "policy.json",
+        br#"{"default":[{"type":"insecureAcceptAnything"}]}"#,
+    );
     let out = Command::new("skopeo")
         .arg("--policy")
         .arg(&policy)
         .args(args)
         .output()
         .expect("skopeo runs (Debian package skopeo)");
-    assert!(out.status.success(), "skopeo {args:?} failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "skopeo {args:?} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     out
 }
 
@@ -261,19 +340,34 @@ fn spawn_registry(dir: &Path) -> Child {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+    TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
 }
 
 /// (CA PEM, server certificate PEM for 127.0.0.1 and localhost, server key PEM).
 pub fn certificates() -> (String, String, String) {
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("ca params");
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params.distinguished_name.push(DnType::CommonName, "weir test CA");
-    ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
-    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().expect("ca key")).expect("ca cert");
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "weir test CA");
+    ca_params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().expect("ca key"))
+        .expect("ca cert");
     let mut params = CertificateParams::new(vec!["localhost".to_string()]).expect("server params");
-    params.subject_alt_names.push(SanType::IpAddress(IpAddr::V4(Ipv4Addr::LOCALHOST)));
-    params.distinguished_name.push(DnType::CommonName, "127.0.0.1");
+    params
+        .subject_alt_names
+        .push(SanType::IpAddress(IpAddr::V4(Ipv4Addr::LOCALHOST)));
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "127.0.0.1");
     let key = KeyPair::generate().expect("server key");
     let cert = params.signed_by(&key, &ca).expect("server cert");
     (ca.pem(), cert.pem(), key.serialize_pem())

@@ -15,14 +15,18 @@ use crate::common::{ok, weir, write};
 
 fn check_header() -> String {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins/check-header");
-    let path = weir_runtime::Plugin::wasm_path(&dir).unwrap_or_else(|e| panic!("building check-header: {e}"));
+    let path = weir_runtime::Plugin::wasm_path(&dir)
+        .unwrap_or_else(|e| panic!("building check-header: {e}"));
     path.display().to_string()
 }
 
 /// An ES256 grant valid from `iat` for five minutes, and the PEM key that verifies it.
 fn grant(iat: u64) -> (String, String) {
     let key = SigningKey::from_bytes(&[7u8; 32].into()).expect("a valid P-256 scalar");
-    let pem = key.verifying_key().to_public_key_pem(LineEnding::LF).expect("PEM");
+    let pem = key
+        .verifying_key()
+        .to_public_key_pem(LineEnding::LF)
+        .expect("PEM");
     let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"ES256","typ":"JWT"}"#);
     let claims = json!({
         "iss": "policy-server", "aud": "gateway", "sub": "alice",
@@ -30,7 +34,13 @@ fn grant(iat: u64) -> (String, String) {
     });
     let payload = URL_SAFE_NO_PAD.encode(claims.to_string());
     let signature: Signature = key.sign(format!("{header}.{payload}").as_bytes());
-    (format!("{header}.{payload}.{}", URL_SAFE_NO_PAD.encode(signature.to_bytes())), pem)
+    (
+        format!(
+            "{header}.{payload}.{}",
+            URL_SAFE_NO_PAD.encode(signature.to_bytes())
+        ),
+        pem,
+    )
 }
 
 /// The status the client got for one request carrying `token`, with `extra` flags.
@@ -43,18 +53,36 @@ fn status_with(token: &str, pem: &str, extra: &[&str]) -> String {
     let config = write(dir.path(), "config.json", config.to_string().as_bytes());
     let wasm = check_header();
     let header = format!("authz_complete: {token}");
-    let mut args = vec!["exec", wasm.as_str(), "--json", "--config", config.to_str().expect("utf-8"), "-H", &header];
+    let mut args = vec![
+        "exec",
+        wasm.as_str(),
+        "--json",
+        "--config",
+        config.to_str().expect("utf-8"),
+        "-H",
+        &header,
+    ];
     args.extend_from_slice(extra);
     let out = weir(&args, None);
     ok(&out);
     let report: Value = serde_json::from_slice(&out.stdout).expect("JSON report");
-    let status = report["response"]["headers"].as_array().expect("headers").iter().find(|p| p[0] == ":status");
-    status.and_then(|p| p[1].as_str()).expect(":status").to_string()
+    let status = report["response"]["headers"]
+        .as_array()
+        .expect("headers")
+        .iter()
+        .find(|p| p[0] == ":status");
+    status
+        .and_then(|p| p[1].as_str())
+        .expect(":status")
+        .to_string()
 }
 
 #[test]
 fn a_grant_issued_now_is_allowed_on_the_system_clock() {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).expect("after 1970").as_secs();
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("after 1970")
+        .as_secs();
     let (token, pem) = grant(now - 5);
     assert_eq!(status_with(&token, &pem, &[]), "200");
 }
@@ -63,8 +91,19 @@ fn a_grant_issued_now_is_allowed_on_the_system_clock() {
 fn time_pins_the_clock_before_issue_and_after_expiry() {
     let iat = 1_800_000_000; // 2027-01-15T08:00:00Z
     let (token, pem) = grant(iat);
-    assert_eq!(status_with(&token, &pem, &["--time", "2027-01-15T08:01:00Z"]), "200");
+    assert_eq!(
+        status_with(&token, &pem, &["--time", "2027-01-15T08:01:00Z"]),
+        "200"
+    );
     assert_eq!(status_with(&token, &pem, &["--time", "1800000060"]), "200");
-    assert_eq!(status_with(&token, &pem, &["--time", "2027-01-15T07:59:00Z"]), "401", "not yet valid");
-    assert_eq!(status_with(&token, &pem, &["--time", "2027-01-15T08:06:00Z"]), "401", "expired");
+    assert_eq!(
+        status_with(&token, &pem, &["--time", "2027-01-15T07:59:00Z"]),
+        "401",
+        "not yet valid"
+    );
+    assert_eq!(
+        status_with(&token, &pem, &["--time", "2027-01-15T08:06:00Z"]),
+        "401",
+        "expired"
+    );
 }

@@ -13,7 +13,8 @@ use sha2::{Digest, Sha256};
 use crate::common::{self, TestRegistry, PASSWORD, USER};
 use crate::run_support::{header_append, variant, write_yaml, HttpsServer, WeirRun};
 
-const GATEWAY: &str = "namespace: istio-ingress\nlabels:\n  istio: ingressgateway\ndirection: gateway\nport: 8080\n";
+const GATEWAY: &str =
+    "namespace: istio-ingress\nlabels:\n  istio: ingressgateway\ndirection: gateway\nport: 8080\n";
 /// RFC 7517 appendix A.1's EC public key: a valid JWKS for Envoy's jwt_authn.
 const JWKS: &str = r#"{"keys":[{"kty":"EC","crv":"P-256","x":"MKBCTNIcKUSDii11ySs3526iDZ8AiTo7Tu6KPAqv7D4","y":"4Etl6SRW2YiLUrN5vfvVHuhp7x8PxltmWWlbbM4IFyM","kid":"1"}]}"#;
 
@@ -40,12 +41,18 @@ fn push(registry: &TestRegistry, module: &Path, repo_tag: &str) -> String {
 
 fn wasm_filename(run: &WeirRun, name: &str) -> String {
     let config = run.extension_config(name);
-    config["typed_config"]["config"]["vm_config"]["code"]["local"]["filename"].as_str().unwrap_or_default().to_string()
+    config["typed_config"]["config"]["vm_config"]["code"]["local"]["filename"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
 }
 
 fn configuration(run: &WeirRun, name: &str) -> String {
     let config = run.extension_config(name);
-    config["typed_config"]["config"]["configuration"]["value"].as_str().unwrap_or_default().to_string()
+    config["typed_config"]["config"]["configuration"]["value"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
 }
 
 #[test]
@@ -63,24 +70,48 @@ fn seed_file_example_runs_and_ctrl_c_stops_envoy() {
     let upstream = weir_envoy_tests::EchoUpstream::start().expect("upstream");
     let upstream_url = format!("http://{}", upstream.addr());
     let cache = dir.path().join("cache");
-    let mut run = WeirRun::with(&file, Some(&workload), &cache, &["--upstream", &upstream_url]);
+    let mut run = WeirRun::with(
+        &file,
+        Some(&workload),
+        &cache,
+        &["--upstream", &upstream_url],
+    );
     let response = run.get("/seed");
     assert_eq!(response.status, 200);
     assert_eq!(response.headers.get("openid_server"), Some("authn"));
     assert_eq!(response.headers.get("openid_realm"), Some("ingress"));
-    assert_eq!(upstream.requests().len(), 1, "the request reached the upstream");
+    assert_eq!(
+        upstream.requests().len(),
+        1,
+        "the request reached the upstream"
+    );
     // What istiod writes: <ns>.<name>, empty root_id, pluginConfig as JSON in a StringValue, V8.
     let config = run.extension_config("istio-ingress.openid-connect");
     let wasm_config = &config["typed_config"]["config"];
     // An empty root_id (no pluginName) is proto3's default, which /config_dump leaves out.
     assert_eq!(wasm_config["root_id"].as_str().unwrap_or_default(), "");
     assert_eq!(wasm_config["vm_config"]["runtime"], "envoy.wasm.runtime.v8");
-    assert_eq!(configuration(&run, "istio-ingress.openid-connect"), r#"{"openid_realm":"ingress","openid_server":"authn"}"#);
-    assert!(run.stdout().contains("istio-ingress.openid-connect [AUTHN"), "{}", run.stdout());
+    assert_eq!(
+        configuration(&run, "istio-ingress.openid-connect"),
+        r#"{"openid_realm":"ingress","openid_server":"authn"}"#
+    );
+    assert!(
+        run.stdout().contains("istio-ingress.openid-connect [AUTHN"),
+        "{}",
+        run.stdout()
+    );
     let admin = run.admin.clone();
-    assert_eq!(run.interrupt(), Some(0), "Ctrl-C is a clean exit: {}", run.stderr());
+    assert_eq!(
+        run.interrupt(),
+        Some(0),
+        "Ctrl-C is a clean exit: {}",
+        run.stderr()
+    );
     assert!(run.stderr().contains("Envoy stopped"), "{}", run.stderr());
-    assert!(std::net::TcpStream::connect(&admin).is_err(), "Envoy's admin port is closed after Ctrl-C");
+    assert!(
+        std::net::TcpStream::connect(&admin).is_err(),
+        "Envoy's admin port is closed after Ctrl-C"
+    );
 }
 
 #[test]
@@ -91,30 +122,53 @@ fn seed_oci_and_https_examples_with_pull_secret_and_vm_env() {
     let digest = push(&registry, &module, "openid-connect/openid:latest");
     let secret = pull_secret(&registry);
     let head = "apiVersion: extensions.istio.io/v1alpha1\nkind: WasmPlugin\nmetadata:\n  name: openid-connect\n  namespace: istio-ingress\nspec:\n  selector:\n    matchLabels:\n      istio: ingressgateway\n";
-    let config = "  phase: AUTHN\n  pluginConfig:\n    openid_server: authn\n    openid_realm: ingress\n";
+    let config =
+        "  phase: AUTHN\n  pluginConfig:\n    openid_server: authn\n    openid_realm: ingress\n";
     let env = "  vmConfig:\n    env:\n    - name: POD_NAME\n      valueFrom: HOST\n    - name: TRUST_DOMAIN\n      value: \"cluster.local\"\n";
     let oci = format!(
         "  url: oci://{}/openid-connect/openid:latest\n  imagePullPolicy: IfNotPresent\n  imagePullSecret: private-registry-pull-secret\n",
         registry.host
     );
     // Example 2: OCI image, pull secret.
-    let file = write_yaml(dir.path(), "openid.yaml", &format!("{secret}---\n{head}{oci}{config}"));
+    let file = write_yaml(
+        dir.path(),
+        "openid.yaml",
+        &format!("{secret}---\n{head}{oci}{config}"),
+    );
     let workload = write_yaml(dir.path(), "workload.yaml", GATEWAY);
     let cache = dir.path().join("cache");
-    let run = WeirRun::with(&file, Some(&workload), &cache, &["--ca-cert", &registry.ca()]);
+    let run = WeirRun::with(
+        &file,
+        Some(&workload),
+        &cache,
+        &["--ca-cert", &registry.ca()],
+    );
     assert_eq!(run.get("/").headers.get("openid_server"), Some("authn"));
-    assert!(run.stdout().contains(&digest), "the chain names the manifest digest:\n{}", run.stdout());
+    assert!(
+        run.stdout().contains(&digest),
+        "the chain names the manifest digest:\n{}",
+        run.stdout()
+    );
     let hex = digest.trim_start_matches("sha256:");
     assert!(wasm_filename(&run, "istio-ingress.openid-connect").ends_with(&format!("{hex}.wasm")));
 
     // Example 3: the same with vmConfig env, applied by hot reload.
-    write_yaml(dir.path(), "openid.yaml", &format!("{secret}---\n{head}{oci}{config}{env}"));
+    write_yaml(
+        dir.path(),
+        "openid.yaml",
+        &format!("{secret}---\n{head}{oci}{config}{env}"),
+    );
     run.wait_for(Duration::from_secs(5), "vmConfig env applied", || {
         let c = run.extension_config("istio-ingress.openid-connect");
-        c["typed_config"]["config"]["vm_config"]["environment_variables"]["key_values"]["TRUST_DOMAIN"] == "cluster.local"
+        c["typed_config"]["config"]["vm_config"]["environment_variables"]["key_values"]
+            ["TRUST_DOMAIN"]
+            == "cluster.local"
     });
     let c = run.extension_config("istio-ingress.openid-connect");
-    assert_eq!(c["typed_config"]["config"]["vm_config"]["environment_variables"]["host_env_keys"], serde_json::json!(["POD_NAME"]));
+    assert_eq!(
+        c["typed_config"]["config"]["vm_config"]["environment_variables"]["host_env_keys"],
+        serde_json::json!(["POD_NAME"])
+    );
     assert_eq!(run.get("/").status, 200);
 
     // Example 4: https://, imagePullPolicy Always, from a local TLS server.
@@ -128,12 +182,25 @@ fn seed_oci_and_https_examples_with_pull_secret_and_vm_env() {
     let cert_file = common::write(server_dir.path(), "cert.pem", cert.as_bytes());
     let key_file = common::write(server_dir.path(), "key.pem", key.as_bytes());
     let server = HttpsServer::start(&served, &cert_file, &key_file);
-    let https = format!("  url: {}/filters/openid.wasm\n  imagePullPolicy: Always\n", server.base);
+    let https = format!(
+        "  url: {}/filters/openid.wasm\n  imagePullPolicy: Always\n",
+        server.base
+    );
     drop(run);
-    let file = write_yaml(dir.path(), "openid.yaml", &format!("{head}{https}{config}{env}"));
-    let run = WeirRun::with(&file, Some(&workload), &cache, &["--ca-cert", ca_file.to_str().expect("utf8")]);
+    let file = write_yaml(
+        dir.path(),
+        "openid.yaml",
+        &format!("{head}{https}{config}{env}"),
+    );
+    let run = WeirRun::with(
+        &file,
+        Some(&workload),
+        &cache,
+        &["--ca-cert", ca_file.to_str().expect("utf8")],
+    );
     assert_eq!(run.get("/").headers.get("openid_realm"), Some("ingress"));
-    assert!(wasm_filename(&run, "istio-ingress.openid-connect").ends_with(&format!("{}.wasm", sha256_hex(&https_module))));
+    assert!(wasm_filename(&run, "istio-ingress.openid-connect")
+        .ends_with(&format!("{}.wasm", sha256_hex(&https_module))));
 }
 
 #[test]
@@ -141,7 +208,11 @@ fn seed_three_plugins_order_around_jwt_authn_and_unset_priority_sorts_after_zero
     let dir = tempfile::tempdir().expect("tempdir");
     let registry = TestRegistry::start();
     let module = header_append();
-    for repo in ["openid-connect/openid:latest", "acl-check/acl:latest", "check-header:latest"] {
+    for repo in [
+        "openid-connect/openid:latest",
+        "acl-check/acl:latest",
+        "check-header:latest",
+    ] {
         push(&registry, &module, repo);
     }
     let host = &registry.host;
@@ -164,7 +235,12 @@ fn seed_three_plugins_order_around_jwt_authn_and_unset_priority_sorts_after_zero
         &format!("{GATEWAY}jwt:\n  issuer: https://idp.example\n  jwks: '{JWKS}'\nauthorization:\n  action: DENY\n  paths: [\"/admin*\"]\n"),
     );
     let cache = dir.path().join("cache");
-    let run = WeirRun::with(&plugins, Some(&workload), &cache, &["--ca-cert", &registry.ca()]);
+    let run = WeirRun::with(
+        &plugins,
+        Some(&workload),
+        &cache,
+        &["--ca-cert", &registry.ca()],
+    );
     assert_eq!(
         run.http_filter_names(),
         [
@@ -179,12 +255,21 @@ fn seed_three_plugins_order_around_jwt_authn_and_unset_priority_sorts_after_zero
         ],
         "Envoy's /config_dump holds the chain in istiod's order"
     );
-    assert!(run.stderr().contains("not applied: elsewhere.other-namespace"), "{}", run.stderr());
+    assert!(
+        run.stderr()
+            .contains("not applied: elsewhere.other-namespace"),
+        "{}",
+        run.stderr()
+    );
     let response = run.get("/data");
     assert_eq!(response.status, 200, "{}", run.stderr());
     assert_eq!(response.headers.get("set_header"), Some("authz_complete"));
     assert_eq!(response.headers.get("function"), Some("read_data"));
-    assert_eq!(run.get("/admin/x").status, 403, "the rbac rule denies /admin*");
+    assert_eq!(
+        run.get("/admin/x").status,
+        403,
+        "the rbac rule denies /admin*"
+    );
     let bad_token = weir_envoy_tests::HttpRequest::get(&format!("{}/data", run.url))
         .expect("request")
         .header("authorization", "Bearer not-a-jwt")
@@ -203,25 +288,61 @@ fn fetch_failures_fail_open_200_fail_close_403_and_sha256_mismatch_refused() {
             "apiVersion: extensions.istio.io/v1alpha1\nkind: WasmPlugin\nmetadata:\n  name: guard\n  namespace: default\nspec:\n  url: {url}\n{extra}  pluginConfig:\n    x-guard: loaded\n"
         )
     };
-    let file = write_yaml(dir.path(), "guard.yaml", &doc("file:///nonexistent/guard.wasm", "  failStrategy: FAIL_OPEN\n"));
+    let file = write_yaml(
+        dir.path(),
+        "guard.yaml",
+        &doc(
+            "file:///nonexistent/guard.wasm",
+            "  failStrategy: FAIL_OPEN\n",
+        ),
+    );
     let cache = dir.path().join("cache");
     let run = WeirRun::with(&file, None, &cache, &[]);
     let open = run.get("/");
     assert_eq!(open.status, 200, "FAIL_OPEN lets requests through");
     assert_eq!(open.headers.get("x-guard"), None, "the plugin did not run");
-    assert!(run.stderr().contains("default.guard: module fetch failed"), "{}", run.stderr());
+    assert!(
+        run.stderr().contains("default.guard: module fetch failed"),
+        "{}",
+        run.stderr()
+    );
 
-    write_yaml(dir.path(), "guard.yaml", &doc("file:///nonexistent/guard.wasm", "  failStrategy: FAIL_CLOSE\n"));
-    run.wait_for(Duration::from_secs(5), "FAIL_CLOSE denies", || run.get("/").status == 403);
+    write_yaml(
+        dir.path(),
+        "guard.yaml",
+        &doc(
+            "file:///nonexistent/guard.wasm",
+            "  failStrategy: FAIL_CLOSE\n",
+        ),
+    );
+    run.wait_for(Duration::from_secs(5), "FAIL_CLOSE denies", || {
+        run.get("/").status == 403
+    });
 
     let wrong = "0".repeat(64);
     let url = format!("file://{}", wasm.display());
-    write_yaml(dir.path(), "guard.yaml", &doc(&url, &format!("  sha256: {wrong}\n")));
-    run.wait_for(Duration::from_secs(5), "mismatch reported", || run.stderr().contains("checksum mismatch"));
-    assert_eq!(run.get("/").status, 403, "a sha256 mismatch is a fetch failure: deny-all");
+    write_yaml(
+        dir.path(),
+        "guard.yaml",
+        &doc(&url, &format!("  sha256: {wrong}\n")),
+    );
+    run.wait_for(Duration::from_secs(5), "mismatch reported", || {
+        run.stderr().contains("checksum mismatch")
+    });
+    assert_eq!(
+        run.get("/").status,
+        403,
+        "a sha256 mismatch is a fetch failure: deny-all"
+    );
 
-    write_yaml(dir.path(), "guard.yaml", &doc(&url, &format!("  sha256: {}\n", sha256_hex(&module))));
-    run.wait_for(Duration::from_secs(5), "plugin loaded", || run.get("/").headers.get("x-guard") == Some("loaded"));
+    write_yaml(
+        dir.path(),
+        "guard.yaml",
+        &doc(&url, &format!("  sha256: {}\n", sha256_hex(&module))),
+    );
+    run.wait_for(Duration::from_secs(5), "plugin loaded", || {
+        run.get("/").headers.get("x-guard") == Some("loaded")
+    });
 }
 
 #[test]
@@ -229,7 +350,11 @@ fn pull_policy_if_not_present_keeps_cached_module_always_pulls_moved_tag() {
     let dir = tempfile::tempdir().expect("tempdir");
     let registry = TestRegistry::start();
     let v1 = header_append();
-    let v2 = common::write(dir.path(), "v2.wasm", &variant(&std::fs::read(&v1).expect("module"), "v2"));
+    let v2 = common::write(
+        dir.path(),
+        "v2.wasm",
+        &variant(&std::fs::read(&v1).expect("module"), "v2"),
+    );
     let d1 = push(&registry, &v1, "p/guard:1.0");
     let doc = |policy: &str, value: &str| {
         format!(
@@ -241,18 +366,30 @@ fn pull_policy_if_not_present_keeps_cached_module_always_pulls_moved_tag() {
     let file = write_yaml(dir.path(), "guard.yaml", &doc("IfNotPresent", "one"));
     let workload = write_yaml(dir.path(), "workload.yaml", GATEWAY);
     let cache = dir.path().join("cache");
-    let run = WeirRun::with(&file, Some(&workload), &cache, &["--ca-cert", &registry.ca()]);
+    let run = WeirRun::with(
+        &file,
+        Some(&workload),
+        &cache,
+        &["--ca-cert", &registry.ca()],
+    );
     let hex = |d: &str| format!("{}.wasm", d.trim_start_matches("sha256:"));
     assert!(wasm_filename(&run, "istio-ingress.guard").ends_with(&hex(&d1)));
 
     let d2 = push(&registry, &v2, "p/guard:1.0");
     assert_ne!(d1, d2, "the tag moved");
     write_yaml(dir.path(), "guard.yaml", &doc("IfNotPresent", "two"));
-    run.wait_for(Duration::from_secs(5), "config change applied", || run.get("/").headers.get("x-guard") == Some("two"));
-    assert!(wasm_filename(&run, "istio-ingress.guard").ends_with(&hex(&d1)), "IfNotPresent keeps the cached module");
+    run.wait_for(Duration::from_secs(5), "config change applied", || {
+        run.get("/").headers.get("x-guard") == Some("two")
+    });
+    assert!(
+        wasm_filename(&run, "istio-ingress.guard").ends_with(&hex(&d1)),
+        "IfNotPresent keeps the cached module"
+    );
 
     write_yaml(dir.path(), "guard.yaml", &doc("Always", "three"));
-    run.wait_for(Duration::from_secs(5), "Always re-pulls", || wasm_filename(&run, "istio-ingress.guard").ends_with(&hex(&d2)));
+    run.wait_for(Duration::from_secs(5), "Always re-pulls", || {
+        wasm_filename(&run, "istio-ingress.guard").ends_with(&hex(&d2))
+    });
     assert_eq!(run.get("/").headers.get("x-guard"), Some("three"));
 }
 
@@ -270,7 +407,12 @@ fn hot_reload_within_two_seconds_without_dropped_requests() {
     let file = write_yaml(dir.path(), "plugin.yaml", &doc("v1"));
     let upstream = weir_envoy_tests::EchoUpstream::start().expect("upstream");
     let cache = dir.path().join("cache");
-    let run = WeirRun::with(&file, None, &cache, &["--upstream", &format!("http://{}", upstream.addr())]);
+    let run = WeirRun::with(
+        &file,
+        None,
+        &cache,
+        &["--upstream", &format!("http://{}", upstream.addr())],
+    );
     assert_eq!(run.get("/").headers.get("x-version"), Some("v1"));
 
     let stop = Arc::new(AtomicBool::new(false));
@@ -279,19 +421,32 @@ fn hot_reload_within_two_seconds_without_dropped_requests() {
     let first_v2 = Arc::new(Mutex::new(None::<Instant>));
     let loops: Vec<_> = (0..2)
         .map(|_| {
-            let (stop, sent, failures, first_v2, url) = (stop.clone(), sent.clone(), failures.clone(), first_v2.clone(), run.url.clone());
+            let (stop, sent, failures, first_v2, url) = (
+                stop.clone(),
+                sent.clone(),
+                failures.clone(),
+                first_v2.clone(),
+                run.url.clone(),
+            );
             std::thread::spawn(move || {
                 let deadline = Instant::now() + Duration::from_secs(30);
                 while !stop.load(Ordering::SeqCst) && Instant::now() < deadline {
-                    let result = weir_envoy_tests::HttpRequest::get(&format!("{url}/loop")).and_then(|r| r.send());
+                    let result = weir_envoy_tests::HttpRequest::get(&format!("{url}/loop"))
+                        .and_then(|r| r.send());
                     sent.fetch_add(1, Ordering::SeqCst);
                     match result {
                         Ok(r) if r.status == 200 => {
                             if r.headers.get("x-version") == Some("v2") {
-                                first_v2.lock().expect("lock").get_or_insert_with(Instant::now);
+                                first_v2
+                                    .lock()
+                                    .expect("lock")
+                                    .get_or_insert_with(Instant::now);
                             }
                         }
-                        Ok(r) => failures.lock().expect("lock").push(format!("status {}", r.status)),
+                        Ok(r) => failures
+                            .lock()
+                            .expect("lock")
+                            .push(format!("status {}", r.status)),
                         Err(e) => failures.lock().expect("lock").push(format!("{e:#}")),
                     }
                 }
@@ -301,8 +456,14 @@ fn hot_reload_within_two_seconds_without_dropped_requests() {
     std::thread::sleep(Duration::from_millis(300));
     let edited = Instant::now();
     write_yaml(dir.path(), "plugin.yaml", &doc("v2"));
-    run.wait_for(Duration::from_secs(2), "v2 served", || first_v2.lock().expect("lock").is_some());
-    let config_latency = first_v2.lock().expect("lock").expect("seen").duration_since(edited);
+    run.wait_for(Duration::from_secs(2), "v2 served", || {
+        first_v2.lock().expect("lock").is_some()
+    });
+    let config_latency = first_v2
+        .lock()
+        .expect("lock")
+        .expect("seen")
+        .duration_since(edited);
 
     // A rebuilt module (new bytes, same path) swaps the VM as well.
     let rebuilt = variant(&module, "rebuilt");
@@ -310,7 +471,9 @@ fn hot_reload_within_two_seconds_without_dropped_requests() {
     let swapped = Instant::now();
     common::write(dir.path(), "plugin.wasm.tmp", &rebuilt);
     std::fs::rename(dir.path().join("plugin.wasm.tmp"), &wasm).expect("rename");
-    run.wait_for(Duration::from_secs(2), "rebuilt module loaded", || wasm_filename(&run, "default.versioned").ends_with(&rebuilt_name));
+    run.wait_for(Duration::from_secs(2), "rebuilt module loaded", || {
+        wasm_filename(&run, "default.versioned").ends_with(&rebuilt_name)
+    });
     let module_latency = swapped.elapsed();
     std::thread::sleep(Duration::from_millis(300));
     stop.store(true, Ordering::SeqCst);
@@ -320,7 +483,10 @@ fn hot_reload_within_two_seconds_without_dropped_requests() {
     let failures = failures.lock().expect("lock");
     let total = sent.load(Ordering::SeqCst);
     eprintln!("hot reload: config {config_latency:?}, module {module_latency:?}, {total} requests, {} failed", failures.len());
-    assert!(failures.is_empty(), "dropped or failed requests during reload: {failures:?}");
+    assert!(
+        failures.is_empty(),
+        "dropped or failed requests during reload: {failures:?}"
+    );
     assert!(total > 20, "the loop kept sending ({total})");
     assert!(config_latency < Duration::from_secs(2));
     assert_eq!(run.get("/").headers.get("x-version"), Some("v2"));
@@ -328,16 +494,23 @@ fn hot_reload_within_two_seconds_without_dropped_requests() {
 
 #[test]
 fn invalid_wasmplugins_are_refused_before_envoy_with_validate_messages() {
-    let invalid = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/data/istio/wasmplugin-invalid.yaml");
+    let invalid =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/data/istio/wasmplugin-invalid.yaml");
     let invalid = invalid.to_str().expect("utf8");
     let validate = common::weir(&["manifest", "validate", invalid], None);
     let expected = common::stdout(&validate);
     assert!(!expected.is_empty());
     // A missing Envoy would be the error if validation did not come first.
-    let run = common::weir(&["run", "-f", invalid, "--envoy", "/nonexistent/envoy"], None);
+    let run = common::weir(
+        &["run", "-f", invalid, "--envoy", "/nonexistent/envoy"],
+        None,
+    );
     let stderr = common::user_error(&run);
     for line in expected.lines() {
-        assert!(stderr.contains(line.trim()), "`{line}` missing from weir run's error:\n{stderr}");
+        assert!(
+            stderr.contains(line.trim()),
+            "`{line}` missing from weir run's error:\n{stderr}"
+        );
     }
     assert!(!stderr.contains("no Envoy"), "{stderr}");
     assert!(common::stdout(&run).is_empty(), "nothing started");
@@ -353,15 +526,37 @@ fn dry_run_prints_the_envoy_config_and_missing_envoy_says_how_to_install() {
     );
     let file = write_yaml(dir.path(), "p.yaml", &doc);
     let cache = dir.path().join("cache");
-    let args = ["run", "-f", file.to_str().expect("utf8"), "--cache-dir", cache.to_str().expect("utf8"), "--envoy", "/nonexistent/envoy"];
+    let args = [
+        "run",
+        "-f",
+        file.to_str().expect("utf8"),
+        "--cache-dir",
+        cache.to_str().expect("utf8"),
+        "--envoy",
+        "/nonexistent/envoy",
+    ];
     let mut dry = args.to_vec();
     dry.push("--dry-run");
     let out = common::ok(&common::weir(&dry, None));
-    for needle in ["envoy.wasm.runtime.v8", "root_id: my-root", "failure_policy: FAIL_OPEN", "TRUST_DOMAIN: cluster.local", "config_discovery", "type.googleapis.com/google.protobuf.StringValue", "path_config_source"] {
-        assert!(out.contains(needle), "`{needle}` missing from the dry run:\n{out}");
+    for needle in [
+        "envoy.wasm.runtime.v8",
+        "root_id: my-root",
+        "failure_policy: FAIL_OPEN",
+        "TRUST_DOMAIN: cluster.local",
+        "config_discovery",
+        "type.googleapis.com/google.protobuf.StringValue",
+        "path_config_source",
+    ] {
+        assert!(
+            out.contains(needle),
+            "`{needle}` missing from the dry run:\n{out}"
+        );
     }
     let stderr = common::user_error(&common::weir(&args, None));
-    assert!(stderr.contains("make envoy") && stderr.contains("PATH"), "{stderr}");
+    assert!(
+        stderr.contains("make envoy") && stderr.contains("PATH"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -376,8 +571,14 @@ fn a_module_that_rejects_its_config_is_reported_by_name_and_reason() {
     let file = write_yaml(dir.path(), "appender.yaml", &plugin);
     let run = WeirRun::with(&file, None, &dir.path().join("cache"), &[]);
     let stderr = run.stderr();
-    assert!(stderr.contains("default.appender: plugin rejected its configuration"), "{stderr}");
-    assert!(stderr.contains("response_headers_to_add"), "the plugin's own message names the field: {stderr}");
+    assert!(
+        stderr.contains("default.appender: plugin rejected its configuration"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("response_headers_to_add"),
+        "the plugin's own message names the field: {stderr}"
+    );
     // Envoy refuses the filter's configuration too and answers every request 500 until the
     // WasmPlugin is fixed; the plugin never runs.
     let response = run.get("/");
@@ -386,5 +587,7 @@ fn a_module_that_rejects_its_config_is_reported_by_name_and_reason() {
 
     let fixed = plugin.replace("response_headers_to_add: not-a-list", "x-fixed: yes");
     write_yaml(dir.path(), "appender.yaml", &fixed);
-    run.wait_for(Duration::from_secs(5), "fixed config applied", || run.get("/").headers.get("x-fixed") == Some("yes"));
+    run.wait_for(Duration::from_secs(5), "fixed config applied", || {
+        run.get("/").headers.get("x-fixed") == Some("yes")
+    });
 }

@@ -54,9 +54,17 @@ impl WeirRun {
             }
             if let Ok(Some(status)) = child.try_wait() {
                 std::thread::sleep(Duration::from_millis(100));
-                panic!("weir run exited ({status}) before serving:\n{}\n{}", stdout.lock().expect("lock"), stderr.lock().expect("lock"));
+                panic!(
+                    "weir run exited ({status}) before serving:\n{}\n{}",
+                    stdout.lock().expect("lock"),
+                    stderr.lock().expect("lock")
+                );
             }
-            assert!(Instant::now() < deadline, "weir run did not start in 60 s:\n{}", stderr.lock().expect("lock"));
+            assert!(
+                Instant::now() < deadline,
+                "weir run did not start in 60 s:\n{}",
+                stderr.lock().expect("lock")
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
         let out = stdout.lock().expect("lock").clone();
@@ -67,13 +75,24 @@ impl WeirRun {
         };
         let url = field("listening");
         let admin = field("admin").trim_start_matches("http://").to_string();
-        WeirRun { child, stdout, stderr, url, admin }
+        WeirRun {
+            child,
+            stdout,
+            stderr,
+            url,
+            admin,
+        }
     }
 
     /// `weir run -f INPUT [--workload W] --cache-dir CACHE EXTRA…`.
     pub fn with(input: &Path, workload: Option<&Path>, cache: &Path, extra: &[&str]) -> WeirRun {
         let text = |p: &Path| p.to_str().expect("UTF-8 test path").to_string();
-        let mut args = vec!["-f".to_string(), text(input), "--cache-dir".to_string(), text(cache)];
+        let mut args = vec![
+            "-f".to_string(),
+            text(input),
+            "--cache-dir".to_string(),
+            text(cache),
+        ];
         if let Some(w) = workload {
             args.extend(["--workload".to_string(), text(w)]);
         }
@@ -93,25 +112,49 @@ impl WeirRun {
 
     /// GET `path` on the listener.
     pub fn get(&self, path: &str) -> weir_envoy_tests::HttpResponse {
-        weir_envoy_tests::HttpRequest::get(&format!("{}{path}", self.url)).expect("request").send().expect("response")
+        weir_envoy_tests::HttpRequest::get(&format!("{}{path}", self.url))
+            .expect("request")
+            .send()
+            .expect("response")
     }
 
     /// Envoy's `/config_dump` (with EDS-less default sections).
     pub fn config_dump(&self) -> Value {
-        let response = weir_envoy_tests::HttpRequest::get(&format!("http://{}/config_dump", self.admin))
-            .expect("request")
-            .send()
-            .expect("config_dump");
+        let response =
+            weir_envoy_tests::HttpRequest::get(&format!("http://{}/config_dump", self.admin))
+                .expect("request")
+                .send()
+                .expect("config_dump");
         serde_json::from_slice(&response.body).expect("config_dump is JSON")
     }
 
     /// Names of the listener's HTTP filters, in order.
     pub fn http_filter_names(&self) -> Vec<String> {
         let dump = self.config_dump();
-        let listeners = dump["configs"].as_array().expect("configs").iter().find(|c| c["@type"].as_str().is_some_and(|t| t.ends_with("ListenersConfigDump"))).expect("listener dump").clone();
+        let listeners = dump["configs"]
+            .as_array()
+            .expect("configs")
+            .iter()
+            .find(|c| {
+                c["@type"]
+                    .as_str()
+                    .is_some_and(|t| t.ends_with("ListenersConfigDump"))
+            })
+            .expect("listener dump")
+            .clone();
         let listener = &listeners["dynamic_listeners"][0]["active_state"]["listener"];
-        let hcm = listener["filter_chains"][0]["filters"].as_array().expect("filters").last().expect("hcm").clone();
-        hcm["typed_config"]["http_filters"].as_array().expect("http_filters").iter().map(|f| f["name"].as_str().unwrap_or_default().to_string()).collect()
+        let hcm = listener["filter_chains"][0]["filters"]
+            .as_array()
+            .expect("filters")
+            .last()
+            .expect("hcm")
+            .clone();
+        hcm["typed_config"]["http_filters"]
+            .as_array()
+            .expect("http_filters")
+            .iter()
+            .map(|f| f["name"].as_str().unwrap_or_default().to_string())
+            .collect()
     }
 
     /// The extension configs Envoy holds, by name (from `/config_dump`'s ECDS section).
@@ -121,7 +164,11 @@ impl WeirRun {
             .as_array()
             .expect("configs")
             .iter()
-            .filter(|c| c["@type"].as_str().is_some_and(|t| t.ends_with("EcdsConfigDump")))
+            .filter(|c| {
+                c["@type"]
+                    .as_str()
+                    .is_some_and(|t| t.ends_with("EcdsConfigDump"))
+            })
             .flat_map(|c| c["ecds_filters"].as_array().cloned().unwrap_or_default())
             .map(|f| f["ecds_filter"].clone())
             .collect()
@@ -129,14 +176,26 @@ impl WeirRun {
 
     /// The extension config named `name`.
     pub fn extension_config(&self, name: &str) -> Value {
-        self.extension_configs().into_iter().find(|c| c["name"] == name).unwrap_or_else(|| panic!("no extension config {name}"))
+        self.extension_configs()
+            .into_iter()
+            .find(|c| c["name"] == name)
+            .unwrap_or_else(|| panic!("no extension config {name}"))
     }
 
     /// Polls `check` every 50 ms until it holds or `timeout` passes; returns the time taken.
-    pub fn wait_for(&self, timeout: Duration, what: &str, mut check: impl FnMut() -> bool) -> Duration {
+    pub fn wait_for(
+        &self,
+        timeout: Duration,
+        what: &str,
+        mut check: impl FnMut() -> bool,
+    ) -> Duration {
         let start = Instant::now();
         while !check() {
-            assert!(start.elapsed() < timeout, "{what}: not within {timeout:?}; stderr:\n{}", self.stderr());
+            assert!(
+                start.elapsed() < timeout,
+                "{what}: not within {timeout:?}; stderr:\n{}",
+                self.stderr()
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
         start.elapsed()
@@ -173,8 +232,13 @@ impl Drop for WeirRun {
                 }
                 std::thread::sleep(Duration::from_millis(50));
             }
-            eprintln!("weir run (pid {}) ignored SIGINT for 15 s; killing it and its Envoy", self.child.id());
-            let _ = std::process::Command::new("pkill").args(["-KILL", "-P", &self.child.id().to_string()]).status();
+            eprintln!(
+                "weir run (pid {}) ignored SIGINT for 15 s; killing it and its Envoy",
+                self.child.id()
+            );
+            let _ = std::process::Command::new("pkill")
+                .args(["-KILL", "-P", &self.child.id().to_string()])
+                .status();
             let _ = self.child.kill();
             let _ = self.child.wait();
         }
@@ -236,9 +300,14 @@ print(s.server_address[1],flush=True)\ns.serve_forever()\n";
             .spawn()
             .expect("python3 runs");
         let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("port line");
+        BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("port line");
         let port: u16 = line.trim().parse().expect("the server prints its port");
-        HttpsServer { child, base: format!("https://127.0.0.1:{port}") }
+        HttpsServer {
+            child,
+            base: format!("https://127.0.0.1:{port}"),
+        }
     }
 }
 

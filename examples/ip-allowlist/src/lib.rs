@@ -23,7 +23,8 @@ struct IpAllowlist {
 impl NetworkFilter for IpAllowlist {
     fn on_new_connection(&mut self, conn: &Connection) -> Result<ConnectionFlow> {
         let source = conn.source_address()?.unwrap_or_default();
-        let allowed = cidr::parse_socket_ip(&source).is_some_and(|ip| self.cfg.allow.iter().any(|c| c.contains(ip)));
+        let allowed = cidr::parse_socket_ip(&source)
+            .is_some_and(|ip| self.cfg.allow.iter().any(|c| c.contains(ip)));
         if allowed {
             debug!("allowing {source}");
             Ok(ConnectionFlow::Continue)

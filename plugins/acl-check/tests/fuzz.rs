@@ -22,11 +22,19 @@ fn random_requests_never_trap_and_only_policy_tokens_go_upstream() {
         .upstream("policy", move |_| policy.lock().unwrap_or_else(|e| e.into_inner()).callout_response())
         .start()
         .expect("acl-check starts");
-    let fuzzer = Fuzzer::new(seed).header_names(&["authz_complete", "cookie", "x-user"]).tokens([GRANT.to_string()]);
+    let fuzzer = Fuzzer::new(seed)
+        .header_names(&["authz_complete", "cookie", "x-user"])
+        .tokens([GRANT.to_string()]);
     let mut passed = 0;
     fuzz_http(&plugin, fuzzer, seed, fuzz_requests(), |request, out| {
-        let Some(up) = out.upstream_request() else { return };
-        let answer = out.callouts().first().and_then(|c| c.response()).map(|r| r.text());
+        let Some(up) = out.upstream_request() else {
+            return;
+        };
+        let answer = out
+            .callouts()
+            .first()
+            .and_then(|c| c.response())
+            .map(|r| r.text());
         let sent = up.headers().get_all("authz_complete");
         assert!(
             matches!((sent.as_slice(), &answer), ([token], Some(body)) if body.trim() == *token),
@@ -34,5 +42,8 @@ fn random_requests_never_trap_and_only_policy_tokens_go_upstream() {
         );
         passed += 1;
     });
-    assert!(passed > 0, "WEIR_FUZZ_SEED={seed}: no request passed; the policy server never granted");
+    assert!(
+        passed > 0,
+        "WEIR_FUZZ_SEED={seed}: no request passed; the policy server never granted"
+    );
 }

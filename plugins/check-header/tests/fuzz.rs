@@ -12,10 +12,19 @@ use weir_runtime::testing::fuzz::{fuzz_http, fuzz_requests, fuzz_seed, Fuzzer};
 #[test]
 fn random_requests_never_trap_and_only_valid_grants_pass() {
     let k = keys();
-    let plugin = start(&k, json!({ "claim_to_headers": [{ "claim": "sub", "header": "x-user" }, { "claim": "functions", "header": "x-fn" }] }));
-    let valid: Vec<String> = vec![sign(&k, claims(&["read_data"])), sign(&k, claims(&["read_data", "write_data"])), sign(&k, claims(&["write_data"]))];
+    let plugin = start(
+        &k,
+        json!({ "claim_to_headers": [{ "claim": "sub", "header": "x-user" }, { "claim": "functions", "header": "x-fn" }] }),
+    );
+    let valid: Vec<String> = vec![
+        sign(&k, claims(&["read_data"])),
+        sign(&k, claims(&["read_data", "write_data"])),
+        sign(&k, claims(&["write_data"])),
+    ];
     let seed = fuzz_seed();
-    let fuzzer = Fuzzer::new(seed).header_names(&["authz_complete", "x-user"]).tokens(valid.clone());
+    let fuzzer = Fuzzer::new(seed)
+        .header_names(&["authz_complete", "x-user"])
+        .tokens(valid.clone());
     let mut passed = 0;
     fuzz_http(&plugin, fuzzer, seed, fuzz_requests(), |request, out| {
         if out.upstream_request().is_some() {
@@ -27,5 +36,8 @@ fn random_requests_never_trap_and_only_valid_grants_pass() {
             passed += 1;
         }
     });
-    assert!(passed > 0, "WEIR_FUZZ_SEED={seed}: no request passed; the fuzzer never sent a valid grant");
+    assert!(
+        passed > 0,
+        "WEIR_FUZZ_SEED={seed}: no request passed; the fuzzer never sent a valid grant"
+    );
 }

@@ -33,9 +33,12 @@ fn jwks(keys: &[&ES256KeyPair]) -> String {
 
 /// A grant for `read_data`, valid for an hour from `at` seconds after T0.
 fn grant(k: &ES256KeyPair, at: u64) -> String {
-    let claims = Claims::with_custom_claims(json!({ "functions": ["read_data"] }), Duration::from_secs(3600).into())
-        .with_issuer("weir-policy-server")
-        .with_audience("check-header");
+    let claims = Claims::with_custom_claims(
+        json!({ "functions": ["read_data"] }),
+        Duration::from_secs(3600).into(),
+    )
+    .with_issuer("weir-policy-server")
+    .with_audience("check-header");
     let mut claims = claims;
     claims.issued_at = Some(UnixTimeStamp::from_secs(T0 + at));
     claims.invalid_before = Some(UnixTimeStamp::from_secs(T0 + at));
@@ -52,7 +55,10 @@ struct Provider {
 
 impl Provider {
     fn new(doc: String) -> Provider {
-        Provider { doc: Arc::new(Mutex::new((200, doc))), fetches: Arc::new(AtomicUsize::new(0)) }
+        Provider {
+            doc: Arc::new(Mutex::new((200, doc))),
+            fetches: Arc::new(AtomicUsize::new(0)),
+        }
     }
 
     fn serve(&self, status: u16, doc: String) {
@@ -74,7 +80,9 @@ impl Provider {
                 assert_eq!(req.path(), "/keys");
                 this.fetches.fetch_add(1, Ordering::SeqCst);
                 let (status, doc) = this.doc.lock().expect("lock").clone();
-                Response::status(status).header("content-type", "application/json").body(doc)
+                Response::status(status)
+                    .header("content-type", "application/json")
+                    .body(doc)
             })
             .start()
             .expect("check-header starts")
@@ -82,14 +90,20 @@ impl Provider {
 }
 
 fn send(plugin: &Plugin, token: &str) -> Outcome {
-    plugin.http().request(Request::get("/data").header("authz_complete", token)).run()
+    plugin
+        .http()
+        .request(Request::get("/data").header("authz_complete", token))
+        .run()
 }
 
 fn status(out: &Outcome) -> u16 {
     assert!(out.trap().is_none(), "trap: {:?}", out.trap());
     match out.local_reply() {
         Some(reply) => {
-            assert!(out.upstream_request().is_none(), "a refused request never reaches the upstream");
+            assert!(
+                out.upstream_request().is_none(),
+                "a refused request never reaches the upstream"
+            );
             reply.status()
         }
         None => {
@@ -113,7 +127,11 @@ fn fetched_once_at_start_for_all_workers_then_refreshed_on_its_period() {
     assert_eq!(idp.fetches(), 2, "requests use the shared copy");
 
     plugin.advance(Duration::from_secs(301));
-    assert_eq!(idp.fetches(), 3, "refreshed once after jwks_refresh_seconds (300), not once per VM");
+    assert_eq!(
+        idp.fetches(),
+        3,
+        "refreshed once after jwks_refresh_seconds (300), not once per VM"
+    );
     plugin.advance(Duration::from_secs(300));
     assert_eq!(idp.fetches(), 4, "and once again a period later");
     assert_eq!(status(&send(&plugin, &grant(&k1, 601))), 200);
@@ -126,14 +144,26 @@ fn a_new_key_set_empties_the_verified_cache() {
     let plugin = idp.start(1);
     let (by_k1, by_k2) = (grant(&k1, 0), grant(&k2, 0));
     for token in [&by_k1, &by_k1, &by_k2, &by_k2] {
-        assert_eq!(status(&send(&plugin, token)), 200, "verified, then a cache hit");
+        assert_eq!(
+            status(&send(&plugin, token)),
+            200,
+            "verified, then a cache hit"
+        );
     }
     // k1 removed and k2's kid now names another key: neither cached grant may pass.
     idp.serve(200, jwks(&[&key("k2")]));
     plugin.advance(Duration::from_secs(301));
     assert_eq!(idp.fetches(), 2, "refreshed");
-    assert_eq!(status(&send(&plugin, &by_k1)), 401, "signed by a removed key");
-    assert_eq!(status(&send(&plugin, &by_k2)), 401, "signed by a replaced key");
+    assert_eq!(
+        status(&send(&plugin, &by_k1)),
+        401,
+        "signed by a removed key"
+    );
+    assert_eq!(
+        status(&send(&plugin, &by_k2)),
+        401,
+        "signed by a replaced key"
+    );
 }
 
 #[test]
@@ -145,18 +175,30 @@ fn an_unknown_kid_refetches_once_then_is_rate_limited() {
     idp.serve(200, jwks(&[&k2]));
     assert_eq!(status(&send(&plugin, &grant(&k2, 0))), 200);
     assert_eq!(idp.fetches(), 2);
-    assert_eq!(status(&send(&plugin, &grant(&k1, 0))), 401, "k1 was rotated out");
+    assert_eq!(
+        status(&send(&plugin, &grant(&k1, 0))),
+        401,
+        "k1 was rotated out"
+    );
 
     // Made-up kids: one fetch per jwks_min_refetch_seconds (30), however many tokens.
     let forged = key("made-up");
     for _ in 0..5 {
         assert_eq!(status(&send(&plugin, &grant(&forged, 0))), 401);
     }
-    assert_eq!(idp.fetches(), 2, "k1 and the made-up kids came within 30 s of the k2 refetch: no fetch");
+    assert_eq!(
+        idp.fetches(),
+        2,
+        "k1 and the made-up kids came within 30 s of the k2 refetch: no fetch"
+    );
     plugin.advance(Duration::from_secs(31));
     assert_eq!(status(&send(&plugin, &grant(&forged, 31))), 401);
     assert_eq!(status(&send(&plugin, &grant(&forged, 31))), 401);
-    assert_eq!(idp.fetches(), 3, "30 s later one more fetch is allowed, and only one");
+    assert_eq!(
+        idp.fetches(),
+        3,
+        "30 s later one more fetch is allowed, and only one"
+    );
 }
 
 #[test]
@@ -167,8 +209,18 @@ fn provider_down_at_start_fails_closed_until_a_retry_succeeds() {
     let plugin = idp.start(1);
     assert_eq!(idp.fetches(), 1);
     let logs = plugin.logs();
-    assert!(logs.iter().any(|l| l.message.contains("background job 'jwks refresh' failed") && l.message.contains("status 503")), "{logs:?}");
-    assert_eq!(status(&send(&plugin, &grant(&k1, 0))), 401, "no keys: fail closed");
+    assert!(
+        logs.iter().any(
+            |l| l.message.contains("background job 'jwks refresh' failed")
+                && l.message.contains("status 503")
+        ),
+        "{logs:?}"
+    );
+    assert_eq!(
+        status(&send(&plugin, &grant(&k1, 0))),
+        401,
+        "no keys: fail closed"
+    );
 
     idp.serve(200, jwks(&[&k1]));
     plugin.advance(Duration::from_secs(10));
@@ -181,23 +233,47 @@ fn a_broken_document_never_replaces_a_working_one() {
     let k1 = key("k1");
     let idp = Provider::new(jwks(&[&k1]));
     let plugin = idp.start(1);
-    for broken in [r#"{"keys": []}"#, "<html>oops</html>", r#"{"keys":[{"kty":"EC","crv":"P-256","x":"AA","y":"AA"}]}"#] {
+    for broken in [
+        r#"{"keys": []}"#,
+        "<html>oops</html>",
+        r#"{"keys":[{"kty":"EC","crv":"P-256","x":"AA","y":"AA"}]}"#,
+    ] {
         idp.serve(200, broken.to_string());
         plugin.advance(Duration::from_secs(301));
-        assert_eq!(status(&send(&plugin, &grant(&k1, 0))), 200, "after serving {broken}");
+        assert_eq!(
+            status(&send(&plugin, &grant(&k1, 0))),
+            200,
+            "after serving {broken}"
+        );
     }
     assert!(idp.fetches() >= 4);
 }
 
 #[test]
 fn key_source_is_checked_at_configure_time() {
-    let start = |cfg: Value| Plugin::build(env!("CARGO_MANIFEST_DIR")).config(cfg).start().map(|_| ()).expect_err("the configuration is refused").to_string();
-    let both = start(json!({ "read_header": "a", "function": "f", "verification_key": "x", "jwks_cluster": "idp" }));
+    let start = |cfg: Value| {
+        Plugin::build(env!("CARGO_MANIFEST_DIR"))
+            .config(cfg)
+            .start()
+            .map(|_| ())
+            .expect_err("the configuration is refused")
+            .to_string()
+    };
+    let both = start(
+        json!({ "read_header": "a", "function": "f", "verification_key": "x", "jwks_cluster": "idp" }),
+    );
     assert!(both.contains("verification_key and jwks_cluster"), "{both}");
     let neither = start(json!({ "read_header": "a", "function": "f" }));
-    assert!(neither.contains("verification_key or jwks_cluster"), "{neither}");
-    let path = start(json!({ "read_header": "a", "function": "f", "jwks_cluster": "idp", "jwks_path": "keys" }));
+    assert!(
+        neither.contains("verification_key or jwks_cluster"),
+        "{neither}"
+    );
+    let path = start(
+        json!({ "read_header": "a", "function": "f", "jwks_cluster": "idp", "jwks_path": "keys" }),
+    );
     assert!(path.contains("jwks_path"), "{path}");
-    let hmac = start(json!({ "read_header": "a", "function": "f", "jwks_cluster": "idp", "algorithms": ["HS256"] }));
+    let hmac = start(
+        json!({ "read_header": "a", "function": "f", "jwks_cluster": "idp", "algorithms": ["HS256"] }),
+    );
     assert!(hmac.contains("algorithms"), "{hmac}");
 }

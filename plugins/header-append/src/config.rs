@@ -27,7 +27,8 @@ const ACTIONS: [(&str, Action); 4] = [
     ("OVERWRITE_IF_EXISTS", Action::OverwriteIfExists),
 ];
 
-const ACTION_NAMES: &str = "APPEND_IF_EXISTS_OR_ADD, ADD_IF_ABSENT, OVERWRITE_IF_EXISTS_OR_ADD or OVERWRITE_IF_EXISTS";
+const ACTION_NAMES: &str =
+    "APPEND_IF_EXISTS_OR_ADD, ADD_IF_ABSENT, OVERWRITE_IF_EXISTS_OR_ADD or OVERWRITE_IF_EXISTS";
 
 /// One header to add: `{"name": …, "value": …, "action": …}`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,27 +65,50 @@ pub struct Config {
 
 impl<'de> Deserialize<'de> for Config {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        read(d, Part::Config, |p| if let Parsed::Config(cfg) = p { Some(cfg) } else { None })
+        read(d, Part::Config, |p| {
+            if let Parsed::Config(cfg) = p {
+                Some(cfg)
+            } else {
+                None
+            }
+        })
     }
 }
 
 impl<'de> Deserialize<'de> for Operation {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        read(d, Part::Operation, |p| if let Parsed::Operation(op) = p { Some(op) } else { None })
+        read(d, Part::Operation, |p| {
+            if let Parsed::Operation(op) = p {
+                Some(op)
+            } else {
+                None
+            }
+        })
     }
 }
 
 impl<'de> Deserialize<'de> for Action {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        read(d, Part::Action, |p| if let Parsed::Action(action) = p { Some(action) } else { None })
+        read(d, Part::Action, |p| {
+            if let Parsed::Action(action) = p {
+                Some(action)
+            } else {
+                None
+            }
+        })
     }
 }
 
 /// Reads `part` and takes its value out of [`Parsed`] (a part always yields its own variant,
 /// so the error cannot happen).
-fn read<'de, D: Deserializer<'de>, T>(d: D, part: Part, take: fn(Parsed) -> Option<T>) -> Result<T, D::Error> {
-    take(part.deserialize(d)?)
-        .ok_or_else(|| de::Error::custom("internal error: a configuration part was read as another"))
+fn read<'de, D: Deserializer<'de>, T>(
+    d: D,
+    part: Part,
+    take: fn(Parsed) -> Option<T>,
+) -> Result<T, D::Error> {
+    take(part.deserialize(d)?).ok_or_else(|| {
+        de::Error::custom("internal error: a configuration part was read as another")
+    })
 }
 
 /// A part of the configuration document, used as the visitor that reads it.
@@ -145,7 +169,9 @@ impl<'de> Visitor<'de> for Part {
             Part::Value => HeaderValue::new(s).map(Parsed::Value).map_err(E::custom),
             Part::Action => match ACTIONS.iter().find(|(n, _)| *n == s) {
                 Some((_, action)) => Ok(Parsed::Action(*action)),
-                None => Err(E::custom(format!("unknown action `{s}`, expected {ACTION_NAMES}"))),
+                None => Err(E::custom(format!(
+                    "unknown action `{s}`, expected {ACTION_NAMES}"
+                ))),
             },
             _ => Err(E::invalid_type(Unexpected::Str(s), &self)),
         }
@@ -165,7 +191,11 @@ impl<'de> Visitor<'de> for Part {
                 _ => {}
             }
         }
-        Ok(if self == Part::Operations { Parsed::Operations(ops) } else { Parsed::Names(names) })
+        Ok(if self == Part::Operations {
+            Parsed::Operations(ops)
+        } else {
+            Parsed::Names(names)
+        })
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Parsed, A::Error> {
@@ -174,10 +204,18 @@ impl<'de> Visitor<'de> for Part {
                 let mut cfg = Config::default();
                 while let Some(key) = map.next_key::<String>()? {
                     match key.as_str() {
-                        "request_headers_to_add" => cfg.request_headers_to_add = operations(&mut map)?,
-                        "request_headers_to_remove" => cfg.request_headers_to_remove = names(&mut map)?,
-                        "response_headers_to_add" => cfg.response_headers_to_add = operations(&mut map)?,
-                        "response_headers_to_remove" => cfg.response_headers_to_remove = names(&mut map)?,
+                        "request_headers_to_add" => {
+                            cfg.request_headers_to_add = operations(&mut map)?
+                        }
+                        "request_headers_to_remove" => {
+                            cfg.request_headers_to_remove = names(&mut map)?
+                        }
+                        "response_headers_to_add" => {
+                            cfg.response_headers_to_add = operations(&mut map)?
+                        }
+                        "response_headers_to_remove" => {
+                            cfg.response_headers_to_remove = names(&mut map)?
+                        }
                         _ => {
                             let name = HeaderName::new(key).map_err(de::Error::custom)?;
                             if let Parsed::Value(value) = map.next_value_seed(Part::Value)? {
@@ -210,7 +248,11 @@ impl<'de> Visitor<'de> for Part {
                 }
                 let name = name.ok_or_else(|| de::Error::custom("missing field `name`"))?;
                 let value = value.ok_or_else(|| de::Error::custom("missing field `value`"))?;
-                Ok(Parsed::Operation(Operation { name, value, action }))
+                Ok(Parsed::Operation(Operation {
+                    name,
+                    value,
+                    action,
+                }))
             }
             _ => Err(de::Error::invalid_type(Unexpected::Map, &self)),
         }
@@ -219,12 +261,24 @@ impl<'de> Visitor<'de> for Part {
 
 /// The value of the current entry, read as a list of operations.
 fn operations<'de, A: MapAccess<'de>>(map: &mut A) -> Result<Vec<Operation>, A::Error> {
-    Ok(if let Parsed::Operations(list) = map.next_value_seed(Part::Operations)? { list } else { Vec::new() })
+    Ok(
+        if let Parsed::Operations(list) = map.next_value_seed(Part::Operations)? {
+            list
+        } else {
+            Vec::new()
+        },
+    )
 }
 
 /// The value of the current entry, read as a list of header names.
 fn names<'de, A: MapAccess<'de>>(map: &mut A) -> Result<Vec<HeaderName>, A::Error> {
-    Ok(if let Parsed::Names(list) = map.next_value_seed(Part::Names)? { list } else { Vec::new() })
+    Ok(
+        if let Parsed::Names(list) = map.next_value_seed(Part::Names)? {
+            list
+        } else {
+            Vec::new()
+        },
+    )
 }
 
 #[cfg(test)]
@@ -244,8 +298,12 @@ mod tests {
         assert_eq!(cfg.response_headers_to_remove[0].as_str(), "server");
         assert_eq!(cfg.flat[0].0.as_str(), "first-header");
         assert_eq!(cfg.flat[0].1.as_str(), "some-value");
-        let cfg: Config = parse_config(br#"{"response_headers_to_add":[{"name":"x","value":"y"}]}"#).unwrap();
-        assert_eq!(cfg.response_headers_to_add[0].action, Action::AppendIfExistsOrAdd);
+        let cfg: Config =
+            parse_config(br#"{"response_headers_to_add":[{"name":"x","value":"y"}]}"#).unwrap();
+        assert_eq!(
+            cfg.response_headers_to_add[0].action,
+            Action::AppendIfExistsOrAdd
+        );
     }
 
     #[test]
@@ -259,17 +317,23 @@ mod tests {
 
     #[test]
     fn bad_configs_name_the_field() {
-        let err = rejected(r#"{"response_headers_to_add":[{"name":"x","value":"y","action":"PREPEND"}]}"#);
+        let err = rejected(
+            r#"{"response_headers_to_add":[{"name":"x","value":"y","action":"PREPEND"}]}"#,
+        );
         assert_eq!(err.path, "response_headers_to_add[0].action");
         assert!(err.reason.contains("unknown action `PREPEND`"), "{err}");
 
-        let err = rejected(r#"{"request_headers_to_add":[{"name":"x","value":"y"},{"name":"Bad Name","value":"y"}]}"#);
+        let err = rejected(
+            r#"{"request_headers_to_add":[{"name":"x","value":"y"},{"name":"Bad Name","value":"y"}]}"#,
+        );
         assert_eq!(err.path, "request_headers_to_add[1].name");
 
         let err = rejected(r#"{"request_headers_to_add":[{"name":":path","value":"/"}]}"#);
         assert!(err.reason.contains("pseudo-header"), "{err}");
 
-        let err = rejected(r#"{"response_headers_to_add":[{"name":"x","value":"a\r\nset-cookie: evil"}]}"#);
+        let err = rejected(
+            r#"{"response_headers_to_add":[{"name":"x","value":"a\r\nset-cookie: evil"}]}"#,
+        );
         assert_eq!(err.path, "response_headers_to_add[0].value");
 
         let err = rejected(r#"{"request_headers_to_add":5}"#);
@@ -329,7 +393,11 @@ mod tests {
             (r#"{"x-a":"1",}"#, ".: trailing comma at line 1 column 12"),
         ];
         for (json, message) in cases {
-            assert_eq!(rejected(json).to_string(), format!("invalid plugin configuration at {message}"), "{json}");
+            assert_eq!(
+                rejected(json).to_string(),
+                format!("invalid plugin configuration at {message}"),
+                "{json}"
+            );
         }
     }
 
@@ -337,7 +405,8 @@ mod tests {
     /// configure time would take the whole VM down), and what is accepted is valid.
     #[test]
     fn mangled_configs_never_panic() {
-        let good = br#"{"request_headers_to_add":[{"name":"x-a","value":"1","action":"ADD_IF_ABSENT"}],
+        let good =
+            br#"{"request_headers_to_add":[{"name":"x-a","value":"1","action":"ADD_IF_ABSENT"}],
             "response_headers_to_remove":["server"],"x-flat":"v\u00e9"}"#;
         let mut seed: u64 = 0xDDBA_1100;
         let mut next = move || {
@@ -364,9 +433,15 @@ mod tests {
             match parse_config::<Config>(&doc) {
                 Ok(cfg) => {
                     accepted += 1;
-                    let names =
-                        cfg.request_headers_to_add.iter().chain(&cfg.response_headers_to_add).map(|op| &op.name);
-                    for name in names.chain(&cfg.request_headers_to_remove).chain(cfg.flat.iter().map(|(n, _)| n)) {
+                    let names = cfg
+                        .request_headers_to_add
+                        .iter()
+                        .chain(&cfg.response_headers_to_add)
+                        .map(|op| &op.name);
+                    for name in names
+                        .chain(&cfg.request_headers_to_remove)
+                        .chain(cfg.flat.iter().map(|(n, _)| n))
+                    {
                         assert!(HeaderName::new(name.as_str()).is_ok(), "{name}");
                     }
                 }
@@ -376,7 +451,10 @@ mod tests {
                 }
             }
         }
-        assert!(accepted > 100 && rejected > 1000, "accepted {accepted}, rejected {rejected}");
+        assert!(
+            accepted > 100 && rejected > 1000,
+            "accepted {accepted}, rejected {rejected}"
+        );
     }
 
     #[test]
@@ -385,7 +463,11 @@ mod tests {
             br#"{"x-b":"1","request_headers_to_remove":["a"],"x-a":"2","request_headers_to_remove":["b"],"x-b":"3"}"#,
         )
         .unwrap();
-        let flat: Vec<_> = cfg.flat.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+        let flat: Vec<_> = cfg
+            .flat
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_str()))
+            .collect();
         assert_eq!(flat, [("x-b", "1"), ("x-a", "2"), ("x-b", "3")]);
         assert_eq!(cfg.request_headers_to_remove.len(), 1);
         assert_eq!(cfg.request_headers_to_remove[0].as_str(), "b");

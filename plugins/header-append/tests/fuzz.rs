@@ -22,6 +22,10 @@ fn random_requests_never_trap() {
     let seed = fuzz_seed();
     let fuzzer = Fuzzer::new(seed).header_names(&["x-a", "x-b", "x-c", "x-d", "cookie"]);
     fuzz_http(&plugin, fuzzer, seed, fuzz_requests(), |_, out| {
-        assert!(out.local_reply().is_none(), "WEIR_FUZZ_SEED={seed}: header-append never replies: {:?}", out.logs());
+        assert!(
+            out.local_reply().is_none(),
+            "WEIR_FUZZ_SEED={seed}: header-append never replies: {:?}",
+            out.logs()
+        );
     });
 }

@@ -5,24 +5,49 @@ use serde_json::{json, Value};
 use weir_runtime::{Outcome, Plugin, Request, Response};
 
 fn start(config: Value) -> Plugin {
-    Plugin::build(env!("CARGO_MANIFEST_DIR")).config(config).start().expect("header-append starts")
+    Plugin::build(env!("CARGO_MANIFEST_DIR"))
+        .config(config)
+        .start()
+        .expect("header-append starts")
 }
 
 /// One request whose client sends `x-a` twice and whose upstream answers with `x-b` twice.
 fn exchange(plugin: &Plugin) -> Outcome {
     plugin
         .http()
-        .request(Request::get("/").header("x-a", "client-1").header("x-a", "client-2").header("x-keep", "k"))
-        .response(Response::status(200).header("x-b", "up-1").header("x-b", "up-2").header("x-keep", "k"))
+        .request(
+            Request::get("/")
+                .header("x-a", "client-1")
+                .header("x-a", "client-2")
+                .header("x-keep", "k"),
+        )
+        .response(
+            Response::status(200)
+                .header("x-b", "up-1")
+                .header("x-b", "up-2")
+                .header("x-keep", "k"),
+        )
         .run()
 }
 
 fn upstream_saw(out: &Outcome, name: &str) -> Vec<String> {
-    out.upstream_request().expect("request reached the upstream").headers().get_all(name).into_iter().map(str::to_string).collect()
+    out.upstream_request()
+        .expect("request reached the upstream")
+        .headers()
+        .get_all(name)
+        .into_iter()
+        .map(str::to_string)
+        .collect()
 }
 
 fn client_saw(out: &Outcome, name: &str) -> Vec<String> {
-    out.response().expect("response reached the client").headers().get_all(name).into_iter().map(str::to_string).collect()
+    out.response()
+        .expect("response reached the client")
+        .headers()
+        .get_all(name)
+        .into_iter()
+        .map(str::to_string)
+        .collect()
 }
 
 fn op(name: &str, value: &str, action: &str) -> Value {
@@ -35,7 +60,10 @@ fn append_if_exists_or_add_keeps_every_existing_value() {
         "request_headers_to_add": [op("x-a", "plugin", "APPEND_IF_EXISTS_OR_ADD"), op("x-new", "n", "APPEND_IF_EXISTS_OR_ADD")],
         "response_headers_to_add": [op("x-b", "plugin", "APPEND_IF_EXISTS_OR_ADD")],
     })));
-    assert_eq!(upstream_saw(&out, "x-a"), ["client-1", "client-2", "plugin"]);
+    assert_eq!(
+        upstream_saw(&out, "x-a"),
+        ["client-1", "client-2", "plugin"]
+    );
     assert_eq!(upstream_saw(&out, "x-new"), ["n"]);
     assert_eq!(client_saw(&out, "x-b"), ["up-1", "up-2", "plugin"]);
 }
@@ -90,7 +118,9 @@ fn removals_run_before_additions_and_touch_only_named_headers() {
 
 #[test]
 fn red_hat_flat_form_appends_to_responses_only() {
-    let out = exchange(&start(json!({ "first-header": "some-value", "x-b": "flat" })));
+    let out = exchange(&start(
+        json!({ "first-header": "some-value", "x-b": "flat" }),
+    ));
     assert_eq!(client_saw(&out, "first-header"), ["some-value"]);
     assert_eq!(client_saw(&out, "x-b"), ["up-1", "up-2", "flat"]);
     assert!(upstream_saw(&out, "first-header").is_empty());
@@ -107,17 +137,41 @@ fn an_empty_config_changes_nothing() {
 #[test]
 fn bad_configs_are_refused_naming_the_field() {
     let cases = [
-        (json!({ "request_headers_to_add": 5 }), "request_headers_to_add"),
-        (json!({ "response_headers_to_add": [op("x", "y", "PREPEND")] }), "response_headers_to_add[0].action"),
-        (json!({ "request_headers_to_add": [op("x", "y", "ADD_IF_ABSENT"), op("Bad Name", "y", "ADD_IF_ABSENT")] }), "request_headers_to_add[1].name"),
-        (json!({ "request_headers_to_add": [op(":path", "/", "ADD_IF_ABSENT")] }), "request_headers_to_add[0].name"),
-        (json!({ "response_headers_to_add": [op("x", "a\r\nset-cookie: evil", "ADD_IF_ABSENT")] }), "response_headers_to_add[0].value"),
-        (json!({ "request_headers_to_remove": [":authority"] }), "request_headers_to_remove[0]"),
+        (
+            json!({ "request_headers_to_add": 5 }),
+            "request_headers_to_add",
+        ),
+        (
+            json!({ "response_headers_to_add": [op("x", "y", "PREPEND")] }),
+            "response_headers_to_add[0].action",
+        ),
+        (
+            json!({ "request_headers_to_add": [op("x", "y", "ADD_IF_ABSENT"), op("Bad Name", "y", "ADD_IF_ABSENT")] }),
+            "request_headers_to_add[1].name",
+        ),
+        (
+            json!({ "request_headers_to_add": [op(":path", "/", "ADD_IF_ABSENT")] }),
+            "request_headers_to_add[0].name",
+        ),
+        (
+            json!({ "response_headers_to_add": [op("x", "a\r\nset-cookie: evil", "ADD_IF_ABSENT")] }),
+            "response_headers_to_add[0].value",
+        ),
+        (
+            json!({ "request_headers_to_remove": [":authority"] }),
+            "request_headers_to_remove[0]",
+        ),
     ];
     for (config, path) in cases {
-        let err = Plugin::build(env!("CARGO_MANIFEST_DIR")).config(config.clone()).start().expect_err(&config.to_string());
+        let err = Plugin::build(env!("CARGO_MANIFEST_DIR"))
+            .config(config.clone())
+            .start()
+            .expect_err(&config.to_string());
         let msg = err.to_string();
-        assert!(msg.contains(&format!("invalid plugin configuration at {path}:")), "{config}: {msg}");
+        assert!(
+            msg.contains(&format!("invalid plugin configuration at {path}:")),
+            "{config}: {msg}"
+        );
     }
 }
 
@@ -130,9 +184,20 @@ fn cost_per_request_is_small_and_deterministic() {
     });
     // The first request on a VM also pays for the allocator growing its heap, so compare
     // the same sequence on two fresh plugins rather than two requests on one.
-    let costs = |plugin: &Plugin| [exchange(plugin).instructions(), exchange(plugin).instructions()];
+    let costs = |plugin: &Plugin| {
+        [
+            exchange(plugin).instructions(),
+            exchange(plugin).instructions(),
+        ]
+    };
     let a = costs(&start(config.clone()));
     let b = costs(&start(config));
-    assert_eq!(a, b, "the same requests on a fresh plugin must cost the same");
-    assert!(a[1] > 0 && a[1] < 200_000, "instructions per request: {a:?}");
+    assert_eq!(
+        a, b,
+        "the same requests on a fresh plugin must cost the same"
+    );
+    assert!(
+        a[1] > 0 && a[1] < 200_000,
+        "instructions per request: {a:?}"
+    );
 }

@@ -8,7 +8,6 @@ use std::time::Duration;
 use weir::http::path::{check_rule, under};
 use weir::HeaderName;
 
-
 /// How the client authenticates at the token endpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -79,9 +78,15 @@ struct Raw {
     cookie_same_site: SameSite,
     // Durations are bounded at configure (a year at most for the long ones): a huge value
     // would overflow when added to a Unix time.
-    #[serde(default = "default_session_lifetime", deserialize_with = "weir::config::bounded::<_, 1, 31536000>")]
+    #[serde(
+        default = "default_session_lifetime",
+        deserialize_with = "weir::config::bounded::<_, 1, 31536000>"
+    )]
     session_lifetime_seconds: u64,
-    #[serde(default = "default_login_timeout", deserialize_with = "weir::config::bounded::<_, 1, 86400>")]
+    #[serde(
+        default = "default_login_timeout",
+        deserialize_with = "weir::config::bounded::<_, 1, 86400>"
+    )]
     login_timeout_seconds: u64,
     #[serde(default = "default_key_env")]
     session_key_env: String,
@@ -91,17 +96,35 @@ struct Raw {
     forward_header: HeaderName,
     #[serde(default = "default_algorithms")]
     algorithms: Vec<String>,
-    #[serde(default = "default_skew", deserialize_with = "weir::config::bounded::<_, 0, 3600>")]
+    #[serde(
+        default = "default_skew",
+        deserialize_with = "weir::config::bounded::<_, 0, 3600>"
+    )]
     clock_skew_seconds: u64,
-    #[serde(default = "default_refresh_before", deserialize_with = "weir::config::bounded::<_, 0, 31536000>")]
+    #[serde(
+        default = "default_refresh_before",
+        deserialize_with = "weir::config::bounded::<_, 0, 31536000>"
+    )]
     refresh_before_seconds: u64,
-    #[serde(default = "default_provider_refresh", deserialize_with = "weir::config::bounded::<_, 1, 31536000>")]
+    #[serde(
+        default = "default_provider_refresh",
+        deserialize_with = "weir::config::bounded::<_, 1, 31536000>"
+    )]
     provider_refresh_seconds: u64,
-    #[serde(default = "default_jwks_min_interval", deserialize_with = "weir::config::bounded::<_, 0, 31536000>")]
+    #[serde(
+        default = "default_jwks_min_interval",
+        deserialize_with = "weir::config::bounded::<_, 0, 31536000>"
+    )]
     jwks_min_refetch_seconds: u64,
-    #[serde(default = "default_timeout_ms", deserialize_with = "weir::config::bounded::<_, 1, 60000>")]
+    #[serde(
+        default = "default_timeout_ms",
+        deserialize_with = "weir::config::bounded::<_, 1, 60000>"
+    )]
     timeout_ms: u64,
-    #[serde(default = "default_retry_after", deserialize_with = "weir::config::bounded::<_, 0, 3600>")]
+    #[serde(
+        default = "default_retry_after",
+        deserialize_with = "weir::config::bounded::<_, 0, 3600>"
+    )]
     retry_after_seconds: u64,
 }
 

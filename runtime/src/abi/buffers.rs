@@ -12,9 +12,11 @@ fn buffer(proxy: &mut ProxyState, kind: u32) -> Result<Vec<u8>, Status> {
     match kind {
         BufferType::VmConfiguration => Ok(proxy.vm_config.clone()),
         BufferType::PluginConfiguration => Ok(proxy.plugin_config.clone()),
-        BufferType::HttpCallResponseBody => {
-            proxy.call_response.as_ref().map(|r| r.body_bytes().to_vec()).ok_or(Status::NotFound)
-        }
+        BufferType::HttpCallResponseBody => proxy
+            .call_response
+            .as_ref()
+            .map(|r| r.body_bytes().to_vec())
+            .ok_or(Status::NotFound),
         BufferType::GrpcReceiveBuffer | BufferType::CallData => Err(Status::NotFound),
         _ => buffer_mut(proxy, kind as u32).map(|b| b.clone()),
     }
@@ -24,7 +26,9 @@ fn buffer(proxy: &mut ProxyState, kind: u32) -> Result<Vec<u8>, Status> {
 fn buffer_mut(proxy: &mut ProxyState, kind: u32) -> Result<&mut Vec<u8>, Status> {
     match BufferType::from_u32(kind).ok_or(Status::BadArgument)? {
         BufferType::HttpRequestBody => Ok(&mut proxy.http().ok_or(Status::NotFound)?.request.body),
-        BufferType::HttpResponseBody => Ok(&mut proxy.http().ok_or(Status::NotFound)?.response.body),
+        BufferType::HttpResponseBody => {
+            Ok(&mut proxy.http().ok_or(Status::NotFound)?.response.body)
+        }
         BufferType::DownstreamData => Ok(&mut proxy.tcp().ok_or(Status::NotFound)?.downstream),
         BufferType::UpstreamData => Ok(&mut proxy.tcp().ok_or(Status::NotFound)?.upstream),
         _ => Err(Status::BadArgument),
@@ -51,7 +55,12 @@ pub(super) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
     linker.func_wrap(
         "env",
         "proxy_get_buffer_bytes",
-        |mut caller: Caller<'_, HostState>, kind: u32, start: u32, max_size: u32, ptr_ptr: u32, size_ptr: u32| {
+        |mut caller: Caller<'_, HostState>,
+         kind: u32,
+         start: u32,
+         max_size: u32,
+         ptr_ptr: u32,
+         size_ptr: u32| {
             status((|| {
                 let bytes = buffer(&mut caller.data_mut().proxy, kind)?;
                 let start = start as usize;
@@ -67,7 +76,12 @@ pub(super) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
     linker.func_wrap(
         "env",
         "proxy_set_buffer_bytes",
-        |mut caller: Caller<'_, HostState>, kind: u32, start: u32, size: u32, data_ptr: u32, data_len: u32| {
+        |mut caller: Caller<'_, HostState>,
+         kind: u32,
+         start: u32,
+         size: u32,
+         data_ptr: u32,
+         data_len: u32| {
             status((|| {
                 let data = read(&mut caller, data_ptr, data_len)?;
                 let buffer = buffer_mut(&mut caller.data_mut().proxy, kind)?;
@@ -108,6 +122,9 @@ mod tests {
         assert_eq!(b, b"NEw");
         splice(&mut b, 0, 1, b"".to_vec()).unwrap();
         assert_eq!(b, b"Ew");
-        assert_eq!(splice(&mut b, 1, 1, b"x".to_vec()), Err(Status::BadArgument));
+        assert_eq!(
+            splice(&mut b, 1, 1, b"x".to_vec()),
+            Err(Status::BadArgument)
+        );
     }
 }

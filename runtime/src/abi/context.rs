@@ -15,14 +15,19 @@ fn foreign_function(name: &str, args: &[u8]) -> HostResult<Vec<u8>> {
     use std::io::{Read, Write};
     match name {
         "compress" => {
-            let mut encoder = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
-            encoder.write_all(args).map_err(|_| Status::SerializationFailure)?;
+            let mut encoder =
+                flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+            encoder
+                .write_all(args)
+                .map_err(|_| Status::SerializationFailure)?;
             Ok(encoder.finish().map_err(|_| Status::SerializationFailure)?)
         }
         "uncompress" => {
             let mut out = Vec::new();
             let mut decoder = flate2::read::ZlibDecoder::new(args);
-            decoder.read_to_end(&mut out).map_err(|_| Status::SerializationFailure)?;
+            decoder
+                .read_to_end(&mut out)
+                .map_err(|_| Status::SerializationFailure)?;
             // zlib's `uncompress` refuses a stream that does not end where the input does.
             if decoder.total_in() != args.len() as u64 {
                 return Err(Status::SerializationFailure.into());
@@ -37,27 +42,40 @@ fn foreign_function(name: &str, args: &[u8]) -> HostResult<Vec<u8>> {
 pub(super) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
     linker.func_wrap("env", "proxy_done", |mut caller: Caller<'_, HostState>| {
         let proxy = &mut caller.data_mut().proxy;
-        status(if proxy.streams.contains_key(&proxy.active_context) || proxy.active_context == proxy.root_context {
-            proxy.done_called = true;
-            proxy.root_done_called |= proxy.active_context == proxy.root_context;
-            Ok(())
-        } else {
-            Err(Status::NotFound.into())
-        })
-    })?;
-    linker.func_wrap("env", "proxy_set_effective_context", |mut caller: Caller<'_, HostState>, context: u32| {
-        let proxy = &mut caller.data_mut().proxy;
-        status(if context == proxy.root_context || proxy.streams.contains_key(&context) {
-            proxy.active_context = context;
-            Ok(())
-        } else {
-            Err(Status::BadArgument.into())
-        })
+        status(
+            if proxy.streams.contains_key(&proxy.active_context)
+                || proxy.active_context == proxy.root_context
+            {
+                proxy.done_called = true;
+                proxy.root_done_called |= proxy.active_context == proxy.root_context;
+                Ok(())
+            } else {
+                Err(Status::NotFound.into())
+            },
+        )
     })?;
     linker.func_wrap(
         "env",
+        "proxy_set_effective_context",
+        |mut caller: Caller<'_, HostState>, context: u32| {
+            let proxy = &mut caller.data_mut().proxy;
+            status(
+                if context == proxy.root_context || proxy.streams.contains_key(&context) {
+                    proxy.active_context = context;
+                    Ok(())
+                } else {
+                    Err(Status::BadArgument.into())
+                },
+            )
+        },
+    )?;
+    linker.func_wrap(
+        "env",
         "proxy_get_status",
-        |mut caller: Caller<'_, HostState>, code_ptr: u32, message_ptr: u32, message_size_ptr: u32| {
+        |mut caller: Caller<'_, HostState>,
+         code_ptr: u32,
+         message_ptr: u32,
+         message_size_ptr: u32| {
             // Only meaningful while a callout response is delivered: 0 (OK) for a response,
             // 14 (UNAVAILABLE) for a failed call, as gRPC status codes.
             let code = match &caller.data().proxy.call_response {

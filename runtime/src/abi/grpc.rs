@@ -9,12 +9,24 @@ use super::{read, read_string, status, HostResult};
 use crate::host_state::HostState;
 
 /// Validates every (pointer, length) argument, then answers by cluster.
-fn call(caller: &mut Caller<'_, HostState>, cluster_ptr: u32, cluster_len: u32, args: &[(u32, u32)]) -> HostResult {
+fn call(
+    caller: &mut Caller<'_, HostState>,
+    cluster_ptr: u32,
+    cluster_len: u32,
+    args: &[(u32, u32)],
+) -> HostResult {
     for (ptr, len) in args {
         read(caller, *ptr, *len)?;
     }
     let cluster = read_string(caller, cluster_ptr, cluster_len)?;
-    if caller.data().proxy.shared.settings.upstreams.contains_key(&cluster) {
+    if caller
+        .data()
+        .proxy
+        .shared
+        .settings
+        .upstreams
+        .contains_key(&cluster)
+    {
         Err(Status::Unimplemented.into())
     } else {
         Err(Status::BadArgument.into())
@@ -38,7 +50,12 @@ pub(super) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
          message_len: u32,
          _timeout: u32,
          _id_ptr: u32| {
-            let args = [(service_ptr, service_len), (method_ptr, method_len), (metadata_ptr, metadata_len), (message_ptr, message_len)];
+            let args = [
+                (service_ptr, service_len),
+                (method_ptr, method_len),
+                (metadata_ptr, metadata_len),
+                (message_ptr, message_len),
+            ];
             status(call(&mut caller, cluster_ptr, cluster_len, &args))
         },
     )?;
@@ -55,22 +72,37 @@ pub(super) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
          metadata_ptr: u32,
          metadata_len: u32,
          _id_ptr: u32| {
-            let args = [(service_ptr, service_len), (method_ptr, method_len), (metadata_ptr, metadata_len)];
+            let args = [
+                (service_ptr, service_len),
+                (method_ptr, method_len),
+                (metadata_ptr, metadata_len),
+            ];
             status(call(&mut caller, cluster_ptr, cluster_len, &args))
         },
     )?;
     linker.func_wrap(
         "env",
         "proxy_grpc_send",
-        |mut caller: Caller<'_, HostState>, _id: u32, message_ptr: u32, message_len: u32, _end: u32| {
-            status(read(&mut caller, message_ptr, message_len).and_then(|_| Err(Status::NotFound.into())))
+        |mut caller: Caller<'_, HostState>,
+         _id: u32,
+         message_ptr: u32,
+         message_len: u32,
+         _end: u32| {
+            status(
+                read(&mut caller, message_ptr, message_len)
+                    .and_then(|_| Err(Status::NotFound.into())),
+            )
         },
     )?;
-    linker.func_wrap("env", "proxy_grpc_cancel", |_caller: Caller<'_, HostState>, _id: u32| {
-        status(Err(Status::NotFound.into()))
-    })?;
-    linker.func_wrap("env", "proxy_grpc_close", |_caller: Caller<'_, HostState>, _id: u32| {
-        status(Err(Status::NotFound.into()))
-    })?;
+    linker.func_wrap(
+        "env",
+        "proxy_grpc_cancel",
+        |_caller: Caller<'_, HostState>, _id: u32| status(Err(Status::NotFound.into())),
+    )?;
+    linker.func_wrap(
+        "env",
+        "proxy_grpc_close",
+        |_caller: Caller<'_, HostState>, _id: u32| status(Err(Status::NotFound.into())),
+    )?;
     Ok(())
 }

@@ -15,12 +15,16 @@ use crate::message::Fields;
 fn fields(proxy: &mut ProxyState, map: u32) -> Result<Fields, Status> {
     let map = MapType::from_u32(map).ok_or(Status::BadArgument)?;
     match map {
-        MapType::HttpCallResponseHeaders => {
-            proxy.call_response.as_ref().map(|r| r.header_fields()).ok_or(Status::BadArgument)
-        }
-        MapType::HttpCallResponseTrailers => {
-            proxy.call_response.as_ref().map(|r| r.trailer_fields()).ok_or(Status::BadArgument)
-        }
+        MapType::HttpCallResponseHeaders => proxy
+            .call_response
+            .as_ref()
+            .map(|r| r.header_fields())
+            .ok_or(Status::BadArgument),
+        MapType::HttpCallResponseTrailers => proxy
+            .call_response
+            .as_ref()
+            .map(|r| r.trailer_fields())
+            .ok_or(Status::BadArgument),
         _ => Ok(fields_mut(proxy, map as u32)?.clone()),
     }
 }
@@ -39,7 +43,9 @@ fn fields_mut(proxy: &mut ProxyState, map: u32) -> Result<&mut Fields, Status> {
     // Trailers can be added while the body is still flowing (Envoy's addDecodedTrailers);
     // headers exist only once received.
     match map {
-        MapType::HttpRequestTrailers | MapType::HttpResponseTrailers => Ok(slot.get_or_insert_with(Vec::new)),
+        MapType::HttpRequestTrailers | MapType::HttpResponseTrailers => {
+            Ok(slot.get_or_insert_with(Vec::new))
+        }
         _ => slot.as_mut().ok_or(Status::BadArgument),
     }
 }
@@ -49,7 +55,10 @@ fn fields_mut(proxy: &mut ProxyState, map: u32) -> Result<&mut Fields, Status> {
 /// removed and added this way too, so it moves (scenario `exerciser_header_order`).
 fn insert(fields: &mut Fields, key: Vec<u8>, value: Vec<u8>) {
     let at = if key.starts_with(b":") {
-        fields.iter().rposition(|(k, _)| k.starts_with(b":")).map_or(0, |last| last + 1)
+        fields
+            .iter()
+            .rposition(|(k, _)| k.starts_with(b":"))
+            .map_or(0, |last| last + 1)
     } else {
         fields.len()
     };
@@ -61,12 +70,16 @@ fn key_matches(stored: &[u8], key: &[u8]) -> bool {
 }
 
 fn serialize(fields: &Fields) -> HostResult<Vec<u8>> {
-    wire::try_encode_map(fields.iter().map(|(k, v)| (k, v))).map_err(|_| Status::SerializationFailure.into())
+    wire::try_encode_map(fields.iter().map(|(k, v)| (k, v)))
+        .map_err(|_| Status::SerializationFailure.into())
 }
 
 pub(crate) fn deserialize(bytes: &[u8]) -> HostResult<Fields> {
     let pairs = wire::decode_map(bytes).map_err(|_| Status::BadArgument)?;
-    Ok(pairs.into_iter().map(|(k, v)| (k.to_ascii_lowercase(), v.to_vec())).collect())
+    Ok(pairs
+        .into_iter()
+        .map(|(k, v)| (k.to_ascii_lowercase(), v.to_vec()))
+        .collect())
 }
 
 pub(super) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
@@ -81,28 +94,44 @@ pub(super) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
             })())
         },
     )?;
-    linker.func_wrap("env", "proxy_get_header_map_size", |mut caller: Caller<'_, HostState>, map: u32, size_ptr: u32| {
-        status((|| {
-            let fields = fields(&mut caller.data_mut().proxy, map)?;
-            let size = wire::encoded_map_len(&fields).ok_or(Status::SerializationFailure)?;
-            write_u32(&mut caller, size_ptr, size as u32)
-        })())
-    })?;
-    linker.func_wrap("env", "proxy_set_header_map_pairs", |mut caller: Caller<'_, HostState>, map: u32, ptr: u32, len: u32| {
-        status((|| {
-            let new = deserialize(&read(&mut caller, ptr, len)?)?;
-            *fields_mut(&mut caller.data_mut().proxy, map)? = new;
-            Ok(())
-        })())
-    })?;
+    linker.func_wrap(
+        "env",
+        "proxy_get_header_map_size",
+        |mut caller: Caller<'_, HostState>, map: u32, size_ptr: u32| {
+            status((|| {
+                let fields = fields(&mut caller.data_mut().proxy, map)?;
+                let size = wire::encoded_map_len(&fields).ok_or(Status::SerializationFailure)?;
+                write_u32(&mut caller, size_ptr, size as u32)
+            })())
+        },
+    )?;
+    linker.func_wrap(
+        "env",
+        "proxy_set_header_map_pairs",
+        |mut caller: Caller<'_, HostState>, map: u32, ptr: u32, len: u32| {
+            status((|| {
+                let new = deserialize(&read(&mut caller, ptr, len)?)?;
+                *fields_mut(&mut caller.data_mut().proxy, map)? = new;
+                Ok(())
+            })())
+        },
+    )?;
     linker.func_wrap(
         "env",
         "proxy_get_header_map_value",
-        |mut caller: Caller<'_, HostState>, map: u32, key_ptr: u32, key_len: u32, value_ptr: u32, value_size_ptr: u32| {
+        |mut caller: Caller<'_, HostState>,
+         map: u32,
+         key_ptr: u32,
+         key_len: u32,
+         value_ptr: u32,
+         value_size_ptr: u32| {
             status((|| {
                 let key = read(&mut caller, key_ptr, key_len)?;
                 let fields = fields(&mut caller.data_mut().proxy, map)?;
-                let value = fields.iter().find(|(k, _)| key_matches(k, &key)).map(|(_, v)| v.clone());
+                let value = fields
+                    .iter()
+                    .find(|(k, _)| key_matches(k, &key))
+                    .map(|(_, v)| v.clone());
                 // A missing header: `NotFound` from ABI 0.2.0 on, `Ok` with an empty value
                 // for 0.1.0 modules (Envoy `Context::getHeaderMapValue` checks the ABI).
                 let value = match value {
@@ -117,7 +146,12 @@ pub(super) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
     linker.func_wrap(
         "env",
         "proxy_add_header_map_value",
-        |mut caller: Caller<'_, HostState>, map: u32, key_ptr: u32, key_len: u32, value_ptr: u32, value_len: u32| {
+        |mut caller: Caller<'_, HostState>,
+         map: u32,
+         key_ptr: u32,
+         key_len: u32,
+         value_ptr: u32,
+         value_len: u32| {
             status((|| {
                 let key = read(&mut caller, key_ptr, key_len)?.to_ascii_lowercase();
                 let value = read(&mut caller, value_ptr, value_len)?;
@@ -129,7 +163,12 @@ pub(super) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
     linker.func_wrap(
         "env",
         "proxy_replace_header_map_value",
-        |mut caller: Caller<'_, HostState>, map: u32, key_ptr: u32, key_len: u32, value_ptr: u32, value_len: u32| {
+        |mut caller: Caller<'_, HostState>,
+         map: u32,
+         key_ptr: u32,
+         key_len: u32,
+         value_ptr: u32,
+         value_len: u32| {
             status((|| {
                 let key = read(&mut caller, key_ptr, key_len)?.to_ascii_lowercase();
                 let value = read(&mut caller, value_ptr, value_len)?;
@@ -147,7 +186,8 @@ pub(super) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
         |mut caller: Caller<'_, HostState>, map: u32, key_ptr: u32, key_len: u32| {
             status((|| {
                 let key = read(&mut caller, key_ptr, key_len)?;
-                fields_mut(&mut caller.data_mut().proxy, map)?.retain(|(k, _)| !key_matches(k, &key));
+                fields_mut(&mut caller.data_mut().proxy, map)?
+                    .retain(|(k, _)| !key_matches(k, &key));
                 Ok(())
             })())
         },

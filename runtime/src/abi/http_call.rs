@@ -35,7 +35,15 @@ pub(super) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
                 let headers = deserialize(&read(&mut caller, headers_ptr, headers_len)?)?;
                 let body = read(&mut caller, body_ptr, body_len)?;
                 let trailers = deserialize(&read(&mut caller, trailers_ptr, trailers_len)?)?;
-                let Some(handler) = caller.data().proxy.shared.settings.upstreams.get(&cluster).cloned() else {
+                let Some(handler) = caller
+                    .data()
+                    .proxy
+                    .shared
+                    .settings
+                    .upstreams
+                    .get(&cluster)
+                    .cloned()
+                else {
                     return Err(Status::BadArgument.into());
                 };
                 // Envoy refuses a call without the pseudo-headers it needs to route it.
@@ -52,7 +60,10 @@ pub(super) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
                 let mut headers = headers;
                 if !body.is_empty() {
                     headers.retain(|(k, _)| !k.eq_ignore_ascii_case(b"content-length"));
-                    headers.push((b"content-length".to_vec(), body.len().to_string().into_bytes()));
+                    headers.push((
+                        b"content-length".to_vec(),
+                        body.len().to_string().into_bytes(),
+                    ));
                 }
                 write_u32(&mut caller, call_id_ptr, 0)?;
                 let request = callout_request(headers, body, trailers);
@@ -67,10 +78,22 @@ pub(super) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
                 let call_id = proxy.next_call_id;
                 proxy.next_call_id = proxy.next_call_id.wrapping_add(1).max(1);
                 let context = proxy.active_context;
-                let due_ns = proxy.now_ns().saturating_add(delay.as_nanos().min(u128::from(u64::MAX)) as u64);
-                let record = Callout { cluster, request, timeout, response: Some(response.clone()) };
+                let due_ns = proxy
+                    .now_ns()
+                    .saturating_add(delay.as_nanos().min(u128::from(u64::MAX)) as u64);
+                let record = Callout {
+                    cluster,
+                    request,
+                    timeout,
+                    response: Some(response.clone()),
+                };
                 proxy.journal.callouts.push((context, record));
-                proxy.pending_calls.push(PendingCall { call_id, context, due_ns, response });
+                proxy.pending_calls.push(PendingCall {
+                    call_id,
+                    context,
+                    due_ns,
+                    response,
+                });
                 write_u32(&mut caller, call_id_ptr, call_id)
             })())
         },

@@ -81,7 +81,9 @@ fn memory(caller: &mut Caller<'_, HostState>) -> HostResult<Memory> {
 pub(crate) fn read(caller: &mut Caller<'_, HostState>, ptr: u32, len: u32) -> HostResult<Vec<u8>> {
     let memory = memory(caller)?;
     let start = ptr as usize;
-    let end = start.checked_add(len as usize).ok_or(Status::InvalidMemoryAccess)?;
+    let end = start
+        .checked_add(len as usize)
+        .ok_or(Status::InvalidMemoryAccess)?;
     memory
         .data(&*caller)
         .get(start..end)
@@ -93,8 +95,13 @@ pub(crate) fn read(caller: &mut Caller<'_, HostState>, ptr: u32, len: u32) -> Ho
 pub(crate) fn write(caller: &mut Caller<'_, HostState>, ptr: u32, bytes: &[u8]) -> HostResult {
     let memory = memory(caller)?;
     let start = ptr as usize;
-    let end = start.checked_add(bytes.len()).ok_or(Status::InvalidMemoryAccess)?;
-    let target = memory.data_mut(&mut *caller).get_mut(start..end).ok_or(Status::InvalidMemoryAccess)?;
+    let end = start
+        .checked_add(bytes.len())
+        .ok_or(Status::InvalidMemoryAccess)?;
+    let target = memory
+        .data_mut(&mut *caller)
+        .get_mut(start..end)
+        .ok_or(Status::InvalidMemoryAccess)?;
     target.copy_from_slice(bytes);
     Ok(())
 }
@@ -155,6 +162,10 @@ pub(crate) fn allocate(caller: &mut Caller<'_, HostState>, size: u32) -> HostRes
 }
 
 /// Reads a UTF-8 string argument; invalid UTF-8 is a `BadArgument`.
-pub(crate) fn read_string(caller: &mut Caller<'_, HostState>, ptr: u32, len: u32) -> HostResult<String> {
+pub(crate) fn read_string(
+    caller: &mut Caller<'_, HostState>,
+    ptr: u32,
+    len: u32,
+) -> HostResult<String> {
     String::from_utf8(read(caller, ptr, len)?).map_err(|_| Status::BadArgument.into())
 }

@@ -25,7 +25,10 @@ fn int(value: i64) -> Vec<u8> {
 }
 
 fn header<'a>(fields: &'a Fields, name: &[u8]) -> Option<&'a [u8]> {
-    fields.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_slice())
+    fields
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_slice())
 }
 
 fn derived(proxy: &mut ProxyState, segments: &[&[u8]]) -> Option<Vec<u8>> {
@@ -37,7 +40,9 @@ fn derived(proxy: &mut ProxyState, segments: &[&[u8]]) -> Option<Vec<u8>> {
         [b"plugin_vm_id"] => return text(&settings.vm_id),
         [b"source", b"address"] => return text(&format!("{SOURCE_ADDRESS}:{SOURCE_PORT}")),
         [b"source", b"port"] => return Some(int(SOURCE_PORT)),
-        [b"destination", b"address"] => return text(&format!("{DESTINATION_ADDRESS}:{DESTINATION_PORT}")),
+        [b"destination", b"address"] => {
+            return text(&format!("{DESTINATION_ADDRESS}:{DESTINATION_PORT}"))
+        }
         [b"destination", b"port"] => return Some(int(DESTINATION_PORT)),
         [b"connection", b"mtls"] => return Some(vec![0]),
         [b"connection", b"requested_server_name"] => return Some(Vec::new()),
@@ -48,13 +53,17 @@ fn derived(proxy: &mut ProxyState, segments: &[&[u8]]) -> Option<Vec<u8>> {
         return Some(u64::from(context).to_le_bytes().to_vec());
     }
     let now = proxy.now_ns();
-    let Some(StreamState::Http(http)) = proxy.streams.get(&context) else { return None };
+    let Some(StreamState::Http(http)) = proxy.streams.get(&context) else {
+        return None;
+    };
     let request = http.request.headers.as_ref();
     let response = http.response.headers.as_ref();
     let req = |name: &[u8]| request.and_then(|h| header(h, name)).map(<[u8]>::to_vec);
     match segments {
         [b"request", b"path"] => req(b":path"),
-        [b"request", b"url_path"] => req(b":path").map(|p| p.split(|b| *b == b'?').next().unwrap_or_default().to_vec()),
+        [b"request", b"url_path"] => {
+            req(b":path").map(|p| p.split(|b| *b == b'?').next().unwrap_or_default().to_vec())
+        }
         [b"request", b"query"] => req(b":path").map(|p| match p.iter().position(|b| *b == b'?') {
             Some(at) => p[at + 1..].to_vec(),
             None => Vec::new(),
@@ -67,11 +76,19 @@ fn derived(proxy: &mut ProxyState, segments: &[&[u8]]) -> Option<Vec<u8>> {
         [b"request", b"referer"] => req(b"referer"),
         [b"request", b"protocol"] => Some(b"HTTP/1.1".to_vec()),
         [b"request", b"time"] => Some(int(now as i64)),
-        [b"request", b"size"] => Some(int(http.request.passed.body.len() as i64 + http.request.body.len() as i64)),
-        [b"request", b"headers"] => request.and_then(|h| wire::try_encode_map(h.iter().map(|(k, v)| (k, v))).ok()),
+        [b"request", b"size"] => Some(int(
+            http.request.passed.body.len() as i64 + http.request.body.len() as i64
+        )),
+        [b"request", b"headers"] => {
+            request.and_then(|h| wire::try_encode_map(h.iter().map(|(k, v)| (k, v))).ok())
+        }
         [b"request", b"headers", name] => request.and_then(|h| header(h, name)).map(<[u8]>::to_vec),
-        [b"response", b"headers"] => response.and_then(|h| wire::try_encode_map(h.iter().map(|(k, v)| (k, v))).ok()),
-        [b"response", b"headers", name] => response.and_then(|h| header(h, name)).map(<[u8]>::to_vec),
+        [b"response", b"headers"] => {
+            response.and_then(|h| wire::try_encode_map(h.iter().map(|(k, v)| (k, v))).ok())
+        }
+        [b"response", b"headers", name] => {
+            response.and_then(|h| header(h, name)).map(<[u8]>::to_vec)
+        }
         // The code the client gets: a local reply's (also one sent from the response
         // phase, replacing the upstream's), else the response headers' (scenarios
         // `exerciser_props_*`).
@@ -89,8 +106,15 @@ fn derived(proxy: &mut ProxyState, segments: &[&[u8]]) -> Option<Vec<u8>> {
             None => response.map(|_| b"via_upstream".to_vec()),
         },
         // Present once the request reached an upstream.
-        [b"upstream", b"address"] => http.request.passed.headers.as_ref().map(|_| UPSTREAM_ADDRESS.as_bytes().to_vec()),
-        [b"response", b"size"] => Some(int(http.response.passed.body.len() as i64 + http.response.body.len() as i64)),
+        [b"upstream", b"address"] => http
+            .request
+            .passed
+            .headers
+            .as_ref()
+            .map(|_| UPSTREAM_ADDRESS.as_bytes().to_vec()),
+        [b"response", b"size"] => Some(int(
+            http.response.passed.body.len() as i64 + http.response.body.len() as i64
+        )),
         _ => None,
     }
 }
@@ -113,7 +137,11 @@ pub(super) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
     linker.func_wrap(
         "env",
         "proxy_get_property",
-        |mut caller: Caller<'_, HostState>, path_ptr: u32, path_len: u32, value_ptr: u32, value_size_ptr: u32| {
+        |mut caller: Caller<'_, HostState>,
+         path_ptr: u32,
+         path_len: u32,
+         value_ptr: u32,
+         value_size_ptr: u32| {
             status((|| {
                 let path = normalize(&read(&mut caller, path_ptr, path_len)?);
                 let proxy = &mut caller.data_mut().proxy;
@@ -132,7 +160,11 @@ pub(super) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
     linker.func_wrap(
         "env",
         "proxy_set_property",
-        |mut caller: Caller<'_, HostState>, path_ptr: u32, path_len: u32, value_ptr: u32, value_len: u32| {
+        |mut caller: Caller<'_, HostState>,
+         path_ptr: u32,
+         path_len: u32,
+         value_ptr: u32,
+         value_len: u32| {
             status((|| {
                 let path = normalize(&read(&mut caller, path_ptr, path_len)?);
                 let value = read(&mut caller, value_ptr, value_len)?;

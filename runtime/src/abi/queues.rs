@@ -27,14 +27,25 @@ pub(super) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
     linker.func_wrap(
         "env",
         "proxy_resolve_shared_queue",
-        |mut caller: Caller<'_, HostState>, vm_ptr: u32, vm_len: u32, name_ptr: u32, name_len: u32, id_ptr: u32| {
+        |mut caller: Caller<'_, HostState>,
+         vm_ptr: u32,
+         vm_len: u32,
+         name_ptr: u32,
+         name_len: u32,
+         id_ptr: u32| {
             status((|| {
                 let vm_id = read_string(&mut caller, vm_ptr, vm_len)?;
                 let name = read(&mut caller, name_ptr, name_len)?;
                 let shared = &caller.data().proxy.shared;
                 // Envoy reads an empty VM id as the caller's own.
-                let vm_id = if vm_id.is_empty() { shared.settings.vm_id.as_str() } else { vm_id.as_str() };
-                let id = queues(shared).resolve(vm_id, &name).ok_or(Status::NotFound)?;
+                let vm_id = if vm_id.is_empty() {
+                    shared.settings.vm_id.as_str()
+                } else {
+                    vm_id.as_str()
+                };
+                let id = queues(shared)
+                    .resolve(vm_id, &name)
+                    .ok_or(Status::NotFound)?;
                 write_u32(&mut caller, id_ptr, id)
             })())
         },

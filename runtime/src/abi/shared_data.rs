@@ -11,7 +11,12 @@ pub(super) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
     linker.func_wrap(
         "env",
         "proxy_get_shared_data",
-        |mut caller: Caller<'_, HostState>, key_ptr: u32, key_len: u32, value_ptr: u32, value_size_ptr: u32, cas_ptr: u32| {
+        |mut caller: Caller<'_, HostState>,
+         key_ptr: u32,
+         key_len: u32,
+         value_ptr: u32,
+         value_size_ptr: u32,
+         cas_ptr: u32| {
             status((|| {
                 let key = read(&mut caller, key_ptr, key_len)?;
                 let found = lock(&caller.data().proxy.shared.data).get(&key);
@@ -24,7 +29,12 @@ pub(super) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
     linker.func_wrap(
         "env",
         "proxy_set_shared_data",
-        |mut caller: Caller<'_, HostState>, key_ptr: u32, key_len: u32, value_ptr: u32, value_len: u32, cas: u32| {
+        |mut caller: Caller<'_, HostState>,
+         key_ptr: u32,
+         key_len: u32,
+         value_ptr: u32,
+         value_len: u32,
+         cas: u32| {
             status((|| {
                 let key = read(&mut caller, key_ptr, key_len)?;
                 let value = read(&mut caller, value_ptr, value_len)?;

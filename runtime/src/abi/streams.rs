@@ -15,7 +15,11 @@ use crate::message::{Headers, LocalReply};
 /// `BadArgument`, continuing the upstream of a connection `Unimplemented`; anything else is
 /// `Ok`, also when the context has no such stream to act on (a root context without an
 /// effective stream context), where nothing happens.
-pub(super) fn signal(proxy: &mut ProxyState, stream: u32, make: fn(StreamType) -> Signal) -> HostResult {
+pub(super) fn signal(
+    proxy: &mut ProxyState,
+    stream: u32,
+    make: fn(StreamType) -> Signal,
+) -> HostResult {
     let stream = StreamType::from_u32(stream).ok_or(Status::BadArgument)?;
     let signal = make(stream);
     match stream {
@@ -24,7 +28,9 @@ pub(super) fn signal(proxy: &mut ProxyState, stream: u32, make: fn(StreamType) -
                 http.signals.push(signal);
             }
         }
-        StreamType::Upstream if matches!(signal, Signal::Continue(_)) => return Err(Status::Unimplemented.into()),
+        StreamType::Upstream if matches!(signal, Signal::Continue(_)) => {
+            return Err(Status::Unimplemented.into())
+        }
         StreamType::Downstream | StreamType::Upstream => {
             if let Some(tcp) = proxy.tcp() {
                 tcp.signals.push(signal);
@@ -35,12 +41,24 @@ pub(super) fn signal(proxy: &mut ProxyState, stream: u32, make: fn(StreamType) -
 }
 
 pub(super) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
-    linker.func_wrap("env", "proxy_continue_stream", |mut caller: Caller<'_, HostState>, stream: u32| {
-        status(signal(&mut caller.data_mut().proxy, stream, Signal::Continue))
-    })?;
-    linker.func_wrap("env", "proxy_close_stream", |mut caller: Caller<'_, HostState>, stream: u32| {
-        status(signal(&mut caller.data_mut().proxy, stream, Signal::Close))
-    })?;
+    linker.func_wrap(
+        "env",
+        "proxy_continue_stream",
+        |mut caller: Caller<'_, HostState>, stream: u32| {
+            status(signal(
+                &mut caller.data_mut().proxy,
+                stream,
+                Signal::Continue,
+            ))
+        },
+    )?;
+    linker.func_wrap(
+        "env",
+        "proxy_close_stream",
+        |mut caller: Caller<'_, HostState>, stream: u32| {
+            status(signal(&mut caller.data_mut().proxy, stream, Signal::Close))
+        },
+    )?;
     linker.func_wrap(
         "env",
         "proxy_send_local_response",

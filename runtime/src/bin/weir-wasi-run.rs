@@ -30,7 +30,10 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let name = path.file_name().map_or_else(|| module.to_string_lossy().into_owned(), |n| n.to_string_lossy().into_owned());
+    let name = path.file_name().map_or_else(
+        || module.to_string_lossy().into_owned(),
+        |n| n.to_string_lossy().into_owned(),
+    );
     let mut command = WasiCommand::new().arg(name);
     for arg in args {
         command = command.arg(arg.to_string_lossy().into_owned());

@@ -17,9 +17,16 @@ type BuildSlot = Arc<OnceLock<Result<PathBuf, String>>>;
 /// The `.wasm` built from the crate at `crate_dir`, building it on first use.
 pub(crate) fn wasm_of(crate_dir: &Path) -> Result<PathBuf, LoadError> {
     static BUILDS: OnceLock<Mutex<HashMap<PathBuf, BuildSlot>>> = OnceLock::new();
-    let key = crate_dir.canonicalize().unwrap_or_else(|_| crate_dir.to_path_buf());
-    let slot = lock(BUILDS.get_or_init(Default::default)).entry(key.clone()).or_default().clone();
-    slot.get_or_init(|| run_cargo(&key)).clone().map_err(LoadError::Build)
+    let key = crate_dir
+        .canonicalize()
+        .unwrap_or_else(|_| crate_dir.to_path_buf());
+    let slot = lock(BUILDS.get_or_init(Default::default))
+        .entry(key.clone())
+        .or_default()
+        .clone();
+    slot.get_or_init(|| run_cargo(&key))
+        .clone()
+        .map_err(LoadError::Build)
 }
 
 /// The target directory of the running test binary (`…/target/debug/deps/<test>` → `…/target`).
@@ -36,12 +43,21 @@ fn outer_target_dir(crate_dir: &Path) -> PathBuf {
 fn run_cargo(crate_dir: &Path) -> Result<PathBuf, String> {
     let manifest = crate_dir.join("Cargo.toml");
     if !manifest.is_file() {
-        return Err(format!("{} has no Cargo.toml: pass the plugin crate's directory", crate_dir.display()));
+        return Err(format!(
+            "{} has no Cargo.toml: pass the plugin crate's directory",
+            crate_dir.display()
+        ));
     }
     let target_dir = outer_target_dir(crate_dir).join("weir-wasm");
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let output = Command::new(cargo)
-        .args(["build", "--release", "--target", "wasm32-wasip1", "--message-format=json-render-diagnostics"])
+        .args([
+            "build",
+            "--release",
+            "--target",
+            "wasm32-wasip1",
+            "--message-format=json-render-diagnostics",
+        ])
         .arg("--manifest-path")
         .arg(&manifest)
         .arg("--target-dir")
@@ -66,11 +82,16 @@ fn run_cargo(crate_dir: &Path) -> Result<PathBuf, String> {
     let stdout = String::from_utf8_lossy(&output.stdout);
     let wanted = manifest.canonicalize().unwrap_or(manifest.clone());
     for line in stdout.lines() {
-        let Ok(message) = serde_json::from_str::<serde_json::Value>(line) else { continue };
+        let Ok(message) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
         if message["reason"] != "compiler-artifact" {
             continue;
         }
-        let same_crate = message["manifest_path"].as_str().map(PathBuf::from).is_some_and(|p| p == wanted);
+        let same_crate = message["manifest_path"]
+            .as_str()
+            .map(PathBuf::from)
+            .is_some_and(|p| p == wanted);
         let wasm = message["filenames"]
             .as_array()
             .into_iter()
@@ -81,5 +102,8 @@ fn run_cargo(crate_dir: &Path) -> Result<PathBuf, String> {
             return Ok(PathBuf::from(wasm));
         }
     }
-    Err(format!("cargo built {} but produced no .wasm: is it a `cdylib`?", manifest.display()))
+    Err(format!(
+        "cargo built {} but produced no .wasm: is it a `cdylib`?",
+        manifest.display()
+    ))
 }

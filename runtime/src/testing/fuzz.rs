@@ -20,13 +20,19 @@ pub struct Fuzzer {
     tokens: Vec<String>,
 }
 
-const METHODS: [&str; 8] = ["GET", "POST", "PUT", "DELETE", "HEAD", "OPTIONS", "PATCH", "G\u{e9}T"];
+const METHODS: [&str; 8] = [
+    "GET", "POST", "PUT", "DELETE", "HEAD", "OPTIONS", "PATCH", "G\u{e9}T",
+];
 const B64URL: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
 impl Fuzzer {
     /// A fuzzer starting from `seed`.
     pub fn new(seed: u64) -> Self {
-        Fuzzer { state: seed, names: vec!["authorization".into(), "content-type".into()], tokens: Vec::new() }
+        Fuzzer {
+            state: seed,
+            names: vec!["authorization".into(), "content-type".into()],
+            tokens: Vec::new(),
+        }
     }
 
     /// Header names the plugin reads: they are picked far more often than random ones.
@@ -113,7 +119,8 @@ impl Fuzzer {
             }
             4 => {
                 let segments: Vec<&[u8]> = bytes.split(|&b| b == b'.').collect();
-                let mut shuffled: Vec<&[u8]> = (0..segments.len()).map(|_| *self.pick(&segments)).collect();
+                let mut shuffled: Vec<&[u8]> =
+                    (0..segments.len()).map(|_| *self.pick(&segments)).collect();
                 shuffled.truncate(3);
                 bytes = shuffled.join(&b'.');
             }
@@ -135,7 +142,10 @@ impl Fuzzer {
 
     /// A random request: method, path, 0–12 header fields (some raw bytes), maybe a body.
     pub fn request(&mut self) -> Request {
-        let path = format!("/{}", self.ascii(60, b"abcdefghijklmnopqrstuvwxyz0123456789/%?&=#.;~-_ "));
+        let path = format!(
+            "/{}",
+            self.ascii(60, b"abcdefghijklmnopqrstuvwxyz0123456789/%?&=#.;~-_ ")
+        );
         let method = *self.pick(&METHODS);
         let mut request = Request::new(method, &path);
         if self.chance(10) {
@@ -169,7 +179,9 @@ impl Fuzzer {
 
     /// A random upstream response.
     pub fn response(&mut self) -> Response {
-        let status = *self.pick(&[200, 200, 200, 201, 204, 301, 400, 401, 403, 404, 500, 503, 0, 999]);
+        let status = *self.pick(&[
+            200, 200, 200, 201, 204, 301, 400, 401, 403, 404, 500, 503, 0, 999,
+        ]);
         let mut response = Response::status(status);
         for _ in 0..self.below(6) {
             let (name, value) = (self.name(), self.text_value());
@@ -186,25 +198,44 @@ impl Fuzzer {
 
 /// The seed to use: `WEIR_FUZZ_SEED` if set, else the clock.
 pub fn fuzz_seed() -> u64 {
-    std::env::var("WEIR_FUZZ_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
-        SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0)
-    })
+    std::env::var("WEIR_FUZZ_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_nanos() as u64)
+                .unwrap_or(0)
+        })
 }
 
 /// How many requests to send: `WEIR_FUZZ_REQUESTS` if set, else [`DEFAULT_FUZZ_REQUESTS`].
 pub fn fuzz_requests() -> u64 {
-    std::env::var("WEIR_FUZZ_REQUESTS").ok().and_then(|s| s.parse().ok()).unwrap_or(DEFAULT_FUZZ_REQUESTS)
+    std::env::var("WEIR_FUZZ_REQUESTS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(DEFAULT_FUZZ_REQUESTS)
 }
 
 /// Sends `count` random requests (with random upstream responses) through `plugin` and
 /// panics at the first trap, naming the seed and request number that reproduce it.
 /// `check` sees every outcome, for plugin-specific invariants. Returns the requests sent.
-pub fn fuzz_http(plugin: &Plugin, mut fuzzer: Fuzzer, seed: u64, count: u64, mut check: impl FnMut(&Request, &Outcome)) -> u64 {
+pub fn fuzz_http(
+    plugin: &Plugin,
+    mut fuzzer: Fuzzer,
+    seed: u64,
+    count: u64,
+    mut check: impl FnMut(&Request, &Outcome),
+) -> u64 {
     eprintln!("fuzzing {count} requests with WEIR_FUZZ_SEED={seed}");
     for i in 0..count {
         let request = fuzzer.request();
         let response = fuzzer.response();
-        let out = plugin.http().request(request.clone()).response(response).run();
+        let out = plugin
+            .http()
+            .request(request.clone())
+            .response(response)
+            .run();
         if let Some(trap) = out.trap() {
             panic!("request #{i} trapped with WEIR_FUZZ_SEED={seed}: {trap:?}\nrequest: {request:?}\nlogs: {:?}", out.logs());
         }

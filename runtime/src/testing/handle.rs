@@ -35,7 +35,13 @@ impl<'p, K: StreamKind> Handle<'p, K> {
         let worker = worker.min(inner.workers - 1);
         let context = K::create(&mut inner.vms[worker]);
         inner.pump();
-        Handle { plugin, worker, context, finished: None, kind: PhantomData }
+        Handle {
+            plugin,
+            worker,
+            context,
+            finished: None,
+            kind: PhantomData,
+        }
     }
 
     /// Runs one step on the stream's VM, then delivers queue notifications.
@@ -48,7 +54,12 @@ impl<'p, K: StreamKind> Handle<'p, K> {
     /// Reads the live stream state.
     pub(crate) fn with_state<R>(&self, f: impl FnOnce(&StreamState) -> R) -> Option<R> {
         let mut inner = self.plugin.lock();
-        inner.vms[self.worker].state().proxy.streams.get(&self.context).map(f)
+        inner.vms[self.worker]
+            .state()
+            .proxy
+            .streams
+            .get(&self.context)
+            .map(f)
     }
 
     /// Delivers every pending callout response of the stream's VM, in due order.
@@ -66,7 +77,12 @@ impl<'p, K: StreamKind> Handle<'p, K> {
         let mut inner = self.plugin.lock();
         let mut outcome = Outcome::default();
         collect_journal(&mut inner, self.worker, self.context, &mut outcome, false);
-        if let Some(state) = inner.vms[self.worker].state().proxy.streams.get(&self.context) {
+        if let Some(state) = inner.vms[self.worker]
+            .state()
+            .proxy
+            .streams
+            .get(&self.context)
+        {
             K::fill(state, &mut outcome);
         }
         outcome
@@ -99,33 +115,69 @@ impl<K: StreamKind> Drop for Handle<'_, K> {
 
 /// Moves (or, with `take == false`, copies) this context's logs, costs and callouts from
 /// the VM's journal into the outcome, with a snapshot of the plugin's metrics.
-fn collect_journal(inner: &mut Inner, worker: usize, context: u32, outcome: &mut Outcome, take: bool) {
+fn collect_journal(
+    inner: &mut Inner,
+    worker: usize,
+    context: u32,
+    outcome: &mut Outcome,
+    take: bool,
+) {
     let journal = &mut inner.vms[worker].state().proxy.journal;
     let mine = |c: &u32| *c == context;
     if take {
         let (logs, rest): (Vec<_>, Vec<_>) = journal.logs.drain(..).partition(|(c, _)| mine(c));
         journal.logs = rest;
         outcome.logs = logs.into_iter().map(|(_, e)| e).collect();
-        let (costs, rest): (Vec<_>, Vec<_>) = journal.costs.drain(..).partition(|(c, _, _)| mine(c));
+        let (costs, rest): (Vec<_>, Vec<_>) =
+            journal.costs.drain(..).partition(|(c, _, _)| mine(c));
         journal.costs = rest;
-        outcome.costs = costs.into_iter().map(|(_, callback, instructions)| CallbackCost { callback, instructions }).collect();
-        let (callouts, rest): (Vec<_>, Vec<_>) = journal.callouts.drain(..).partition(|(c, _)| mine(c));
+        outcome.costs = costs
+            .into_iter()
+            .map(|(_, callback, instructions)| CallbackCost {
+                callback,
+                instructions,
+            })
+            .collect();
+        let (callouts, rest): (Vec<_>, Vec<_>) =
+            journal.callouts.drain(..).partition(|(c, _)| mine(c));
         journal.callouts = rest;
         outcome.callouts = callouts.into_iter().map(|(_, c)| c).collect();
     } else {
-        outcome.logs = journal.logs.iter().filter(|(c, _)| mine(c)).map(|(_, e)| e.clone()).collect();
+        outcome.logs = journal
+            .logs
+            .iter()
+            .filter(|(c, _)| mine(c))
+            .map(|(_, e)| e.clone())
+            .collect();
         outcome.costs = journal
             .costs
             .iter()
             .filter(|(c, _, _)| mine(c))
-            .map(|(_, callback, instructions)| CallbackCost { callback, instructions: *instructions })
+            .map(|(_, callback, instructions)| CallbackCost {
+                callback,
+                instructions: *instructions,
+            })
             .collect();
-        outcome.callouts = journal.callouts.iter().filter(|(c, _)| mine(c)).map(|(_, c)| c.clone()).collect();
+        outcome.callouts = journal
+            .callouts
+            .iter()
+            .filter(|(c, _)| mine(c))
+            .map(|(_, c)| c.clone())
+            .collect();
     }
     let metrics = lock(&inner.shared.metrics);
     outcome.metrics = metrics
         .entries
         .iter()
-        .map(|m| (m.name.clone(), if m.samples.is_empty() { m.value } else { m.samples.len() as u64 }))
+        .map(|m| {
+            (
+                m.name.clone(),
+                if m.samples.is_empty() {
+                    m.value
+                } else {
+                    m.samples.len() as u64
+                },
+            )
+        })
         .collect();
 }

@@ -101,7 +101,9 @@ pub struct HttpStream<'p> {
 
 impl std::fmt::Debug for HttpStream<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("HttpStream").field("worker", &self.handle.worker).finish_non_exhaustive()
+        f.debug_struct("HttpStream")
+            .field("worker", &self.handle.worker)
+            .finish_non_exhaustive()
     }
 }
 
@@ -125,7 +127,9 @@ impl StreamKind for HttpKind {
 
 impl<'p> HttpStream<'p> {
     pub(crate) fn open(plugin: &'p Plugin, worker: usize) -> Self {
-        HttpStream { handle: Handle::open(plugin, worker) }
+        HttpStream {
+            handle: Handle::open(plugin, worker),
+        }
     }
 
     fn step(&mut self, f: impl FnOnce(&mut Vm, u32)) -> &mut Self {
@@ -218,12 +222,14 @@ impl<'p> HttpStream<'p> {
 
     /// Whether the complete request has reached the upstream.
     pub fn request_complete(&self) -> bool {
-        self.with_http(|http| http.request.passed.end && !http_flow::is_over(http)).unwrap_or(false)
+        self.with_http(|http| http.request.passed.end && !http_flow::is_over(http))
+            .unwrap_or(false)
     }
 
     /// Whether the plugin holds the request (paused, waiting for e.g. a callout).
     pub fn request_paused(&self) -> bool {
-        self.with_http(|http| http.request.paused.is_some()).unwrap_or(false)
+        self.with_http(|http| http.request.paused.is_some())
+            .unwrap_or(false)
     }
 
     fn with_http<R>(&self, f: impl FnOnce(&HttpState) -> R) -> Option<R> {
@@ -258,17 +264,29 @@ fn chunks(body: &[u8], size: Option<usize>) -> Vec<(&[u8], bool)> {
     }
     let pieces: Vec<&[u8]> = body.chunks(size.unwrap_or(body.len())).collect();
     let last = pieces.len() - 1;
-    pieces.into_iter().enumerate().map(|(i, p)| (p, i == last)).collect()
+    pieces
+        .into_iter()
+        .enumerate()
+        .map(|(i, p)| (p, i == last))
+        .collect()
 }
 
 fn passed_request(d: &Direction) -> Option<Request> {
     let headers = d.passed.headers.clone()?;
-    Some(Request::from_parts(headers, d.passed.body.clone(), d.passed.trailers.clone().unwrap_or_default()))
+    Some(Request::from_parts(
+        headers,
+        d.passed.body.clone(),
+        d.passed.trailers.clone().unwrap_or_default(),
+    ))
 }
 
 fn passed_response(d: &Direction) -> Option<Response> {
     let headers = d.passed.headers.clone()?;
-    Some(Response::from_parts(headers, d.passed.body.clone(), d.passed.trailers.clone().unwrap_or_default()))
+    Some(Response::from_parts(
+        headers,
+        d.passed.body.clone(),
+        d.passed.trailers.clone().unwrap_or_default(),
+    ))
 }
 
 fn fill(outcome: &mut Outcome, http: &HttpState) {

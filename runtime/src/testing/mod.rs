@@ -111,7 +111,9 @@ pub struct PluginBuilder {
 
 impl std::fmt::Debug for PluginBuilder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PluginBuilder").field("root_id", &self.settings.root_id).finish_non_exhaustive()
+        f.debug_struct("PluginBuilder")
+            .field("root_id", &self.settings.root_id)
+            .finish_non_exhaustive()
     }
 }
 
@@ -268,7 +270,10 @@ impl PluginBuilder {
         let compiled = compile(&bytes)?;
         let mut shared = PluginShared::new(self.settings);
         if let Some(store) = self.vm_store {
-            *shared.data.get_mut().unwrap_or_else(std::sync::PoisonError::into_inner) = store;
+            *shared
+                .data
+                .get_mut()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = store;
         }
         let shared = Arc::new(shared);
         // Envoy configures its main-thread VMs first, so a worker's registration of a
@@ -294,14 +299,24 @@ impl PluginBuilder {
         for vm in vms.iter_mut() {
             events::deliver_calls(vm, false);
         }
-        let plugin = Plugin { inner: Mutex::new(Inner { shared, vms, workers: self.workers, logs: Vec::new() }) };
+        let plugin = Plugin {
+            inner: Mutex::new(Inner {
+                shared,
+                vms,
+                workers: self.workers,
+                logs: Vec::new(),
+            }),
+        };
         plugin.lock().pump();
         Ok(plugin)
     }
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, LoadError> {
-    std::fs::read(path).map_err(|source| LoadError::Read { path: path.to_path_buf(), source })
+    std::fs::read(path).map_err(|source| LoadError::Read {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 /// A started plugin: one or more VMs of one module, as Envoy runs them.
@@ -385,7 +400,10 @@ impl Plugin {
     /// queue notifications as they fall due.
     pub fn advance(&self, by: Duration) {
         let mut inner = self.lock();
-        let target = inner.shared.now_ns().saturating_add(by.as_nanos().min(u128::from(u64::MAX)) as u64);
+        let target = inner
+            .shared
+            .now_ns()
+            .saturating_add(by.as_nanos().min(u128::from(u64::MAX)) as u64);
         loop {
             let next = inner
                 .vms
@@ -411,7 +429,10 @@ impl Plugin {
 
     /// The proxy-wasm ABI version the module declares (its `proxy_abi_version_*` export).
     pub fn abi_version(&self) -> crate::AbiVersion {
-        self.lock().vms.first_mut().map_or(crate::AbiVersion::V0_2_1, |vm| vm.state().abi)
+        self.lock()
+            .vms
+            .first_mut()
+            .map_or(crate::AbiVersion::V0_2_1, |vm| vm.state().abi)
     }
 
     /// Logs written outside streams (start-up, ticks, queue notifications), in order.
@@ -425,14 +446,23 @@ impl Plugin {
     pub fn metric(&self, name: &str) -> Option<u64> {
         let inner = self.lock();
         let metrics = lock(&inner.shared.metrics);
-        metrics.by_name(name).map(|m| if m.samples.is_empty() { m.value } else { m.samples.len() as u64 })
+        metrics.by_name(name).map(|m| {
+            if m.samples.is_empty() {
+                m.value
+            } else {
+                m.samples.len() as u64
+            }
+        })
     }
 
     /// Samples recorded to a histogram.
     pub fn histogram(&self, name: &str) -> Vec<u64> {
         let inner = self.lock();
         let metrics = lock(&inner.shared.metrics);
-        metrics.by_name(name).map(|m| m.samples.clone()).unwrap_or_default()
+        metrics
+            .by_name(name)
+            .map(|m| m.samples.clone())
+            .unwrap_or_default()
     }
 
     /// A shared-data value, as any VM would read it.
@@ -446,7 +476,11 @@ impl Plugin {
     pub fn shared_data_keys(&self) -> Vec<String> {
         let inner = self.lock();
         let data = lock(&inner.shared.data);
-        let mut keys: Vec<String> = data.keys().into_iter().map(|k| String::from_utf8_lossy(&k).into_owned()).collect();
+        let mut keys: Vec<String> = data
+            .keys()
+            .into_iter()
+            .map(|k| String::from_utf8_lossy(&k).into_owned())
+            .collect();
         keys.sort();
         keys
     }
@@ -477,7 +511,10 @@ impl Plugin {
     /// Virtual time elapsed since the plugin started.
     pub fn now(&self) -> Duration {
         let inner = self.lock();
-        let since = inner.shared.now_ns().saturating_sub(inner.shared.settings.clock_start_ns);
+        let since = inner
+            .shared
+            .now_ns()
+            .saturating_sub(inner.shared.settings.clock_start_ns);
         Duration::from_nanos(since)
     }
 }
@@ -489,7 +526,8 @@ impl Inner {
     pub(crate) fn pump(&mut self) {
         // Bounded: two VMs feeding each other's queues forever must not hang the host.
         for _ in 0..10_000 {
-            let ready: Vec<(usize, u32, u32)> = std::mem::take(&mut crate::shared::queues(&self.shared).ready);
+            let ready: Vec<(usize, u32, u32)> =
+                std::mem::take(&mut crate::shared::queues(&self.shared).ready);
             if ready.is_empty() {
                 break;
             }
@@ -507,11 +545,18 @@ impl Inner {
         for vm in self.vms.iter_mut() {
             let proxy = &mut vm.state().proxy;
             let root = proxy.root_context;
-            let (root_logs, rest): (Vec<_>, Vec<_>) =
-                proxy.journal.logs.drain(..).partition(|(context, _)| *context == root || *context == 0);
+            let (root_logs, rest): (Vec<_>, Vec<_>) = proxy
+                .journal
+                .logs
+                .drain(..)
+                .partition(|(context, _)| *context == root || *context == 0);
             proxy.journal.logs = rest;
-            proxy.journal.costs.retain(|(context, _, _)| *context != root && *context != 0);
-            self.logs.extend(root_logs.into_iter().map(|(_, entry)| entry));
+            proxy
+                .journal
+                .costs
+                .retain(|(context, _, _)| *context != root && *context != 0);
+            self.logs
+                .extend(root_logs.into_iter().map(|(_, entry)| entry));
         }
     }
 }

@@ -19,7 +19,11 @@ pub struct TcpExchange<'p> {
 
 impl<'p> TcpExchange<'p> {
     pub(crate) fn new(plugin: &'p Plugin) -> Self {
-        TcpExchange { plugin, downstream: Vec::new(), upstream: Vec::new() }
+        TcpExchange {
+            plugin,
+            downstream: Vec::new(),
+            upstream: Vec::new(),
+        }
     }
 
     /// A chunk the client sends (call again for more chunks).
@@ -62,7 +66,9 @@ pub struct Connection<'p> {
 
 impl std::fmt::Debug for Connection<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Connection").field("worker", &self.handle.worker).finish_non_exhaustive()
+        f.debug_struct("Connection")
+            .field("worker", &self.handle.worker)
+            .finish_non_exhaustive()
     }
 }
 
@@ -86,7 +92,9 @@ impl StreamKind for TcpKind {
 
 impl<'p> Connection<'p> {
     pub(crate) fn open(plugin: &'p Plugin, worker: usize) -> Self {
-        Connection { handle: Handle::open(plugin, worker) }
+        Connection {
+            handle: Handle::open(plugin, worker),
+        }
     }
 
     fn step(&mut self, f: impl FnOnce(&mut Vm, u32)) -> &mut Self {

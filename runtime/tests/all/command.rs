@@ -29,12 +29,10 @@ fn returning_from_start_is_exit_code_zero() {
 #[test]
 fn proc_exit_code_is_the_exit_code() {
     // 101 is what libtest exits with when a test fails.
-    let module = wat(
-        r#"(module
+    let module = wat(r#"(module
           (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
           (memory (export "memory") 1)
-          (func (export "_start") (call $exit (i32.const 101))))"#,
-    );
+          (func (export "_start") (call $exit (i32.const 101))))"#);
     assert_eq!(WasiCommand::new().run(&module).unwrap(), 101);
 }
 
@@ -42,7 +40,13 @@ fn proc_exit_code_is_the_exit_code() {
 fn arguments_and_environment_reach_the_guest() {
     let module = wat(COUNTS);
     // argc 3; the environment's one entry is "K=vv" plus its NUL: 5 bytes.
-    let code = WasiCommand::new().arg("prog").arg("--list").arg("x").env("K", "vv").run(&module).unwrap();
+    let code = WasiCommand::new()
+        .arg("prog")
+        .arg("--list")
+        .arg("x")
+        .env("K", "vv")
+        .run(&module)
+        .unwrap();
     assert_eq!(code, 3 + 10 * 5);
     assert_eq!(WasiCommand::new().run(&module).unwrap(), 0);
 }
@@ -50,7 +54,8 @@ fn arguments_and_environment_reach_the_guest() {
 #[test]
 fn a_trap_is_an_error_not_an_exit_code() {
     // A Rust test binary built with panic=abort ends a failed assertion this way.
-    let module = wat(r#"(module (memory (export "memory") 1) (func (export "_start") unreachable))"#);
+    let module =
+        wat(r#"(module (memory (export "memory") 1) (func (export "_start") unreachable))"#);
     match WasiCommand::new().run(&module) {
         Err(CommandError::Trap(message)) => assert!(message.contains("unreachable"), "{message}"),
         other => panic!("expected a trap, got {other:?}"),
@@ -59,11 +64,19 @@ fn a_trap_is_an_error_not_an_exit_code() {
 
 #[test]
 fn a_module_without_start_is_not_a_command() {
-    let module = wat(r#"(module (memory (export "memory") 1) (func (export "proxy_on_memory_allocate") (param i32) (result i32) i32.const 0))"#);
-    assert!(matches!(WasiCommand::new().run(&module), Err(CommandError::NotACommand)));
+    let module = wat(
+        r#"(module (memory (export "memory") 1) (func (export "proxy_on_memory_allocate") (param i32) (result i32) i32.const 0))"#,
+    );
+    assert!(matches!(
+        WasiCommand::new().run(&module),
+        Err(CommandError::NotACommand)
+    ));
 }
 
 #[test]
 fn garbage_is_a_load_error() {
-    assert!(matches!(WasiCommand::new().run(b"\0asm\x01\0\0\0garbage"), Err(CommandError::Load(_))));
+    assert!(matches!(
+        WasiCommand::new().run(b"\0asm\x01\0\0\0garbage"),
+        Err(CommandError::Load(_))
+    ));
 }

@@ -107,7 +107,9 @@ fn guest_asking_for_4_gib_is_refused() {
       (call $report (i32.add (i32.const 1) (memory.grow (i32.const 65535))))"#;
     assert_eq!(reports(guest("", body)), vec!["0"]);
     // A module whose memory starts at 4 GiB cannot be instantiated.
-    let huge = wat(r#"(module (memory (export "memory") 65536) (func (export "proxy_abi_version_0_2_1")))"#);
+    let huge = wat(
+        r#"(module (memory (export "memory") 65536) (func (export "proxy_abi_version_0_2_1")))"#,
+    );
     let err = Plugin::from_bytes(huge).start().unwrap_err();
     assert!(matches!(err, StartError::Instantiate(_)), "{err:?}");
 }
@@ -118,40 +120,68 @@ fn infinite_loop_in_start_up_ends_with_an_error() {
       (memory (export "memory") 1)
       (func (export "proxy_abi_version_0_2_1"))
       (func (export "proxy_on_vm_start") (param i32 i32) (result i32) (loop $l (br $l)) (i32.const 1)))"#);
-    let err = Plugin::from_bytes(wasm).fuel_limit(10_000_000).start().unwrap_err();
-    let StartError::Trap(trap) = err else { panic!("expected trap, got {err:?}") };
+    let err = Plugin::from_bytes(wasm)
+        .fuel_limit(10_000_000)
+        .start()
+        .unwrap_err();
+    let StartError::Trap(trap) = err else {
+        panic!("expected trap, got {err:?}")
+    };
     assert!(trap.out_of_fuel);
     assert_eq!(trap.callback, "proxy_on_vm_start");
 }
 
 #[test]
 fn malformed_modules_are_load_errors() {
-    let err = Plugin::from_bytes(b"not wasm at all".to_vec()).start().unwrap_err();
-    assert!(matches!(err, StartError::Load(LoadError::NotWasm)), "{err:?}");
+    let err = Plugin::from_bytes(b"not wasm at all".to_vec())
+        .start()
+        .unwrap_err();
+    assert!(
+        matches!(err, StartError::Load(LoadError::NotWasm)),
+        "{err:?}"
+    );
 
     let mut truncated = wat(r#"(module (func (export "proxy_abi_version_0_2_1")))"#);
     truncated.truncate(truncated.len() - 3);
     let err = Plugin::from_bytes(truncated).start().unwrap_err();
-    assert!(matches!(err, StartError::Load(LoadError::Compile(_))), "{err:?}");
+    assert!(
+        matches!(err, StartError::Load(LoadError::Compile(_))),
+        "{err:?}"
+    );
 
     let garbage = b"\0asm\x01\0\0\0\x01\xff\xff\xff\xff\x0fjunk".to_vec();
-    assert!(matches!(Plugin::from_bytes(garbage).start(), Err(StartError::Load(LoadError::Compile(_)))));
+    assert!(matches!(
+        Plugin::from_bytes(garbage).start(),
+        Err(StartError::Load(LoadError::Compile(_)))
+    ));
 
-    let err = Plugin::load("/nonexistent/plugin.wasm").start().unwrap_err();
-    assert!(matches!(err, StartError::Load(LoadError::Read { .. })), "{err:?}");
+    let err = Plugin::load("/nonexistent/plugin.wasm")
+        .start()
+        .unwrap_err();
+    assert!(
+        matches!(err, StartError::Load(LoadError::Read { .. })),
+        "{err:?}"
+    );
 }
 
 #[test]
 fn unknown_and_mistyped_imports_are_link_errors() {
-    let unknown = wat(r#"(module (import "env" "proxy_teleport" (func (param i32) (result i32)))
-      (func (export "proxy_abi_version_0_2_1")))"#);
+    let unknown = wat(
+        r#"(module (import "env" "proxy_teleport" (func (param i32) (result i32)))
+      (func (export "proxy_abi_version_0_2_1")))"#,
+    );
     let err = Plugin::from_bytes(unknown).start().unwrap_err();
     assert!(err.to_string().contains("env.proxy_teleport"), "{err}");
 
-    let mistyped = wat(r#"(module (import "env" "proxy_log" (func (param i32) (result i32)))
-      (func (export "proxy_abi_version_0_2_1")))"#);
+    let mistyped = wat(
+        r#"(module (import "env" "proxy_log" (func (param i32) (result i32)))
+      (func (export "proxy_abi_version_0_2_1")))"#,
+    );
     let err = Plugin::from_bytes(mistyped).start().unwrap_err();
-    assert!(matches!(err, StartError::Load(LoadError::Link(_))), "{err:?}");
+    assert!(
+        matches!(err, StartError::Load(LoadError::Link(_))),
+        "{err:?}"
+    );
 }
 
 #[test]
@@ -171,15 +201,24 @@ fn unimplemented_wasi_imports_link_and_return_enosys() {
 #[test]
 fn proc_exit_is_a_trap() {
     let imports = r#"(import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))"#;
-    let plugin = Plugin::from_bytes(guest(imports, "(call $exit (i32.const 3))")).start().unwrap();
+    let plugin = Plugin::from_bytes(guest(imports, "(call $exit (i32.const 3))"))
+        .start()
+        .unwrap();
     let out = plugin.http().request(Request::get("/")).run();
-    assert!(out.trap().unwrap().message.contains("proc_exit(3)"), "{:?}", out.trap());
+    assert!(
+        out.trap().unwrap().message.contains("proc_exit(3)"),
+        "{:?}",
+        out.trap()
+    );
 }
 
 #[test]
 fn log_flood_is_capped_and_stopped_by_fuel() {
     let body = r#"(loop $l (drop (call $log (i32.const 2) (i32.const 0) (i32.const 8))) (br $l))"#;
-    let plugin = Plugin::from_bytes(guest("", body)).fuel_limit(2_000_000).start().unwrap();
+    let plugin = Plugin::from_bytes(guest("", body))
+        .fuel_limit(2_000_000)
+        .start()
+        .unwrap();
     let out = plugin.http().request(Request::get("/")).run();
     assert!(out.trap().is_some_and(|t| t.out_of_fuel));
     assert_eq!(out.logs().len(), 100_000, "logs kept per VM are capped");

@@ -186,7 +186,9 @@ fn trailers_added_in_the_last_body_callback_travel_on_and_the_stream_completes()
         .request(Request::post("/").body("signed"))
         .response(weir_runtime::Response::status(200).body("answer"))
         .run();
-    let upstream = out.upstream_request().expect("the request completes and reaches the upstream");
+    let upstream = out
+        .upstream_request()
+        .expect("the request completes and reaches the upstream");
     assert_eq!(upstream.text(), "signed");
     assert_eq!(upstream.trailers().get("x-digest"), Some("abc"));
     let response = out.response().expect("the response reaches the client");

@@ -12,8 +12,8 @@ mod lifecycle;
 mod network;
 mod root;
 mod sdk;
-mod sdk_queue;
 mod sdk_overhead;
+mod sdk_queue;
 
 use weir_runtime::{Plugin, PluginBuilder};
 

@@ -7,11 +7,24 @@ use crate::probe;
 #[test]
 fn data_flows_both_ways_and_is_rewritten() {
     let plugin = probe().root_id("tcp").start().unwrap();
-    let out = plugin.tcp().downstream("hel").downstream("lo\n").upstream("reply").run();
+    let out = plugin
+        .tcp()
+        .downstream("hel")
+        .downstream("lo\n")
+        .upstream("reply")
+        .run();
     assert_eq!(out.action(Phase::NewConnection), Some(Action::Continue));
-    let downstream: Vec<Action> =
-        out.actions().iter().filter(|(p, _)| *p == Phase::DownstreamData).map(|(_, a)| *a).collect();
-    assert_eq!(downstream, vec![Action::Pause(1), Action::Continue], "buffered until a newline");
+    let downstream: Vec<Action> = out
+        .actions()
+        .iter()
+        .filter(|(p, _)| *p == Phase::DownstreamData)
+        .map(|(_, a)| *a)
+        .collect();
+    assert_eq!(
+        downstream,
+        vec![Action::Pause(1), Action::Continue],
+        "buffered until a newline"
+    );
     assert_eq!(out.to_upstream(), b"HELLO\n");
     assert_eq!(out.to_downstream(), b"<reply");
     assert!(out.logged("new connection"));

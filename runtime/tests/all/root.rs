@@ -8,15 +8,31 @@ use crate::probe;
 
 #[test]
 fn start_up_reads_env_and_config_in_envoy_order() {
-    let plugin = probe().env("GREETING", "hello").config("mode=plain").start().unwrap();
+    let plugin = probe()
+        .env("GREETING", "hello")
+        .config("mode=plain")
+        .start()
+        .unwrap();
     let logs: Vec<String> = plugin.logs().into_iter().map(|l| l.message).collect();
-    assert_eq!(logs, vec!["vm start, GREETING=hello, args=0".to_string(), "configured: mode=plain".to_string()]);
+    assert_eq!(
+        logs,
+        vec![
+            "vm start, GREETING=hello, args=0".to_string(),
+            "configured: mode=plain".to_string()
+        ]
+    );
 }
 
 #[test]
 fn json_config_reaches_on_configure() {
-    let plugin = probe().config(serde_json::json!({ "k": "v" })).start().unwrap();
-    assert!(plugin.logs().iter().any(|l| l.message == r#"configured: {"k":"v"}"#));
+    let plugin = probe()
+        .config(serde_json::json!({ "k": "v" }))
+        .start()
+        .unwrap();
+    assert!(plugin
+        .logs()
+        .iter()
+        .any(|l| l.message == r#"configured: {"k":"v"}"#));
 }
 
 #[test]
@@ -24,11 +40,17 @@ fn rejected_config_is_an_error_carrying_the_guest_logs() {
     let err = probe().config("please reject").start().unwrap_err();
     match &err {
         StartError::ConfigRejected { logs } => {
-            assert!(logs.iter().any(|l| l.level == LogLevel::Error && l.message == "bad configuration: please reject"));
+            assert!(logs
+                .iter()
+                .any(|l| l.level == LogLevel::Error
+                    && l.message == "bad configuration: please reject"));
         }
         other => panic!("unexpected {other:?}"),
     }
-    assert!(err.to_string().contains("bad configuration: please reject"), "{err}");
+    assert!(
+        err.to_string().contains("bad configuration: please reject"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -40,9 +62,14 @@ fn rejected_vm_config_is_an_error() {
 #[test]
 fn panic_while_configuring_is_a_start_trap() {
     let err = probe().config("panic-on-configure").start().unwrap_err();
-    let StartError::Trap(trap) = err else { panic!("expected a trap, got {err:?}") };
+    let StartError::Trap(trap) = err else {
+        panic!("expected a trap, got {err:?}")
+    };
     assert_eq!(trap.callback, "proxy_on_configure");
-    assert!(trap.panic_message.unwrap_or_default().contains("configure exploded"));
+    assert!(trap
+        .panic_message
+        .unwrap_or_default()
+        .contains("configure exploded"));
 }
 
 #[test]
@@ -51,11 +78,18 @@ fn ticks_follow_the_virtual_clock() {
     assert_eq!(plugin.metric("probe_ticks"), None);
     plugin.advance(Duration::from_millis(350));
     assert_eq!(plugin.metric("probe_ticks"), Some(3));
-    let ticks: Vec<String> =
-        plugin.logs().into_iter().map(|l| l.message).filter(|m| m.starts_with("tick at")).collect();
+    let ticks: Vec<String> = plugin
+        .logs()
+        .into_iter()
+        .map(|l| l.message)
+        .filter(|m| m.starts_with("tick at"))
+        .collect();
     assert_eq!(ticks.len(), 3);
     // 2026-01-01T00:00:00Z + 100 ms: the clock is virtual and starts at a fixed time.
-    assert_eq!(ticks[0], format!("tick at {}", weir_runtime::CLOCK_START.as_millis() + 100));
+    assert_eq!(
+        ticks[0],
+        format!("tick at {}", weir_runtime::CLOCK_START.as_millis() + 100)
+    );
     assert_eq!(plugin.now(), Duration::from_millis(350));
 }
 
@@ -63,19 +97,55 @@ fn ticks_follow_the_virtual_clock() {
 fn shared_data_is_shared_between_vms_with_cas() {
     let plugin = probe().workers(2).start().unwrap();
     assert_eq!(plugin.workers(), 2);
-    let first = plugin.http_on(0).request(Request::get("/").header("x-probe", "shared").header("x-value", "a")).run();
-    assert!(first.logged("shared old=None set=Ok(()) stale=Err(CasMismatch)"), "{:?}", first.logs());
-    let second = plugin.http_on(1).request(Request::get("/").header("x-probe", "shared").header("x-value", "b")).run();
-    assert!(second.logged("shared old=Some(\"a\") set=Ok(()) stale=Err(CasMismatch)"), "{:?}", second.logs());
+    let first = plugin
+        .http_on(0)
+        .request(
+            Request::get("/")
+                .header("x-probe", "shared")
+                .header("x-value", "a"),
+        )
+        .run();
+    assert!(
+        first.logged("shared old=None set=Ok(()) stale=Err(CasMismatch)"),
+        "{:?}",
+        first.logs()
+    );
+    let second = plugin
+        .http_on(1)
+        .request(
+            Request::get("/")
+                .header("x-probe", "shared")
+                .header("x-value", "b"),
+        )
+        .run();
+    assert!(
+        second.logged("shared old=Some(\"a\") set=Ok(()) stale=Err(CasMismatch)"),
+        "{:?}",
+        second.logs()
+    );
     assert_eq!(plugin.shared_data("k"), Some(b"b".to_vec()));
 }
 
 #[test]
 fn queue_items_reach_the_registering_vm() {
     let plugin = probe().workers(2).start().unwrap();
-    let out = plugin.http_on(1).request(Request::get("/").header("x-probe", "enqueue").header("x-value", "job-1")).run();
+    let out = plugin
+        .http_on(1)
+        .request(
+            Request::get("/")
+                .header("x-probe", "enqueue")
+                .header("x-value", "job-1"),
+        )
+        .run();
     assert!(out.logged("enqueue Ok(())"), "{:?}", out.logs());
-    assert!(plugin.logs().iter().any(|l| l.message == "queue item: job-1"), "{:?}", plugin.logs());
+    assert!(
+        plugin
+            .logs()
+            .iter()
+            .any(|l| l.message == "queue item: job-1"),
+        "{:?}",
+        plugin.logs()
+    );
 }
 
 #[test]
@@ -104,8 +174,12 @@ fn queue_registered_by_a_stream_notifies_the_root_context() {
     let plugin = weir_runtime::Plugin::from_bytes(wasm).start().unwrap();
     let out = plugin.http().request(Request::get("/")).run();
     assert!(out.trap().is_none(), "{:?}", out.trap());
-    let ready: Vec<String> =
-        plugin.logs().into_iter().map(|l| l.message).filter(|m| m.starts_with("queue ready")).collect();
+    let ready: Vec<String> = plugin
+        .logs()
+        .into_iter()
+        .map(|l| l.message)
+        .filter(|m| m.starts_with("queue ready"))
+        .collect();
     assert_eq!(ready, ["queue ready in context 1"]);
 }
 
@@ -122,14 +196,22 @@ fn metrics_are_shared_between_vms() {
 fn plugins_are_independent_values() {
     let a = probe().start().unwrap();
     let b = probe().start().unwrap();
-    a.http().request(Request::get("/").header("x-probe", "shared").header("x-value", "only-a")).run();
+    a.http()
+        .request(
+            Request::get("/")
+                .header("x-probe", "shared")
+                .header("x-value", "only-a"),
+        )
+        .run();
     assert_eq!(a.shared_data("k"), Some(b"only-a".to_vec()));
     assert_eq!(b.shared_data("k"), None);
 }
 
 #[test]
 fn cached_load_is_cheap() {
-    let path = weir_runtime::Plugin::wasm_path(concat!(env!("CARGO_MANIFEST_DIR"), "/test-plugins/probe")).unwrap();
+    let path =
+        weir_runtime::Plugin::wasm_path(concat!(env!("CARGO_MANIFEST_DIR"), "/test-plugins/probe"))
+            .unwrap();
     weir_runtime::Plugin::load(&path).start().unwrap();
     let started = std::time::Instant::now();
     for _ in 0..10 {
@@ -137,5 +219,8 @@ fn cached_load_is_cheap() {
     }
     let each = started.elapsed() / 10;
     eprintln!("cached load + instantiate + start: {each:?}");
-    assert!(each < Duration::from_millis(200), "cached start took {each:?}");
+    assert!(
+        each < Duration::from_millis(200),
+        "cached start took {each:?}"
+    );
 }

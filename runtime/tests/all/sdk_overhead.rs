@@ -57,8 +57,14 @@ impl Overhead {
             plugin.http().request(request()).response(response()).run()
         };
         Overhead {
-            sdk: run(concat!(env!("CARGO_MANIFEST_DIR"), "/../plugins/header-append")),
-            baseline: run(concat!(env!("CARGO_MANIFEST_DIR"), "/bench-plugins/baseline-header-append")),
+            sdk: run(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../plugins/header-append"
+            )),
+            baseline: run(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/bench-plugins/baseline-header-append"
+            )),
         }
     }
 
@@ -69,13 +75,29 @@ impl Overhead {
 
     /// Instructions per callback, side by side, with the totals and the ratio.
     pub fn table(&self) -> String {
-        let mut out = format!("{:<28} {:>13} {:>9}\n", "callback", "header-append", "baseline");
+        let mut out = format!(
+            "{:<28} {:>13} {:>9}\n",
+            "callback", "header-append", "baseline"
+        );
         for cost in self.sdk.costs() {
             let baseline = self.baseline.instructions_in(cost.callback);
-            out += &format!("{:<28} {:>13} {:>9}\n", cost.callback, self.sdk.instructions_in(cost.callback), baseline);
+            out += &format!(
+                "{:<28} {:>13} {:>9}\n",
+                cost.callback,
+                self.sdk.instructions_in(cost.callback),
+                baseline
+            );
         }
-        out += &format!("{:<28} {:>13} {:>9}\n", "total", self.sdk.instructions(), self.baseline.instructions());
-        out += &format!("SDK overhead: header-append / baseline = {:.3} (target ≤ {TARGET_RATIO})", self.ratio());
+        out += &format!(
+            "{:<28} {:>13} {:>9}\n",
+            "total",
+            self.sdk.instructions(),
+            self.baseline.instructions()
+        );
+        out += &format!(
+            "SDK overhead: header-append / baseline = {:.3} (target ≤ {TARGET_RATIO})",
+            self.ratio()
+        );
         out
     }
 }

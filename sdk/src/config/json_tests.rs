@@ -13,9 +13,14 @@ fn same(a: &Value, b: &Value) -> bool {
             let (x, y) = (x.as_f64().unwrap(), y.as_f64().unwrap());
             x == y || ((x - y).abs() <= x.abs().max(y.abs()) * 4.0 * f64::EPSILON)
         }
-        (Value::Array(x), Value::Array(y)) => x.len() == y.len() && x.iter().zip(y).all(|(x, y)| same(x, y)),
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(x, y)| same(x, y))
+        }
         (Value::Object(x), Value::Object(y)) => {
-            x.len() == y.len() && x.iter().zip(y).all(|((kx, vx), (ky, vy))| kx == ky && same(vx, vy))
+            x.len() == y.len()
+                && x.iter()
+                    .zip(y)
+                    .all(|((kx, vx), (ky, vy))| kx == ky && same(vx, vy))
         }
         _ => a == b,
     }
@@ -26,7 +31,11 @@ fn agree(doc: &[u8]) -> bool {
     let ours = from_slice::<Value>(doc);
     let reference = serde_json::from_slice::<Value>(doc);
     match (&ours, &reference) {
-        (Ok(a), Ok(b)) => assert!(same(a, b), "{:?}: ours {a:?}, serde_json {b:?}", String::from_utf8_lossy(doc)),
+        (Ok(a), Ok(b)) => assert!(
+            same(a, b),
+            "{:?}: ours {a:?}, serde_json {b:?}",
+            String::from_utf8_lossy(doc)
+        ),
         (Err(_), Err(_)) => {}
         _ => panic!(
             "{:?}: ours {:?}, serde_json {:?}",
@@ -326,7 +335,11 @@ fn number(rng: &mut Rng, out: &mut String) {
         0 => out.push('0'),
         1 => out.push_str(&(rng.next() >> rng.below(64)).to_string()),
         2 => out.push_str(&rng.next().to_string()),
-        _ => out.push_str(&format!("{}{}", rng.below(9) + 1, rng.next() % 1_000_000_000_000)),
+        _ => out.push_str(&format!(
+            "{}{}",
+            rng.below(9) + 1,
+            rng.next() % 1_000_000_000_000
+        )),
     }
     if rng.below(3) == 0 {
         out.push('.');
@@ -341,7 +354,11 @@ fn number(rng: &mut Rng, out: &mut String) {
 
 fn value(rng: &mut Rng, depth: u32, out: &mut String) {
     whitespace(rng, out);
-    let kind = if depth > 4 { rng.below(5) } else { rng.below(7) };
+    let kind = if depth > 4 {
+        rng.below(5)
+    } else {
+        rng.below(7)
+    };
     match kind {
         0 => out.push_str(rng.pick(&["null", "true", "false"])),
         1 | 2 => number(rng, out),
@@ -407,6 +424,12 @@ fn random_documents_and_their_mutations_agree() {
         }
     }
     // The mutations must exercise both outcomes for the comparison to mean anything.
-    assert!(generated_ok > 2700, "only {generated_ok} generated documents parsed");
-    assert!(accepted > 100 && rejected > 1000, "accepted {accepted}, rejected {rejected}");
+    assert!(
+        generated_ok > 2700,
+        "only {generated_ok} generated documents parsed"
+    );
+    assert!(
+        accepted > 100 && rejected > 1000,
+        "accepted {accepted}, rejected {rejected}"
+    );
 }

@@ -170,9 +170,15 @@ fn wide_integers_agree_with_serde_json() {
         "\"1\"",
     ];
     for doc in docs {
-        let (ours, reference) = (from_slice::<u128>(doc.as_bytes()), serde_json::from_str::<u128>(doc));
+        let (ours, reference) = (
+            from_slice::<u128>(doc.as_bytes()),
+            serde_json::from_str::<u128>(doc),
+        );
         assert_eq!(ours.ok(), reference.ok(), "u128 {doc}");
-        let (ours, reference) = (from_slice::<i128>(doc.as_bytes()), serde_json::from_str::<i128>(doc));
+        let (ours, reference) = (
+            from_slice::<i128>(doc.as_bytes()),
+            serde_json::from_str::<i128>(doc),
+        );
         assert_eq!(ours.ok(), reference.ok(), "i128 {doc}");
     }
 }
@@ -186,42 +192,80 @@ fn error(doc: &str) -> (String, String) {
 fn errors_name_the_path_and_what_was_expected() {
     assert_eq!(
         error(r#"{"name":1.5}"#),
-        ("name".into(), "invalid type: floating point number, expected a string".into())
+        (
+            "name".into(),
+            "invalid type: floating point number, expected a string".into()
+        )
     );
     assert_eq!(
         error(r#"{"name":"a","count":256}"#),
-        ("count".into(), "invalid value: integer `256`, expected u8".into())
+        (
+            "count".into(),
+            "invalid value: integer `256`, expected u8".into()
+        )
     );
     // Negative integers are printed with their sign, down to i64::MIN, as serde_json does.
-    assert_eq!(error(r#"{"name":"a","count":-1}"#), ("count".into(), "invalid value: integer `-1`, expected u8".into()));
     assert_eq!(
-        error(r#"{"name":"a","offset":-9223372036854775808}"#),
-        ("offset".into(), "invalid value: integer `-9223372036854775808`, expected i16".into())
+        error(r#"{"name":"a","count":-1}"#),
+        (
+            "count".into(),
+            "invalid value: integer `-1`, expected u8".into()
+        )
     );
     assert_eq!(
-        serde_json::from_str::<Typed>(r#"{"name":"a","offset":-9223372036854775808}"#).unwrap_err().to_string(),
+        error(r#"{"name":"a","offset":-9223372036854775808}"#),
+        (
+            "offset".into(),
+            "invalid value: integer `-9223372036854775808`, expected i16".into()
+        )
+    );
+    assert_eq!(
+        serde_json::from_str::<Typed>(r#"{"name":"a","offset":-9223372036854775808}"#)
+            .unwrap_err()
+            .to_string(),
         "invalid value: integer `-9223372036854775808`, expected i16 at line 1 column 41"
     );
     assert_eq!(
         error(r#"{"name":"a","count":"1"}"#),
-        ("count".into(), "invalid type: string \"1\", expected u8".into())
+        (
+            "count".into(),
+            "invalid type: string \"1\", expected u8".into()
+        )
     );
-    assert_eq!(error(r#"{"name":"a","flag":null}"#), ("flag".into(), "invalid type: null, expected a boolean".into()));
+    assert_eq!(
+        error(r#"{"name":"a","flag":null}"#),
+        (
+            "flag".into(),
+            "invalid type: null, expected a boolean".into()
+        )
+    );
     assert_eq!(
         error(r#"{"name":"a","nested":[{"key":"k"},{"key":"k","tags":["t",{}]}]}"#),
-        ("nested[1].tags[1]".into(), "invalid type: object, expected a string".into())
+        (
+            "nested[1].tags[1]".into(),
+            "invalid type: object, expected a string".into()
+        )
     );
     assert_eq!(
         error(r#"{"name":"a","mode":{"Range":{"low":1,"high":"x"}}}"#),
-        ("mode.Range.high".into(), "invalid type: string \"x\", expected i32".into())
+        (
+            "mode.Range.high".into(),
+            "invalid type: string \"x\", expected i32".into()
+        )
     );
     let (path, reason) = error(r#"{"name":"a","mode":"Slow"}"#);
     assert_eq!(path, "mode");
-    assert!(reason.starts_with("unknown variant `Slow`, expected one of"), "{reason}");
+    assert!(
+        reason.starts_with("unknown variant `Slow`, expected one of"),
+        "{reason}"
+    );
     let (path, reason) = error(r#"{"name":"a","nested":[{"key":"k","color":1}]}"#);
     assert_eq!(path, "nested[0]");
     assert!(reason.starts_with("unknown field `color`"), "{reason}");
-    assert_eq!(error(r#"{"count":1}"#), (".".into(), "missing field `name`".into()));
+    assert_eq!(
+        error(r#"{"count":1}"#),
+        (".".into(), "missing field `name`".into())
+    );
     // Strings in messages are quoted with control characters and non-ASCII escaped.
     assert_eq!(
         error("{\"name\":\"a\",\"count\":\"\\n\\u00e9\\\"\"}").1,
@@ -231,21 +275,36 @@ fn errors_name_the_path_and_what_was_expected() {
 
 #[test]
 fn syntax_errors_say_where() {
-    assert_eq!(error("{\"name\":\"a\",\n  \"count\": 1,}"), (".".into(), "trailing comma at line 2 column 14".into()));
+    assert_eq!(
+        error("{\"name\":\"a\",\n  \"count\": 1,}"),
+        (".".into(), "trailing comma at line 2 column 14".into())
+    );
     let (path, reason) = error("{\"name\":\"a\",\"nested\":[{\"key\":\"k\" \"tags\":[]}]}");
     assert_eq!(path, "nested[0]");
     assert_eq!(reason, "expected `,` or `}` at line 1 column 34");
     assert_eq!(
         error("{\"name\":\"a\"} x"),
-        (".".into(), "trailing characters after the JSON value at line 1 column 14".into())
+        (
+            ".".into(),
+            "trailing characters after the JSON value at line 1 column 14".into()
+        )
     );
-    assert_eq!(error("{\"name\":\"\\uD800\"}").1, "lone leading surrogate in \\u escape at line 1 column 16");
-    assert_eq!(error("{\"name\":\"a\",\"count\":01}").1, "expected `,` or `}` at line 1 column 22");
+    assert_eq!(
+        error("{\"name\":\"\\uD800\"}").1,
+        "lone leading surrogate in \\u escape at line 1 column 16"
+    );
+    assert_eq!(
+        error("{\"name\":\"a\",\"count\":01}").1,
+        "expected `,` or `}` at line 1 column 22"
+    );
     let mut deep = "[".repeat(200);
     deep.push_str(&"]".repeat(200));
     let err = from_slice::<Value>(deep.as_bytes()).unwrap_err();
     assert_eq!(err.path(), "[0]".repeat(127));
-    assert_eq!(err.into_reason(), "recursion limit exceeded at line 1 column 128");
+    assert_eq!(
+        err.into_reason(),
+        "recursion limit exceeded at line 1 column 128"
+    );
 }
 
 #[test]

@@ -56,7 +56,11 @@ pub struct ConfigError {
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "invalid plugin configuration at {}: {}", self.path, self.reason)
+        write!(
+            f,
+            "invalid plugin configuration at {}: {}",
+            self.path, self.reason
+        )
     }
 }
 
@@ -68,8 +72,15 @@ impl std::error::Error for ConfigError {}
 /// fields all have defaults accepts a WasmPlugin without `pluginConfig`. The JSON must be
 /// strict RFC 8259: no comments, trailing commas or invalid escapes.
 pub fn parse_config<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ConfigError> {
-    let text = if bytes.iter().all(u8::is_ascii_whitespace) { &b"{}"[..] } else { bytes };
-    json::from_slice(text).map_err(|err| ConfigError { path: err.path(), reason: err.into_reason() })
+    let text = if bytes.iter().all(u8::is_ascii_whitespace) {
+        &b"{}"[..]
+    } else {
+        bytes
+    };
+    json::from_slice(text).map_err(|err| ConfigError {
+        path: err.path(),
+        reason: err.into_reason(),
+    })
 }
 
 /// A `deserialize_with` for integers that must lie in `MIN..=MAX`: durations, periods and
@@ -86,12 +97,16 @@ pub fn parse_config<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ConfigError>
 /// let err = weir::parse_config::<Config>(br#"{"timeout_ms": 0}"#).err().map(|e| e.to_string());
 /// assert_eq!(err.as_deref(), Some("invalid plugin configuration at timeout_ms: must be between 1 and 60000, got 0"));
 /// ```
-pub fn bounded<'de, D: Deserializer<'de>, const MIN: u64, const MAX: u64>(d: D) -> Result<u64, D::Error> {
+pub fn bounded<'de, D: Deserializer<'de>, const MIN: u64, const MAX: u64>(
+    d: D,
+) -> Result<u64, D::Error> {
     let value = u64::deserialize(d)?;
     if (MIN..=MAX).contains(&value) {
         Ok(value)
     } else {
-        Err(D::Error::custom(format!("must be between {MIN} and {MAX}, got {value}")))
+        Err(D::Error::custom(format!(
+            "must be between {MIN} and {MAX}, got {value}"
+        )))
     }
 }
 
@@ -171,7 +186,9 @@ pub(crate) fn check_name(name: &str) -> Result<(), InvalidHeader> {
 /// [`HeaderValue::new`]'s check, without taking ownership.
 pub(crate) fn check_value(value: &str) -> Result<(), InvalidHeader> {
     if value.bytes().any(|c| matches!(c, b'\r' | b'\n' | 0)) {
-        return Err(InvalidHeader("header value contains CR, LF or NUL, which would split or cut the header".into()));
+        return Err(InvalidHeader(
+            "header value contains CR, LF or NUL, which would split or cut the header".into(),
+        ));
     }
     Ok(())
 }
@@ -287,9 +304,18 @@ mod tests {
 
     #[test]
     fn valid_config_is_read() {
-        let cfg: Cfg = parse_config(br#"{"rules":[{"name":"x-a","value":"v w"},{"name":"x-b"}],"extra":{"k":7}}"#).unwrap();
-        assert_eq!((cfg.rules[0].name.as_str(), cfg.rules[0].value.as_str()), ("x-a", "v w"));
-        assert_eq!((cfg.rules[1].name.as_str(), cfg.rules[1].value.as_str()), ("x-b", ""));
+        let cfg: Cfg = parse_config(
+            br#"{"rules":[{"name":"x-a","value":"v w"},{"name":"x-b"}],"extra":{"k":7}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            (cfg.rules[0].name.as_str(), cfg.rules[0].value.as_str()),
+            ("x-a", "v w")
+        );
+        assert_eq!(
+            (cfg.rules[1].name.as_str(), cfg.rules[1].value.as_str()),
+            ("x-b", "")
+        );
         assert_eq!(cfg.extra["k"], 7);
     }
 
@@ -298,11 +324,16 @@ mod tests {
         let err = parse_config::<Cfg>(br#"{"rules":[{"name":"ok"},{"name":"Bad"}]}"#).unwrap_err();
         assert_eq!(err.path, "rules[1].name");
         assert!(err.reason.contains("upper-case"), "{err}");
-        let err = parse_config::<Cfg>(br#"{"rules":[{"name":"a","value":"x\r\ny: z"}]}"#).unwrap_err();
+        let err =
+            parse_config::<Cfg>(br#"{"rules":[{"name":"a","value":"x\r\ny: z"}]}"#).unwrap_err();
         assert_eq!(err.path, "rules[0].value");
         let err = parse_config::<Cfg>(br#"{"extra":{"k":"v"}}"#).unwrap_err();
         assert_eq!(err.path, "extra.k");
-        assert!(err.to_string().starts_with("invalid plugin configuration at extra.k: invalid type"), "{err}");
+        assert!(
+            err.to_string()
+                .starts_with("invalid plugin configuration at extra.k: invalid type"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -325,13 +356,21 @@ mod tests {
     #[test]
     fn header_errors_quote_the_name_safely() {
         let reason = |name: &str| HeaderName::new(name).unwrap_err().to_string();
-        assert_eq!(reason(":path"), "':path' is a pseudo-header, not a header name");
-        assert_eq!(reason("X-Id"), "'X-Id' contains an upper-case letter; header names are lower-case tokens");
+        assert_eq!(
+            reason(":path"),
+            "':path' is a pseudo-header, not a header name"
+        );
+        assert_eq!(
+            reason("X-Id"),
+            "'X-Id' contains an upper-case letter; header names are lower-case tokens"
+        );
         assert_eq!(
             reason("a b\n'é\\"),
             "'a b\\n\\'\\u{e9}\\\\' contains a character not allowed in a header name; header names are lower-case tokens"
         );
         assert_eq!(reason(""), "header name is empty");
-        assert!(check_name("x-ok").is_ok() && check_value("v").is_ok() && check_value("a\rb").is_err());
+        assert!(
+            check_name("x-ok").is_ok() && check_value("v").is_ok() && check_value("a\rb").is_err()
+        );
     }
 }

@@ -71,7 +71,11 @@ pub type UpstreamData = Body<kind::Upstream>;
 
 impl<K: BodyKind> Body<K> {
     pub(crate) fn new(len: usize, end_of_stream: bool) -> Self {
-        Body { len, end_of_stream, _kind: PhantomData }
+        Body {
+            len,
+            end_of_stream,
+            _kind: PhantomData,
+        }
     }
 
     /// Bytes available: the chunk, or everything buffered so far.
@@ -95,7 +99,9 @@ impl<K: BodyKind> Body<K> {
     /// a response) and never reaches the plugin. Check [`len`](Self::len) first for a
     /// smaller limit.
     pub fn bytes(&self) -> Result<Vec<u8>> {
-        Ok(hostcalls::get_buffer(K::BUFFER, 0, self.len).host("proxy_get_buffer_bytes")?.unwrap_or_default())
+        Ok(hostcalls::get_buffer(K::BUFFER, 0, self.len)
+            .host("proxy_get_buffer_bytes")?
+            .unwrap_or_default())
     }
 
     /// Replaces the available bytes with `data`.

@@ -78,7 +78,10 @@ impl<M: MapKind> Copy for Headers<M> {}
 
 impl<M: MapKind> Headers<M> {
     pub(crate) fn new(end_of_stream: bool) -> Self {
-        Headers { end_of_stream, _map: PhantomData }
+        Headers {
+            end_of_stream,
+            _map: PhantomData,
+        }
     }
 
     /// A copy of this handle for a [`Flow::wait`](crate::Flow::wait) future to keep. It acts
@@ -95,7 +98,9 @@ impl<M: MapKind> Headers<M> {
 
     /// The first value of `name` (decoded lossily), or `None` if absent.
     pub fn get(&self, name: &str) -> Result<Option<String>> {
-        Ok(self.get_bytes(name)?.map(|v| String::from_utf8_lossy(&v).into_owned()))
+        Ok(self
+            .get_bytes(name)?
+            .map(|v| String::from_utf8_lossy(&v).into_owned()))
     }
 
     /// The first value of `name` as raw bytes.
@@ -106,7 +111,12 @@ impl<M: MapKind> Headers<M> {
     /// Every value of `name`, in the order they arrived (a header may repeat).
     pub fn get_all(&self, name: &str) -> Result<Vec<String>> {
         let map = SerializedMap::read(M::MAP)?;
-        Ok(map.pairs()?.into_iter().filter(|(k, _)| k.eq_ignore_ascii_case(name.as_bytes())).map(|(_, v)| lossy(v.to_vec())).collect())
+        Ok(map
+            .pairs()?
+            .into_iter()
+            .filter(|(k, _)| k.eq_ignore_ascii_case(name.as_bytes()))
+            .map(|(_, v)| lossy(v.to_vec()))
+            .collect())
     }
 
     /// [`Headers::get_all`] and [`Headers::remove_lookalikes`] in one read of the map: the
@@ -116,7 +126,11 @@ impl<M: MapKind> Headers<M> {
         let map = SerializedMap::read(M::MAP)?;
         let pairs = map.pairs()?;
         self.remove_lookalikes_in(&pairs, name)?;
-        Ok(pairs.into_iter().filter(|(k, _)| k.eq_ignore_ascii_case(name.as_bytes())).map(|(_, v)| lossy(v.to_vec())).collect())
+        Ok(pairs
+            .into_iter()
+            .filter(|(k, _)| k.eq_ignore_ascii_case(name.as_bytes()))
+            .map(|(_, v)| lossy(v.to_vec()))
+            .collect())
     }
 
     /// True if `name` is present.
@@ -126,19 +140,28 @@ impl<M: MapKind> Headers<M> {
 
     /// Every `(name, value)` pair, in order, values decoded lossily.
     pub fn entries(&self) -> Result<Vec<(String, String)>> {
-        Ok(self.entries_bytes()?.into_iter().map(|(k, v)| (k, lossy(v))).collect())
+        Ok(self
+            .entries_bytes()?
+            .into_iter()
+            .map(|(k, v)| (k, lossy(v)))
+            .collect())
     }
 
     /// Every `(name, value)` pair, in order, values as bytes.
     pub fn entries_bytes(&self) -> Result<Vec<(String, Vec<u8>)>> {
         let map = SerializedMap::read(M::MAP)?;
-        Ok(map.pairs()?.into_iter().map(|(k, v)| (String::from_utf8_lossy(k).into_owned(), v.to_vec())).collect())
+        Ok(map
+            .pairs()?
+            .into_iter()
+            .map(|(k, v)| (String::from_utf8_lossy(k).into_owned(), v.to_vec()))
+            .collect())
     }
 
     /// Replaces every value of `name` with `value` (adds it if absent).
     pub fn set(&self, name: &str, value: impl AsRef<[u8]>) -> Result<()> {
         let value = checked(name, value.as_ref())?;
-        hostcalls::set_map_value_bytes(M::MAP, name, Some(value)).host("proxy_replace_header_map_value")
+        hostcalls::set_map_value_bytes(M::MAP, name, Some(value))
+            .host("proxy_replace_header_map_value")
     }
 
     /// Adds one more value for `name`, keeping existing ones.
@@ -150,13 +173,15 @@ impl<M: MapKind> Headers<M> {
     /// [`Headers::set`] for a value checked when it was made (configuration fields): no
     /// scan of the value on every request.
     pub fn set_value(&self, name: &HeaderName, value: &HeaderValue) -> Result<()> {
-        hostcalls::set_map_value_bytes(M::MAP, name, Some(value.as_bytes())).host("proxy_replace_header_map_value")
+        hostcalls::set_map_value_bytes(M::MAP, name, Some(value.as_bytes()))
+            .host("proxy_replace_header_map_value")
     }
 
     /// [`Headers::add`] for a value checked when it was made (configuration fields): no
     /// scan of the value on every request.
     pub fn add_value(&self, name: &HeaderName, value: &HeaderValue) -> Result<()> {
-        hostcalls::add_map_value_bytes(M::MAP, name, value.as_bytes()).host("proxy_add_header_map_value")
+        hostcalls::add_map_value_bytes(M::MAP, name, value.as_bytes())
+            .host("proxy_add_header_map_value")
     }
 
     /// Removes every value of `name`. Removing an absent header is not an error.
@@ -180,7 +205,9 @@ impl<M: MapKind> Headers<M> {
         let mut others = 0;
         for (at, &(key, _)) in pairs.iter().enumerate() {
             // Each spelling once, at its first appearance (no list of them to allocate).
-            if same_upstream(key, name.as_bytes()) && !pairs[..at].iter().any(|&(seen, _)| seen == key) {
+            if same_upstream(key, name.as_bytes())
+                && !pairs[..at].iter().any(|&(seen, _)| seen == key)
+            {
                 self.remove(&String::from_utf8_lossy(key))?;
                 others += usize::from(!key.eq_ignore_ascii_case(name.as_bytes()));
             }
@@ -196,7 +223,13 @@ pub fn same_header_upstream(a: &str, b: &str) -> bool {
 }
 
 fn same_upstream(a: &[u8], b: &[u8]) -> bool {
-    let fold = |c: u8| if c == b'_' { b'-' } else { c.to_ascii_lowercase() };
+    let fold = |c: u8| {
+        if c == b'_' {
+            b'-'
+        } else {
+            c.to_ascii_lowercase()
+        }
+    };
     a.len() == b.len() && a.iter().zip(b).all(|(&x, &y)| fold(x) == fold(y))
 }
 
@@ -211,7 +244,11 @@ impl SerializedMap {
     pub(crate) fn read(map: MapType) -> Result<Self> {
         #[link(wasm_import_module = "env")]
         extern "C" {
-            fn proxy_get_header_map_pairs(map: MapType, data: *mut *mut u8, size: *mut usize) -> u32;
+            fn proxy_get_header_map_pairs(
+                map: MapType,
+                data: *mut *mut u8,
+                size: *mut usize,
+            ) -> u32;
         }
         let (mut data, mut size) = (std::ptr::null_mut::<u8>(), 0usize);
         // SAFETY: the host writes a pointer and a size to the two slots; a non-null pointer
@@ -219,7 +256,9 @@ impl SerializedMap {
         // `proxy_on_memory_allocate`, a `Vec<u8>` of capacity `size`), now ours to free.
         match unsafe { proxy_get_header_map_pairs(map, &mut data, &mut size) } {
             0 if data.is_null() => Ok(SerializedMap(Vec::new())),
-            0 => Ok(SerializedMap(unsafe { Vec::from_raw_parts(data, size, size) })),
+            0 => Ok(SerializedMap(unsafe {
+                Vec::from_raw_parts(data, size, size)
+            })),
             1 => Err(Error::host(Self::CALL, HostStatus::NotFound)),
             2 => Err(Error::host(Self::CALL, HostStatus::BadArgument)),
             _ => Err(Error::host(Self::CALL, HostStatus::InternalFailure)),
@@ -227,7 +266,8 @@ impl SerializedMap {
     }
 
     pub(crate) fn pairs(&self) -> Result<Vec<Pair<'_>>> {
-        wire::decode_map(&self.0).map_err(|_| Error::host(Self::CALL, HostStatus::SerializationFailure))
+        wire::decode_map(&self.0)
+            .map_err(|_| Error::host(Self::CALL, HostStatus::SerializationFailure))
     }
 }
 
@@ -275,7 +315,11 @@ impl Headers<kind::Request> {
 
     /// The token of `Authorization: Bearer <token>`, if the request carries a well-formed one.
     pub fn bearer_token(&self) -> Result<Option<String>> {
-        Ok(self.get("authorization")?.as_deref().and_then(bearer_token).map(str::to_string))
+        Ok(self
+            .get("authorization")?
+            .as_deref()
+            .and_then(bearer_token)
+            .map(str::to_string))
     }
 }
 
@@ -299,7 +343,9 @@ fn lossy(v: Vec<u8>) -> String {
 /// request into a header is the usual way such bytes arrive, so check at every write.
 fn checked<'a>(name: &str, value: &'a [u8]) -> Result<&'a [u8]> {
     if breaks_header(value) {
-        return Err(Error::msg(format!("refusing to write header '{name}': value contains CR, LF or NUL")));
+        return Err(Error::msg(format!(
+            "refusing to write header '{name}': value contains CR, LF or NUL"
+        )));
     }
     Ok(value)
 }

@@ -87,7 +87,10 @@ impl<F: HttpFilter> HttpStream<F> {
     /// direction are held so the filter never sees a body before its headers' decision.
     fn is_waiting(&self, response: bool) -> bool {
         #[cfg(feature = "callout")]
-        return self.waiting.as_ref().is_some_and(|(phase, _)| is_response(*phase) == response);
+        return self
+            .waiting
+            .as_ref()
+            .is_some_and(|(phase, _)| is_response(*phase) == response);
         #[cfg(not(feature = "callout"))]
         {
             let _ = response;
@@ -101,11 +104,19 @@ impl<F: HttpFilter> Context for HttpStream<F> {}
 
 #[cfg(feature = "callout")]
 impl<F: HttpFilter> Context for HttpStream<F> {
-    fn on_http_call_response(&mut self, token: u32, num_headers: usize, body_size: usize, _num_trailers: usize) {
+    fn on_http_call_response(
+        &mut self,
+        token: u32,
+        num_headers: usize,
+        body_size: usize,
+        _num_trailers: usize,
+    ) {
         if !crate::callout::deliver(token, num_headers, body_size) || self.replied {
             return; // a call whose future was dropped: nothing waits for it
         }
-        let Some((phase, mut waiting)) = self.waiting.take() else { return };
+        let Some((phase, mut waiting)) = self.waiting.take() else {
+            return;
+        };
         let result = match waiting.poll() {
             std::task::Poll::Ready(result) => crate::task::settled(result),
             std::task::Poll::Pending => {
@@ -120,7 +131,10 @@ impl<F: HttpFilter> Context for HttpStream<F> {
                 proxy_wasm::hostcalls::resume_http_request()
             };
             if let Err(status) = resumed {
-                log::error!("{phase}: cannot resume the stream after a callout: host status {}", status as u32);
+                log::error!(
+                    "{phase}: cannot resume the stream after a callout: host status {}",
+                    status as u32
+                );
             }
         }
     }
@@ -128,27 +142,39 @@ impl<F: HttpFilter> Context for HttpStream<F> {
 
 impl<F: HttpFilter> HttpContext for HttpStream<F> {
     fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
-        self.request_phase(Phase::RequestHeaders, |f| f.on_request_headers(&mut Headers::new(end_of_stream)))
+        self.request_phase(Phase::RequestHeaders, |f| {
+            f.on_request_headers(&mut Headers::new(end_of_stream))
+        })
     }
 
     fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
-        self.request_phase(Phase::RequestBody, |f| f.on_request_body(&mut Body::new(body_size, end_of_stream)))
+        self.request_phase(Phase::RequestBody, |f| {
+            f.on_request_body(&mut Body::new(body_size, end_of_stream))
+        })
     }
 
     fn on_http_request_trailers(&mut self, _num_trailers: usize) -> Action {
-        self.request_phase(Phase::RequestTrailers, |f| f.on_request_trailers(&mut Headers::new(true)))
+        self.request_phase(Phase::RequestTrailers, |f| {
+            f.on_request_trailers(&mut Headers::new(true))
+        })
     }
 
     fn on_http_response_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
-        self.response_phase(Phase::ResponseHeaders, |f| f.on_response_headers(&mut Headers::new(end_of_stream)))
+        self.response_phase(Phase::ResponseHeaders, |f| {
+            f.on_response_headers(&mut Headers::new(end_of_stream))
+        })
     }
 
     fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
-        self.response_phase(Phase::ResponseBody, |f| f.on_response_body(&mut Body::new(body_size, end_of_stream)))
+        self.response_phase(Phase::ResponseBody, |f| {
+            f.on_response_body(&mut Body::new(body_size, end_of_stream))
+        })
     }
 
     fn on_http_response_trailers(&mut self, _num_trailers: usize) -> Action {
-        self.response_phase(Phase::ResponseTrailers, |f| f.on_response_trailers(&mut Headers::new(true)))
+        self.response_phase(Phase::ResponseTrailers, |f| {
+            f.on_response_trailers(&mut Headers::new(true))
+        })
     }
 
     fn on_log(&mut self) {
@@ -158,5 +184,8 @@ impl<F: HttpFilter> HttpContext for HttpStream<F> {
 
 #[cfg(feature = "callout")]
 fn is_response(phase: Phase) -> bool {
-    matches!(phase, Phase::ResponseHeaders | Phase::ResponseBody | Phase::ResponseTrailers)
+    matches!(
+        phase,
+        Phase::ResponseHeaders | Phase::ResponseBody | Phase::ResponseTrailers
+    )
 }

@@ -106,8 +106,15 @@ pub struct Verifier {
 
 impl std::fmt::Debug for Verifier {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let keys: Vec<(&str, Option<&str>)> = self.keys.iter().map(|k| (k.alg, k.kid.as_deref())).collect();
-        f.debug_struct("Verifier").field("keys", &keys).field("issuers", &self.issuers).finish_non_exhaustive()
+        let keys: Vec<(&str, Option<&str>)> = self
+            .keys
+            .iter()
+            .map(|k| (k.alg, k.kid.as_deref()))
+            .collect();
+        f.debug_struct("Verifier")
+            .field("keys", &keys)
+            .field("issuers", &self.issuers)
+            .finish_non_exhaustive()
     }
 }
 
@@ -160,13 +167,20 @@ const SPKI_PREFIXES: &[(&str, &[u8], usize)] = &[
 
 /// The DER inside a `-----BEGIN PUBLIC KEY-----` PEM block.
 fn pem_public_key_der(pem: &str) -> Option<Vec<u8>> {
-    let body = pem.trim().strip_prefix("-----BEGIN PUBLIC KEY-----")?.strip_suffix("-----END PUBLIC KEY-----")?;
+    let body = pem
+        .trim()
+        .strip_prefix("-----BEGIN PUBLIC KEY-----")?
+        .strip_suffix("-----END PUBLIC KEY-----")?;
     Base64::decode_to_vec(body.trim(), Some(b" \t\r\n")).ok()
 }
 
 /// An elliptic-curve key from SubjectPublicKeyInfo DER (see [`SPKI_PREFIXES`]).
 fn ec_key_from_spki(der: &[u8]) -> Option<(&'static str, AnyKey)> {
-    let (alg, raw) = SPKI_PREFIXES.iter().find_map(|&(alg, prefix, len)| der.strip_prefix(prefix).filter(|raw| raw.len() == len).map(|raw| (alg, raw)))?;
+    let (alg, raw) = SPKI_PREFIXES.iter().find_map(|&(alg, prefix, len)| {
+        der.strip_prefix(prefix)
+            .filter(|raw| raw.len() == len)
+            .map(|raw| (alg, raw))
+    })?;
     let key = match alg {
         "ES256" => AnyKey::Es256(ES256PublicKey::from_bytes(raw).ok()?),
         #[cfg(feature = "jwt-es384")]
@@ -180,14 +194,34 @@ fn ec_key_from_spki(der: &[u8]) -> Option<(&'static str, AnyKey)> {
 #[cfg(feature = "jwt-rsa")]
 fn rsa_keys_from_pem(pem: &str) -> Vec<(&'static str, AnyKey)> {
     let all = [
-        ("RS256", RS256PublicKey::from_pem(pem).ok().map(AnyKey::Rs256)),
-        ("RS384", RS384PublicKey::from_pem(pem).ok().map(AnyKey::Rs384)),
-        ("RS512", RS512PublicKey::from_pem(pem).ok().map(AnyKey::Rs512)),
-        ("PS256", PS256PublicKey::from_pem(pem).ok().map(AnyKey::Ps256)),
-        ("PS384", PS384PublicKey::from_pem(pem).ok().map(AnyKey::Ps384)),
-        ("PS512", PS512PublicKey::from_pem(pem).ok().map(AnyKey::Ps512)),
+        (
+            "RS256",
+            RS256PublicKey::from_pem(pem).ok().map(AnyKey::Rs256),
+        ),
+        (
+            "RS384",
+            RS384PublicKey::from_pem(pem).ok().map(AnyKey::Rs384),
+        ),
+        (
+            "RS512",
+            RS512PublicKey::from_pem(pem).ok().map(AnyKey::Rs512),
+        ),
+        (
+            "PS256",
+            PS256PublicKey::from_pem(pem).ok().map(AnyKey::Ps256),
+        ),
+        (
+            "PS384",
+            PS384PublicKey::from_pem(pem).ok().map(AnyKey::Ps384),
+        ),
+        (
+            "PS512",
+            PS512PublicKey::from_pem(pem).ok().map(AnyKey::Ps512),
+        ),
     ];
-    all.into_iter().filter_map(|(alg, key)| Some((alg, key?))).collect()
+    all.into_iter()
+        .filter_map(|(alg, key)| Some((alg, key?)))
+        .collect()
 }
 
 impl Verifier {
@@ -209,13 +243,24 @@ impl Verifier {
     /// `jwt-rsa`, serving RS* and PS*).
     pub fn pem(mut self, pem: &str) -> Result<Self> {
         let before = self.keys.len();
-        if let Some((alg, key)) = pem_public_key_der(pem).as_deref().and_then(ec_key_from_spki) {
-            self.keys.push(Key { alg, kid: None, key });
+        if let Some((alg, key)) = pem_public_key_der(pem)
+            .as_deref()
+            .and_then(ec_key_from_spki)
+        {
+            self.keys.push(Key {
+                alg,
+                kid: None,
+                key,
+            });
         }
         #[cfg(feature = "jwt-rsa")]
         if self.keys.len() == before {
             for (alg, key) in rsa_keys_from_pem(pem) {
-                self.keys.push(Key { alg, kid: None, key });
+                self.keys.push(Key {
+                    alg,
+                    kid: None,
+                    key,
+                });
             }
         }
         if self.keys.len() == before {
@@ -228,18 +273,35 @@ impl Verifier {
     /// than `sig` are skipped; a member's `alg`, when present, is the only algorithm it serves.
     pub fn jwks(mut self, jwks: &str) -> Result<Self> {
         let doc: Value = serde_json::from_str(jwks)?;
-        let members = doc.get("keys").and_then(Value::as_array).ok_or_else(|| Error::msg("JWKS has no \"keys\" array"))?;
+        let members = doc
+            .get("keys")
+            .and_then(Value::as_array)
+            .ok_or_else(|| Error::msg("JWKS has no \"keys\" array"))?;
         let before = self.keys.len();
         for member in members {
-            if member.get("use").and_then(Value::as_str).is_some_and(|u| u != "sig") {
+            if member
+                .get("use")
+                .and_then(Value::as_str)
+                .is_some_and(|u| u != "sig")
+            {
                 continue;
             }
             let declared = member.get("alg").and_then(Value::as_str);
-            let kid = member.get("kid").and_then(Value::as_str).map(str::to_string);
+            let kid = member
+                .get("kid")
+                .and_then(Value::as_str)
+                .map(str::to_string);
             let text = member.to_string();
-            for &alg in ASYMMETRIC.iter().filter(|a| declared.is_none_or(|d| d == **a)) {
+            for &alg in ASYMMETRIC
+                .iter()
+                .filter(|a| declared.is_none_or(|d| d == **a))
+            {
                 if let Some(key) = key_for(alg, &text) {
-                    self.keys.push(Key { alg, kid: kid.clone(), key });
+                    self.keys.push(Key {
+                        alg,
+                        kid: kid.clone(),
+                        key,
+                    });
                 }
             }
         }
@@ -254,7 +316,10 @@ impl Verifier {
     /// [`MIN_HMAC_SECRET_BYTES`] are refused: a short one can be guessed offline from a token.
     pub fn hmac(mut self, alg: &str, secret: &[u8]) -> Result<Self> {
         if secret.len() < MIN_HMAC_SECRET_BYTES {
-            return Err(Error::msg(format!("the HMAC secret has {} bytes; at least {MIN_HMAC_SECRET_BYTES} are required", secret.len())));
+            return Err(Error::msg(format!(
+                "the HMAC secret has {} bytes; at least {MIN_HMAC_SECRET_BYTES} are required",
+                secret.len()
+            )));
         }
         let (alg, key) = match alg {
             "HS256" => ("HS256", AnyKey::Hs256(HS256Key::from_bytes(secret))),
@@ -262,7 +327,11 @@ impl Verifier {
             "HS512" => ("HS512", AnyKey::Hs512(HS512Key::from_bytes(secret))),
             other => return Err(Error::msg(format!("'{other}' is not an HMAC algorithm"))),
         };
-        self.keys.push(Key { alg, kid: None, key });
+        self.keys.push(Key {
+            alg,
+            kid: None,
+            key,
+        });
         Ok(self)
     }
 
@@ -274,13 +343,17 @@ impl Verifier {
 
     /// Accepts this issuer (`iss`); once called, `iss` must be one of those given.
     pub fn issuer(mut self, iss: impl Into<String>) -> Self {
-        self.issuers.get_or_insert_with(HashSet::new).insert(iss.into());
+        self.issuers
+            .get_or_insert_with(HashSet::new)
+            .insert(iss.into());
         self
     }
 
     /// Accepts this audience; once called, `aud` must contain one of those given.
     pub fn audience(mut self, aud: impl Into<String>) -> Self {
-        self.audiences.get_or_insert_with(HashSet::new).insert(aud.into());
+        self.audiences
+            .get_or_insert_with(HashSet::new)
+            .insert(aud.into());
         self
     }
 
@@ -341,18 +414,25 @@ impl Verifier {
         if let Some(claims) = self.cache.get(token, |c| self.still_valid(c, now)) {
             return Ok(claims);
         }
-        let meta = Token::decode_metadata(token).map_err(|_| Error::msg("malformed token header"))?;
+        let meta =
+            Token::decode_metadata(token).map_err(|_| Error::msg("malformed token header"))?;
         // jwt-simple refuses a non-empty `crit` only; refuse the header itself, whatever it holds.
         if meta.critical().is_some() {
             return Err(Error::msg("token has a crit header"));
         }
         let alg = meta.algorithm();
-        if self.algorithms.as_ref().is_some_and(|allowed| !allowed.iter().any(|a| a == alg)) {
+        if self
+            .algorithms
+            .as_ref()
+            .is_some_and(|allowed| !allowed.iter().any(|a| a == alg))
+        {
             // The token's own `alg` stays out of the message: it is the client's text.
             return Err(Error::msg("token algorithm is not allowed"));
         }
         let kid = meta.key_id();
-        let candidates = self.keys.iter().filter(|k| k.alg == alg && (kid.is_none() || k.kid.is_none() || k.kid.as_deref() == kid));
+        let candidates = self.keys.iter().filter(|k| {
+            k.alg == alg && (kid.is_none() || k.kid.is_none() || k.kid.as_deref() == kid)
+        });
         let options = VerificationOptions {
             allowed_issuers: self.issuers.clone(),
             allowed_audiences: self.audiences.clone(),
@@ -374,7 +454,11 @@ impl Verifier {
                 return Ok(claims);
             }
         }
-        Err(Error::msg(if tried { "token failed verification" } else { "no key for the token's alg/kid" }))
+        Err(Error::msg(if tried {
+            "token failed verification"
+        } else {
+            "no key for the token's alg/kid"
+        }))
     }
 
     /// The time and issuer/audience checks of [`Verifier::verify_at`] (as jwt-simple makes
@@ -385,7 +469,11 @@ impl Verifier {
         secs(c.issued_at).is_none_or(|iat| iat <= now.saturating_add(skew))
             && secs(c.invalid_before).is_none_or(|nbf| nbf <= now.saturating_add(skew))
             && secs(c.expires_at).is_none_or(|exp| now >= skew && now - skew <= exp)
-            && self.issuers.as_ref().is_none_or(|allowed| c.issuer.as_ref().is_some_and(|iss| allowed.iter().any(|a| a == iss)))
+            && self.issuers.as_ref().is_none_or(|allowed| {
+                c.issuer
+                    .as_ref()
+                    .is_some_and(|iss| allowed.iter().any(|a| a == iss))
+            })
             && self.audiences.as_ref().is_none_or(|allowed| {
                 // Walking the one or two allowed values costs a fraction of hashing (SipHash)
                 // the token's value once, and this runs on every cache hit.
@@ -423,10 +511,17 @@ impl Verifier {
 /// The `kid` in a token's header, read without verifying anything: only to decide whether
 /// a JWKS refetch could help.
 pub fn token_kid(token: &str) -> Option<String> {
-    Token::decode_metadata(token).ok()?.key_id().map(str::to_string)
+    Token::decode_metadata(token)
+        .ok()?
+        .key_id()
+        .map(str::to_string)
 }
 
-fn verify_with(key: &AnyKey, token: &str, o: VerificationOptions) -> std::result::Result<Claims, jwt_simple::Error> {
+fn verify_with(
+    key: &AnyKey,
+    token: &str,
+    o: VerificationOptions,
+) -> std::result::Result<Claims, jwt_simple::Error> {
     type M = Map<String, Value>;
     match key {
         #[cfg(feature = "jwt-rsa")]

@@ -31,9 +31,13 @@ const AUDIENCE: &str = "check-header";
 fn main() -> Result<()> {
     // ES256: what the Envoy suites use; EdDSA: what the policy server signs with by default.
     let es256 = ES256KeyPair::generate().with_key_id("grant-1");
-    compare("ES256", &es256.public_key().to_jwk(), |claims| es256.sign(claims).map_err(anyhow::Error::msg))?;
+    compare("ES256", &es256.public_key().to_jwk(), |claims| {
+        es256.sign(claims).map_err(anyhow::Error::msg)
+    })?;
     let eddsa = Ed25519KeyPair::generate().with_key_id("grant-2");
-    compare("EdDSA", &eddsa.public_key().to_jwk(), |claims| eddsa.sign(claims).map_err(anyhow::Error::msg))
+    compare("EdDSA", &eddsa.public_key().to_jwk(), |claims| {
+        eddsa.sign(claims).map_err(anyhow::Error::msg)
+    })
 }
 
 /// Signs grants with `sign` (public key `jwk`), runs the interleaved rounds and prints them.
@@ -41,10 +45,13 @@ fn compare(alg: &str, jwk: &str, sign: impl Fn(JWTClaims<Value>) -> Result<Strin
     let jwks = json!({ "keys": [serde_json::from_str::<Value>(jwk)?] }).to_string();
     let grant = |n: usize| {
         sign(
-            Claims::with_custom_claims(json!({ "functions": ["read_data"], "n": n }), Duration::from_secs(3600))
-                .with_issuer(ISSUER)
-                .with_audience(AUDIENCE)
-                .with_subject("alice"),
+            Claims::with_custom_claims(
+                json!({ "functions": ["read_data"], "n": n }),
+                Duration::from_secs(3600),
+            )
+            .with_issuer(ISSUER)
+            .with_audience(AUDIENCE)
+            .with_subject("alice"),
         )
     };
     let token = grant(0)?;
@@ -70,7 +77,9 @@ fn compare(alg: &str, jwk: &str, sign: impl Fn(JWTClaims<Value>) -> Result<Strin
     let native = Envoy::builder().native_http_filter(jwt_authn).start()?;
     // The floor: a Wasm filter on the same SDK doing nothing per request (header-append with
     // an empty configuration). Its ratio bounds what any Wasm filter reaches in this set-up.
-    let idle = WasmFilter::new(build_wasm("header-append")).plugin_name("istio-system", "header-append").json_configuration(&json!({}));
+    let idle = WasmFilter::new(build_wasm("header-append"))
+        .plugin_name("istio-system", "header-append")
+        .json_configuration(&json!({}));
     let idle = Envoy::builder().http_filter(idle).start()?;
     let repeated = std::slice::from_ref(&token);
     let mut rates: [Vec<f64>; 5] = Default::default();
@@ -83,7 +92,9 @@ fn compare(alg: &str, jwk: &str, sign: impl Fn(JWTClaims<Value>) -> Result<Strin
     }
     // Each round's ratio compares two runs seconds apart, so load from elsewhere on the
     // machine shifts both; the median of those is steadier than a ratio of medians.
-    let ratios = |wasm: &[f64], native: &[f64]| median(wasm.iter().zip(native).map(|(w, n)| w / n).collect());
+    let ratios = |wasm: &[f64], native: &[f64]| {
+        median(wasm.iter().zip(native).map(|(w, n)| w / n).collect())
+    };
     let (ratio_same, ratio_fresh) = (ratios(&rates[0], &rates[1]), ratios(&rates[2], &rates[3]));
     let ratio_idle = ratios(&rates[4], &rates[1]);
     let [wasm_same, native_same, wasm_fresh, native_fresh, idle_same] = rates.map(median);
@@ -94,8 +105,18 @@ fn compare(alg: &str, jwk: &str, sign: impl Fn(JWTClaims<Value>) -> Result<Strin
     let line = |what: &str, wasm: f64, native: f64, ratio: f64| {
         println!("  {what:<27} check-header {wasm:>7.0} req/s   jwt_authn {native:>7.0} req/s   ratio {ratio:.2}")
     };
-    line("same token every request:", wasm_same, native_same, ratio_same);
-    line(&format!("fresh tokens ({FRESH_POOL} in turn):"), wasm_fresh, native_fresh, ratio_fresh);
+    line(
+        "same token every request:",
+        wasm_same,
+        native_same,
+        ratio_same,
+    );
+    line(
+        &format!("fresh tokens ({FRESH_POOL} in turn):"),
+        wasm_fresh,
+        native_fresh,
+        ratio_fresh,
+    );
     println!("  floor, a Wasm filter doing nothing (header-append, empty config), same token: {idle_same:.0} req/s, ratio {ratio_idle:.2}");
     println!("  check-header in weir-runtime: {instructions} Wasm instructions per allowed request ({without_token} for a request without the header)\n");
     Ok(())
@@ -125,7 +146,11 @@ fn rate(envoy: &Envoy, tokens: &[String], verifies: bool) -> Result<f64> {
     }
     let mut conn = KeepAlive::open(&addr)?;
     for token in tokens.iter().cycle().take(WARM_UP) {
-        ensure!(conn.get("/data", &[(HEADER, token)])? == 200, "the grant was refused; Envoy log:\n{}", envoy.log());
+        ensure!(
+            conn.get("/data", &[(HEADER, token)])? == 200,
+            "the grant was refused; Envoy log:\n{}",
+            envoy.log()
+        );
     }
     let started = Instant::now();
     for token in tokens.iter().cycle().take(REQUESTS) {
@@ -137,12 +162,18 @@ fn rate(envoy: &Envoy, tokens: &[String], verifies: bool) -> Result<f64> {
 
 /// Instructions for an allowed request, and for one refused before any verification. The
 /// plugin runs in weir-runtime, whose clock starts at 2026-01-01: the grant is valid then.
-fn instructions_per_request(jwks: &str, sign: impl Fn(JWTClaims<Value>) -> Result<String>) -> Result<(u64, u64)> {
+fn instructions_per_request(
+    jwks: &str,
+    sign: impl Fn(JWTClaims<Value>) -> Result<String>,
+) -> Result<(u64, u64)> {
     let now = 1_767_225_600; // weir-runtime's clock at start
-    let mut claims = Claims::with_custom_claims(json!({ "functions": ["read_data"] }), Duration::from_secs(60))
-        .with_issuer(ISSUER)
-        .with_audience(AUDIENCE)
-        .with_subject("alice");
+    let mut claims = Claims::with_custom_claims(
+        json!({ "functions": ["read_data"] }),
+        Duration::from_secs(60),
+    )
+    .with_issuer(ISSUER)
+    .with_audience(AUDIENCE)
+    .with_subject("alice");
     claims.issued_at = Some(Duration::from_secs(now));
     claims.invalid_before = Some(Duration::from_secs(now));
     claims.expires_at = Some(Duration::from_secs(now + 60));
@@ -151,9 +182,22 @@ fn instructions_per_request(jwks: &str, sign: impl Fn(JWTClaims<Value>) -> Resul
         .config(json!({ "read_header": HEADER, "verification_key": jwks, "function": "read_data", "issuer": ISSUER, "audiences": [AUDIENCE] }))
         .start()
         .context("starting check-header in weir-runtime")?;
-    let out = plugin.http().request(weir_runtime::Request::get("/data").header(HEADER, &token)).run();
-    ensure!(out.upstream_request().is_some(), "weir-runtime refused the grant: {:?}", out.logs());
-    let refused = plugin.http().request(weir_runtime::Request::get("/data")).run();
-    ensure!(refused.local_reply().is_some(), "a request without the grant was not refused");
+    let out = plugin
+        .http()
+        .request(weir_runtime::Request::get("/data").header(HEADER, &token))
+        .run();
+    ensure!(
+        out.upstream_request().is_some(),
+        "weir-runtime refused the grant: {:?}",
+        out.logs()
+    );
+    let refused = plugin
+        .http()
+        .request(weir_runtime::Request::get("/data"))
+        .run();
+    ensure!(
+        refused.local_reply().is_some(),
+        "a request without the grant was not refused"
+    );
     Ok((out.instructions(), refused.instructions()))
 }

@@ -21,9 +21,17 @@ use weir_idp_tests::{Browser, Jwt};
 
 fn main() -> Result<()> {
     let chain = SeedChain::start()?;
-    let SeedChain { idp, policy, upstream, envoy } = &chain;
+    let SeedChain {
+        idp,
+        policy,
+        upstream,
+        envoy,
+    } = &chain;
     println!("OpenID Provider   {}  (oidc-provider)", idp.issuer());
-    println!("policy server     http://{}  (examples/policy-server; alice may read_data)", policy.addr);
+    println!(
+        "policy server     http://{}  (examples/policy-server; alice may read_data)",
+        policy.addr
+    );
     println!("upstream          http://{}", upstream.addr());
     println!("Envoy 1.40 (V8)   {}", envoy.url());
     println!("  chain: openid-connect → jwt_authn → acl-check → check-header → router\n");
@@ -31,7 +39,12 @@ fn main() -> Result<()> {
     let url = chain.page_url();
     let mut browser = Browser::new();
     let first = chain.first_visit(&mut browser)?;
-    ensure!(first.status == 302, "expected a redirect to the provider, got {}:\n{}", first.status, envoy.log());
+    ensure!(
+        first.status == 302,
+        "expected a redirect to the provider, got {}:\n{}",
+        first.status,
+        envoy.log()
+    );
     let authorize = first.header("location").unwrap_or_default().to_string();
     println!("1. browser  GET {PAGE} (no session)");
     println!("   ← 302 to the provider: {}", shorten(&authorize, 110));
@@ -42,11 +55,28 @@ fn main() -> Result<()> {
     println!("   ← 302 to {}", shorten(callback.url.as_str(), 110));
 
     let back = browser.get(callback.url.as_str())?;
-    ensure!(back.status == 302, "the callback answered {}: {}\n{}", back.status, back.text(), envoy.log());
+    ensure!(
+        back.status == 302,
+        "the callback answered {}: {}\n{}",
+        back.status,
+        back.text(),
+        envoy.log()
+    );
     println!("3. browser  GET /oauth2/callback: openid-connect exchanges the code, validates the ID token");
-    println!("   ← 302 to {} with the session in cookies:", back.header("location").unwrap_or_default());
-    for cookie in browser.cookies().iter().filter(|c| c.name.starts_with("__Host-")) {
-        println!("     {} ({} bytes, AES-256-GCM)", cookie.name, cookie.value.len());
+    println!(
+        "   ← 302 to {} with the session in cookies:",
+        back.header("location").unwrap_or_default()
+    );
+    for cookie in browser
+        .cookies()
+        .iter()
+        .filter(|c| c.name.starts_with("__Host-"))
+    {
+        println!(
+            "     {} ({} bytes, AES-256-GCM)",
+            cookie.name,
+            cookie.value.len()
+        );
     }
 
     let page = browser.get(&url)?;
@@ -58,35 +88,80 @@ fn main() -> Result<()> {
         policy.log(),
         envoy.log()
     );
-    let seen = upstream.requests().last().cloned().context("the upstream saw no request")?;
-    let bearer = seen.headers.get("authorization").and_then(|v| v.strip_prefix("Bearer ")).context("no bearer token upstream")?;
+    let seen = upstream
+        .requests()
+        .last()
+        .cloned()
+        .context("the upstream saw no request")?;
+    let bearer = seen
+        .headers
+        .get("authorization")
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .context("no bearer token upstream")?;
     let jwt = Jwt::decode(bearer)?;
     println!("4. browser  GET {PAGE} with the session cookie");
-    println!("   openid-connect  → Authorization: Bearer <ID token: sub={}, iss={}>", jwt.claim_str("sub").unwrap_or("?"), jwt.claim_str("iss").unwrap_or("?"));
+    println!(
+        "   openid-connect  → Authorization: Bearer <ID token: sub={}, iss={}>",
+        jwt.claim_str("sub").unwrap_or("?"),
+        jwt.claim_str("iss").unwrap_or("?")
+    );
     println!("   jwt_authn       → verified it with the provider's JWKS");
     println!("   acl-check       → the policy server granted alice; grant in authz_complete");
     println!("   check-header    → verified the grant (keys fetched from the policy server): issued for this");
-    println!("                     request (GET /reports/q3), first use of its jti, read_data permitted");
-    println!("   upstream saw    x-user: {}", seen.headers.get("x-user").unwrap_or("(absent)"));
-    println!("                   authz_complete: {}", seen.headers.get("authz_complete").unwrap_or("(stripped after verification)"));
+    println!(
+        "                     request (GET /reports/q3), first use of its jti, read_data permitted"
+    );
+    println!(
+        "   upstream saw    x-user: {}",
+        seen.headers.get("x-user").unwrap_or("(absent)")
+    );
+    println!(
+        "                   authz_complete: {}",
+        seen.headers
+            .get("authz_complete")
+            .unwrap_or("(stripped after verification)")
+    );
     let cookies = seen.headers.get_all("cookie").join("; ");
-    println!("                   plugin cookies: {}", if cookies.contains("__Host-") { "present (unexpected)" } else { "stripped" });
+    println!(
+        "                   plugin cookies: {}",
+        if cookies.contains("__Host-") {
+            "present (unexpected)"
+        } else {
+            "stripped"
+        }
+    );
     println!("   ← {} {}", page.status, page.text().trim());
 
-    let forged = weir_envoy_tests::HttpRequest::get(&url)?.header("accept", "application/json").header("authz_complete", "forged").send()?;
+    let forged = weir_envoy_tests::HttpRequest::get(&url)?
+        .header("accept", "application/json")
+        .header("authz_complete", "forged")
+        .send()?;
     println!("5. API client without a session, forging authz_complete → {} (no redirect for non-browsers)", forged.status);
     ensure!(forged.status == 401, "expected 401, got {}", forged.status);
     let stats = envoy.stats()?;
     let counters: Vec<&str> = stats
         .lines()
-        .filter(|l| ["jwt_authn.allowed", "jwt_authn.denied", "acl_check.", "check_header.", "openid_connect."].iter().any(|k| l.contains(k)))
+        .filter(|l| {
+            [
+                "jwt_authn.allowed",
+                "jwt_authn.denied",
+                "acl_check.",
+                "check_header.",
+                "openid_connect.",
+            ]
+            .iter()
+            .any(|k| l.contains(k))
+        })
         .filter(|l| !l.ends_with(": 0"))
         .collect();
     println!("\nEnvoy's /stats (non-zero counters of the chain):");
     for line in counters {
         println!("  {line}");
     }
-    println!("The upstream saw {} request(s), all authenticated and authorized.", upstream.requests().len());
+    println!(
+        "The upstream saw {} request(s), all authenticated and authorized.",
+        upstream.requests().len()
+    );
     Ok(())
 }
 
@@ -94,6 +169,9 @@ fn shorten(text: &str, max: usize) -> String {
     if text.len() <= max {
         return text.to_string();
     }
-    let cut = (0..=max).rev().find(|&i| text.is_char_boundary(i)).unwrap_or(0);
+    let cut = (0..=max)
+        .rev()
+        .find(|&i| text.is_char_boundary(i))
+        .unwrap_or(0);
     format!("{}…", &text[..cut])
 }

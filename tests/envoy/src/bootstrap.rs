@@ -204,7 +204,11 @@ impl Topology {
             .upstream
             .iter()
             .map(|addr| static_cluster(UPSTREAM_CLUSTER, *addr))
-            .chain(self.clusters.iter().map(|(name, addr)| static_cluster(name, *addr)))
+            .chain(
+                self.clusters
+                    .iter()
+                    .map(|(name, addr)| static_cluster(name, *addr)),
+            )
             .collect();
         let mut resources = json!({"listeners": listeners, "clusters": clusters});
         if !self.secrets.is_empty() {

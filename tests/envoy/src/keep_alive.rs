@@ -25,7 +25,11 @@ impl KeepAlive {
         let stream = TcpStream::connect(addr).with_context(|| format!("connecting to {addr}"))?;
         stream.set_nodelay(true)?;
         stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-        Ok(KeepAlive { reader: BufReader::new(stream.try_clone()?), stream, host: addr.to_owned() })
+        Ok(KeepAlive {
+            reader: BufReader::new(stream.try_clone()?),
+            stream,
+            host: addr.to_owned(),
+        })
     }
 
     /// Sends `GET path` with `headers` and returns the status once the whole answer is read.
@@ -38,8 +42,11 @@ impl KeepAlive {
         self.stream.write_all(request.as_bytes())?;
         let mut line = String::new();
         self.reader.read_line(&mut line)?;
-        let status: u16 =
-            line.split(' ').nth(1).and_then(|s| s.parse().ok()).with_context(|| format!("bad status line {line:?}"))?;
+        let status: u16 = line
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .with_context(|| format!("bad status line {line:?}"))?;
         let mut length = 0;
         loop {
             line.clear();

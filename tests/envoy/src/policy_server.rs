@@ -10,8 +10,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Mutex, PoisonError};
 use std::time::Duration;
 
-use anyhow::{bail, Context, Result};
 use crate::{repo_root, HttpRequest};
+use anyhow::{bail, Context, Result};
 
 /// The server's ACL: alice may read and write, the `writers` group may only write, and
 /// bob (in no group) gets nothing.
@@ -129,17 +129,30 @@ impl PolicyServerBuilder<'_> {
             .output()
             .context("running policy-server --generate-key")?;
         if !keygen.status.success() {
-            bail!("policy-server --generate-key failed: {}", String::from_utf8_lossy(&keygen.stderr));
+            bail!(
+                "policy-server --generate-key failed: {}",
+                String::from_utf8_lossy(&keygen.stderr)
+            );
         }
         let (child, addr) = spawn(&binary, &dir, self.listen, &config)?;
-        Ok(PolicyServer { child, addr, dir, config, release: self.release })
+        Ok(PolicyServer {
+            child,
+            addr,
+            dir,
+            config,
+            release: self.release,
+        })
     }
 }
 
 impl PolicyServer {
     /// A server for identity provider `issuer`/`audience`, taking the provider's keys from
     /// `keys`; see [`PolicyServerBuilder`] for the options.
-    pub fn builder<'a>(issuer: &'a str, audience: &'a str, keys: UserKeys<'a>) -> PolicyServerBuilder<'a> {
+    pub fn builder<'a>(
+        issuer: &'a str,
+        audience: &'a str,
+        keys: UserKeys<'a>,
+    ) -> PolicyServerBuilder<'a> {
         PolicyServerBuilder {
             issuer,
             audience,
@@ -159,7 +172,12 @@ impl PolicyServer {
 
     /// [`PolicyServer::start`] on a given address, for a server Envoy must know before it
     /// starts (port 0: any free port).
-    pub fn start_on(listen: SocketAddr, issuer: &str, audience: &str, keys: UserKeys<'_>) -> Result<Self> {
+    pub fn start_on(
+        listen: SocketAddr,
+        issuer: &str,
+        audience: &str,
+        keys: UserKeys<'_>,
+    ) -> Result<Self> {
         Self::builder(issuer, audience, keys).listen(listen).start()
     }
 
@@ -178,7 +196,10 @@ impl PolicyServer {
         let (child, addr) = spawn(&binary(self.release)?, &self.dir, self.addr, &self.config)?;
         self.child = child;
         if addr != self.addr {
-            bail!("the restarted policy server listens on {addr}, not {}", self.addr);
+            bail!(
+                "the restarted policy server listens on {addr}, not {}",
+                self.addr
+            );
         }
         Ok(())
     }
@@ -187,13 +208,15 @@ impl PolicyServer {
     /// (`issued_token.reuse_seconds`: `Cache-Control: private, max-age` on each 200).
     pub fn reuse_grants_for(&mut self, seconds: u64) -> Result<()> {
         // `issued_token` is the configuration's last section.
-        self.config.push_str(&format!("  reuse_seconds: {seconds}\n"));
+        self.config
+            .push_str(&format!("  reuse_seconds: {seconds}\n"));
         self.start_again()
     }
 
     /// The public keys check-header verifies grants with, from the server's own endpoint.
     pub fn jwks(&self) -> Result<String> {
-        let response = HttpRequest::get(&format!("http://{}/.well-known/jwks.json", self.addr))?.send()?;
+        let response =
+            HttpRequest::get(&format!("http://{}/.well-known/jwks.json", self.addr))?.send()?;
         if response.status != 200 {
             bail!("GET /.well-known/jwks.json answered {}", response.status);
         }
@@ -229,10 +252,21 @@ impl Drop for PolicyServer {
 }
 
 /// Runs the server in `dir` listening on `listen`, and waits until it prints its address.
-fn spawn(binary: &Path, dir: &Path, listen: SocketAddr, config: &str) -> Result<(Child, SocketAddr)> {
-    std::fs::write(dir.join("policy-server.yaml"), format!("listen: {listen}\n{config}"))?;
+fn spawn(
+    binary: &Path,
+    dir: &Path,
+    listen: SocketAddr,
+    config: &str,
+) -> Result<(Child, SocketAddr)> {
+    std::fs::write(
+        dir.join("policy-server.yaml"),
+        format!("listen: {listen}\n{config}"),
+    )?;
     let log_path = dir.join("policy-server.log");
-    let log = OpenOptions::new().create(true).append(true).open(&log_path)?;
+    let log = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)?;
     let mut child = Command::new(binary)
         .arg("--config")
         .arg(dir.join("policy-server.yaml"))
@@ -249,7 +283,11 @@ fn spawn(binary: &Path, dir: &Path, listen: SocketAddr, config: &str) -> Result<
         let _ = tx.send(line);
     });
     let line = rx.recv_timeout(Duration::from_secs(20)).unwrap_or_default();
-    let Some(addr) = line.trim().strip_prefix("http://").and_then(|a| a.parse().ok()) else {
+    let Some(addr) = line
+        .trim()
+        .strip_prefix("http://")
+        .and_then(|a| a.parse().ok())
+    else {
         let _ = child.kill();
         let _ = child.wait();
         let log = std::fs::read_to_string(&log_path).unwrap_or_default();
@@ -271,11 +309,14 @@ fn binary(release: bool) -> Result<PathBuf> {
 
 fn build(release: bool) -> Result<PathBuf> {
     let root = repo_root();
-    let target: PathBuf = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
+    let target: PathBuf =
+        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let manifest: &Path = &root.join("examples/policy-server/Cargo.toml");
     let mut command = Command::new(&cargo);
-    command.args(["build", "-q", "--bin", "policy-server", "--manifest-path"]).arg(manifest);
+    command
+        .args(["build", "-q", "--bin", "policy-server", "--manifest-path"])
+        .arg(manifest);
     if release {
         command.arg("--release");
     }
@@ -290,5 +331,7 @@ fn build(release: bool) -> Result<PathBuf> {
             String::from_utf8_lossy(&output.stderr)
         );
     }
-    Ok(target.join(if release { "release" } else { "debug" }).join("policy-server"))
+    Ok(target
+        .join(if release { "release" } else { "debug" })
+        .join("policy-server"))
 }

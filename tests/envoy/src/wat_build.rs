@@ -12,7 +12,8 @@ use anyhow::{Context, Result};
 /// that compile the same source agree on the file, and an edited source gets a new one.
 pub fn compile_wat(source: impl AsRef<Path>) -> Result<PathBuf> {
     let source = source.as_ref();
-    let wasm = wat::parse_file(source).with_context(|| format!("compiling the WAT guest {}", source.display()))?;
+    let wasm = wat::parse_file(source)
+        .with_context(|| format!("compiling the WAT guest {}", source.display()))?;
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
     wasm.hash(&mut hasher);
     let stem = source.file_stem().unwrap_or_default().to_string_lossy();
@@ -25,6 +26,7 @@ pub fn compile_wat(source: impl AsRef<Path>) -> Result<PathBuf> {
     // Written aside and renamed, so a reader never sees half a module.
     let partial = dir.join(format!("{stem}.{}.partial", std::process::id()));
     std::fs::write(&partial, &wasm).with_context(|| format!("writing {}", partial.display()))?;
-    std::fs::rename(&partial, &path).with_context(|| format!("moving the compiled guest to {}", path.display()))?;
+    std::fs::rename(&partial, &path)
+        .with_context(|| format!("moving the compiled guest to {}", path.display()))?;
     Ok(path)
 }

@@ -255,18 +255,39 @@ fn a_restarted_policy_server_is_the_same_server_and_the_chain_recovers() -> Resu
     let upstream = EchoUpstream::start()?;
     // check-header holds the keys from before the restart: a new signing key would fail it.
     let jwks = policy.jwks()?;
-    let envoy = chain(policy.addr, &jwks, &upstream, json!({ "status_on_error": 503 }))?;
+    let envoy = chain(
+        policy.addr,
+        &jwks,
+        &upstream,
+        json!({ "status_on_error": 503 }),
+    )?;
     let alice = format!("Bearer {}", idp.token("alice", &[]));
-    assert_eq!(get(&envoy, &[("authorization", &alice)])?.status, 200, "{}", envoy.log());
+    assert_eq!(
+        get(&envoy, &[("authorization", &alice)])?.status,
+        200,
+        "{}",
+        envoy.log()
+    );
 
     let addr = policy.addr;
     policy.stop();
-    assert_refused(&get(&envoy, &[("authorization", &alice)])?, 503, "policy server down", &envoy);
+    assert_refused(
+        &get(&envoy, &[("authorization", &alice)])?,
+        503,
+        "policy server down",
+        &envoy,
+    );
     policy.start_again()?;
     assert_eq!(policy.addr, addr);
     assert_eq!(policy.jwks()?, jwks, "the same signing key");
     let res = get(&envoy, &[("authorization", &alice)])?;
-    assert_eq!(res.status, 200, "{res:?}\npolicy server:\n{}\nEnvoy:\n{}", policy.log(), envoy.log());
+    assert_eq!(
+        res.status,
+        200,
+        "{res:?}\npolicy server:\n{}\nEnvoy:\n{}",
+        policy.log(),
+        envoy.log()
+    );
     assert_eq!(upstream.requests().len(), 2);
     Ok(())
 }

@@ -59,7 +59,10 @@ pub fn scenario_dir() -> PathBuf {
 pub fn check(path: impl AsRef<Path>) -> Result<Report> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(path.as_ref());
     let scenario = Scenario::load(&path)?;
-    let wasm = scenario.plugin.wasm().with_context(|| format!("preparing {}", scenario.plugin.name()))?;
+    let wasm = scenario
+        .plugin
+        .wasm()
+        .with_context(|| format!("preparing {}", scenario.plugin.name()))?;
     let timed = |f: &dyn Fn() -> Result<Observed>| {
         let started = Instant::now();
         f().map(|observed| (observed, started.elapsed()))
@@ -67,7 +70,12 @@ pub fn check(path: impl AsRef<Path>) -> Result<Report> {
     let (runtime, envoy) = std::thread::scope(|s| {
         let envoy = s.spawn(|| timed(&|| on_envoy::run(&scenario, &wasm)));
         let runtime = timed(&|| on_runtime::run(&scenario, &wasm));
-        (runtime, envoy.join().unwrap_or_else(|_| Err(anyhow::anyhow!("the Envoy runner panicked"))))
+        (
+            runtime,
+            envoy
+                .join()
+                .unwrap_or_else(|_| Err(anyhow::anyhow!("the Envoy runner panicked"))),
+        )
     });
     let (runtime, runtime_time) = runtime.context("running the scenario in weir-runtime")?;
     let (envoy, envoy_time) = envoy.context("running the scenario in Envoy")?;
@@ -83,27 +91,52 @@ pub fn check(path: impl AsRef<Path>) -> Result<Report> {
     let mut without_gaps = |lines: Vec<String>| -> Vec<String> {
         lines
             .into_iter()
-            .filter(|line| match scenario.runtime_gaps.keys().find(|gap| line.starts_with(&format!("{gap}:"))) {
-                Some(gap) => {
-                    eprintln!("known weir-runtime gap ({}): {line}", scenario.runtime_gaps[gap]);
-                    gaps_seen.insert(gap.clone());
-                    false
+            .filter(|line| {
+                match scenario
+                    .runtime_gaps
+                    .keys()
+                    .find(|gap| line.starts_with(&format!("{gap}:")))
+                {
+                    Some(gap) => {
+                        eprintln!(
+                            "known weir-runtime gap ({}): {line}",
+                            scenario.runtime_gaps[gap]
+                        );
+                        gaps_seen.insert(gap.clone());
+                        false
+                    }
+                    None => true,
                 }
-                None => true,
             })
             .collect()
     };
     let runtime_vs_expected = without_gaps(observed::diff("expected", expect, "runtime", &runtime));
     let engines = without_gaps(observed::diff("runtime", &runtime, "envoy", &envoy));
-    compare("weir-runtime differs from the expectation", runtime_vs_expected);
-    compare("Envoy differs from the expectation", observed::diff("expected", expect, "envoy", &envoy));
+    compare(
+        "weir-runtime differs from the expectation",
+        runtime_vs_expected,
+    );
+    compare(
+        "Envoy differs from the expectation",
+        observed::diff("expected", expect, "envoy", &envoy),
+    );
     compare("the engines differ", engines);
-    let fixed: Vec<&String> = scenario.runtime_gaps.keys().filter(|gap| !gaps_seen.contains(*gap)).collect();
-    compare("runtime gaps that no longer show (remove them from the scenario)", fixed.iter().map(|g| g.to_string()).collect());
+    let fixed: Vec<&String> = scenario
+        .runtime_gaps
+        .keys()
+        .filter(|gap| !gaps_seen.contains(*gap))
+        .collect();
+    compare(
+        "runtime gaps that no longer show (remove them from the scenario)",
+        fixed.iter().map(|g| g.to_string()).collect(),
+    );
     for (engine, seen) in [("weir-runtime", &runtime), ("Envoy", &envoy)] {
         let missing = observed::missing_logs(expect, &seen.logs);
         if !missing.is_empty() {
-            problems.push(format!("{engine}'s log lacks {missing:?}; it has:\n    {}", seen.logs.join("\n    ")));
+            problems.push(format!(
+                "{engine}'s log lacks {missing:?}; it has:\n    {}",
+                seen.logs.join("\n    ")
+            ));
         }
     }
     if !problems.is_empty() {
@@ -114,7 +147,12 @@ pub fn check(path: impl AsRef<Path>) -> Result<Report> {
             problems.join("\n")
         );
     }
-    Ok(Report { runtime, envoy, runtime_time, envoy_time })
+    Ok(Report {
+        runtime,
+        envoy,
+        runtime_time,
+        envoy_time,
+    })
 }
 
 /// The headers of `cluster`'s callout that the expectation lists, read with `get`.
@@ -127,6 +165,11 @@ fn selected_headers(
         .callouts
         .iter()
         .find(|call| call.cluster == cluster)
-        .map(|call| call.headers.keys().map(|name| (name.clone(), get(name))).collect())
+        .map(|call| {
+            call.headers
+                .keys()
+                .map(|name| (name.clone(), get(name)))
+                .collect()
+        })
         .unwrap_or_default()
 }

@@ -96,8 +96,17 @@ pub enum Side {
 
 /// Headers Envoy adds on its own and a plugin neither sets nor sees change: dropped
 /// from both engines' observations. The README lists each with its reason.
-const ENVOY_ADDED_REQUEST: &[&str] = &["x-request-id", "x-forwarded-proto", "x-envoy-expected-rq-timeout-ms"];
-const ENVOY_ADDED_RESPONSE: &[&str] = &["date", "server", "x-envoy-upstream-service-time", "connection"];
+const ENVOY_ADDED_REQUEST: &[&str] = &[
+    "x-request-id",
+    "x-forwarded-proto",
+    "x-envoy-expected-rq-timeout-ms",
+];
+const ENVOY_ADDED_RESPONSE: &[&str] = &[
+    "date",
+    "server",
+    "x-envoy-upstream-service-time",
+    "connection",
+];
 
 /// Headers Envoy's codec stores once, joining repeated field lines with `", "` before any
 /// filter runs. Repeats of these are joined the same way for both engines.
@@ -140,7 +149,10 @@ pub fn normalize_headers(raw: &[(String, String)], side: Side) -> Vec<String> {
         }
     }
     fields.sort_by(|a, b| a.0.cmp(&b.0));
-    fields.into_iter().map(|(n, v)| format!("{n}: {v}")).collect()
+    fields
+        .into_iter()
+        .map(|(n, v)| format!("{n}: {v}"))
+        .collect()
 }
 
 /// Differences between two observations, one line per differing field, naming the field
@@ -155,7 +167,12 @@ pub fn diff(left_name: &str, left: &Observed, right_name: &str, right: &Observed
 
 /// The log texts of `expected` that `logs` lacks.
 pub fn missing_logs<'a>(expected: &'a Observed, logs: &[String]) -> Vec<&'a str> {
-    expected.logs.iter().filter(|want| !logs.iter().any(|line| line.contains(want.as_str()))).map(String::as_str).collect()
+    expected
+        .logs
+        .iter()
+        .filter(|want| !logs.iter().any(|line| line.contains(want.as_str())))
+        .map(String::as_str)
+        .collect()
 }
 
 fn to_value(observed: &Observed) -> Value {
@@ -167,24 +184,44 @@ fn walk(path: &str, l: &Value, r: &Value, ln: &str, rn: &str, out: &mut Vec<Stri
     if l == r {
         return;
     }
-    let at = |key: &str| if path.is_empty() { key.to_owned() } else { format!("{path}.{key}") };
+    let at = |key: &str| {
+        if path.is_empty() {
+            key.to_owned()
+        } else {
+            format!("{path}.{key}")
+        }
+    };
     match (l, r) {
         (Value::Object(lo), Value::Object(ro)) => {
             let keys: std::collections::BTreeSet<&String> = lo.keys().chain(ro.keys()).collect();
             for key in keys {
-                walk(&at(key), lo.get(key).unwrap_or(&Value::Null), ro.get(key).unwrap_or(&Value::Null), ln, rn, out);
+                walk(
+                    &at(key),
+                    lo.get(key).unwrap_or(&Value::Null),
+                    ro.get(key).unwrap_or(&Value::Null),
+                    ln,
+                    rn,
+                    out,
+                );
             }
         }
         (Value::Array(la), Value::Array(ra)) if la.iter().chain(ra).all(Value::is_string) => {
             // Header lists: say which lines one side has and the other lacks.
             let only = |a: &[Value], b: &[Value]| -> Vec<String> {
-                a.iter().filter(|v| !b.contains(v)).map(|v| v.as_str().unwrap_or_default().to_owned()).collect()
+                a.iter()
+                    .filter(|v| !b.contains(v))
+                    .map(|v| v.as_str().unwrap_or_default().to_owned())
+                    .collect()
             };
             let (lonly, ronly) = (only(la, ra), only(ra, la));
             if lonly.is_empty() && ronly.is_empty() {
-                out.push(format!("{path}: same lines, different order or count: {ln} {l}, {rn} {r}"));
+                out.push(format!(
+                    "{path}: same lines, different order or count: {ln} {l}, {rn} {r}"
+                ));
             } else {
-                out.push(format!("{path}: only {ln} has {lonly:?}; only {rn} has {ronly:?}"));
+                out.push(format!(
+                    "{path}: only {ln} has {lonly:?}; only {rn} has {ronly:?}"
+                ));
             }
         }
         (Value::Array(la), Value::Array(ra)) if la.len() == ra.len() => {
@@ -201,7 +238,10 @@ mod tests {
     use super::*;
 
     fn fields(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -220,17 +260,31 @@ mod tests {
             normalize_headers(&raw, Side::Request),
             ["accept: a,b", "x-a: 0", "x-b: 2", "x-b: 1"]
         );
-        assert_eq!(normalize_headers(&fields(&[("date", "now"), ("x-request-id", "r")]), Side::Response), ["x-request-id: r"]);
+        assert_eq!(
+            normalize_headers(
+                &fields(&[("date", "now"), ("x-request-id", "r")]),
+                Side::Response
+            ),
+            ["x-request-id: r"]
+        );
     }
 
     #[test]
     fn diff_names_the_field_and_the_lines_each_side_lacks() {
         let a = Observed {
-            client: Some(HttpSeen { status: Some(200), headers: vec!["x-a: 1".into()], ..HttpSeen::default() }),
+            client: Some(HttpSeen {
+                status: Some(200),
+                headers: vec!["x-a: 1".into()],
+                ..HttpSeen::default()
+            }),
             ..Observed::default()
         };
         let mut b = a.clone();
-        b.client = Some(HttpSeen { status: Some(503), headers: vec!["x-b: 1".into()], ..HttpSeen::default() });
+        b.client = Some(HttpSeen {
+            status: Some(503),
+            headers: vec!["x-b: 1".into()],
+            ..HttpSeen::default()
+        });
         let lines = diff("runtime", &a, "envoy", &b);
         assert_eq!(
             lines,

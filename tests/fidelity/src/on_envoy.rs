@@ -23,7 +23,10 @@ fn reply(response: &CannedResponse) -> Reply {
 }
 
 fn fields(headers: &weir_envoy_tests::Headers) -> Vec<(String, String)> {
-    headers.iter().map(|(n, v)| (n.to_owned(), v.to_owned())).collect()
+    headers
+        .iter()
+        .map(|(n, v)| (n.to_owned(), v.to_owned()))
+        .collect()
 }
 
 fn filter(scenario: &Scenario, wasm: &Path) -> WasmFilter {
@@ -53,7 +56,9 @@ pub fn run(scenario: &Scenario, wasm: &Path) -> Result<Observed> {
     }
     if let Some(tcp) = &scenario.tcp {
         let upstream = TcpUpstream::start(tcp.send.len(), tcp.reply.as_bytes().to_vec())?;
-        let builder = builder.network_filter(filter(scenario, wasm)).upstream(upstream.addr());
+        let builder = builder
+            .network_filter(filter(scenario, wasm))
+            .upstream(upstream.addr());
         let envoy = match start(builder, scenario)? {
             Started::Ready(envoy) => envoy,
             Started::Refused(observed) => return Ok(observed),
@@ -71,18 +76,25 @@ pub fn run(scenario: &Scenario, wasm: &Path) -> Result<Observed> {
         return Ok(observed);
     }
     let upstream = EchoUpstream::with_reply(reply(&scenario.upstream_response()))?;
-    let builder = builder.http_filter(filter(scenario, wasm)).upstream(upstream.addr());
+    let builder = builder
+        .http_filter(filter(scenario, wasm))
+        .upstream(upstream.addr());
     let envoy = match start(builder, scenario)? {
         Started::Ready(envoy) => envoy,
         Started::Refused(observed) => return Ok(observed),
     };
     wait(scenario);
-    let Some(request) = &scenario.request else { return observe_common(scenario, &envoy, &callouts) };
+    let Some(request) = &scenario.request else {
+        return observe_common(scenario, &envoy, &callouts);
+    };
     let got = send(&envoy, request)?;
     let mut observed = observe_common(scenario, &envoy, &callouts)?;
     let mut seen = upstream.requests();
     if seen.len() > 1 {
-        anyhow::bail!("the upstream received {} requests for one client request: {seen:#?}", seen.len());
+        anyhow::bail!(
+            "the upstream received {} requests for one client request: {seen:#?}",
+            seen.len()
+        );
     }
     observed.upstream = seen.pop().map(|req| HttpSeen {
         method: Some(req.method),
@@ -112,7 +124,11 @@ fn start(builder: EnvoyBuilder, scenario: &Scenario) -> Result<Started> {
     if scenario.expect.rejected {
         let refusal = builder.start_expecting_refusal()?;
         let logs = refusal.log.lines().map(str::to_owned).collect();
-        return Ok(Started::Refused(Observed { rejected: true, logs, ..Observed::default() }));
+        return Ok(Started::Refused(Observed {
+            rejected: true,
+            logs,
+            ..Observed::default()
+        }));
     }
     builder.start().map(Started::Ready)
 }
@@ -125,18 +141,25 @@ fn wait(scenario: &Scenario) {
 }
 
 fn send(envoy: &Envoy, request: &ClientRequest) -> Result<weir_envoy_tests::HttpResponse> {
-    let mut out = envoy.request(&request.method, &request.path)?.timeout(Duration::from_secs(10));
+    let mut out = envoy
+        .request(&request.method, &request.path)?
+        .timeout(Duration::from_secs(10));
     for (name, value) in &request.headers {
         out = out.header(name, value);
     }
     if !request.body.is_empty() {
         out = out.body(request.body.as_bytes());
     }
-    out.send().context("sending the scenario's request through Envoy")
+    out.send()
+        .context("sending the scenario's request through Envoy")
 }
 
 /// Callouts, metrics and logs, which HTTP and TCP scenarios share.
-fn observe_common(scenario: &Scenario, envoy: &Envoy, callouts: &[(String, EchoUpstream)]) -> Result<Observed> {
+fn observe_common(
+    scenario: &Scenario,
+    envoy: &Envoy,
+    callouts: &[(String, EchoUpstream)],
+) -> Result<Observed> {
     let wanted = &scenario.expect;
     let mut seen = Vec::new();
     for (cluster, server) in callouts {
@@ -145,7 +168,9 @@ fn observe_common(scenario: &Scenario, envoy: &Envoy, callouts: &[(String, EchoU
                 cluster: cluster.clone(),
                 method: req.method.clone(),
                 path: req.path.clone(),
-                headers: crate::selected_headers(wanted, cluster, |name| req.headers.get(name).map(str::to_owned)),
+                headers: crate::selected_headers(wanted, cluster, |name| {
+                    req.headers.get(name).map(str::to_owned)
+                }),
             });
         }
     }
@@ -159,7 +184,11 @@ fn observe_common(scenario: &Scenario, envoy: &Envoy, callouts: &[(String, EchoU
     };
     Ok(Observed {
         callouts: seen,
-        metrics: wanted.metrics.keys().map(|name| (name.clone(), metric(name))).collect(),
+        metrics: wanted
+            .metrics
+            .keys()
+            .map(|name| (name.clone(), metric(name)))
+            .collect(),
         logs: envoy.log().lines().map(str::to_owned).collect(),
         ..Observed::default()
     })

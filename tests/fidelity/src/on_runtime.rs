@@ -10,7 +10,10 @@ use crate::observed::{normalize_headers, CalloutSeen, HttpSeen, Observed, Side, 
 use crate::scenario::{CannedResponse, Scenario};
 
 fn fields(headers: &Headers) -> Vec<(String, String)> {
-    headers.iter().map(|(n, v)| (n.to_owned(), v.to_owned())).collect()
+    headers
+        .iter()
+        .map(|(n, v)| (n.to_owned(), v.to_owned()))
+        .collect()
 }
 
 fn canned(response: &CannedResponse) -> Response {
@@ -46,9 +49,15 @@ pub fn run(scenario: &Scenario, wasm: &Path) -> Result<Observed> {
     let plugin = match builder.start() {
         Ok(plugin) => plugin,
         Err(err) if scenario.expect.rejected => {
-            return Ok(Observed { rejected: true, logs: vec![err.to_string()], ..Observed::default() });
+            return Ok(Observed {
+                rejected: true,
+                logs: vec![err.to_string()],
+                ..Observed::default()
+            });
         }
-        Err(err) => return Err(anyhow::Error::new(err).context("weir-runtime could not start the plugin")),
+        Err(err) => {
+            return Err(anyhow::Error::new(err).context("weir-runtime could not start the plugin"))
+        }
     };
     if scenario.advance_ms > 0 {
         plugin.advance(Duration::from_millis(scenario.advance_ms));
@@ -56,7 +65,11 @@ pub fn run(scenario: &Scenario, wasm: &Path) -> Result<Observed> {
     let mut observed = match (&scenario.request, &scenario.tcp) {
         (Some(request), _) => run_http(&plugin, scenario, request),
         (None, Some(tcp)) => {
-            let out = plugin.tcp().downstream(tcp.send.as_bytes()).upstream(tcp.reply.as_bytes()).run();
+            let out = plugin
+                .tcp()
+                .downstream(tcp.send.as_bytes())
+                .upstream(tcp.reply.as_bytes())
+                .run();
             let mut observed = observe_common(scenario, &out);
             observed.tcp = Some(TcpSeen {
                 upstream_received: String::from_utf8_lossy(out.to_upstream()).into_owned(),
@@ -67,18 +80,29 @@ pub fn run(scenario: &Scenario, wasm: &Path) -> Result<Observed> {
         }
         (None, None) => Observed::default(),
     };
-    observed.logs.extend(plugin.logs().into_iter().map(|entry| entry.message));
+    observed
+        .logs
+        .extend(plugin.logs().into_iter().map(|entry| entry.message));
     Ok(observed)
 }
 
-fn run_http(plugin: &Plugin, scenario: &Scenario, request: &crate::scenario::ClientRequest) -> Observed {
+fn run_http(
+    plugin: &Plugin,
+    scenario: &Scenario,
+    request: &crate::scenario::ClientRequest,
+) -> Observed {
     let mut sent = Request::new(&request.method, &request.path);
     for (name, value) in &request.headers {
         sent = sent.header(name, value);
     }
     // The Envoy side's client always frames requests with content-length, also `0`.
-    sent = sent.header("content-length", &request.body.len().to_string()).body(request.body.clone());
-    let mut exchange = plugin.http().request(sent).response(canned(&scenario.upstream_response()));
+    sent = sent
+        .header("content-length", &request.body.len().to_string())
+        .body(request.body.clone());
+    let mut exchange = plugin
+        .http()
+        .request(sent)
+        .response(canned(&scenario.upstream_response()));
     if scenario.held_ms > 0 {
         exchange = exchange.wait_while_held(Duration::from_millis(scenario.held_ms));
     }
@@ -120,8 +144,16 @@ fn observe_common(scenario: &Scenario, out: &weir_runtime::Outcome) -> Observed 
     callouts.sort_by(|a, b| a.cluster.cmp(&b.cluster));
     Observed {
         callouts,
-        metrics: wanted.metrics.keys().map(|name| (name.clone(), out.metric(name))).collect(),
-        logs: out.logs().iter().map(|entry| entry.message.clone()).collect(),
+        metrics: wanted
+            .metrics
+            .keys()
+            .map(|name| (name.clone(), out.metric(name)))
+            .collect(),
+        logs: out
+            .logs()
+            .iter()
+            .map(|entry| entry.message.clone())
+            .collect(),
         ..Observed::default()
     }
 }

@@ -189,13 +189,23 @@ pub struct Scenario {
 impl Scenario {
     /// Reads and checks a scenario file.
     pub fn load(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).with_context(|| format!("reading scenario {}", path.display()))?;
-        let scenario: Scenario =
-            serde_json::from_str(&text).with_context(|| format!("scenario {} does not match the format in the README", path.display()))?;
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading scenario {}", path.display()))?;
+        let scenario: Scenario = serde_json::from_str(&text).with_context(|| {
+            format!(
+                "scenario {} does not match the format in the README",
+                path.display()
+            )
+        })?;
         let rejected = scenario.expect.rejected;
         match (&scenario.request, &scenario.tcp) {
-            (Some(_), Some(_)) => bail!("{}: give either `request` or `tcp`, not both", path.display()),
-            (None, None) if !rejected => bail!("{}: give a `request` or a `tcp` exchange", path.display()),
+            (Some(_), Some(_)) => bail!(
+                "{}: give either `request` or `tcp`, not both",
+                path.display()
+            ),
+            (None, None) if !rejected => {
+                bail!("{}: give a `request` or a `tcp` exchange", path.display())
+            }
             _ => {}
         }
         Ok(scenario)
@@ -203,11 +213,18 @@ impl Scenario {
 
     /// The configuration text both engines get.
     pub fn config_text(&self) -> String {
-        self.plugin_config.as_ref().map(Value::to_string).unwrap_or_default()
+        self.plugin_config
+            .as_ref()
+            .map(Value::to_string)
+            .unwrap_or_default()
     }
 
     /// The upstream response, or an empty `200`.
     pub fn upstream_response(&self) -> CannedResponse {
-        self.upstream_response.clone().unwrap_or(CannedResponse { status: 200, headers: Vec::new(), body: String::new() })
+        self.upstream_response.clone().unwrap_or(CannedResponse {
+            status: 200,
+            headers: Vec::new(),
+            body: String::new(),
+        })
     }
 }

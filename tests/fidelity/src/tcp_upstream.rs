@@ -25,19 +25,26 @@ impl TcpUpstream {
     /// Starts the server in a background thread; it lives as long as the test process,
     /// blocked in `accept`, which costs nothing.
     pub fn start(expect_len: usize, reply: Vec<u8>) -> Result<Self> {
-        let listener = TcpListener::bind("127.0.0.1:0").context("binding the TCP upstream on 127.0.0.1")?;
+        let listener =
+            TcpListener::bind("127.0.0.1:0").context("binding the TCP upstream on 127.0.0.1")?;
         let addr = listener.local_addr()?;
         let received = Arc::new(Mutex::new(Vec::new()));
         let sink = received.clone();
         let accept = std::thread::spawn(move || {
             for stream in listener.incoming().flatten() {
                 let got = read_up_to(&stream, expect_len);
-                sink.lock().unwrap_or_else(std::sync::PoisonError::into_inner).extend(got);
+                sink.lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .extend(got);
                 let _ = (&stream).write_all(&reply);
                 let _ = stream.shutdown(std::net::Shutdown::Both);
             }
         });
-        Ok(TcpUpstream { addr, received, _accept: accept })
+        Ok(TcpUpstream {
+            addr,
+            received,
+            _accept: accept,
+        })
     }
 
     /// Where Envoy's TCP proxy should connect.
@@ -47,7 +54,10 @@ impl TcpUpstream {
 
     /// Every byte received so far, over all connections.
     pub fn received(&self) -> Vec<u8> {
-        self.received.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+        self.received
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 }
 
@@ -76,7 +86,8 @@ pub struct ClientSaw {
 
 /// Connects to `addr`, sends `bytes`, and reads until the proxy closes or [`IDLE`] passes.
 pub fn exchange(addr: SocketAddr, bytes: &[u8]) -> Result<ClientSaw> {
-    let mut stream = TcpStream::connect_timeout(&addr, IDLE).with_context(|| format!("connecting to Envoy's TCP listener {addr}"))?;
+    let mut stream = TcpStream::connect_timeout(&addr, IDLE)
+        .with_context(|| format!("connecting to Envoy's TCP listener {addr}"))?;
     stream.set_read_timeout(Some(IDLE))?;
     // A proxy that closes at once may reset the connection before the write: that is a
     // close, seen as such by the read below.
@@ -86,16 +97,32 @@ pub fn exchange(addr: SocketAddr, bytes: &[u8]) -> Result<ClientSaw> {
     let mut buf = [0u8; 4096];
     loop {
         match stream.read(&mut buf) {
-            Ok(0) => return Ok(ClientSaw { received, closed: true }),
+            Ok(0) => {
+                return Ok(ClientSaw {
+                    received,
+                    closed: true,
+                })
+            }
             Ok(n) => received.extend_from_slice(&buf[..n]),
-            Err(e) if e.kind() == ErrorKind::ConnectionReset => return Ok(ClientSaw { received, closed: true }),
+            Err(e) if e.kind() == ErrorKind::ConnectionReset => {
+                return Ok(ClientSaw {
+                    received,
+                    closed: true,
+                })
+            }
             Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
-                return Ok(ClientSaw { received, closed: false })
+                return Ok(ClientSaw {
+                    received,
+                    closed: false,
+                })
             }
             Err(e) => return Err(e).context("reading from Envoy's TCP listener"),
         }
         if Instant::now() > deadline {
-            return Ok(ClientSaw { received, closed: false });
+            return Ok(ClientSaw {
+                received,
+                closed: false,
+            });
         }
     }
 }

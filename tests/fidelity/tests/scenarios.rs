@@ -9,7 +9,10 @@ use weir_fidelity_tests::{check, scenario_dir};
 fn run(name: &str) -> Result<()> {
     let report = check(format!("scenarios/{name}.json"))?;
     // Timings show in `cargo test -- --nocapture`; they go in the README's table.
-    eprintln!("{name}: weir-runtime {:?}, Envoy {:?}", report.runtime_time, report.envoy_time);
+    eprintln!(
+        "{name}: weir-runtime {:?}, Envoy {:?}",
+        report.runtime_time, report.envoy_time
+    );
     Ok(())
 }
 
@@ -74,10 +77,18 @@ fn every_scenario_file_has_a_test() -> Result<()> {
     for entry in std::fs::read_dir(scenario_dir())? {
         let path = entry?.path();
         if path.extension().is_some_and(|ext| ext == "json") {
-            files.insert(path.file_stem().unwrap_or_default().to_string_lossy().into_owned());
+            files.insert(
+                path.file_stem()
+                    .unwrap_or_default()
+                    .to_string_lossy()
+                    .into_owned(),
+            );
         }
     }
     let listed: BTreeSet<String> = LISTED.iter().map(|s| s.to_string()).collect();
-    assert_eq!(files, listed, "add each scenario file to the scenarios! list (and only those)");
+    assert_eq!(
+        files, listed,
+        "add each scenario file to the scenarios! list (and only those)"
+    );
     Ok(())
 }

@@ -30,7 +30,9 @@ use std::fmt::Write as _;
 
 use base64::Engine as _;
 use serde_json::{json, Map, Value};
-use weir_runtime::{AbiVersion, Action, Callout, Headers, LogEntry, LogLevel, Outcome, Phase, Request, Response};
+use weir_runtime::{
+    AbiVersion, Action, Callout, Headers, LogEntry, LogLevel, Outcome, Phase, Request, Response,
+};
 
 /// Version of the JSON shape.
 pub(crate) const JSON_VERSION: u64 = 1;
@@ -93,7 +95,10 @@ fn headers_json(headers: &Headers) -> Value {
 fn body_json(object: &mut Map<String, Value>, body: &[u8]) {
     match std::str::from_utf8(body) {
         Ok(text) => object.insert("body".into(), json!(text)),
-        Err(_) => object.insert("body_base64".into(), json!(base64::engine::general_purpose::STANDARD.encode(body))),
+        Err(_) => object.insert(
+            "body_base64".into(),
+            json!(base64::engine::general_purpose::STANDARD.encode(body)),
+        ),
     };
 }
 
@@ -110,7 +115,11 @@ fn request_json(request: &Request) -> Value {
 }
 
 fn response_json(response: &Response) -> Value {
-    message_json(response.headers(), response.trailers(), response.body_bytes())
+    message_json(
+        response.headers(),
+        response.trailers(),
+        response.body_bytes(),
+    )
 }
 
 fn callout_json(callout: &Callout) -> Value {
@@ -180,23 +189,43 @@ impl Report {
     pub(crate) fn to_text(&self) -> String {
         let out = &self.outcome;
         let mut text = String::new();
-        let root = if self.root_id.is_empty() { String::new() } else { format!(" (root id {})", self.root_id) };
+        let root = if self.root_id.is_empty() {
+            String::new()
+        } else {
+            format!(" (root id {})", self.root_id)
+        };
         let _ = writeln!(text, "plugin {}{root}", self.path);
-        let _ = writeln!(text, "proxy-wasm ABI {} (the module's proxy_abi_version_* export)", self.abi_version);
+        let _ = writeln!(
+            text,
+            "proxy-wasm ABI {} (the module's proxy_abi_version_* export)",
+            self.abi_version
+        );
 
         section(&mut text, "request, as the upstream received it");
         match out.upstream_request() {
-            Some(request) => message_text(&mut text, request.headers(), request.trailers(), request.body_bytes()),
+            Some(request) => message_text(
+                &mut text,
+                request.headers(),
+                request.trailers(),
+                request.body_bytes(),
+            ),
             None => text.push_str("  (never reached the upstream)\n"),
         }
 
         let title = match self.response_source() {
-            Some("local_reply") => "response, as the client received it (local reply from the plugin)",
+            Some("local_reply") => {
+                "response, as the client received it (local reply from the plugin)"
+            }
             _ => "response, as the client received it",
         };
         section(&mut text, title);
         match out.response() {
-            Some(response) => message_text(&mut text, response.headers(), response.trailers(), response.body_bytes()),
+            Some(response) => message_text(
+                &mut text,
+                response.headers(),
+                response.trailers(),
+                response.body_bytes(),
+            ),
             None => text.push_str("  (none)\n"),
         }
         if let Some(reply) = out.local_reply().filter(|r| !r.details().is_empty()) {
@@ -212,7 +241,11 @@ impl Report {
 
         section(&mut text, "callbacks");
         for (phase, action) in out.actions() {
-            let verdict = if action.is_continue() { "continue".to_string() } else { format!("pause ({})", raw_action(*action)) };
+            let verdict = if action.is_continue() {
+                "continue".to_string()
+            } else {
+                format!("pause ({})", raw_action(*action))
+            };
             let _ = writeln!(text, "  {:<20} {verdict}", phase_name(*phase));
         }
         if let Some(trap) = out.trap() {
@@ -227,8 +260,17 @@ impl Report {
             text.push_str("  (none)\n");
         }
         for (scope, entry) in &self.logs {
-            let scope = if *scope == Scope::Plugin { "plugin" } else { "stream" };
-            let _ = writeln!(text, "  {:<8} {scope:<6} {}", level_name(entry.level), entry.message);
+            let scope = if *scope == Scope::Plugin {
+                "plugin"
+            } else {
+                "stream"
+            };
+            let _ = writeln!(
+                text,
+                "  {:<8} {scope:<6} {}",
+                level_name(entry.level),
+                entry.message
+            );
         }
 
         if !out.metrics().is_empty() {
@@ -273,7 +315,11 @@ fn body_text(text: &mut String, body: &[u8]) {
             }
         }
         Err(_) => {
-            let _ = writeln!(text, "  body ({} bytes, not UTF-8; --json shows it in base64)", body.len());
+            let _ = writeln!(
+                text,
+                "  body ({} bytes, not UTF-8; --json shows it in base64)",
+                body.len()
+            );
         }
     }
 }
@@ -288,14 +334,25 @@ fn callout_text(text: &mut String, number: usize, callout: &Callout) {
         request.path(),
         callout.timeout().as_millis()
     );
-    for (name, value) in request.headers().iter().filter(|(name, _)| !matches!(*name, ":method" | ":path")) {
+    for (name, value) in request
+        .headers()
+        .iter()
+        .filter(|(name, _)| !matches!(*name, ":method" | ":path"))
+    {
         let _ = writeln!(text, "    {name}: {value}");
     }
     body_text(text, request.body_bytes());
     match callout.response() {
-        Some(response) if response.status_code() == 0 => text.push_str("    -> failed (no response: 0 headers)\n"),
+        Some(response) if response.status_code() == 0 => {
+            text.push_str("    -> failed (no response: 0 headers)\n")
+        }
         Some(response) => {
-            let _ = writeln!(text, "    -> {} ({} body bytes)", response.status_code(), response.body_bytes().len());
+            let _ = writeln!(
+                text,
+                "    -> {} ({} body bytes)",
+                response.status_code(),
+                response.body_bytes().len()
+            );
         }
         None => text.push_str("    -> no response delivered\n"),
     }

@@ -35,9 +35,9 @@ fn bad(flag: &str, message: impl std::fmt::Display) -> anyhow::Error {
 /// Reads `@file` as the file's bytes; anything else is the text itself.
 pub(crate) fn bytes_arg(flag: &str, value: &str) -> Result<Vec<u8>> {
     match value.strip_prefix('@') {
-        Some(path) => {
-            std::fs::read(path).with_context(|| format!("{flag}: reading {path}")).map_err(|e| user_io(flag, e))
-        }
+        Some(path) => std::fs::read(path)
+            .with_context(|| format!("{flag}: reading {path}"))
+            .map_err(|e| user_io(flag, e)),
         None => Ok(value.as_bytes().to_vec()),
     }
 }
@@ -48,11 +48,19 @@ pub(crate) fn time_arg(flag: &str, value: &str) -> Result<std::time::SystemTime>
     let timestamp = match value.parse::<i64>() {
         Ok(seconds) => jiff::Timestamp::from_second(seconds).map_err(|e| bad(flag, e))?,
         Err(_) => value.parse::<jiff::Timestamp>().map_err(|e| {
-            bad(flag, format!("'{value}' is neither RFC 3339 (2026-12-03T10:00:00Z) nor Unix seconds: {e}"))
+            bad(
+                flag,
+                format!(
+                    "'{value}' is neither RFC 3339 (2026-12-03T10:00:00Z) nor Unix seconds: {e}"
+                ),
+            )
         })?,
     };
     if timestamp < jiff::Timestamp::UNIX_EPOCH {
-        return Err(bad(flag, format!("'{value}' is before 1970; the proxy's clock cannot show it")));
+        return Err(bad(
+            flag,
+            format!("'{value}' is before 1970; the proxy's clock cannot show it"),
+        ));
     }
     Ok(std::time::SystemTime::from(timestamp))
 }
@@ -68,20 +76,32 @@ fn user_io(flag: &str, error: anyhow::Error) -> anyhow::Error {
 pub(crate) fn request_line(line: &str) -> Result<Request> {
     let mut words = line.split_whitespace();
     let (Some(method), Some(path)) = (words.next(), words.next()) else {
-        return Err(bad("--request", format!("expected 'METHOD /path', got '{line}'")));
+        return Err(bad(
+            "--request",
+            format!("expected 'METHOD /path', got '{line}'"),
+        ));
     };
     if !path.starts_with('/') {
-        return Err(bad("--request", format!("the path must start with '/', got '{path}'")));
+        return Err(bad(
+            "--request",
+            format!("the path must start with '/', got '{path}'"),
+        ));
     }
     if let Some(extra) = words.next().filter(|w| !w.starts_with("HTTP/")) {
-        return Err(bad("--request", format!("unexpected '{extra}' after the path")));
+        return Err(bad(
+            "--request",
+            format!("unexpected '{extra}' after the path"),
+        ));
     }
     Ok(Request::new(&method.to_ascii_uppercase(), path))
 }
 
 /// Splits `name: value`.
 pub(crate) fn header(flag: &str, field: &str) -> Result<(String, String)> {
-    let Some((name, value)) = field.split_once(':').filter(|(name, _)| !name.trim().is_empty()) else {
+    let Some((name, value)) = field
+        .split_once(':')
+        .filter(|(name, _)| !name.trim().is_empty())
+    else {
         return Err(bad(flag, format!("expected 'name: value', got '{field}'")));
     };
     Ok((name.trim().to_ascii_lowercase(), value.trim().to_string()))
@@ -118,11 +138,15 @@ pub(crate) enum PropertyArg {
 /// Parses a `--property` value.
 pub(crate) fn property_value(value: &str) -> Result<PropertyArg> {
     if let Some(int) = value.strip_prefix("int:") {
-        let parsed = int.parse().map_err(|_| bad("--property", format!("'{int}' is not an integer")))?;
+        let parsed = int
+            .parse()
+            .map_err(|_| bad("--property", format!("'{int}' is not an integer")))?;
         return Ok(PropertyArg::Int(parsed));
     }
     if let Some(flag) = value.strip_prefix("bool:") {
-        let parsed = flag.parse().map_err(|_| bad("--property", format!("'{flag}' is not true or false")))?;
+        let parsed = flag
+            .parse()
+            .map_err(|_| bad("--property", format!("'{flag}' is not true or false")))?;
         return Ok(PropertyArg::Bool(parsed));
     }
     Ok(PropertyArg::Text(value.to_string()))
@@ -139,7 +163,8 @@ pub(crate) fn canned_file(flag: &str, path: &Path) -> Result<Response> {
 /// Parses a canned response (see the module docs for the format).
 pub(crate) fn canned(bytes: &[u8]) -> Result<Response, String> {
     let (head, body) = split_head(bytes);
-    let head = std::str::from_utf8(head).map_err(|_| "the status line and headers must be UTF-8".to_string())?;
+    let head = std::str::from_utf8(head)
+        .map_err(|_| "the status line and headers must be UTF-8".to_string())?;
     let mut lines = head.lines().map(|l| l.trim_end_matches('\r'));
     let status_line = lines.next().map(str::trim).unwrap_or_default();
     let mut response = match status_line {
@@ -158,7 +183,11 @@ pub(crate) fn canned(bytes: &[u8]) -> Result<Response, String> {
 }
 
 /// `fail` and `timeout` stand alone: headers or a body after them would be silently lost.
-fn no_extra_lines<'a>(mut lines: impl Iterator<Item = &'a str>, body: &[u8], response: Response) -> Result<Response, String> {
+fn no_extra_lines<'a>(
+    mut lines: impl Iterator<Item = &'a str>,
+    body: &[u8],
+    response: Response,
+) -> Result<Response, String> {
     if lines.next().is_some() || !body.is_empty() {
         return Err("'fail' and 'timeout' take no headers or body".into());
     }
@@ -168,11 +197,19 @@ fn no_extra_lines<'a>(mut lines: impl Iterator<Item = &'a str>, body: &[u8], res
 /// The status code of `HTTP/1.1 200 OK`, `HTTP/2 200` or `200`.
 fn status_code(line: &str) -> Result<u16, String> {
     let mut words = line.split_whitespace();
-    let first = words.next().ok_or("empty: the first line must be a status such as 'HTTP/1.1 200 OK' or '200'")?;
-    let code = if first.starts_with("HTTP/") { words.next().unwrap_or_default() } else { first };
+    let first = words
+        .next()
+        .ok_or("empty: the first line must be a status such as 'HTTP/1.1 200 OK' or '200'")?;
+    let code = if first.starts_with("HTTP/") {
+        words.next().unwrap_or_default()
+    } else {
+        first
+    };
     match code.parse::<u16>() {
         Ok(code) if (100..=599).contains(&code) => Ok(code),
-        _ => Err(format!("'{line}' is not a status line ('HTTP/1.1 200 OK', '200', 'fail' or 'timeout')")),
+        _ => Err(format!(
+            "'{line}' is not a status line ('HTTP/1.1 200 OK', '200', 'fail' or 'timeout')"
+        )),
     }
 }
 
@@ -198,7 +235,8 @@ mod tests {
 
     #[test]
     fn canned_response_with_headers_and_body() {
-        let response = canned(b"HTTP/1.1 201 Created\r\nX-A: 1\r\nx-a: 2\r\n\r\nhello\n").expect("parses");
+        let response =
+            canned(b"HTTP/1.1 201 Created\r\nX-A: 1\r\nx-a: 2\r\n\r\nhello\n").expect("parses");
         assert_eq!(response.status_code(), 201);
         assert_eq!(response.headers().get_all("x-a"), ["1", "2"]);
         assert_eq!(response.body_bytes(), b"hello\n");
@@ -216,7 +254,11 @@ mod tests {
     #[test]
     fn bad_status_lines_are_errors() {
         for input in [&b""[..], b"HTTP/1.1 OK\n", b"999\n", b"ok\n"] {
-            assert!(canned(input).is_err(), "{:?} accepted", String::from_utf8_lossy(input));
+            assert!(
+                canned(input).is_err(),
+                "{:?} accepted",
+                String::from_utf8_lossy(input)
+            );
         }
         assert!(canned(b"200\nno colon here\n").is_err());
     }
@@ -232,7 +274,12 @@ mod tests {
 
     #[test]
     fn times_in_rfc_3339_or_unix_seconds() {
-        let at = |v| time_arg("--time", v).expect(v).duration_since(std::time::UNIX_EPOCH).expect("after epoch");
+        let at = |v| {
+            time_arg("--time", v)
+                .expect(v)
+                .duration_since(std::time::UNIX_EPOCH)
+                .expect("after epoch")
+        };
         assert_eq!(at("2026-01-01T00:00:00Z").as_secs(), 1_767_225_600);
         assert_eq!(at("2026-01-01T01:00:00+01:00").as_secs(), 1_767_225_600);
         assert_eq!(at("1767225600").as_secs(), 1_767_225_600);
@@ -243,9 +290,18 @@ mod tests {
 
     #[test]
     fn typed_properties() {
-        assert_eq!(property_value("int:8080").expect("int"), PropertyArg::Int(8080));
-        assert_eq!(property_value("bool:true").expect("bool"), PropertyArg::Bool(true));
-        assert_eq!(property_value("10.0.0.1").expect("text"), PropertyArg::Text("10.0.0.1".into()));
+        assert_eq!(
+            property_value("int:8080").expect("int"),
+            PropertyArg::Int(8080)
+        );
+        assert_eq!(
+            property_value("bool:true").expect("bool"),
+            PropertyArg::Bool(true)
+        );
+        assert_eq!(
+            property_value("10.0.0.1").expect("text"),
+            PropertyArg::Text("10.0.0.1".into())
+        );
         assert!(property_value("int:x").is_err());
     }
 }

@@ -311,7 +311,8 @@ fn a_provider_copy_in_shared_data_naming_another_issuer_is_not_used() {
     let mut h = start(json!({}));
     h.login("/");
     // weir::shared_data namespaces keys by plugin name and root id (both empty here).
-    let key = "weir:0::0::openid-connect/idp/weir-app//realms/ingress/.well-known/openid-configuration";
+    let key =
+        "weir:0::0::openid-connect/idp/weir-app//realms/ingress/.well-known/openid-configuration";
     let mut doc: Value =
         serde_json::from_slice(&h.plugin.shared_data(key).expect("the provider copy"))
             .expect("json");

@@ -43,7 +43,9 @@ impl RootContext for Root {
     }
 
     fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
-        Some(Box::new(Stream { headers: Rc::clone(&self.headers) }))
+        Some(Box::new(Stream {
+            headers: Rc::clone(&self.headers),
+        }))
     }
 
     fn get_type(&self) -> Option<ContextType> {

@@ -13,7 +13,11 @@ use proxy_wasm::types::{Action, LogLevel};
 #[no_mangle]
 pub fn _start() {
     proxy_wasm::set_log_level(LogLevel::Trace);
-    proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(Root { headers: Vec::new() }) });
+    proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> {
+        Box::new(Root {
+            headers: Vec::new(),
+        })
+    });
 }
 
 struct Root {
@@ -36,7 +40,8 @@ impl RootContext for Root {
             log::info!("abi-0.1.0: configured with 0 headers");
             return true;
         }
-        let parsed: Result<std::collections::BTreeMap<String, String>, _> = serde_json::from_slice(&config);
+        let parsed: Result<std::collections::BTreeMap<String, String>, _> =
+            serde_json::from_slice(&config);
         match parsed {
             Ok(headers) => self.headers = headers.into_iter().collect(),
             Err(err) => {
@@ -49,7 +54,9 @@ impl RootContext for Root {
     }
 
     fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
-        Some(Box::new(Stream { headers: self.headers.clone() }))
+        Some(Box::new(Stream {
+            headers: self.headers.clone(),
+        }))
     }
 
     fn get_type(&self) -> Option<proxy_wasm::types::ContextType> {

@@ -31,7 +31,10 @@ impl RootContext for Root {
             return false;
         }
         let greeting = std::env::var("GREETING").unwrap_or_else(|_| "unset".into());
-        info!("vm start, GREETING={greeting}, args={}", std::env::args().count());
+        info!(
+            "vm start, GREETING={greeting}, args={}",
+            std::env::args().count()
+        );
         self.queue = self.register_shared_queue("probe_queue");
         self.tcp = self.get_property(vec!["plugin_root_id"]).as_deref() == Some(b"tcp");
         true
@@ -59,7 +62,10 @@ impl RootContext for Root {
         let ticks = hostcalls::define_metric(MetricType::Counter, "probe_ticks").unwrap_or(0);
         let _ = hostcalls::increment_metric(ticks, 1);
         let now = self.get_current_time();
-        let since = now.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
+        let since = now
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis())
+            .unwrap_or(0);
         info!("tick at {since}");
     }
 
@@ -70,11 +76,18 @@ impl RootContext for Root {
     }
 
     fn get_type(&self) -> Option<ContextType> {
-        Some(if self.tcp { ContextType::StreamContext } else { ContextType::HttpContext })
+        Some(if self.tcp {
+            ContextType::StreamContext
+        } else {
+            ContextType::HttpContext
+        })
     }
 
     fn create_http_context(&self, _id: u32) -> Option<Box<dyn HttpContext>> {
-        Some(Box::new(Http { mode: String::new(), counter: self.counter }))
+        Some(Box::new(Http {
+            mode: String::new(),
+            counter: self.counter,
+        }))
     }
 
     fn create_stream_context(&self, _id: u32) -> Option<Box<dyn StreamContext>> {
@@ -88,20 +101,37 @@ struct Http {
 }
 
 impl Context for Http {
-    fn on_http_call_response(&mut self, _token: u32, headers: usize, body_size: usize, _trailers: usize) {
+    fn on_http_call_response(
+        &mut self,
+        _token: u32,
+        headers: usize,
+        body_size: usize,
+        _trailers: usize,
+    ) {
         if headers == 0 {
             warn!("callout failed");
             self.send_http_response(503, vec![("x-callout", "failed")], Some(b"callout failed"));
             return;
         }
-        let status = self.get_http_call_response_header(":status").unwrap_or_default();
-        let body = self.get_http_call_response_body(0, body_size).unwrap_or_default();
-        info!("callout answered {status}: {}", String::from_utf8_lossy(&body));
+        let status = self
+            .get_http_call_response_header(":status")
+            .unwrap_or_default();
+        let body = self
+            .get_http_call_response_body(0, body_size)
+            .unwrap_or_default();
+        info!(
+            "callout answered {status}: {}",
+            String::from_utf8_lossy(&body)
+        );
         if status == "200" {
             self.set_http_request_header("x-auth", Some(&String::from_utf8_lossy(&body)));
             self.resume_http_request();
         } else {
-            self.send_http_response(status.parse().unwrap_or(500), vec![], Some(b"denied by callout"));
+            self.send_http_response(
+                status.parse().unwrap_or(500),
+                vec![],
+                Some(b"denied by callout"),
+            );
         }
     }
 }
@@ -121,7 +151,12 @@ impl HttpContext for Http {
             "callout" => {
                 let call = self.dispatch_http_call(
                     "auth",
-                    vec![(":method", "GET"), (":path", "/check"), (":authority", "auth"), ("x-user", "ann")],
+                    vec![
+                        (":method", "GET"),
+                        (":path", "/check"),
+                        (":authority", "auth"),
+                        ("x-user", "ann"),
+                    ],
                     Some(b"who?"),
                     vec![],
                     Duration::from_millis(500),
@@ -135,7 +170,13 @@ impl HttpContext for Http {
                 }
             }
             "callout-unknown" => {
-                let call = self.dispatch_http_call("nope", vec![(":method", "GET"), (":path", "/"), (":authority", "x")], None, vec![], Duration::from_secs(1));
+                let call = self.dispatch_http_call(
+                    "nope",
+                    vec![(":method", "GET"), (":path", "/"), (":authority", "x")],
+                    None,
+                    vec![],
+                    Duration::from_secs(1),
+                );
                 warn!("unknown cluster: {call:?}");
                 Action::Continue
             }
@@ -151,13 +192,19 @@ impl HttpContext for Http {
                 let value = self.get_http_request_header("x-value").unwrap_or_default();
                 let result = self.set_shared_data("k", Some(value.as_bytes()), cas);
                 // A write with a token that is no longer current must be refused.
-                let stale = self.set_shared_data("k", Some(b"stale"), Some(cas.unwrap_or(u32::MAX)));
-                info!("shared old={:?} set={result:?} stale={stale:?}", old.map(|o| String::from_utf8_lossy(&o).into_owned()));
+                let stale =
+                    self.set_shared_data("k", Some(b"stale"), Some(cas.unwrap_or(u32::MAX)));
+                info!(
+                    "shared old={:?} set={result:?} stale={stale:?}",
+                    old.map(|o| String::from_utf8_lossy(&o).into_owned())
+                );
                 Action::Continue
             }
             "props" => {
                 let get = |path: Vec<&str>| {
-                    self.get_property(path).map(|v| String::from_utf8_lossy(&v).into_owned()).unwrap_or_else(|| "<none>".into())
+                    self.get_property(path)
+                        .map(|v| String::from_utf8_lossy(&v).into_owned())
+                        .unwrap_or_else(|| "<none>".into())
                 };
                 let port = self.get_property(vec!["destination", "port"]).map(|v| {
                     let mut raw = [0u8; 8];
@@ -181,7 +228,10 @@ impl HttpContext for Http {
             "enqueue" => {
                 let value = self.get_http_request_header("x-value").unwrap_or_default();
                 match self.resolve_shared_queue("", "probe_queue") {
-                    Some(queue) => info!("enqueue {:?}", self.enqueue_shared_queue(queue, Some(value.as_bytes()))),
+                    Some(queue) => info!(
+                        "enqueue {:?}",
+                        self.enqueue_shared_queue(queue, Some(value.as_bytes()))
+                    ),
                     None => error!("queue not found"),
                 }
                 Action::Continue

@@ -27,12 +27,20 @@ impl<'de> Deserializer<'de> {
             Event::Str(Some(s)) => visitor.visit_borrowed_str(s),
             Event::Str(None) => visitor.visit_str(&self.scratch),
             Event::ArrayStart => {
-                let value = visitor.visit_seq(Elements { de: &mut *self, first: true, index: 0 })?;
+                let value = visitor.visit_seq(Elements {
+                    de: &mut *self,
+                    first: true,
+                    index: 0,
+                })?;
                 self.close(b']')?;
                 Ok(value)
             }
             Event::ObjectStart => {
-                let value = visitor.visit_map(Entries { de: &mut *self, first: true, key_pos: 0 })?;
+                let value = visitor.visit_map(Entries {
+                    de: &mut *self,
+                    first: true,
+                    key_pos: 0,
+                })?;
                 self.close(b'}')?;
                 Ok(value)
             }
@@ -68,7 +76,11 @@ impl<'de> de::Deserializer<'de> for &mut Deserializer<'de> {
         }
     }
 
-    fn deserialize_newtype_struct<V: Visitor<'de>>(self, _name: &'static str, visitor: V) -> Result<V::Value, Error> {
+    fn deserialize_newtype_struct<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        visitor: V,
+    ) -> Result<V::Value, Error> {
         visitor.visit_newtype_struct(self)
     }
 
@@ -86,7 +98,10 @@ impl<'de> de::Deserializer<'de> for &mut Deserializer<'de> {
             Event::ObjectStart => {
                 self.skip_whitespace();
                 let key_pos = self.pos;
-                let value = visitor.visit_enum(Variant { de: &mut *self, key_pos })?;
+                let value = visitor.visit_enum(Variant {
+                    de: &mut *self,
+                    key_pos,
+                })?;
                 self.skip_whitespace();
                 if self.peek() != Some(b'}') {
                     return Err(self.syntax("expected `}` after the enum's only entry"));
@@ -140,11 +155,19 @@ impl<'de> de::Deserializer<'de> for &mut Deserializer<'de> {
         }
     }
 
-    fn deserialize_unit_struct<V: Visitor<'de>>(self, _name: &'static str, visitor: V) -> Result<V::Value, Error> {
+    fn deserialize_unit_struct<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        visitor: V,
+    ) -> Result<V::Value, Error> {
         self.visit_except_floats(visitor)
     }
 
-    fn deserialize_tuple<V: Visitor<'de>>(self, _len: usize, visitor: V) -> Result<V::Value, Error> {
+    fn deserialize_tuple<V: Visitor<'de>>(
+        self,
+        _len: usize,
+        visitor: V,
+    ) -> Result<V::Value, Error> {
         self.visit_except_floats(visitor)
     }
 
@@ -196,13 +219,18 @@ struct Elements<'a, 'de> {
 impl<'de> de::SeqAccess<'de> for Elements<'_, 'de> {
     type Error = Error;
 
-    fn next_element_seed<T: DeserializeSeed<'de>>(&mut self, seed: T) -> Result<Option<T::Value>, Error> {
+    fn next_element_seed<T: DeserializeSeed<'de>>(
+        &mut self,
+        seed: T,
+    ) -> Result<Option<T::Value>, Error> {
         if !self.de.has_next(b']', &mut self.first)? {
             return Ok(None);
         }
         let index = self.index;
         self.index += 1;
-        seed.deserialize(&mut *self.de).map(Some).map_err(|e| e.within(Segment::Index(index)))
+        seed.deserialize(&mut *self.de)
+            .map(Some)
+            .map_err(|e| e.within(Segment::Index(index)))
     }
 }
 
@@ -216,7 +244,10 @@ struct Entries<'a, 'de> {
 impl<'de> de::MapAccess<'de> for Entries<'_, 'de> {
     type Error = Error;
 
-    fn next_key_seed<K: DeserializeSeed<'de>>(&mut self, seed: K) -> Result<Option<K::Value>, Error> {
+    fn next_key_seed<K: DeserializeSeed<'de>>(
+        &mut self,
+        seed: K,
+    ) -> Result<Option<K::Value>, Error> {
         if !self.de.has_next(b'}', &mut self.first)? {
             return Ok(None);
         }
@@ -258,11 +289,13 @@ impl<'de> de::VariantAccess<'de> for Variant<'_, 'de> {
     type Error = Error;
 
     fn unit_variant(self) -> Result<(), Error> {
-        de::Deserialize::deserialize(&mut *self.de).map_err(|e| e.within(Segment::Key(self.de.key_at(self.key_pos))))
+        de::Deserialize::deserialize(&mut *self.de)
+            .map_err(|e| e.within(Segment::Key(self.de.key_at(self.key_pos))))
     }
 
     fn newtype_variant_seed<T: DeserializeSeed<'de>>(self, seed: T) -> Result<T::Value, Error> {
-        seed.deserialize(&mut *self.de).map_err(|e| e.within(Segment::Key(self.de.key_at(self.key_pos))))
+        seed.deserialize(&mut *self.de)
+            .map_err(|e| e.within(Segment::Key(self.de.key_at(self.key_pos))))
     }
 
     fn tuple_variant<V: Visitor<'de>>(self, _len: usize, visitor: V) -> Result<V::Value, Error> {
@@ -270,7 +303,11 @@ impl<'de> de::VariantAccess<'de> for Variant<'_, 'de> {
             .map_err(|e| e.within(Segment::Key(self.de.key_at(self.key_pos))))
     }
 
-    fn struct_variant<V: Visitor<'de>>(self, _fields: &'static [&'static str], visitor: V) -> Result<V::Value, Error> {
+    fn struct_variant<V: Visitor<'de>>(
+        self,
+        _fields: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, Error> {
         de::Deserializer::deserialize_any(&mut *self.de, visitor)
             .map_err(|e| e.within(Segment::Key(self.de.key_at(self.key_pos))))
     }
@@ -314,7 +351,11 @@ impl<'de> de::Deserializer<'de> for Key<'_> {
         visitor.visit_some(self)
     }
 
-    fn deserialize_newtype_struct<V: Visitor<'de>>(self, _name: &'static str, visitor: V) -> Result<V::Value, Error> {
+    fn deserialize_newtype_struct<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        visitor: V,
+    ) -> Result<V::Value, Error> {
         visitor.visit_newtype_struct(self)
     }
 

@@ -43,7 +43,10 @@ enum Segment {
 
 impl Error {
     fn new(reason: String) -> Self {
-        Error { reason, path: Vec::new() }
+        Error {
+            reason,
+            path: Vec::new(),
+        }
     }
 
     fn within(mut self, segment: Segment) -> Self {
@@ -147,7 +150,12 @@ impl de::Error for Error {
 /// `msg` at the end of `before` (line and column count from 1, in bytes).
 fn at_position(msg: &str, before: &[u8]) -> Error {
     let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
-    let column = before.len() - before.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1) + 1;
+    let column = before.len()
+        - before
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map_or(0, |i| i + 1)
+        + 1;
     Error::new(format!("{msg} at line {line} column {column}"))
 }
 
@@ -197,7 +205,12 @@ pub(crate) struct Deserializer<'de> {
 impl<'de> Deserializer<'de> {
     fn new(bytes: &'de [u8]) -> Result<Self, Error> {
         match std::str::from_utf8(bytes) {
-            Ok(text) => Ok(Deserializer { text, pos: 0, depth: 0, scratch: String::new() }),
+            Ok(text) => Ok(Deserializer {
+                text,
+                pos: 0,
+                depth: 0,
+                scratch: String::new(),
+            }),
             Err(err) => Err(at_position("invalid UTF-8", &bytes[..err.valid_up_to()])),
         }
     }
@@ -219,7 +232,10 @@ impl<'de> Deserializer<'de> {
 
     /// A syntax error at the current position.
     fn syntax(&self, msg: &str) -> Error {
-        at_position(msg, self.text.as_bytes().get(..self.pos).unwrap_or_default())
+        at_position(
+            msg,
+            self.text.as_bytes().get(..self.pos).unwrap_or_default(),
+        )
     }
 
     fn finish(&mut self) -> Result<(), Error> {
@@ -232,7 +248,9 @@ impl<'de> Deserializer<'de> {
 
     fn next_event(&mut self) -> Result<Event<'de>, Error> {
         self.skip_whitespace();
-        let Some(b) = self.peek() else { return Err(self.syntax("EOF while parsing a value")) };
+        let Some(b) = self.peek() else {
+            return Err(self.syntax("EOF while parsing a value"));
+        };
         match b {
             b'"' => {
                 self.pos += 1;
@@ -244,7 +262,11 @@ impl<'de> Deserializer<'de> {
                 }
                 self.depth += 1;
                 self.pos += 1;
-                Ok(if b == b'[' { Event::ArrayStart } else { Event::ObjectStart })
+                Ok(if b == b'[' {
+                    Event::ArrayStart
+                } else {
+                    Event::ObjectStart
+                })
             }
             b'-' | b'0'..=b'9' => self.number(),
             b't' => self.literal("true", Event::Bool(true)),
@@ -307,8 +329,16 @@ impl<'de> Deserializer<'de> {
         if integer {
             let mut value: u64 = 0;
             let mut fits = true;
-            for &d in self.text.as_bytes().get(int_start..int_end).unwrap_or_default() {
-                match value.checked_mul(10).and_then(|v| v.checked_add(u64::from(d - b'0'))) {
+            for &d in self
+                .text
+                .as_bytes()
+                .get(int_start..int_end)
+                .unwrap_or_default()
+            {
+                match value
+                    .checked_mul(10)
+                    .and_then(|v| v.checked_add(u64::from(d - b'0')))
+                {
                     Some(v) => value = v,
                     None => fits = false,
                 }
@@ -316,11 +346,15 @@ impl<'de> Deserializer<'de> {
             match (fits, negative) {
                 (true, false) => return Ok(Event::U64(value)),
                 (true, true) if value == 0 => return Ok(Event::F64(-0.0)),
-                (true, true) if value <= 1 << 63 => return Ok(Event::I64((value as i64).wrapping_neg())),
+                (true, true) if value <= 1 << 63 => {
+                    return Ok(Event::I64((value as i64).wrapping_neg()))
+                }
                 _ => {}
             }
         }
-        Ok(Event::Float(self.text.get(start..self.pos).unwrap_or_default()))
+        Ok(Event::Float(
+            self.text.get(start..self.pos).unwrap_or_default(),
+        ))
     }
 
     /// Parses a number that [`Self::number`] accepted; out-of-range values are refused
@@ -339,7 +373,9 @@ impl<'de> Deserializer<'de> {
         let mut run = self.pos;
         let mut escaped = false;
         loop {
-            let Some(b) = self.peek() else { return Err(self.syntax("EOF while parsing a string")) };
+            let Some(b) = self.peek() else {
+                return Err(self.syntax("EOF while parsing a string"));
+            };
             match b {
                 b'"' => {
                     // Quotes and backslashes are ASCII, so these are character boundaries.
@@ -356,7 +392,8 @@ impl<'de> Deserializer<'de> {
                         self.scratch.clear();
                         escaped = true;
                     }
-                    self.scratch.push_str(text.get(run..self.pos).unwrap_or_default());
+                    self.scratch
+                        .push_str(text.get(run..self.pos).unwrap_or_default());
                     self.pos += 1;
                     self.escape()?;
                     run = self.pos;
@@ -369,7 +406,9 @@ impl<'de> Deserializer<'de> {
 
     /// One escape after its backslash, appended to `scratch`.
     fn escape(&mut self) -> Result<(), Error> {
-        let Some(b) = self.peek() else { return Err(self.syntax("EOF while parsing a string")) };
+        let Some(b) = self.peek() else {
+            return Err(self.syntax("EOF while parsing a string"));
+        };
         self.pos += 1;
         let c = match b {
             b'"' => '"',
@@ -394,7 +433,9 @@ impl<'de> Deserializer<'de> {
                         }
                         0x10000 + ((first - 0xD800) << 10) + (second - 0xDC00)
                     }
-                    0xDC00..=0xDFFF => return Err(self.syntax("lone trailing surrogate in \\u escape")),
+                    0xDC00..=0xDFFF => {
+                        return Err(self.syntax("lone trailing surrogate in \\u escape"))
+                    }
                     other => other,
                 };
                 char::from_u32(code).ok_or_else(|| self.syntax("invalid \\u escape"))?
@@ -412,7 +453,9 @@ impl<'de> Deserializer<'de> {
         let mut code = 0;
         for _ in 0..4 {
             let digit = self.peek().and_then(|b| char::from(b).to_digit(16));
-            let Some(digit) = digit else { return Err(self.syntax("invalid \\u escape")) };
+            let Some(digit) = digit else {
+                return Err(self.syntax("invalid \\u escape"));
+            };
             code = code * 16 + digit;
             self.pos += 1;
         }
@@ -442,7 +485,11 @@ impl<'de> Deserializer<'de> {
                 }
                 Ok(true)
             }
-            Some(_) => Err(self.syntax(if close == b']' { "expected `,` or `]`" } else { "expected `,` or `}`" })),
+            Some(_) => Err(self.syntax(if close == b']' {
+                "expected `,` or `]`"
+            } else {
+                "expected `,` or `}`"
+            })),
         }
     }
 

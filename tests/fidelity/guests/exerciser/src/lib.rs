@@ -65,7 +65,10 @@ impl RootContext for Root {
         let config = self.get_plugin_configuration().unwrap_or_default();
         self.config = String::from_utf8_lossy(&config).into_owned();
         if self.config.contains("\"reject\"") {
-            log(LogLevel::Error, "exerciser: configuration rejected on request");
+            log(
+                LogLevel::Error,
+                "exerciser: configuration rejected on request",
+            );
             return false;
         }
         // Only scenarios about timers ask for ticks: on other scenarios a tick firing
@@ -81,7 +84,10 @@ impl RootContext for Root {
         if self.config.contains("\"tick\"") {
             self.set_tick_period(Duration::from_millis(5));
         }
-        log(LogLevel::Info, &format!("exerciser: configured with {}", self.config));
+        log(
+            LogLevel::Info,
+            &format!("exerciser: configured with {}", self.config),
+        );
         true
     }
 
@@ -114,7 +120,12 @@ impl RootContext for Root {
     }
 
     fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {
-        Some(Box::new(Stream { id: context_id, config: self.config.clone(), path: String::new(), splice: String::new() }))
+        Some(Box::new(Stream {
+            id: context_id,
+            config: self.config.clone(),
+            path: String::new(),
+            splice: String::new(),
+        }))
     }
 
     fn get_type(&self) -> Option<ContextType> {
@@ -144,16 +155,26 @@ impl Stream {
         self.add_http_request_header("x-env-greeting", &greeting);
         self.add_http_request_header("x-config", &self.config);
         self.add_http_request_header("x-prop-path", &self.text_property(vec!["request", "path"]));
-        self.add_http_request_header("x-prop-method", &self.text_property(vec!["request", "method"]));
-        self.add_http_request_header("x-prop-root-id", &self.text_property(vec!["plugin_root_id"]));
-        self.add_http_request_header("x-prop-plugin-name", &self.text_property(vec!["plugin_name"]));
+        self.add_http_request_header(
+            "x-prop-method",
+            &self.text_property(vec!["request", "method"]),
+        );
+        self.add_http_request_header(
+            "x-prop-root-id",
+            &self.text_property(vec!["plugin_root_id"]),
+        );
+        self.add_http_request_header(
+            "x-prop-plugin-name",
+            &self.text_property(vec!["plugin_name"]),
+        );
     }
 
     /// A counter and a gauge; the counter's value read back.
     fn report_metrics(&self) {
         let read = (|| -> Result<u64, Status> {
             let requests = hostcalls::define_metric(MetricType::Counter, "exerciser_requests")?;
-            let last_size = hostcalls::define_metric(MetricType::Gauge, "exerciser_last_path_length")?;
+            let last_size =
+                hostcalls::define_metric(MetricType::Gauge, "exerciser_last_path_length")?;
             hostcalls::increment_metric(requests, 1)?;
             hostcalls::record_metric(last_size, self.path.len() as u64)?;
             hostcalls::get_metric(requests)
@@ -165,13 +186,17 @@ impl Stream {
     /// write with the same (now stale) CAS is refused.
     fn report_shared_data(&self) {
         let (value, cas) = self.get_shared_data(VISITS);
-        let before = value.map(|v| String::from_utf8_lossy(&v).into_owned()).unwrap_or_else(|| "none".to_owned());
+        let before = value
+            .map(|v| String::from_utf8_lossy(&v).into_owned())
+            .unwrap_or_else(|| "none".to_owned());
         let first = self.set_shared_data(VISITS, Some(b"1"), cas);
         let (_, cas_after_first) = self.get_shared_data(VISITS);
         let second = self.set_shared_data(VISITS, Some(b"2"), cas_after_first);
         let stale = self.set_shared_data(VISITS, Some(b"3"), cas_after_first);
         let (now, _) = self.get_shared_data(VISITS);
-        let now = now.map(|v| String::from_utf8_lossy(&v).into_owned()).unwrap_or_default();
+        let now = now
+            .map(|v| String::from_utf8_lossy(&v).into_owned())
+            .unwrap_or_default();
         self.add_http_request_header(
             "x-shared",
             &format!("before={before} first={first:?} second={second:?} stale={stale:?} now={now}"),
@@ -192,7 +217,13 @@ impl Stream {
             Ok(Some(item)) => String::from_utf8_lossy(&item).into_owned(),
             other => format!("{other:?}"),
         };
-        self.add_http_request_header("x-queue", &format!("resolved={} enqueued={enqueued:?} took={taken}", resolved.is_some()));
+        self.add_http_request_header(
+            "x-queue",
+            &format!(
+                "resolved={} enqueued={enqueued:?} took={taken}",
+                resolved.is_some()
+            ),
+        );
     }
 
     /// Header edits: remove, replace, add, and every value of a repeated header.
@@ -203,7 +234,10 @@ impl Stream {
             .filter(|(name, _)| name == "x-multi")
             .map(|(_, value)| value)
             .collect();
-        self.add_http_request_header("x-multi-seen", &format!("{}:{}", repeated.len(), repeated.join("|")));
+        self.add_http_request_header(
+            "x-multi-seen",
+            &format!("{}:{}", repeated.len(), repeated.join("|")),
+        );
         self.set_http_request_header("x-remove", None);
         self.set_http_request_header("x-replace", Some("replaced"));
         self.add_http_request_header("x-added", "added");
@@ -217,7 +251,9 @@ impl Stream {
                 return Action::Pause;
             }
             "/probe/resume-queue" => {
-                let queue = self.resolve_shared_queue("", probes::RESUME_QUEUE).unwrap_or_default();
+                let queue = self
+                    .resolve_shared_queue("", probes::RESUME_QUEUE)
+                    .unwrap_or_default();
                 let sent = self.enqueue_shared_queue(queue, Some(self.id.to_string().as_bytes()));
                 self.add_http_request_header("x-enqueued", &format!("{sent:?}"));
                 return Action::Pause;
@@ -227,10 +263,18 @@ impl Stream {
                 self.send_http_response(401, vec![], Some(b"no\n"));
                 return Action::Pause;
             }
-            "/probe/stream-statuses" => self.add_http_request_header("x-streams", &probes::stream_statuses()),
-            "/probe/header-order" => self.add_http_request_header("x-order", &probes::header_order()),
-            "/probe/foreign" => self.add_http_request_header("x-foreign", &probes::foreign_functions()),
-            "/probe/resolve-queue" => self.add_http_request_header("x-resolve", &probes::resolve_queue(QUEUE)),
+            "/probe/stream-statuses" => {
+                self.add_http_request_header("x-streams", &probes::stream_statuses())
+            }
+            "/probe/header-order" => {
+                self.add_http_request_header("x-order", &probes::header_order())
+            }
+            "/probe/foreign" => {
+                self.add_http_request_header("x-foreign", &probes::foreign_functions())
+            }
+            "/probe/resolve-queue" => {
+                self.add_http_request_header("x-resolve", &probes::resolve_queue(QUEUE))
+            }
             "/probe/vms" => {
                 let vms = format!(
                     "started={} configured={} ticked={}",
@@ -260,7 +304,12 @@ impl Stream {
     fn call_authz(&self) -> Action {
         let user = self.get_http_request_header("x-user").unwrap_or_default();
         let path = format!("/check?path={}", self.path);
-        let headers = vec![(":method", "GET"), (":path", path.as_str()), (":authority", "authz"), ("x-exerciser-user", user.as_str())];
+        let headers = vec![
+            (":method", "GET"),
+            (":path", path.as_str()),
+            (":authority", "authz"),
+            ("x-exerciser-user", user.as_str()),
+        ];
         match self.dispatch_http_call("authz", headers, None, vec![], Duration::from_secs(5)) {
             Ok(_) => Action::Pause,
             Err(status) => {
@@ -271,8 +320,18 @@ impl Stream {
     }
 
     fn call_unknown_cluster(&self) -> Action {
-        let headers = vec![(":method", "GET"), (":path", "/"), (":authority", "nowhere")];
-        let result = self.dispatch_http_call("no-such-cluster", headers, None, vec![], Duration::from_secs(1));
+        let headers = vec![
+            (":method", "GET"),
+            (":path", "/"),
+            (":authority", "nowhere"),
+        ];
+        let result = self.dispatch_http_call(
+            "no-such-cluster",
+            headers,
+            None,
+            vec![],
+            Duration::from_secs(1),
+        );
         let text = match result {
             Ok(_) => "dispatched".to_owned(),
             Err(status) => format!("refused {status:?}"),
@@ -283,23 +342,37 @@ impl Stream {
 }
 
 impl Context for Stream {
-    fn on_http_call_response(&mut self, _token: u32, headers: usize, body_size: usize, _trailers: usize) {
+    fn on_http_call_response(
+        &mut self,
+        _token: u32,
+        headers: usize,
+        body_size: usize,
+        _trailers: usize,
+    ) {
         let response_headers = self.get_http_call_response_headers();
         let status = response_headers
             .iter()
             .find(|(name, _)| name == ":status")
             .map(|(_, value)| value.clone())
             .unwrap_or_else(|| format!("failed ({headers} headers)"));
-        let body = self.get_http_call_response_body(0, body_size).unwrap_or_default();
+        let body = self
+            .get_http_call_response_body(0, body_size)
+            .unwrap_or_default();
         let body = String::from_utf8_lossy(&body).into_owned();
-        log(LogLevel::Info, &format!("exerciser: authz answered {status}"));
+        log(
+            LogLevel::Info,
+            &format!("exerciser: authz answered {status}"),
+        );
         if status == "200" {
             self.set_http_request_header("x-authz", Some(body.trim()));
             self.resume_http_request();
         } else {
             let reply = format!("authz said {status}: {}\n", body.trim());
             // `/callout/refused` also shows the headers of the answer, as Envoy made it up.
-            let seen: Vec<String> = response_headers.iter().map(|(name, value)| format!("{name}={value}")).collect();
+            let seen: Vec<String> = response_headers
+                .iter()
+                .map(|(name, value)| format!("{name}={value}"))
+                .collect();
             let seen = seen.join(",");
             let mut headers = vec![("x-denied-by", "authz")];
             if self.path == "/callout/refused" {
@@ -316,13 +389,19 @@ impl HttpContext for Stream {
             panic!("exerciser panicked in on_log");
         }
         if self.path.starts_with("/probe/props") {
-            log(LogLevel::Info, &format!("exerciser: on_log {}", probes::stream_properties()));
+            log(
+                LogLevel::Info,
+                &format!("exerciser: on_log {}", probes::stream_properties()),
+            );
         }
     }
 
     fn on_http_request_headers(&mut self, _headers: usize, _end_of_stream: bool) -> Action {
         self.path = self.get_http_request_header(":path").unwrap_or_default();
-        log(LogLevel::Info, &format!("exerciser: request to {}", self.path));
+        log(
+            LogLevel::Info,
+            &format!("exerciser: request to {}", self.path),
+        );
         if self.path.starts_with("/probe/") {
             return self.probe();
         }
@@ -333,7 +412,11 @@ impl HttpContext for Stream {
         self.edit_request_headers();
         match self.path.as_str() {
             "/local-reply" => {
-                self.send_http_response(418, vec![("x-reason", "teapot")], Some(b"short and stout\n"));
+                self.send_http_response(
+                    418,
+                    vec![("x-reason", "teapot")],
+                    Some(b"short and stout\n"),
+                );
                 Action::Pause
             }
             "/callout-unknown" => self.call_unknown_cluster(),
@@ -364,7 +447,9 @@ impl HttpContext for Stream {
     }
 
     fn on_http_response_headers(&mut self, _headers: usize, _end_of_stream: bool) -> Action {
-        if self.path == "/probe/props-local-response" && self.get_http_response_header(":status").as_deref() == Some("200") {
+        if self.path == "/probe/props-local-response"
+            && self.get_http_response_header(":status").as_deref() == Some("200")
+        {
             self.send_http_response(502, vec![], Some(b"replaced\n"));
             return Action::Pause;
         }
@@ -382,7 +467,10 @@ impl HttpContext for Stream {
                 return Action::Pause;
             }
             let status = probes::splice_response_body();
-            log(LogLevel::Info, &format!("exerciser: response splice {status}"));
+            log(
+                LogLevel::Info,
+                &format!("exerciser: response splice {status}"),
+            );
             return Action::Continue;
         }
         if self.path != "/body" {
@@ -391,7 +479,9 @@ impl HttpContext for Stream {
         if !end_of_stream {
             return Action::Pause;
         }
-        let mut body = self.get_http_response_body(0, body_size).unwrap_or_default();
+        let mut body = self
+            .get_http_response_body(0, body_size)
+            .unwrap_or_default();
         // Same length: the upstream's content-length stays right.
         body.reverse();
         self.set_http_response_body(0, body_size, &body);
