@@ -58,7 +58,13 @@ test-templates: build
 # the four together through cargo's temporary local registry (they are not on crates.io yet).
 PUBLISHED := -p weir-abi -p weir-sdk -p weir-runtime -p weir-cli
 .PHONY: lint
-lint: setup ## cargo doc (no warnings) and cargo package (verified) for weir-abi, weir-sdk, weir-runtime, weir-cli
+# Standalone crates (examples, test and bench guests) are formatted like the workspace.
+FMT_MANIFESTS := $(wildcard examples/*/Cargo.toml) runtime/test-plugins/Cargo.toml \
+  runtime/bench-plugins/Cargo.toml tests/fidelity/guests/exerciser/Cargo.toml
+lint: setup ## rustfmt and clippy (-D warnings) on every crate; cargo doc (no warnings) and cargo package (verified) for weir-abi, weir-sdk, weir-runtime, weir-cli
+	$(CARGO) fmt --all --check
+	@for m in $(FMT_MANIFESTS); do $(CARGO) fmt --all --check --manifest-path $$m || { echo "cargo fmt --all --manifest-path $$m"; exit 1; }; done
+	$(CARGO) clippy -q --workspace --all-targets -- -D warnings
 	RUSTDOCFLAGS="-D warnings" $(CARGO) doc -q --no-deps --all-features $(PUBLISHED)
 	$(CARGO) package -q --allow-dirty $(PUBLISHED)
 
