@@ -4,9 +4,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Honour CARGO_TARGET_DIR (a shared build cache); the optimised plugins always land in
-# target/plugins of the checkout, where the Makefile, demo and docs look for them.
-TARGET="${CARGO_TARGET_DIR:-$PWD/target}"
+# Build where the tests build plugins (weir_runtime::build::test_target_dir: weir-wasm inside
+# CARGO_TARGET_DIR or target/), with the same cargo command, so `make test` reuses these
+# builds instead of compiling every plugin a second time. The optimised plugins always land
+# in target/plugins of the checkout, where the Makefile, demo and docs look for them.
+TARGET="${CARGO_TARGET_DIR:-$PWD/target}/weir-wasm"
+unset CARGO_TARGET_DIR CARGO_BUILD_TARGET RUSTFLAGS CARGO_ENCODED_RUSTFLAGS
 OUT=target/plugins
 mkdir -p "$OUT"
 # Give wasm-opt the features rustc emits. Never -all: its output can use types V8 rejects.
@@ -40,7 +43,7 @@ report() { # name raw opt budget
 for entry in "${PLUGINS[@]}"; do
   read -r name pkg budget <<<"$entry"
   echo "==> $name (cargo -p $pkg, wasm32-wasip1 release, then wasm-opt)"
-  cargo build "${QUIET[@]}" -p "$pkg" --target wasm32-wasip1 --release
+  cargo build "${QUIET[@]}" --manifest-path "plugins/$pkg/Cargo.toml" --target wasm32-wasip1 --release --target-dir "$TARGET"
   raw="$TARGET/wasm32-wasip1/release/${pkg//-/_}.wasm"
   "${WASM_OPT[@]}" "$raw" -o "$OUT/$name.wasm"
   report "$name" "$(stat -c %s "$raw")" "$(stat -c %s "$OUT/$name.wasm")" "$budget"
@@ -52,7 +55,7 @@ for dir in examples/*/; do
   grep -q 'crate-type *= *\[.*"cdylib"' "$dir/Cargo.toml" || continue
   name=$(basename "$dir")
   echo "==> example $name (wasm32-wasip1 release, then wasm-opt)"
-  CARGO_TARGET_DIR="$TARGET" cargo build "${QUIET[@]}" --manifest-path "$dir/Cargo.toml" --target wasm32-wasip1 --release
+  cargo build "${QUIET[@]}" --manifest-path "$dir/Cargo.toml" --target wasm32-wasip1 --release --target-dir "$TARGET"
   raw="$TARGET/wasm32-wasip1/release/${name//-/_}.wasm"
   "${WASM_OPT[@]}" "$raw" -o "$OUT/$name.wasm"
   report "example $name" "$(stat -c %s "$raw")" "$(stat -c %s "$OUT/$name.wasm")" 153600

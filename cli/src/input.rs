@@ -1,9 +1,8 @@
 //! Reads the module to package: a `.wasm` file, or a plugin crate that is built first.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 
 use crate::wasm::{inspect_module, ModuleInfo};
 use crate::UserError;
@@ -37,68 +36,10 @@ pub fn load_module(path: &Path) -> Result<ModuleInput> {
     })
 }
 
-/// Runs cargo and returns the cdylib it produced.
+/// Builds the crate with the one build every part of Weir uses, showing cargo's progress.
 fn build_crate(dir: &Path) -> Result<PathBuf> {
-    let manifest = dir.join("Cargo.toml");
-    if !manifest.is_file() {
-        return Err(UserError(format!(
-            "{} is a directory without Cargo.toml",
-            dir.display()
-        ))
-        .into());
-    }
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let output = Command::new(cargo)
-        .args([
-            "build",
-            "--release",
-            "--target",
-            "wasm32-wasip1",
-            "--message-format=json-render-diagnostics",
-        ])
-        .arg("--manifest-path")
-        .arg(&manifest)
-        .stderr(std::process::Stdio::inherit())
-        .output()
-        .context("running cargo")?;
-    if !output.status.success() {
-        return Err(UserError(format!(
-            "cargo build of {} failed (see its output above)",
-            dir.display()
-        ))
-        .into());
-    }
-    let mut found = Vec::new();
-    for line in output.stdout.split(|b| *b == b'\n') {
-        let Ok(msg) = serde_json::from_slice::<serde_json::Value>(line) else {
-            continue;
-        };
-        if msg["reason"] != "compiler-artifact" {
-            continue;
-        }
-        let is_cdylib = msg["target"]["kind"]
-            .as_array()
-            .is_some_and(|k| k.iter().any(|v| v == "cdylib"));
-        if let (true, Some(files)) = (is_cdylib, msg["filenames"].as_array()) {
-            found.extend(
-                files
-                    .iter()
-                    .filter_map(|f| f.as_str())
-                    .filter(|f| f.ends_with(".wasm"))
-                    .map(PathBuf::from),
-            );
-        }
-    }
-    match found.as_slice() {
-        [one] => Ok(one.clone()),
-        [] => bail!(UserError(format!(
-            "building {} produced no .wasm: the crate needs `crate-type = [\"cdylib\"]`",
-            dir.display()
-        ))),
-        many => bail!(UserError(format!(
-            "building {} produced {} .wasm files; pass one of them",
-            dir.display(),
-            many.len()
-        ))),
-    }
+    weir_runtime::build::WasmBuild::new(dir)
+        .show_cargo_output(true)
+        .run()
+        .map_err(|e| UserError(e.to_string()).into())
 }

@@ -129,6 +129,7 @@
 
 mod abi;
 mod abi_version;
+pub mod build;
 mod command;
 mod engine;
 mod error;

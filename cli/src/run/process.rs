@@ -56,80 +56,176 @@ pub fn find_envoy(explicit: Option<&Path>) -> Result<PathBuf> {
     }
 }
 
+/// How to start Envoy: the one launcher behind `weir run` and the Envoy test suites
+/// (`weir_envoy_tests::Envoy`), so both start it with the same flags and wait for it the
+/// same way.
+#[derive(Debug, Clone)]
+pub struct EnvoyCommand {
+    envoy: PathBuf,
+    bootstrap: PathBuf,
+    log: PathBuf,
+    admin_address: PathBuf,
+    concurrency: usize,
+    log_level: String,
+    component_log_level: Option<String>,
+    env: Vec<(String, String)>,
+}
+
+impl EnvoyCommand {
+    /// `envoy -c <bootstrap>`, with its log and admin-address files in `dir`
+    /// (`envoy.log`, `admin-address`), one worker thread, hot restart off (parallel Envoys
+    /// would otherwise collide on its shared memory), log level `info`.
+    pub fn new(envoy: &Path, bootstrap: &Path, dir: &Path) -> Self {
+        EnvoyCommand {
+            envoy: envoy.to_path_buf(),
+            bootstrap: bootstrap.to_path_buf(),
+            log: dir.join("envoy.log"),
+            admin_address: dir.join("admin-address"),
+            concurrency: 1,
+            log_level: "info".into(),
+            component_log_level: None,
+            env: Vec::new(),
+        }
+    }
+
+    /// Worker threads (`--concurrency`). One keeps a laptop run light and plugin state
+    /// (one VM per plugin serves every request) predictable; Istio's sidecars default to 2.
+    pub fn concurrency(mut self, workers: usize) -> Self {
+        self.concurrency = workers;
+        self
+    }
+
+    /// `--log-level`.
+    pub fn log_level(mut self, level: &str) -> Self {
+        self.log_level = level.into();
+        self
+    }
+
+    /// `--component-log-level`, e.g. `wasm:debug`.
+    pub fn component_log_level(mut self, levels: &str) -> Self {
+        self.component_log_level = Some(levels.into());
+        self
+    }
+
+    /// An environment variable for the Envoy process (what `vmConfig.env` `HOST` reads).
+    pub fn env(mut self, key: &str, value: &str) -> Self {
+        self.env.push((key.into(), value.into()));
+        self
+    }
+
+    /// Starts Envoy without waiting; see [`EnvoyProcess::wait_for_startup`].
+    pub fn spawn(&self) -> Result<EnvoyProcess> {
+        let log =
+            File::create(&self.log).with_context(|| format!("creating {}", self.log.display()))?;
+        let _ = std::fs::remove_file(&self.admin_address);
+        let mut command = Command::new(&self.envoy);
+        command
+            .arg("-c")
+            .arg(&self.bootstrap)
+            .arg("--concurrency")
+            .arg(self.concurrency.to_string())
+            .arg("--disable-hot-restart")
+            .args(["--log-level", &self.log_level])
+            .arg("--admin-address-path")
+            .arg(&self.admin_address)
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(log.try_clone()?))
+            .stderr(Stdio::from(log));
+        if let Some(levels) = &self.component_log_level {
+            command.args(["--component-log-level", levels]);
+        }
+        command.envs(self.env.iter().map(|(k, v)| (k, v)));
+        let child = command
+            .spawn()
+            .with_context(|| format!("starting {} ({INSTALL_HINT})", self.envoy.display()))?;
+        Ok(EnvoyProcess {
+            child,
+            admin: None,
+            log: self.log.clone(),
+            admin_address: self.admin_address.clone(),
+        })
+    }
+}
+
+/// How an Envoy start-up ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Startup {
+    /// The admin API answered `/ready` with 200.
+    Ready,
+    /// Envoy exited first (1 when it refuses its configuration).
+    Exited(ExitStatus),
+}
+
 /// A running Envoy; stopped (SIGTERM, then SIGKILL after 5 s) when dropped.
 #[derive(Debug)]
 pub struct EnvoyProcess {
     child: Child,
-    admin: SocketAddr,
+    admin: Option<SocketAddr>,
     log: PathBuf,
+    admin_address: PathBuf,
 }
 
 impl EnvoyProcess {
     /// Starts `envoy` with the bootstrap in `files` and waits until its admin API answers
-    /// `/ready` with LIVE (at most `timeout`).
+    /// `/ready` with LIVE (at most `timeout`); an exit during start-up is an error carrying
+    /// the end of Envoy's log.
     pub fn start(
         envoy: &Path,
         files: &ConfigFiles,
         log_level: &str,
         timeout: Duration,
     ) -> Result<Self> {
-        let log = File::create(files.log())
-            .with_context(|| format!("creating {}", files.log().display()))?;
-        let _ = std::fs::remove_file(files.admin_address());
-        let child = Command::new(envoy)
-            .arg("-c")
-            .arg(files.bootstrap())
-            // One worker keeps a laptop run light; Istio's sidecars default to 2.
-            .args([
-                "--concurrency",
-                "1",
-                "--disable-hot-restart",
-                "--log-level",
-                log_level,
-            ])
-            .arg("--admin-address-path")
-            .arg(files.admin_address())
-            .stdin(Stdio::null())
-            .stdout(Stdio::from(log.try_clone()?))
-            .stderr(Stdio::from(log))
-            .spawn()
-            .with_context(|| format!("starting {}", envoy.display()))?;
-        let mut process = EnvoyProcess {
-            child,
-            admin: SocketAddr::from(([127, 0, 0, 1], 0)),
-            log: files.log(),
-        };
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(status) = process.child.try_wait()? {
-                bail!(
-                    "Envoy exited ({status}) while starting:\n{}",
-                    process.log_tail(30)
-                );
-            }
-            if process.admin.port() == 0 {
-                if let Some(addr) = std::fs::read_to_string(files.admin_address())
-                    .ok()
-                    .and_then(|t| t.trim().parse().ok())
-                {
-                    process.admin = addr;
-                }
-            } else if matches!(admin_get(process.admin, "/ready"), Ok((200, _))) {
-                return Ok(process);
-            }
-            if Instant::now() > deadline {
-                bail!(
-                    "Envoy was not ready within {timeout:?}:\n{}",
-                    process.log_tail(30)
-                );
-            }
-            std::thread::sleep(Duration::from_millis(50));
+        let mut process = EnvoyCommand::new(envoy, &files.bootstrap(), &files.dir)
+            .log_level(log_level)
+            .spawn()?;
+        match process.wait_for_startup(timeout)? {
+            Startup::Ready => Ok(process),
+            Startup::Exited(status) => bail!(
+                "Envoy exited ({status}) while starting:\n{}",
+                process.log_tail(30)
+            ),
         }
     }
 
-    /// The admin API address.
+    /// Polls until Envoy is ready or has exited; an error after `timeout`.
+    pub fn wait_for_startup(&mut self, timeout: Duration) -> Result<Startup> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait()? {
+                return Ok(Startup::Exited(status));
+            }
+            match self.admin {
+                // Envoy writes the address file once the admin listener is bound.
+                None => {
+                    self.admin = std::fs::read_to_string(&self.admin_address)
+                        .ok()
+                        .and_then(|t| t.trim().parse().ok());
+                }
+                Some(admin) => {
+                    if matches!(admin_get(admin, "/ready"), Ok((200, _))) {
+                        return Ok(Startup::Ready);
+                    }
+                }
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "Envoy neither became ready nor exited within {timeout:?}:\n{}",
+                    self.log_tail(30)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+    }
+
+    /// The admin API address (`127.0.0.1:0` before Envoy has bound it).
     pub fn admin(&self) -> SocketAddr {
         self.admin
+            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)))
+    }
+
+    /// Everything Envoy has logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
     /// Envoy's process id.
@@ -144,7 +240,7 @@ impl EnvoyProcess {
 
     /// The last `lines` lines of Envoy's log.
     pub fn log_tail(&self, lines: usize) -> String {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let text = self.log();
         let all: Vec<&str> = text.lines().collect();
         all[all.len().saturating_sub(lines)..].join("\n")
     }
@@ -165,6 +261,11 @@ impl EnvoyProcess {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
+        self.kill()
+    }
+
+    /// SIGKILL at once (tests that are done with Envoy need no graceful stop).
+    pub fn kill(&mut self) -> Option<ExitStatus> {
         let _ = self.child.kill();
         self.child.wait().ok()
     }

@@ -67,7 +67,7 @@ fn seed_file_example_runs_and_ctrl_c_stops_envoy() {
     );
     let file = write_yaml(dir.path(), "openid.yaml", &plugin);
     let workload = write_yaml(dir.path(), "workload.yaml", GATEWAY);
-    let upstream = weir_envoy_tests::EchoUpstream::start().expect("upstream");
+    let upstream = weir_test_http::EchoUpstream::start().expect("upstream");
     let upstream_url = format!("http://{}", upstream.addr());
     let cache = dir.path().join("cache");
     let mut run = WeirRun::with(
@@ -270,7 +270,7 @@ fn seed_three_plugins_order_around_jwt_authn_and_unset_priority_sorts_after_zero
         403,
         "the rbac rule denies /admin*"
     );
-    let bad_token = weir_envoy_tests::HttpRequest::get(&format!("{}/data", run.url))
+    let bad_token = weir_test_http::HttpRequest::get(&format!("{}/data", run.url))
         .expect("request")
         .header("authorization", "Bearer not-a-jwt")
         .send()
@@ -405,7 +405,7 @@ fn hot_reload_within_two_seconds_without_dropped_requests() {
         )
     };
     let file = write_yaml(dir.path(), "plugin.yaml", &doc("v1"));
-    let upstream = weir_envoy_tests::EchoUpstream::start().expect("upstream");
+    let upstream = weir_test_http::EchoUpstream::start().expect("upstream");
     let cache = dir.path().join("cache");
     let run = WeirRun::with(
         &file,
@@ -431,7 +431,7 @@ fn hot_reload_within_two_seconds_without_dropped_requests() {
             std::thread::spawn(move || {
                 let deadline = Instant::now() + Duration::from_secs(30);
                 while !stop.load(Ordering::SeqCst) && Instant::now() < deadline {
-                    let result = weir_envoy_tests::HttpRequest::get(&format!("{url}/loop"))
+                    let result = weir_test_http::HttpRequest::get(&format!("{url}/loop"))
                         .and_then(|r| r.send());
                     sent.fetch_add(1, Ordering::SeqCst);
                     match result {

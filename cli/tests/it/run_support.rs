@@ -111,8 +111,8 @@ impl WeirRun {
     }
 
     /// GET `path` on the listener.
-    pub fn get(&self, path: &str) -> weir_envoy_tests::HttpResponse {
-        weir_envoy_tests::HttpRequest::get(&format!("{}{path}", self.url))
+    pub fn get(&self, path: &str) -> weir_test_http::HttpResponse {
+        weir_test_http::HttpRequest::get(&format!("{}{path}", self.url))
             .expect("request")
             .send()
             .expect("response")
@@ -121,7 +121,7 @@ impl WeirRun {
     /// Envoy's `/config_dump` (with EDS-less default sections).
     pub fn config_dump(&self) -> Value {
         let response =
-            weir_envoy_tests::HttpRequest::get(&format!("http://{}/config_dump", self.admin))
+            weir_test_http::HttpRequest::get(&format!("http://{}/config_dump", self.admin))
                 .expect("request")
                 .send()
                 .expect("config_dump");
@@ -247,7 +247,10 @@ impl Drop for WeirRun {
 
 /// The header-append module, built once per test process.
 pub fn header_append() -> PathBuf {
-    weir_envoy_tests::build_wasm("header-append")
+    weir_runtime::build::wasm_of(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins/header-append"),
+    )
+    .expect("header-append builds")
 }
 
 /// `module` with a custom section appended: same behaviour, different bytes and digest

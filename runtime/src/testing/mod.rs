@@ -18,7 +18,6 @@ use crate::outcome::{LogEntry, Trap};
 use crate::shared::{PluginShared, Settings, Upstream};
 use crate::vm::Vm;
 
-mod build;
 pub mod fuzz;
 mod handle;
 mod http;
@@ -265,7 +264,7 @@ impl PluginBuilder {
         let bytes = match &self.source {
             Source::Bytes(bytes) => bytes.clone(),
             Source::Path(path) => read(path)?,
-            Source::Crate(dir) => read(&build::wasm_of(dir)?)?,
+            Source::Crate(dir) => read(&crate::build::wasm_of(dir)?)?,
         };
         let compiled = compile(&bytes)?;
         let mut shared = PluginShared::new(self.settings);
@@ -358,7 +357,7 @@ impl Plugin {
 
     /// Path of the `.wasm` built from `crate_dir` (building it on first use).
     pub fn wasm_path(crate_dir: impl AsRef<Path>) -> Result<PathBuf, LoadError> {
-        build::wasm_of(crate_dir.as_ref())
+        crate::build::wasm_of(crate_dir.as_ref())
     }
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, Inner> {

@@ -1,24 +1,22 @@
 //! Starting, querying and stopping one Envoy process.
 
-use std::fs::File;
 use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::time::{Duration, Instant};
+use std::process::ExitStatus;
+use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use serde_json::Value;
 
 use crate::bootstrap::{HttpFilter, Topology, WasmFilter, HTTP_LISTENER, TCP_LISTENER};
-use crate::client::HttpRequest;
 use crate::locate::find_envoy;
 use crate::scratch::ScratchDir;
 use crate::yaml::to_yaml;
+use weir_cli::run::process::{EnvoyCommand, EnvoyProcess, Startup};
+use weir_test_http::HttpRequest;
 
 /// How long Envoy may take to become ready, or to give up on a refused config. Startup
 /// with one wasm VM takes well under a second here; the margin is for a loaded machine.
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(20);
-const POLL_INTERVAL: Duration = Duration::from_millis(25);
 
 /// What Envoy 1.40 (V8) logs when a guest fails at run time; see [`Envoy::wasm_failures`].
 /// `tests/harness.rs` makes a guest panic and trap in Envoy and checks each mark is seen.
@@ -117,8 +115,11 @@ impl EnvoyBuilder {
     pub fn start(self) -> Result<Envoy> {
         let mut process = self.launch()?;
         match process.wait_for_outcome()? {
-            Outcome::Ready(admin) => Envoy::attach(process, admin),
-            Outcome::Exited(status) => {
+            Startup::Ready => {
+                let admin = process.envoy.admin();
+                Envoy::attach(process, admin)
+            }
+            Startup::Exited(status) => {
                 Err(process.failure(&format!("Envoy exited during startup ({status})")))
             }
         }
@@ -130,15 +131,15 @@ impl EnvoyBuilder {
     pub fn start_expecting_refusal(self) -> Result<Refusal> {
         let mut process = self.launch()?;
         match process.wait_for_outcome()? {
-            Outcome::Exited(status) if !status.success() => Ok(Refusal {
+            Startup::Exited(status) if !status.success() => Ok(Refusal {
                 status,
                 log: process.log(),
                 _process: process,
             }),
-            Outcome::Exited(status) => Err(process.failure(&format!(
+            Startup::Exited(status) => Err(process.failure(&format!(
                 "Envoy exited ({status}) instead of refusing the config"
             ))),
-            Outcome::Ready(_) => {
+            Startup::Ready => {
                 Err(process.failure("Envoy accepted the config it was expected to refuse"))
             }
         }
@@ -150,90 +151,41 @@ impl EnvoyBuilder {
         let config = scratch.path().join("envoy.yaml");
         std::fs::write(&config, self.bootstrap_yaml()?)
             .with_context(|| format!("writing {}", config.display()))?;
-        let log_path = scratch.path().join("envoy.log");
-        let log =
-            File::create(&log_path).with_context(|| format!("creating {}", log_path.display()))?;
-        let mut cmd = Command::new(&envoy);
-        cmd.arg("-c")
-            .arg(&config)
-            // One worker thread unless a test asks for more, so one VM per plugin serves
-            // every request (Envoy still makes extra VMs on the main thread for
-            // configuration): plugin state such as counters and caches is predictable in
-            // assertions, and parallel tests on a 2-core machine do not each start a
-            // worker per core.
-            .arg("--concurrency")
-            .arg(self.concurrency.unwrap_or(1).to_string())
-            // Hot restart uses a shared-memory region keyed by --base-id; without this,
-            // two Envoys started by parallel tests would collide on it.
-            .arg("--disable-hot-restart")
-            .arg("--admin-address-path")
-            .arg(scratch.path().join("admin-address"))
-            .args(["--log-level", "info"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::from(log.try_clone()?))
-            .stderr(Stdio::from(log));
+        // One worker thread unless a test asks for more, so one VM per plugin serves every
+        // request (Envoy still makes extra VMs on the main thread for configuration): plugin
+        // state such as counters and caches is predictable in assertions, and parallel tests
+        // on a 2-core machine do not each start a worker per core.
+        let mut command = EnvoyCommand::new(&envoy, &config, scratch.path())
+            .concurrency(self.concurrency.unwrap_or(1));
         if let Some(levels) = &self.component_log_levels {
-            cmd.args(["--component-log-level", levels]);
+            command = command.component_log_level(levels);
         }
         for (key, value) in &self.process_env {
-            cmd.env(key, value);
+            command = command.env(key, value);
         }
-        let child = cmd.spawn().with_context(|| {
-            format!(
-                "starting {} (run `make envoy` to install it)",
-                envoy.display()
-            )
-        })?;
-        Ok(Process { child, scratch })
+        let envoy = command.spawn()?;
+        Ok(Process { envoy, scratch })
     }
-}
-
-/// How a startup ended.
-enum Outcome {
-    /// `/ready` answered 200; the admin API is at this address.
-    Ready(SocketAddr),
-    /// The process exited first.
-    Exited(ExitStatus),
 }
 
 /// An Envoy process and its scratch directory. Dropping it kills and reaps the process,
 /// then drops the directory (kept if the test is failing).
 #[derive(Debug)]
 struct Process {
-    child: Child,
+    envoy: EnvoyProcess,
     scratch: ScratchDir,
 }
 
 impl Process {
-    fn log_path(&self) -> PathBuf {
-        self.scratch.path().join("envoy.log")
-    }
-
     fn log(&self) -> String {
-        std::fs::read_to_string(self.log_path()).unwrap_or_default()
+        self.envoy.log()
     }
 
-    /// Polls until Envoy is ready or has exited, for at most [`STARTUP_TIMEOUT`].
-    fn wait_for_outcome(&mut self) -> Result<Outcome> {
-        let deadline = Instant::now() + STARTUP_TIMEOUT;
-        loop {
-            if let Some(status) = self.child.try_wait()? {
-                return Ok(Outcome::Exited(status));
-            }
-            if let Some(admin) = self.admin_addr() {
-                let ready = HttpRequest::get(&format!("http://{admin}/ready"))?
-                    .timeout(Duration::from_secs(2))
-                    .send();
-                if ready.is_ok_and(|r| r.status == 200) {
-                    return Ok(Outcome::Ready(admin));
-                }
-            }
-            if Instant::now() > deadline {
-                return Err(self.failure(&format!(
-                    "Envoy neither became ready nor exited within {STARTUP_TIMEOUT:?}"
-                )));
-            }
-            std::thread::sleep(POLL_INTERVAL);
+    /// Waits for Envoy to be ready or to exit, for at most [`STARTUP_TIMEOUT`].
+    fn wait_for_outcome(&mut self) -> Result<Startup> {
+        match self.envoy.wait_for_startup(STARTUP_TIMEOUT) {
+            Ok(startup) => Ok(startup),
+            Err(err) => Err(self.failure(&format!("{err:#}"))),
         }
     }
 
@@ -246,21 +198,11 @@ impl Process {
             self.log()
         )
     }
-
-    /// Envoy writes the address file once the admin listener is bound.
-    fn admin_addr(&self) -> Option<SocketAddr> {
-        std::fs::read_to_string(self.scratch.path().join("admin-address"))
-            .ok()?
-            .trim()
-            .parse()
-            .ok()
-    }
 }
 
 impl Drop for Process {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.envoy.kill();
     }
 }
 
@@ -391,7 +333,7 @@ impl Envoy {
 
     /// Envoy's process id.
     pub fn pid(&self) -> u32 {
-        self.process.child.id()
+        self.process.envoy.pid()
     }
 
     /// Envoy's resident memory in KiB, `VmRSS` of `/proc/<pid>/status` (Linux).

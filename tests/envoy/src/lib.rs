@@ -27,7 +27,7 @@
 //!   [`EnvoyBuilder::start_expecting_refusal`] is for configs the plugin must reject.
 //! - [`EchoUpstream`] records what Envoy forwarded; [`HttpRequest`] sends requests and
 //!   returns every response header in wire order. Neither follows redirects or merges
-//!   repeated header fields.
+//!   repeated header fields. Both come from `weir-test-http`, the one test client.
 //! - [`PolicyServer`] runs the reference policy server (`examples/policy-server`) as a
 //!   child process, for the AUTHZ chain tests and `make demo`; it can be stopped and
 //!   started again on the same address with the same signing key.
@@ -44,30 +44,26 @@
 #![warn(missing_docs)]
 
 mod bootstrap;
-mod client;
 mod envoy;
 mod fault_verdict;
-mod headers;
-mod http1;
 mod keep_alive;
 mod load;
 mod locate;
 mod policy_server;
 mod scratch;
-mod upstream;
 mod wasm_build;
 mod wat_build;
 mod yaml;
 
 pub use bootstrap::{FailurePolicy, WasmFilter};
-pub use client::{HttpRequest, HttpResponse};
 pub use envoy::{Envoy, EnvoyBuilder, Refusal};
 pub use fault_verdict::{judge, Fault, FaultOutcome, Verdict};
-pub use headers::Headers;
 pub use keep_alive::KeepAlive;
 pub use load::{Load, Sample};
 pub use locate::{find_envoy, repo_root};
 pub use policy_server::{PolicyServer, PolicyServerBuilder, UserKeys};
-pub use upstream::{EchoUpstream, RecordedRequest, Reply};
 pub use wasm_build::{build_wasm, try_build_wasm};
 pub use wat_build::compile_wat;
+pub use weir_test_http::{
+    EchoUpstream, Headers, HttpRequest, HttpResponse, RecordedRequest, Reply,
+};

@@ -1,0 +1,31 @@
+//! The HTTP/1.1 test client and echo upstream that every Weir suite uses: the Envoy suites
+//! (`weir-envoy-tests` re-exports them), `weir run`'s tests, and the fidelity suite.
+//!
+//! ```no_run
+//! use weir_test_http::{EchoUpstream, HttpRequest, Reply};
+//!
+//! # fn main() -> anyhow::Result<()> {
+//! let upstream = EchoUpstream::with_reply(Reply::status(200).header("x-d", "gone"))?;
+//! let response = HttpRequest::get(&format!("http://{}/hello", upstream.addr()))?
+//!     .header("x-a", "1")
+//!     .send()?;
+//! assert_eq!(response.status, 200);
+//! assert_eq!(upstream.requests()[0].headers.get_all("x-a"), ["1"]);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Header fields keep their wire order and repetitions on both ends; neither end follows
+//! redirects or merges repeated fields. It is a crate of its own so that `weir-cli`'s tests
+//! can use it without depending on `weir-envoy-tests`, which depends on `weir-cli`.
+
+#![warn(missing_docs)]
+
+mod client;
+mod headers;
+mod http1;
+mod upstream;
+
+pub use client::{HttpRequest, HttpResponse};
+pub use headers::Headers;
+pub use upstream::{EchoUpstream, RecordedRequest, Reply};
