@@ -141,6 +141,10 @@ pub(crate) struct Topology {
     pub(crate) upstream: Option<SocketAddr>,
     /// Further clusters by name, e.g. for a plugin's `proxy_http_call`s.
     pub(crate) clusters: Vec<(String, SocketAddr)>,
+    /// Clusters by name that have no endpoint.
+    pub(crate) empty_clusters: Vec<String>,
+    /// The route's timeout (`None`: 10 s).
+    pub(crate) route_timeout: Option<std::time::Duration>,
     /// Static generic secrets by name, e.g. the oauth2 filter's client and HMAC secrets.
     pub(crate) secrets: Vec<(String, String)>,
 }
@@ -150,10 +154,11 @@ impl Topology {
     /// free ports and the harness reads them back from the admin API, so parallel tests
     /// cannot race for a port between "found free" and "bound".
     pub(crate) fn bootstrap(&self) -> Result<Value> {
+        let timeout_ms = self.route_timeout.map_or(10_000, |t| t.as_millis());
         let route = match self.upstream {
             Some(_) => json!({
                 "match": {"prefix": "/"},
-                "route": {"cluster": UPSTREAM_CLUSTER, "timeout": "10s"},
+                "route": {"cluster": UPSTREAM_CLUSTER, "timeout": format!("{}s", timeout_ms as f64 / 1000.0)},
             }),
             None => json!({
                 "match": {"prefix": "/"},
@@ -209,6 +214,14 @@ impl Topology {
                     .iter()
                     .map(|(name, addr)| static_cluster(name, *addr)),
             )
+            .chain(self.empty_clusters.iter().map(|name| {
+                json!({
+                    "name": name,
+                    "type": "STATIC",
+                    "connect_timeout": "2s",
+                    "load_assignment": {"cluster_name": name, "endpoints": []},
+                })
+            }))
             .collect();
         let mut resources = json!({"listeners": listeners, "clusters": clusters});
         if !self.secrets.is_empty() {

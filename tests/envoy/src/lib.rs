@@ -68,6 +68,6 @@ pub use keep_alive::KeepAlive;
 pub use load::{Load, Sample};
 pub use locate::{find_envoy, repo_root};
 pub use policy_server::{PolicyServer, PolicyServerBuilder, UserKeys};
-pub use upstream::{EchoUpstream, RecordedRequest, Reply};
+pub use upstream::{EchoUpstream, RecordedRequest, Reply, ReplyFraming};
 pub use wasm_build::{build_wasm, try_build_wasm};
 pub use wat_build::compile_wat;
