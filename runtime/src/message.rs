@@ -189,6 +189,44 @@ impl Request {
 const CONNECTION_REFUSED_BODY: &str =
     "upstream connect error or disconnect/reset before headers. reset reason: remote connection failure";
 
+/// The body of [`Response::upstream_reset`], word for word Envoy's.
+const UPSTREAM_RESET_BODY: &str =
+    "upstream connect error or disconnect/reset before headers. reset reason: connection termination";
+
+/// How the upstream failed, when a [`Response`] stands for Envoy's router answering in
+/// its place: the details and response flags Envoy then records for the stream.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum UpstreamFailure {
+    /// The route's timeout passed before the upstream answered.
+    Timeout,
+    /// The upstream closed the connection before any response.
+    Reset,
+    /// The cluster has no healthy host to send the request to.
+    NoHealthyHost,
+}
+
+impl UpstreamFailure {
+    /// Envoy's `response.code_details`.
+    pub(crate) fn details(self) -> &'static str {
+        match self {
+            UpstreamFailure::Timeout => "response_timeout",
+            UpstreamFailure::Reset => {
+                "upstream_reset_before_response_started{connection_termination}"
+            }
+            UpstreamFailure::NoHealthyHost => "no_healthy_upstream",
+        }
+    }
+
+    /// Envoy's legacy `response.flags` bit (`UT`, `UC`).
+    pub(crate) fn flag(self) -> u64 {
+        match self {
+            UpstreamFailure::Timeout => crate::abi::stream_info::UPSTREAM_REQUEST_TIMEOUT,
+            UpstreamFailure::Reset => crate::abi::stream_info::UPSTREAM_CONNECTION_TERMINATION,
+            UpstreamFailure::NoHealthyHost => crate::abi::stream_info::NO_HEALTHY_UPSTREAM,
+        }
+    }
+}
+
 /// An HTTP response: from the upstream, from a callout handler, or as the client sees it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Response {
@@ -196,6 +234,10 @@ pub struct Response {
     body: Vec<u8>,
     trailers: Headers,
     pub(crate) delay: Duration,
+    pub(crate) upstream_failure: Option<UpstreamFailure>,
+    /// Envoy made this response up itself (no upstream answered): its router adds no
+    /// `x-envoy-upstream-service-time`.
+    pub(crate) synthetic: bool,
 }
 
 impl Response {
@@ -208,6 +250,8 @@ impl Response {
             body: Vec::new(),
             trailers: Headers::new(),
             delay: Duration::ZERO,
+            upstream_failure: None,
+            synthetic: false,
         }
     }
 
@@ -219,19 +263,57 @@ impl Response {
     }
 
     /// The response Envoy synthesizes when a callout times out: 504 `upstream request timeout`.
+    /// As the upstream's response of an HTTP exchange, the route's timeout passed first:
+    /// Envoy's router answers this itself, through the plugin's response callbacks, with
+    /// `response.code_details` `response_timeout` and the `UT` response flag (scenario
+    /// `exerciser_props_route_timeout`).
     pub fn timeout() -> Self {
-        Response::status(504)
+        let mut response = Response::status(504)
             .header("content-type", "text/plain")
-            .body("upstream request timeout")
+            .body("upstream request timeout");
+        response.upstream_failure = Some(UpstreamFailure::Timeout);
+        response.synthetic = true;
+        response
+    }
+
+    /// The upstream closes the connection without answering: Envoy's router answers `503`
+    /// with its reason as text/plain, through the plugin's response callbacks, with
+    /// `response.code_details` `upstream_reset_before_response_started{connection_termination}`
+    /// and the `UC` response flag (scenario `exerciser_props_upstream_reset`). As a
+    /// callout's answer, the guest gets the same `503`.
+    pub fn upstream_reset() -> Self {
+        let mut response = Response::status(503)
+            .header("content-type", "text/plain")
+            .body(UPSTREAM_RESET_BODY);
+        response.upstream_failure = Some(UpstreamFailure::Reset);
+        response.synthetic = true;
+        response
     }
 
     /// The response Envoy 1.40 synthesizes for a callout to a cluster whose endpoint refuses
     /// the connection (scenario `exerciser_callout_refused`): a 503 with its text/plain
     /// reason, as the guest receives it.
     pub fn connection_refused() -> Self {
-        Response::status(503)
+        let mut response = Response::status(503)
             .body(CONNECTION_REFUSED_BODY)
+            .header("content-type", "text/plain");
+        response.synthetic = true;
+        response
+    }
+
+    /// The cluster exists but has no healthy host (say, no endpoint at all). A callout to
+    /// it fails at once: `proxy_http_call` returns `InternalFailure`, no response callback
+    /// follows, and the cluster sees nothing (scenario `exerciser_callout_no_host`). As the
+    /// upstream's response of an HTTP exchange, Envoy's router answers `503`
+    /// `no healthy upstream` itself, with `response.code_details` `no_healthy_upstream` and
+    /// the `UH` response flag.
+    pub fn no_healthy_upstream() -> Self {
+        let mut response = Response::status(503)
             .header("content-type", "text/plain")
+            .body("no healthy upstream");
+        response.upstream_failure = Some(UpstreamFailure::NoHealthyHost);
+        response.synthetic = true;
+        response
     }
 
     /// Appends a header.
@@ -245,6 +327,18 @@ impl Response {
         self.body = body.into();
         self.headers
             .set("content-length", &self.body.len().to_string());
+        self
+    }
+
+    /// Sets the body without `content-length`, as a response framed by closing the
+    /// connection (or chunked, with `transfer-encoding: chunked` among its headers) reaches
+    /// the plugin: Envoy adds no length (scenarios `exerciser_callout_unframed`,
+    /// `exerciser_callout_chunked`).
+    pub fn body_without_length(mut self, body: impl Into<Vec<u8>>) -> Self {
+        self.body = body.into();
+        self.headers
+            .0
+            .retain(|(k, _)| !k.eq_ignore_ascii_case("content-length"));
         self
     }
 
@@ -275,11 +369,25 @@ impl Response {
             body,
             trailers: Headers::from_fields(&trailers),
             delay: Duration::ZERO,
+            upstream_failure: None,
+            synthetic: false,
         }
     }
 
     pub(crate) fn header_fields(&self) -> Fields {
         self.headers.to_fields()
+    }
+
+    /// As a callout's answer from a cluster: Envoy's router adds the milliseconds the
+    /// cluster took to the headers of every response an upstream sent.
+    pub(crate) fn with_service_time(mut self, elapsed: Duration) -> Self {
+        if !self.synthetic && self.status_code() != 0 {
+            self.headers.append(
+                "x-envoy-upstream-service-time",
+                &elapsed.as_millis().to_string(),
+            );
+        }
+        self
     }
 
     pub(crate) fn trailer_fields(&self) -> Fields {
