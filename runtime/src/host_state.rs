@@ -143,6 +143,8 @@ pub(crate) struct HttpState {
     /// What Envoy records for the stream when it, not the plugin or the upstream, decided
     /// its end (router timeout or reset, client gone): `response.code_details`.
     pub(crate) details: Option<&'static str>,
+    /// How the upstream failed, when the router answered in its place.
+    pub(crate) failure: Option<crate::message::UpstreamFailure>,
     /// Envoy's legacy response flags (`response.flags`).
     pub(crate) flags: u64,
     /// The client closed its connection before the response.

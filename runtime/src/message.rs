@@ -203,6 +203,8 @@ pub(crate) enum UpstreamFailure {
     Reset,
     /// The cluster has no healthy host to send the request to.
     NoHealthyHost,
+    /// The upstream refused the connection.
+    ConnectionRefused,
 }
 
 impl UpstreamFailure {
@@ -214,6 +216,9 @@ impl UpstreamFailure {
                 "upstream_reset_before_response_started{connection_termination}"
             }
             UpstreamFailure::NoHealthyHost => "no_healthy_upstream",
+            UpstreamFailure::ConnectionRefused => {
+                "upstream_reset_before_response_started{remote_connection_failure|delayed_connect_error:_Connection_refused}"
+            }
         }
     }
 
@@ -223,6 +228,17 @@ impl UpstreamFailure {
             UpstreamFailure::Timeout => crate::abi::stream_info::UPSTREAM_REQUEST_TIMEOUT,
             UpstreamFailure::Reset => crate::abi::stream_info::UPSTREAM_CONNECTION_TERMINATION,
             UpstreamFailure::NoHealthyHost => crate::abi::stream_info::NO_HEALTHY_UPSTREAM,
+            UpstreamFailure::ConnectionRefused => {
+                crate::abi::stream_info::UPSTREAM_CONNECTION_FAILURE
+            }
+        }
+    }
+
+    /// Envoy's `upstream.transport_failure_reason`.
+    pub(crate) fn transport_failure_reason(self) -> &'static str {
+        match self {
+            UpstreamFailure::ConnectionRefused => "delayed connect error: Connection refused",
+            _ => "",
         }
     }
 }
@@ -292,11 +308,17 @@ impl Response {
 
     /// The response Envoy 1.40 synthesizes for a callout to a cluster whose endpoint refuses
     /// the connection (scenario `exerciser_callout_refused`): a 503 with its text/plain
-    /// reason, as the guest receives it.
+    /// reason, as the guest receives it. As the upstream's response of an HTTP exchange,
+    /// Envoy's router answers the same through the plugin's response callbacks, with
+    /// `response.code_details`
+    /// `upstream_reset_before_response_started{remote_connection_failure|delayed_connect_error:_Connection_refused}`,
+    /// the `UF` response flag and no `upstream.local_address` (scenario
+    /// `exerciser_props_upstream_refused`).
     pub fn connection_refused() -> Self {
         let mut response = Response::status(503)
             .body(CONNECTION_REFUSED_BODY)
             .header("content-type", "text/plain");
+        response.upstream_failure = Some(UpstreamFailure::ConnectionRefused);
         response.synthetic = true;
         response
     }
@@ -304,9 +326,9 @@ impl Response {
     /// The cluster exists but has no healthy host (say, no endpoint at all). A callout to
     /// it fails at once: `proxy_http_call` returns `InternalFailure`, no response callback
     /// follows, and the cluster sees nothing (scenario `exerciser_callout_no_host`). As the
-    /// upstream's response of an HTTP exchange, Envoy's router answers `503`
-    /// `no healthy upstream` itself, with `response.code_details` `no_healthy_upstream` and
-    /// the `UH` response flag.
+    /// upstream's response of an HTTP exchange it stands for Envoy's router answering `503`
+    /// `no healthy upstream` with details `no_healthy_upstream` and the `UH` flag (read in
+    /// Envoy's source, not compared with Envoy by a scenario).
     pub fn no_healthy_upstream() -> Self {
         let mut response = Response::status(503)
             .header("content-type", "text/plain")

@@ -4,12 +4,13 @@
 //! values here; the fidelity scenarios compare their presence and type with Envoy's.
 
 use crate::host_state::HttpState;
-use crate::message::Fields;
+use crate::message::{Fields, UpstreamFailure};
 
 /// Envoy's legacy response flag bits (`StreamInfo::CoreResponseFlag`, in declaration
 /// order), those weir-runtime sets.
 pub(crate) const NO_HEALTHY_UPSTREAM: u64 = 0x2;
 pub(crate) const UPSTREAM_REQUEST_TIMEOUT: u64 = 0x4;
+pub(crate) const UPSTREAM_CONNECTION_FAILURE: u64 = 0x20;
 pub(crate) const UPSTREAM_CONNECTION_TERMINATION: u64 = 0x40;
 pub(crate) const DOWNSTREAM_CONNECTION_TERMINATION: u64 = 0x4000;
 
@@ -68,6 +69,7 @@ pub(crate) fn derive(http: &HttpState, segments: &[&[u8]], now_ns: u64) -> Optio
     let request = http.request.headers.as_ref();
     let response = http.response.headers.as_ref();
     let reached = upstream_reached(http);
+    let refused = http.failure == Some(UpstreamFailure::ConnectionRefused);
     match segments {
         [b"response", b"flags"] => Some(int(http.flags as i64)),
         // The request's `content-length` when it has one, else the bytes received.
@@ -103,10 +105,16 @@ pub(crate) fn derive(http: &HttpState, segments: &[&[u8]], now_ns: u64) -> Optio
             upstream_answered(http).then(|| int(now_ns.saturating_sub(http.started_ns) as i64))
         }
         [b"upstream", b"port"] => reached.then(|| int(UPSTREAM_PORT)),
+        // No local address without a connection.
         [b"upstream", b"local_address"] => {
-            reached.then(|| UPSTREAM_LOCAL_ADDRESS.as_bytes().to_vec())
+            (reached && !refused).then(|| UPSTREAM_LOCAL_ADDRESS.as_bytes().to_vec())
         }
-        [b"upstream", b"transport_failure_reason"] => reached.then(Vec::new),
+        [b"upstream", b"transport_failure_reason"] => reached.then(|| {
+            http.failure
+                .map_or("", UpstreamFailure::transport_failure_reason)
+                .as_bytes()
+                .to_vec()
+        }),
         [b"upstream", b"request_attempt_count"] => Some(int(i64::from(reached))),
         _ => None,
     }

@@ -194,6 +194,7 @@ impl<'p> HttpStream<'p> {
             {
                 http.details = Some(failure.details());
                 http.flags |= failure.flag();
+                http.failure = Some(failure);
             }
             http_flow::headers(vm, cx, Dir::Response, fields, end_of_stream)
         })

@@ -23,7 +23,7 @@ fn reply(response: &CannedResponse) -> Reply {
         Framing::ContentLength => ReplyFraming::ContentLength,
         Framing::Chunked => ReplyFraming::Chunked,
         Framing::Close => ReplyFraming::CloseDelimited,
-        Framing::Reset => ReplyFraming::Reset,
+        Framing::Reset | Framing::Refuse => ReplyFraming::Reset,
     };
     out.body(response.body.as_bytes())
         .framing(framing)
@@ -90,9 +90,14 @@ pub fn run(scenario: &Scenario, wasm: &Path) -> Result<Observed> {
         return Ok(observed);
     }
     let upstream = EchoUpstream::with_reply(reply(&scenario.upstream_response()))?;
+    let upstream_addr = match scenario.upstream_response().framing {
+        // A port that was just free and is closed again: connecting is refused.
+        Framing::Refuse => std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?,
+        _ => upstream.addr(),
+    };
     let builder = builder
         .http_filter(filter(scenario, wasm))
-        .upstream(upstream.addr());
+        .upstream(upstream_addr);
     let envoy = match start(builder, scenario)? {
         Started::Ready(envoy) => envoy,
         Started::Refused(observed) => return Ok(observed),

@@ -27,7 +27,9 @@ fn canned(response: &CannedResponse) -> Response {
             .header("transfer-encoding", "chunked")
             .body_without_length(response.body.clone()),
         Framing::Close => out.body_without_length(response.body.clone()),
-        Framing::ContentLength | Framing::Reset => out.body(response.body.clone()),
+        Framing::ContentLength | Framing::Reset | Framing::Refuse => {
+            out.body(response.body.clone())
+        }
     }
 }
 
@@ -119,6 +121,7 @@ fn run_http(
     // Envoy's router answers in the upstream's place when it resets or is too slow.
     let response = match upstream.framing {
         Framing::Reset => Response::upstream_reset(),
+        Framing::Refuse => Response::connection_refused(),
         _ if upstream.delay_ms >= route_timeout => Response::timeout(),
         _ => canned(&upstream),
     };
@@ -131,13 +134,18 @@ fn run_http(
     }
     let out = exchange.run();
     let mut observed = observe_common(scenario, &out);
-    observed.upstream = out.upstream_request().map(|seen| HttpSeen {
-        method: Some(seen.method().to_owned()),
-        path: Some(seen.path().to_owned()),
-        headers: normalize_headers(&fields(seen.headers()), Side::Request),
-        body: seen.text(),
-        ..HttpSeen::default()
-    });
+    // An upstream that refuses connections never receives the request sent its way.
+    let refused = upstream.framing == Framing::Refuse;
+    observed.upstream = out
+        .upstream_request()
+        .filter(|_| !refused)
+        .map(|seen| HttpSeen {
+            method: Some(seen.method().to_owned()),
+            path: Some(seen.path().to_owned()),
+            headers: normalize_headers(&fields(seen.headers()), Side::Request),
+            body: seen.text(),
+            ..HttpSeen::default()
+        });
     observed.client = out.response().map(|got| HttpSeen {
         status: Some(got.status_code()),
         headers: normalize_headers(&fields(got.headers()), Side::Response),

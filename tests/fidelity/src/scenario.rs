@@ -122,6 +122,8 @@ pub enum Framing {
     Close,
     /// No response: the server closes the connection once it read the request.
     Reset,
+    /// No server: connecting is refused (the main upstream only).
+    Refuse,
 }
 
 /// The request the client sends.

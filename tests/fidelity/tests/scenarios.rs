@@ -75,6 +75,7 @@ scenarios! {
     exerciser_callout_unframed,
     exerciser_callout_chunked,
     exerciser_foreign_edges,
+    exerciser_props_upstream_refused,
 }
 
 /// A scenario file without a test above would silently never run.
