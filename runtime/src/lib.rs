@@ -48,8 +48,8 @@
 //! that is down or slow, [`Response::connection_refused`] and
 //! [`Response::no_healthy_upstream`] for one Envoy cannot reach, and [`Outcome::callouts`]
 //! shows what the plugin sent. As the upstream's response of an HTTP exchange,
-//! [`Response::timeout`] and [`Response::upstream_reset`] stand for Envoy's router
-//! answering in its place, and [`HttpExchange::client_disconnects`] for a client that
+//! [`Response::timeout`], [`Response::idle_timeout`], [`Response::upstream_reset`] and
+//! [`Response::connection_refused`] stand for Envoy answering in its place, and [`HttpExchange::client_disconnects`] for a client that
 //! leaves first: the stream then reports the `response.code_details` and
 //! `response.flags` Envoy reports.
 //!

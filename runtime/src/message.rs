@@ -199,6 +199,8 @@ const UPSTREAM_RESET_BODY: &str =
 pub(crate) enum UpstreamFailure {
     /// The route's timeout passed before the upstream answered.
     Timeout,
+    /// The stream was idle for the route's idle timeout.
+    IdleTimeout,
     /// The upstream closed the connection before any response.
     Reset,
     /// The cluster has no healthy host to send the request to.
@@ -212,6 +214,7 @@ impl UpstreamFailure {
     pub(crate) fn details(self) -> &'static str {
         match self {
             UpstreamFailure::Timeout => "response_timeout",
+            UpstreamFailure::IdleTimeout => "stream_idle_timeout",
             UpstreamFailure::Reset => {
                 "upstream_reset_before_response_started{connection_termination}"
             }
@@ -226,6 +229,7 @@ impl UpstreamFailure {
     pub(crate) fn flag(self) -> u64 {
         match self {
             UpstreamFailure::Timeout => crate::abi::stream_info::UPSTREAM_REQUEST_TIMEOUT,
+            UpstreamFailure::IdleTimeout => crate::abi::stream_info::STREAM_IDLE_TIMEOUT,
             UpstreamFailure::Reset => crate::abi::stream_info::UPSTREAM_CONNECTION_TERMINATION,
             UpstreamFailure::NoHealthyHost => crate::abi::stream_info::NO_HEALTHY_UPSTREAM,
             UpstreamFailure::ConnectionRefused => {
@@ -288,6 +292,19 @@ impl Response {
             .header("content-type", "text/plain")
             .body("upstream request timeout");
         response.upstream_failure = Some(UpstreamFailure::Timeout);
+        response.synthetic = true;
+        response
+    }
+
+    /// The stream stays idle for the route's idle timeout before the upstream answers:
+    /// Envoy answers `504` `stream timeout` itself, through the plugin's response
+    /// callbacks, with `response.code_details` `stream_idle_timeout` and the `SI` response
+    /// flag (scenario `exerciser_props_idle_timeout`).
+    pub fn idle_timeout() -> Self {
+        let mut response = Response::status(504)
+            .header("content-type", "text/plain")
+            .body("stream timeout");
+        response.upstream_failure = Some(UpstreamFailure::IdleTimeout);
         response.synthetic = true;
         response
     }

@@ -13,6 +13,7 @@ pub(crate) const UPSTREAM_REQUEST_TIMEOUT: u64 = 0x4;
 pub(crate) const UPSTREAM_CONNECTION_FAILURE: u64 = 0x20;
 pub(crate) const UPSTREAM_CONNECTION_TERMINATION: u64 = 0x40;
 pub(crate) const DOWNSTREAM_CONNECTION_TERMINATION: u64 = 0x4000;
+pub(crate) const STREAM_IDLE_TIMEOUT: u64 = 0x10000;
 
 /// Envoy's local address on its connection to the upstream (`upstream.local_address`).
 pub(crate) const UPSTREAM_LOCAL_ADDRESS: &str = "10.0.0.2:40000";

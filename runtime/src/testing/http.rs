@@ -182,9 +182,10 @@ impl<'p> HttpStream<'p> {
         self.step(|vm, cx| http_flow::trailers(vm, cx, Dir::Request, fields))
     }
 
-    /// Sends response headers. [`Response::timeout`] and [`Response::upstream_reset`] stand
-    /// for Envoy's router answering in the upstream's place: the stream then records the
-    /// details and response flags Envoy records.
+    /// Sends response headers. [`Response::timeout`], [`Response::idle_timeout`],
+    /// [`Response::upstream_reset`] and [`Response::connection_refused`] stand for Envoy
+    /// answering in the upstream's place: the stream then records the details and response
+    /// flags Envoy records.
     pub fn send_response_headers(&mut self, response: &Response, end_of_stream: bool) -> &mut Self {
         let fields = response.header_fields();
         let failure = response.upstream_failure;

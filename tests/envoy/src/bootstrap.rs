@@ -145,6 +145,8 @@ pub(crate) struct Topology {
     pub(crate) empty_clusters: Vec<String>,
     /// The route's timeout (`None`: 10 s).
     pub(crate) route_timeout: Option<std::time::Duration>,
+    /// The route's idle timeout (`None`: none).
+    pub(crate) route_idle_timeout: Option<std::time::Duration>,
     /// Static generic secrets by name, e.g. the oauth2 filter's client and HMAC secrets.
     pub(crate) secrets: Vec<(String, String)>,
 }
@@ -154,12 +156,18 @@ impl Topology {
     /// free ports and the harness reads them back from the admin API, so parallel tests
     /// cannot race for a port between "found free" and "bound".
     pub(crate) fn bootstrap(&self) -> Result<Value> {
-        let timeout_ms = self.route_timeout.map_or(10_000, |t| t.as_millis());
+        let seconds = |t: std::time::Duration| format!("{}s", t.as_secs_f64());
         let route = match self.upstream {
-            Some(_) => json!({
-                "match": {"prefix": "/"},
-                "route": {"cluster": UPSTREAM_CLUSTER, "timeout": format!("{}s", timeout_ms as f64 / 1000.0)},
-            }),
+            Some(_) => {
+                let mut action = json!({
+                    "cluster": UPSTREAM_CLUSTER,
+                    "timeout": seconds(self.route_timeout.unwrap_or(std::time::Duration::from_secs(10))),
+                });
+                if let Some(idle) = self.route_idle_timeout {
+                    action["idle_timeout"] = json!(seconds(idle));
+                }
+                json!({"match": {"prefix": "/"}, "route": action})
+            }
             None => json!({
                 "match": {"prefix": "/"},
                 "direct_response": {"status": 200, "body": {"inline_string": "no upstream configured\n"}},

@@ -92,6 +92,13 @@ impl EnvoyBuilder {
         self
     }
 
+    /// The route's idle timeout (none by default): a stream with no activity this long is
+    /// ended by Envoy, which answers `504` itself if the response has not started.
+    pub fn route_idle_timeout(mut self, timeout: Duration) -> Self {
+        self.topology.route_idle_timeout = Some(timeout);
+        self
+    }
+
     /// Adds a static generic secret `name` (`static_resources.secrets`), which a filter
     /// names in an `SdsSecretConfig` without `sds_config`, e.g. the oauth2 filter's
     /// `token_secret` and `hmac_secret`.

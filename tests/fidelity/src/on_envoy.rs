@@ -68,6 +68,9 @@ pub fn run(scenario: &Scenario, wasm: &Path) -> Result<Observed> {
     if let Some(ms) = scenario.route_timeout_ms {
         builder = builder.route_timeout(Duration::from_millis(ms));
     }
+    if let Some(ms) = scenario.route_idle_timeout_ms {
+        builder = builder.route_idle_timeout(Duration::from_millis(ms));
+    }
     if let Some(tcp) = &scenario.tcp {
         let upstream = TcpUpstream::start(tcp.send.len(), tcp.reply.as_bytes().to_vec())?;
         let builder = builder

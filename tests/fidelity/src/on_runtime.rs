@@ -118,10 +118,16 @@ fn run_http(
         .body(request.body.clone());
     let upstream = scenario.upstream_response();
     let route_timeout = scenario.route_timeout_ms.unwrap_or(10_000);
+    let idle_timeout = scenario.route_idle_timeout_ms.unwrap_or(u64::MAX);
     // Envoy's router answers in the upstream's place when it resets or is too slow.
     let response = match upstream.framing {
         Framing::Reset => Response::upstream_reset(),
         Framing::Refuse => Response::connection_refused(),
+        _ if upstream.delay_ms >= idle_timeout.min(route_timeout)
+            && idle_timeout < route_timeout =>
+        {
+            Response::idle_timeout()
+        }
         _ if upstream.delay_ms >= route_timeout => Response::timeout(),
         _ => canned(&upstream),
     };

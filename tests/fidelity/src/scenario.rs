@@ -193,6 +193,9 @@ pub struct Scenario {
     /// The route's timeout for the upstream's response (default: 10 s).
     #[serde(default)]
     pub route_timeout_ms: Option<u64>,
+    /// The route's idle timeout (default: none).
+    #[serde(default)]
+    pub route_idle_timeout_ms: Option<u64>,
     /// The client closes its connection this long after sending the request, before any
     /// response (weir-runtime: `HttpExchange::client_disconnects`).
     #[serde(default)]

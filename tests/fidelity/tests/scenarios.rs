@@ -76,6 +76,7 @@ scenarios! {
     exerciser_callout_chunked,
     exerciser_foreign_edges,
     exerciser_props_upstream_refused,
+    exerciser_props_idle_timeout,
 }
 
 /// A scenario file without a test above would silently never run.
