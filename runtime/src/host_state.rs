@@ -58,8 +58,6 @@ pub(crate) struct ProxyState {
     /// Configuration buffers, as `proxy_get_buffer_bytes` serves them.
     pub(crate) vm_config: Vec<u8>,
     pub(crate) plugin_config: Vec<u8>,
-    /// Set by `proxy_done`.
-    pub(crate) done_called: bool,
     /// The plugin is shutting down and the root context answered `proxy_on_done` with
     /// false: it calls `proxy_done` when it has finished, then gets `proxy_on_delete`.
     pub(crate) root_awaiting_done: bool,
@@ -72,6 +70,11 @@ pub(crate) struct ProxyState {
     /// Inside `proxy_on_configure`: ABI 0.1.0's `proxy_get_configuration` then returns the
     /// plugin configuration, otherwise the VM configuration (Envoy `Context::getConfiguration`).
     pub(crate) configuring: bool,
+    /// Inside `proxy_on_log`: header maps are the ones Envoy hands its access loggers, and
+    /// a read of one that does not exist is `NotFound` rather than `BadArgument`.
+    pub(crate) access_log_phase: bool,
+    /// Names `declare_property` declared in this VM.
+    pub(crate) declared_properties: std::collections::HashSet<Vec<u8>>,
     /// Properties the guest set outside any stream, by encoded path.
     pub(crate) root_properties: HashMap<Vec<u8>, Vec<u8>>,
     /// This VM's metric ids (Envoy numbers them per VM).
@@ -137,6 +140,17 @@ pub(crate) struct HttpState {
     /// (Envoy runs a reply made before the response started through the encoder filters).
     pub(crate) replied: Option<Response>,
     pub(crate) reset: bool,
+    /// What Envoy records for the stream when it, not the plugin or the upstream, decided
+    /// its end (router timeout or reset, client gone): `response.code_details`.
+    pub(crate) details: Option<&'static str>,
+    /// How the upstream failed, when the router answered in its place.
+    pub(crate) failure: Option<crate::message::UpstreamFailure>,
+    /// Envoy's legacy response flags (`response.flags`).
+    pub(crate) flags: u64,
+    /// The client closed its connection before the response.
+    pub(crate) client_gone: bool,
+    /// The virtual clock when the stream started (`request.duration` counts from it).
+    pub(crate) started_ns: u64,
     /// Properties the guest set on this stream, by encoded path.
     pub(crate) properties: HashMap<Vec<u8>, Vec<u8>>,
     /// `proxy_continue_stream` / `proxy_close_stream` requests, applied after the callback.
@@ -211,12 +225,13 @@ impl HostState {
                 next_call_id: 1,
                 vm_config: settings.vm_config.clone(),
                 plugin_config: settings.config.clone(),
-                done_called: false,
                 root_awaiting_done: false,
                 root_done_called: false,
                 root_deleted: false,
                 ticks: true,
                 configuring: false,
+                access_log_phase: false,
+                declared_properties: Default::default(),
                 root_properties: HashMap::new(),
                 metric_ids: crate::shared::MetricIds::default(),
                 shared,

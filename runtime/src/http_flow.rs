@@ -67,9 +67,9 @@ fn direction(vm: &mut Vm, context: u32, dir: Dir) -> Option<&mut Direction> {
     })
 }
 
-/// Whether nothing more reaches the plugin: local reply, reset, or trap.
+/// Whether nothing more reaches the plugin: local reply, reset, trap, or client gone.
 pub(crate) fn is_over(http: &HttpState) -> bool {
-    http.local_reply.is_some() || http.reset || http.trap.is_some()
+    http.local_reply.is_some() || http.reset || http.trap.is_some() || http.client_gone
 }
 
 /// Creates an HTTP stream context.
@@ -78,9 +78,14 @@ pub(crate) fn create(vm: &mut Vm) -> u32 {
     let context = proxy.next_context;
     proxy.next_context += 1;
     let root = proxy.root_context;
-    proxy
-        .streams
-        .insert(context, StreamState::Http(Box::default()));
+    let started_ns = proxy.now_ns();
+    proxy.streams.insert(
+        context,
+        StreamState::Http(Box::new(HttpState {
+            started_ns,
+            ..HttpState::default()
+        })),
+    );
     if let Err(trap) = vm.call(context, "proxy_on_context_create", &[context, root]) {
         if let Some(http) = http(vm, context) {
             http.trap = Some(trap);
@@ -323,11 +328,10 @@ fn resume(vm: &mut Vm, context: u32, dir: Dir) {
     }
 }
 
-/// Ends the stream: `proxy_on_done`, `proxy_on_log`, `proxy_on_delete` (a plugin that
-/// answers false to `on_done` and never calls `proxy_done` is not logged, as in Envoy).
-/// Returns the stream's final state.
+/// Ends the stream: `proxy_on_done`, `proxy_on_log`, `proxy_on_delete`. Returns the
+/// stream's final state.
 pub(crate) fn finish(vm: &mut Vm, context: u32) -> Option<Box<HttpState>> {
-    let (completed, trap) = vm.end_stream_context(context);
+    let trap = vm.end_stream_context(context);
     vm.state()
         .proxy
         .pending_calls
@@ -335,7 +339,7 @@ pub(crate) fn finish(vm: &mut Vm, context: u32) -> Option<Box<HttpState>> {
     match vm.state().proxy.streams.remove(&context)? {
         StreamState::Http(mut http) => {
             if http.trap.is_none() {
-                http.trap = trap.or_else(|| vm.crashed.clone().filter(|_| !completed));
+                http.trap = trap;
             }
             Some(http)
         }

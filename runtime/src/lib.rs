@@ -45,7 +45,13 @@
 //!
 //! **Callouts** ([`PluginBuilder::upstream`]): a handler per cluster answers the plugin's
 //! `dispatch_http_call`s; [`Response::failure`] and [`Response::timeout`] stand for a cluster
-//! that is down or slow, and [`Outcome::callouts`] shows what the plugin sent.
+//! that is down or slow, [`Response::connection_refused`] and
+//! [`Response::no_healthy_upstream`] for one Envoy cannot reach, and [`Outcome::callouts`]
+//! shows what the plugin sent. As the upstream's response of an HTTP exchange,
+//! [`Response::timeout`], [`Response::idle_timeout`], [`Response::upstream_reset`] and
+//! [`Response::connection_refused`] stand for Envoy answering in its place, and [`HttpExchange::client_disconnects`] for a client that
+//! leaves first: the stream then reports the `response.code_details` and
+//! `response.flags` Envoy reports.
 //!
 //! ```no_run
 //! # use weir_runtime::{Plugin, Request, Response};

@@ -189,6 +189,64 @@ impl Request {
 const CONNECTION_REFUSED_BODY: &str =
     "upstream connect error or disconnect/reset before headers. reset reason: remote connection failure";
 
+/// The body of [`Response::upstream_reset`], word for word Envoy's.
+const UPSTREAM_RESET_BODY: &str =
+    "upstream connect error or disconnect/reset before headers. reset reason: connection termination";
+
+/// How the upstream failed, when a [`Response`] stands for Envoy's router answering in
+/// its place: the details and response flags Envoy then records for the stream.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum UpstreamFailure {
+    /// The route's timeout passed before the upstream answered.
+    Timeout,
+    /// The stream was idle for the route's idle timeout.
+    IdleTimeout,
+    /// The upstream closed the connection before any response.
+    Reset,
+    /// The cluster has no healthy host to send the request to.
+    NoHealthyHost,
+    /// The upstream refused the connection.
+    ConnectionRefused,
+}
+
+impl UpstreamFailure {
+    /// Envoy's `response.code_details`.
+    pub(crate) fn details(self) -> &'static str {
+        match self {
+            UpstreamFailure::Timeout => "response_timeout",
+            UpstreamFailure::IdleTimeout => "stream_idle_timeout",
+            UpstreamFailure::Reset => {
+                "upstream_reset_before_response_started{connection_termination}"
+            }
+            UpstreamFailure::NoHealthyHost => "no_healthy_upstream",
+            UpstreamFailure::ConnectionRefused => {
+                "upstream_reset_before_response_started{remote_connection_failure|delayed_connect_error:_Connection_refused}"
+            }
+        }
+    }
+
+    /// Envoy's legacy `response.flags` bit (`UT`, `UC`).
+    pub(crate) fn flag(self) -> u64 {
+        match self {
+            UpstreamFailure::Timeout => crate::abi::stream_info::UPSTREAM_REQUEST_TIMEOUT,
+            UpstreamFailure::IdleTimeout => crate::abi::stream_info::STREAM_IDLE_TIMEOUT,
+            UpstreamFailure::Reset => crate::abi::stream_info::UPSTREAM_CONNECTION_TERMINATION,
+            UpstreamFailure::NoHealthyHost => crate::abi::stream_info::NO_HEALTHY_UPSTREAM,
+            UpstreamFailure::ConnectionRefused => {
+                crate::abi::stream_info::UPSTREAM_CONNECTION_FAILURE
+            }
+        }
+    }
+
+    /// Envoy's `upstream.transport_failure_reason`.
+    pub(crate) fn transport_failure_reason(self) -> &'static str {
+        match self {
+            UpstreamFailure::ConnectionRefused => "delayed connect error: Connection refused",
+            _ => "",
+        }
+    }
+}
+
 /// An HTTP response: from the upstream, from a callout handler, or as the client sees it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Response {
@@ -196,6 +254,10 @@ pub struct Response {
     body: Vec<u8>,
     trailers: Headers,
     pub(crate) delay: Duration,
+    pub(crate) upstream_failure: Option<UpstreamFailure>,
+    /// Envoy made this response up itself (no upstream answered): its router adds no
+    /// `x-envoy-upstream-service-time`.
+    pub(crate) synthetic: bool,
 }
 
 impl Response {
@@ -208,6 +270,8 @@ impl Response {
             body: Vec::new(),
             trailers: Headers::new(),
             delay: Duration::ZERO,
+            upstream_failure: None,
+            synthetic: false,
         }
     }
 
@@ -219,19 +283,76 @@ impl Response {
     }
 
     /// The response Envoy synthesizes when a callout times out: 504 `upstream request timeout`.
+    /// As the upstream's response of an HTTP exchange, the route's timeout passed first:
+    /// Envoy's router answers this itself, through the plugin's response callbacks, with
+    /// `response.code_details` `response_timeout` and the `UT` response flag (scenario
+    /// `exerciser_props_route_timeout`).
     pub fn timeout() -> Self {
-        Response::status(504)
+        let mut response = Response::status(504)
             .header("content-type", "text/plain")
-            .body("upstream request timeout")
+            .body("upstream request timeout");
+        response.upstream_failure = Some(UpstreamFailure::Timeout);
+        response.synthetic = true;
+        response
+    }
+
+    /// The stream stays idle for the route's idle timeout before the upstream answers:
+    /// Envoy answers `504` `stream timeout` itself, through the plugin's response
+    /// callbacks, with `response.code_details` `stream_idle_timeout` and the `SI` response
+    /// flag (scenario `exerciser_props_idle_timeout`).
+    pub fn idle_timeout() -> Self {
+        let mut response = Response::status(504)
+            .header("content-type", "text/plain")
+            .body("stream timeout");
+        response.upstream_failure = Some(UpstreamFailure::IdleTimeout);
+        response.synthetic = true;
+        response
+    }
+
+    /// The upstream closes the connection without answering: Envoy's router answers `503`
+    /// with its reason as text/plain, through the plugin's response callbacks, with
+    /// `response.code_details` `upstream_reset_before_response_started{connection_termination}`
+    /// and the `UC` response flag (scenario `exerciser_props_upstream_reset`). As a
+    /// callout's answer, the guest gets the same `503`.
+    pub fn upstream_reset() -> Self {
+        let mut response = Response::status(503)
+            .header("content-type", "text/plain")
+            .body(UPSTREAM_RESET_BODY);
+        response.upstream_failure = Some(UpstreamFailure::Reset);
+        response.synthetic = true;
+        response
     }
 
     /// The response Envoy 1.40 synthesizes for a callout to a cluster whose endpoint refuses
     /// the connection (scenario `exerciser_callout_refused`): a 503 with its text/plain
-    /// reason, as the guest receives it.
+    /// reason, as the guest receives it. As the upstream's response of an HTTP exchange,
+    /// Envoy's router answers the same through the plugin's response callbacks, with
+    /// `response.code_details`
+    /// `upstream_reset_before_response_started{remote_connection_failure|delayed_connect_error:_Connection_refused}`,
+    /// the `UF` response flag and no `upstream.local_address` (scenario
+    /// `exerciser_props_upstream_refused`).
     pub fn connection_refused() -> Self {
-        Response::status(503)
+        let mut response = Response::status(503)
             .body(CONNECTION_REFUSED_BODY)
+            .header("content-type", "text/plain");
+        response.upstream_failure = Some(UpstreamFailure::ConnectionRefused);
+        response.synthetic = true;
+        response
+    }
+
+    /// The cluster exists but has no healthy host (say, no endpoint at all). A callout to
+    /// it fails at once: `proxy_http_call` returns `InternalFailure`, no response callback
+    /// follows, and the cluster sees nothing (scenario `exerciser_callout_no_host`). As the
+    /// upstream's response of an HTTP exchange it stands for Envoy's router answering `503`
+    /// `no healthy upstream` with details `no_healthy_upstream` and the `UH` flag (read in
+    /// Envoy's source, not compared with Envoy by a scenario).
+    pub fn no_healthy_upstream() -> Self {
+        let mut response = Response::status(503)
             .header("content-type", "text/plain")
+            .body("no healthy upstream");
+        response.upstream_failure = Some(UpstreamFailure::NoHealthyHost);
+        response.synthetic = true;
+        response
     }
 
     /// Appends a header.
@@ -245,6 +366,18 @@ impl Response {
         self.body = body.into();
         self.headers
             .set("content-length", &self.body.len().to_string());
+        self
+    }
+
+    /// Sets the body without `content-length`, as a response framed by closing the
+    /// connection (or chunked, with `transfer-encoding: chunked` among its headers) reaches
+    /// the plugin: Envoy adds no length (scenarios `exerciser_callout_unframed`,
+    /// `exerciser_callout_chunked`).
+    pub fn body_without_length(mut self, body: impl Into<Vec<u8>>) -> Self {
+        self.body = body.into();
+        self.headers
+            .0
+            .retain(|(k, _)| !k.eq_ignore_ascii_case("content-length"));
         self
     }
 
@@ -275,11 +408,25 @@ impl Response {
             body,
             trailers: Headers::from_fields(&trailers),
             delay: Duration::ZERO,
+            upstream_failure: None,
+            synthetic: false,
         }
     }
 
     pub(crate) fn header_fields(&self) -> Fields {
         self.headers.to_fields()
+    }
+
+    /// As a callout's answer from a cluster: Envoy's router adds the milliseconds the
+    /// cluster took to the headers of every response an upstream sent.
+    pub(crate) fn with_service_time(mut self, elapsed: Duration) -> Self {
+        if !self.synthetic && self.status_code() != 0 {
+            self.headers.append(
+                "x-envoy-upstream-service-time",
+                &elapsed.as_millis().to_string(),
+            );
+        }
+        self
     }
 
     pub(crate) fn trailer_fields(&self) -> Fields {

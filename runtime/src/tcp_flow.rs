@@ -160,7 +160,7 @@ pub(crate) fn settle(vm: &mut Vm, context: u32) {
 
 /// Ends the connection: `proxy_on_done`, `proxy_on_log`, `proxy_on_delete`.
 pub(crate) fn finish(vm: &mut Vm, context: u32) -> Option<Box<TcpState>> {
-    let (_, trap) = vm.end_stream_context(context);
+    let trap = vm.end_stream_context(context);
     vm.state()
         .proxy
         .pending_calls

@@ -139,20 +139,17 @@ impl Vm {
     }
 
     /// Ends a stream context as Envoy does: `proxy_on_done`, then `proxy_on_log` and
-    /// `proxy_on_delete` if it is done (answered true or called `proxy_done`). Returns
-    /// whether it was, and the first trap of the three: one in the access-log phase is the
-    /// stream's trap too (the client has its answer, but Envoy fails the VM and logs it).
-    pub(crate) fn end_stream_context(&mut self, context: u32) -> (bool, Option<Trap>) {
-        self.state().proxy.done_called = false;
+    /// `proxy_on_delete` whatever `on_done` answered (Envoy does not wait for a stream;
+    /// proxy-wasm-cpp-host skips the calls once the VM failed, as `call` does here).
+    /// Returns the first trap of the three: one in the access-log phase is the stream's
+    /// trap too (the client has its answer, but Envoy fails the VM and logs it).
+    pub(crate) fn end_stream_context(&mut self, context: u32) -> Option<Trap> {
         let done = self.call(context, "proxy_on_done", &[context]);
-        let completed = matches!(done, Ok(Some(1)) | Ok(None)) || self.state().proxy.done_called;
-        let mut trap = done.err();
-        if completed {
-            let logged = self.call(context, "proxy_on_log", &[context]);
-            let deleted = self.call(context, "proxy_on_delete", &[context]);
-            trap = trap.or(logged.err()).or(deleted.err());
-        }
-        (completed, trap)
+        self.state().proxy.access_log_phase = true;
+        let logged = self.call(context, "proxy_on_log", &[context]);
+        self.state().proxy.access_log_phase = false;
+        let deleted = self.call(context, "proxy_on_delete", &[context]);
+        done.err().or(logged.err()).or(deleted.err())
     }
 
     /// Calls a guest export with the active context set to `context`, metering instructions.

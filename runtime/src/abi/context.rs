@@ -1,58 +1,24 @@
 //! `proxy_done`, `proxy_set_effective_context`, `proxy_get_status`,
-//! `proxy_call_foreign_function` with Envoy's general-purpose foreign functions.
+//! `proxy_call_foreign_function` (the functions themselves are in `foreign.rs`).
 
 use wasmtime::{Caller, Linker};
 use weir_abi::Status;
 
-use super::{read, read_string, return_bytes, status, write_u32, HostResult};
+use super::{read, read_string, return_bytes, status, write_u32};
 use crate::host_state::HostState;
 
-/// The foreign functions Envoy registers for every module that need no Envoy internals:
-/// zlib `compress` / `uncompress` (a stream zlib cannot read is `SerializationFailure`) and
-/// `clear_route_cache` (no route table here). Any other name is `NotFound`, as in Envoy for
-/// a name it does not provide; `FIDELITY.md` lists the Envoy ones not served here.
-fn foreign_function(name: &str, args: &[u8]) -> HostResult<Vec<u8>> {
-    use std::io::{Read, Write};
-    match name {
-        "compress" => {
-            let mut encoder =
-                flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
-            encoder
-                .write_all(args)
-                .map_err(|_| Status::SerializationFailure)?;
-            Ok(encoder.finish().map_err(|_| Status::SerializationFailure)?)
-        }
-        "uncompress" => {
-            let mut out = Vec::new();
-            let mut decoder = flate2::read::ZlibDecoder::new(args);
-            decoder
-                .read_to_end(&mut out)
-                .map_err(|_| Status::SerializationFailure)?;
-            // zlib's `uncompress` refuses a stream that does not end where the input does.
-            if decoder.total_in() != args.len() as u64 {
-                return Err(Status::SerializationFailure.into());
-            }
-            Ok(out)
-        }
-        "clear_route_cache" => Ok(Vec::new()),
-        _ => Err(Status::NotFound.into()),
-    }
-}
-
 pub(super) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
+    // `Ok` only while the plugin is shutting down and its root context answered
+    // `proxy_on_done` with false (from any of its contexts); `NotFound` otherwise
+    // (proxy-wasm-cpp-host `WasmBase::done`; test `lifecycle::proxy_done_*`).
     linker.func_wrap("env", "proxy_done", |mut caller: Caller<'_, HostState>| {
         let proxy = &mut caller.data_mut().proxy;
-        status(
-            if proxy.streams.contains_key(&proxy.active_context)
-                || proxy.active_context == proxy.root_context
-            {
-                proxy.done_called = true;
-                proxy.root_done_called |= proxy.active_context == proxy.root_context;
-                Ok(())
-            } else {
-                Err(Status::NotFound.into())
-            },
-        )
+        status(if proxy.root_awaiting_done && !proxy.root_done_called {
+            proxy.root_done_called = true;
+            Ok(())
+        } else {
+            Err(Status::NotFound.into())
+        })
     })?;
     linker.func_wrap(
         "env",
@@ -102,7 +68,7 @@ pub(super) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
             status((|| {
                 let name = read_string(&mut caller, name_ptr, name_len)?;
                 let args = read(&mut caller, args_ptr, args_len)?;
-                let result = foreign_function(&name, &args)?;
+                let result = super::foreign::call(&mut caller.data_mut().proxy, &name, &args)?;
                 return_bytes(&mut caller, &result, results_ptr, results_size_ptr)
             })())
         },

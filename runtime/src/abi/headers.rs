@@ -11,21 +11,34 @@ use crate::abi_version::AbiVersion;
 use crate::host_state::{HostState, ProxyState};
 use crate::message::Fields;
 
-/// A copy of the map the guest names, in the active context.
-fn fields(proxy: &mut ProxyState, map: u32) -> Result<Fields, Status> {
+/// A copy of the map the guest names, in the active context; `None` when the stream has
+/// no such map (yet, or any more).
+fn fields(proxy: &mut ProxyState, map: u32) -> Result<Option<Fields>, Status> {
     let map = MapType::from_u32(map).ok_or(Status::BadArgument)?;
     match map {
         MapType::HttpCallResponseHeaders => proxy
             .call_response
             .as_ref()
-            .map(|r| r.header_fields())
+            .map(|r| Some(r.header_fields()))
             .ok_or(Status::BadArgument),
         MapType::HttpCallResponseTrailers => proxy
             .call_response
             .as_ref()
-            .map(|r| r.trailer_fields())
+            .map(|r| Some(r.trailer_fields()))
             .ok_or(Status::BadArgument),
-        _ => Ok(fields_mut(proxy, map as u32)?.clone()),
+        _ => {
+            let logging = proxy.access_log_phase;
+            let http = proxy.http().ok_or(Status::BadArgument)?;
+            Ok(match map {
+                MapType::HttpRequestHeaders => http.request.headers.clone(),
+                // Envoy hands its access loggers no request trailers.
+                MapType::HttpRequestTrailers if logging => None,
+                MapType::HttpRequestTrailers => http.request.trailers.clone(),
+                MapType::HttpResponseHeaders => http.response.headers.clone(),
+                MapType::HttpResponseTrailers => http.response.trailers.clone(),
+                _ => return Err(Status::BadArgument),
+            })
+        }
     }
 }
 
@@ -88,7 +101,12 @@ pub(super) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
         "proxy_get_header_map_pairs",
         |mut caller: Caller<'_, HostState>, map: u32, ptr_ptr: u32, size_ptr: u32| {
             status((|| {
-                let fields = fields(&mut caller.data_mut().proxy, map)?;
+                // A map the stream does not have reads as empty (Envoy `getHeaderMapPairs`);
+                // an empty map comes back as no data at all, as from proxy-wasm-cpp-host.
+                let fields = fields(&mut caller.data_mut().proxy, map)?.unwrap_or_default();
+                if fields.is_empty() {
+                    return return_bytes(&mut caller, &[], ptr_ptr, size_ptr);
+                }
                 let bytes = serialize(&fields)?;
                 return_bytes(&mut caller, &bytes, ptr_ptr, size_ptr)
             })())
@@ -99,7 +117,8 @@ pub(super) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
         "proxy_get_header_map_size",
         |mut caller: Caller<'_, HostState>, map: u32, size_ptr: u32| {
             status((|| {
-                let fields = fields(&mut caller.data_mut().proxy, map)?;
+                let fields =
+                    fields(&mut caller.data_mut().proxy, map)?.ok_or(Status::BadArgument)?;
                 let size = wire::encoded_map_len(&fields).ok_or(Status::SerializationFailure)?;
                 write_u32(&mut caller, size_ptr, size as u32)
             })())
@@ -127,7 +146,17 @@ pub(super) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
          value_size_ptr: u32| {
             status((|| {
                 let key = read(&mut caller, key_ptr, key_len)?;
-                let fields = fields(&mut caller.data_mut().proxy, map)?;
+                let v0_1_0 = caller.data().abi == AbiVersion::V0_1_0;
+                let proxy = &mut caller.data_mut().proxy;
+                let logging = proxy.access_log_phase;
+                // A map the stream does not have: `BadArgument`, but in `on_log` (say, the
+                // response headers of a client that left first) like a missing header
+                // (Envoy `Context::getHeaderMapValue`; scenario `exerciser_log_client_gone`).
+                let fields = match fields(proxy, map)? {
+                    Some(fields) => fields,
+                    None if logging => Vec::new(),
+                    None => return Err(Status::BadArgument.into()),
+                };
                 let value = fields
                     .iter()
                     .find(|(k, _)| key_matches(k, &key))
@@ -136,7 +165,7 @@ pub(super) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
                 // for 0.1.0 modules (Envoy `Context::getHeaderMapValue` checks the ABI).
                 let value = match value {
                     Some(value) => value,
-                    None if caller.data().abi == AbiVersion::V0_1_0 => Vec::new(),
+                    None if v0_1_0 => Vec::new(),
                     None => return Err(Status::NotFound.into()),
                 };
                 return_bytes(&mut caller, &value, value_ptr, value_size_ptr)

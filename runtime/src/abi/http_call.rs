@@ -12,7 +12,7 @@ use weir_abi::Status;
 use super::headers::deserialize;
 use super::{read, read_string, status, write_u32};
 use crate::host_state::{callout_request, HostState, PendingCall};
-use crate::message::Response;
+use crate::message::{Response, UpstreamFailure};
 use crate::outcome::Callout;
 
 pub(super) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
@@ -69,10 +69,15 @@ pub(super) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
                 let request = callout_request(headers, body, trailers);
                 let timeout = Duration::from_millis(u64::from(timeout_ms));
                 let answer = handler(&request);
+                // No host to send it to: Envoy's async client fails the call while sending,
+                // so `proxy_http_call` fails and no response callback follows.
+                if answer.upstream_failure == Some(UpstreamFailure::NoHealthyHost) {
+                    return Err(Status::InternalFailure.into());
+                }
                 let (response, delay) = if answer.delay > timeout {
                     (Response::timeout(), timeout)
                 } else {
-                    (answer.clone(), answer.delay)
+                    (answer.clone().with_service_time(answer.delay), answer.delay)
                 };
                 let proxy = &mut caller.data_mut().proxy;
                 let call_id = proxy.next_call_id;

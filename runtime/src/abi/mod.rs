@@ -12,6 +12,7 @@ use crate::host_state::HostState;
 
 mod buffers;
 mod context;
+mod foreign;
 mod grpc;
 mod headers;
 mod http_call;
@@ -20,6 +21,7 @@ mod metrics;
 pub(crate) mod properties;
 mod queues;
 mod shared_data;
+pub(crate) mod stream_info;
 mod streams;
 mod timers;
 mod v0_1_0;
@@ -136,7 +138,9 @@ pub(crate) fn return_bytes(
 ) -> HostResult {
     check_slots(caller, &[ptr_ptr, size_ptr])?;
     if data.is_empty() {
-        return Ok(());
+        // proxy-wasm-cpp-host writes a null pointer and a zero size for no data.
+        write_u32(caller, ptr_ptr, 0)?;
+        return write_u32(caller, size_ptr, 0);
     }
     let size = u32::try_from(data.len()).map_err(|_| Status::InvalidMemoryAccess)?;
     let address = allocate(caller, size)?;

@@ -8,7 +8,7 @@
 use wasmtime::{Caller, Linker};
 use weir_abi::{wire, Status};
 
-use super::{read, return_bytes, status};
+use super::{read, return_bytes, status, stream_info};
 use crate::host_state::{HostState, ProxyState, StreamState};
 use crate::message::Fields;
 
@@ -76,9 +76,6 @@ fn derived(proxy: &mut ProxyState, segments: &[&[u8]]) -> Option<Vec<u8>> {
         [b"request", b"referer"] => req(b"referer"),
         [b"request", b"protocol"] => Some(b"HTTP/1.1".to_vec()),
         [b"request", b"time"] => Some(int(now as i64)),
-        [b"request", b"size"] => Some(int(
-            http.request.passed.body.len() as i64 + http.request.body.len() as i64
-        )),
         [b"request", b"headers"] => {
             request.and_then(|h| wire::try_encode_map(h.iter().map(|(k, v)| (k, v))).ok())
         }
@@ -91,31 +88,30 @@ fn derived(proxy: &mut ProxyState, segments: &[&[u8]]) -> Option<Vec<u8>> {
         }
         // The code the client gets: a local reply's (also one sent from the response
         // phase, replacing the upstream's), else the response headers' (scenarios
-        // `exerciser_props_*`).
+        // `exerciser_props_*`); none when the client left before any response.
         [b"response", b"code"] => match &http.local_reply {
             Some(reply) => Some(int(i64::from(reply.status))),
+            None if http.client_gone => None,
             None => response
                 .and_then(|h| header(h, b":status"))
                 .and_then(|s| std::str::from_utf8(s).ok()?.parse::<i64>().ok())
                 .map(int),
         },
-        // `via_upstream` for the upstream's response; a local reply's details (Envoy
-        // reports none for empty ones); nothing before a response.
-        [b"response", b"code_details"] => match &http.local_reply {
-            Some(reply) => (!reply.details.is_empty()).then(|| reply.details.as_bytes().to_vec()),
-            None => response.map(|_| b"via_upstream".to_vec()),
+        // What Envoy recorded when it decided the end itself (router timeout or reset,
+        // client gone); a local reply's details (Envoy reports none for empty ones);
+        // `via_upstream` for the upstream's response; nothing before a response.
+        [b"response", b"code_details"] => match (&http.details, &http.local_reply) {
+            (Some(details), _) => Some(details.as_bytes().to_vec()),
+            (None, Some(reply)) => {
+                (!reply.details.is_empty()).then(|| reply.details.as_bytes().to_vec())
+            }
+            (None, None) => response.map(|_| b"via_upstream".to_vec()),
         },
         // Present once the request reached an upstream.
-        [b"upstream", b"address"] => http
-            .request
-            .passed
-            .headers
-            .as_ref()
-            .map(|_| UPSTREAM_ADDRESS.as_bytes().to_vec()),
-        [b"response", b"size"] => Some(int(
-            http.response.passed.body.len() as i64 + http.response.body.len() as i64
-        )),
-        _ => None,
+        [b"upstream", b"address"] => {
+            stream_info::upstream_reached(http).then(|| UPSTREAM_ADDRESS.as_bytes().to_vec())
+        }
+        _ => stream_info::derive(http, segments, now),
     }
 }
 

@@ -20,6 +20,7 @@ pub struct HttpExchange<'p> {
     chunk_size: Option<usize>,
     held_wait: Option<std::time::Duration>,
     properties: Vec<(Vec<u8>, PropertyValue)>,
+    client_disconnects: bool,
 }
 
 impl<'p> HttpExchange<'p> {
@@ -32,7 +33,18 @@ impl<'p> HttpExchange<'p> {
             chunk_size: None,
             held_wait: None,
             properties: Vec::new(),
+            client_disconnects: false,
         }
+    }
+
+    /// The client closes its connection once its request was sent (and the callouts it
+    /// waits for answered), before any response: the plugin gets no response callback, and
+    /// `on_log` finds no response headers, `response.code_details`
+    /// `downstream_remote_disconnect` and the `DC` response flag, as in Envoy (scenario
+    /// `exerciser_log_client_gone`).
+    pub fn client_disconnects(mut self) -> Self {
+        self.client_disconnects = true;
+        self
     }
 
     /// Sets a property for this stream only (dotted path, as [`PluginBuilder::property`]),
@@ -86,7 +98,9 @@ impl<'p> HttpExchange<'p> {
             self.plugin.advance(wait);
             stream.deliver_callouts();
         }
-        if stream.request_complete() {
+        if self.client_disconnects {
+            stream.disconnect_client();
+        } else if stream.request_complete() {
             stream.send_response(&self.response, chunk);
             stream.deliver_callouts();
         }
@@ -168,10 +182,39 @@ impl<'p> HttpStream<'p> {
         self.step(|vm, cx| http_flow::trailers(vm, cx, Dir::Request, fields))
     }
 
-    /// Sends response headers.
+    /// Sends response headers. [`Response::timeout`], [`Response::idle_timeout`],
+    /// [`Response::upstream_reset`] and [`Response::connection_refused`] stand for Envoy
+    /// answering in the upstream's place: the stream then records the details and response
+    /// flags Envoy records.
     pub fn send_response_headers(&mut self, response: &Response, end_of_stream: bool) -> &mut Self {
         let fields = response.header_fields();
-        self.step(|vm, cx| http_flow::headers(vm, cx, Dir::Response, fields, end_of_stream))
+        let failure = response.upstream_failure;
+        self.step(|vm, cx| {
+            if let (Some(failure), Some(StreamState::Http(http))) =
+                (failure, vm.state().proxy.streams.get_mut(&cx))
+            {
+                http.details = Some(failure.details());
+                http.flags |= failure.flag();
+                http.failure = Some(failure);
+            }
+            http_flow::headers(vm, cx, Dir::Response, fields, end_of_stream)
+        })
+    }
+
+    /// The client closes its connection now: nothing more reaches the plugin but the
+    /// stream's end; see [`HttpExchange::client_disconnects`].
+    pub fn disconnect_client(&mut self) -> &mut Self {
+        self.step(|vm, cx| {
+            if let Some(StreamState::Http(http)) = vm.state().proxy.streams.get_mut(&cx) {
+                // A client that already has its whole response leaves nothing behind.
+                if http.response.passed.end || http.replied.is_some() {
+                    return;
+                }
+                http.client_gone = true;
+                http.details.get_or_insert(DOWNSTREAM_DISCONNECT);
+                http.flags |= crate::abi::stream_info::DOWNSTREAM_CONNECTION_TERMINATION;
+            }
+        })
     }
 
     /// Sends a response body chunk.
@@ -251,6 +294,9 @@ impl<'p> HttpStream<'p> {
         self.handle.end()
     }
 }
+
+/// Envoy's `response.code_details` when the client left before the response ended.
+const DOWNSTREAM_DISCONNECT: &str = "downstream_remote_disconnect";
 
 /// The stored form of a dotted property path.
 fn dotted(path: &str) -> Vec<u8> {

@@ -14,6 +14,7 @@ mod root;
 mod sdk;
 mod sdk_overhead;
 mod sdk_queue;
+mod stream_end;
 
 use weir_runtime::{Plugin, PluginBuilder};
 

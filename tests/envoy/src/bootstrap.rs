@@ -141,6 +141,12 @@ pub(crate) struct Topology {
     pub(crate) upstream: Option<SocketAddr>,
     /// Further clusters by name, e.g. for a plugin's `proxy_http_call`s.
     pub(crate) clusters: Vec<(String, SocketAddr)>,
+    /// Clusters by name that have no endpoint.
+    pub(crate) empty_clusters: Vec<String>,
+    /// The route's timeout (`None`: 10 s).
+    pub(crate) route_timeout: Option<std::time::Duration>,
+    /// The route's idle timeout (`None`: none).
+    pub(crate) route_idle_timeout: Option<std::time::Duration>,
     /// Static generic secrets by name, e.g. the oauth2 filter's client and HMAC secrets.
     pub(crate) secrets: Vec<(String, String)>,
 }
@@ -150,11 +156,18 @@ impl Topology {
     /// free ports and the harness reads them back from the admin API, so parallel tests
     /// cannot race for a port between "found free" and "bound".
     pub(crate) fn bootstrap(&self) -> Result<Value> {
+        let seconds = |t: std::time::Duration| format!("{}s", t.as_secs_f64());
         let route = match self.upstream {
-            Some(_) => json!({
-                "match": {"prefix": "/"},
-                "route": {"cluster": UPSTREAM_CLUSTER, "timeout": "10s"},
-            }),
+            Some(_) => {
+                let mut action = json!({
+                    "cluster": UPSTREAM_CLUSTER,
+                    "timeout": seconds(self.route_timeout.unwrap_or(std::time::Duration::from_secs(10))),
+                });
+                if let Some(idle) = self.route_idle_timeout {
+                    action["idle_timeout"] = json!(seconds(idle));
+                }
+                json!({"match": {"prefix": "/"}, "route": action})
+            }
             None => json!({
                 "match": {"prefix": "/"},
                 "direct_response": {"status": 200, "body": {"inline_string": "no upstream configured\n"}},
@@ -209,6 +222,14 @@ impl Topology {
                     .iter()
                     .map(|(name, addr)| static_cluster(name, *addr)),
             )
+            .chain(self.empty_clusters.iter().map(|name| {
+                json!({
+                    "name": name,
+                    "type": "STATIC",
+                    "connect_timeout": "2s",
+                    "load_assignment": {"cluster_name": name, "endpoints": []},
+                })
+            }))
             .collect();
         let mut resources = json!({"listeners": listeners, "clusters": clusters});
         if !self.secrets.is_empty() {

@@ -76,6 +76,27 @@ impl EnvoyBuilder {
         self
     }
 
+    /// Adds a cluster `name` with no endpoint at all: it exists, but never has a healthy
+    /// host (Envoy answers a call to it at once, without connecting anywhere).
+    pub fn cluster_without_endpoints(mut self, name: &str) -> Self {
+        self.topology.empty_clusters.push(name.to_owned());
+        self
+    }
+
+    /// The route's timeout for the upstream's response (default 10 s): past it the router
+    /// gives up on the upstream and answers `504` itself.
+    pub fn route_timeout(mut self, timeout: Duration) -> Self {
+        self.topology.route_timeout = Some(timeout);
+        self
+    }
+
+    /// The route's idle timeout (none by default): a stream with no activity this long is
+    /// ended by Envoy, which answers `504` itself if the response has not started.
+    pub fn route_idle_timeout(mut self, timeout: Duration) -> Self {
+        self.topology.route_idle_timeout = Some(timeout);
+        self
+    }
+
     /// Adds a static generic secret `name` (`static_resources.secrets`), which a filter
     /// names in an `SdsSecretConfig` without `sds_config`, e.g. the oauth2 filter's
     /// `token_secret` and `hmac_secret`.

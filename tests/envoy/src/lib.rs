@@ -65,5 +65,5 @@ pub use policy_server::{PolicyServer, PolicyServerBuilder, UserKeys};
 pub use wasm_build::{build_wasm, try_build_wasm};
 pub use wat_build::compile_wat;
 pub use weir_test_http::{
-    EchoUpstream, Headers, HttpRequest, HttpResponse, RecordedRequest, Reply,
+    EchoUpstream, Headers, HttpRequest, HttpResponse, RecordedRequest, Reply, ReplyFraming,
 };

@@ -5,10 +5,10 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use weir_envoy_tests::{EchoUpstream, Envoy, EnvoyBuilder, Reply, WasmFilter};
+use weir_envoy_tests::{EchoUpstream, Envoy, EnvoyBuilder, Reply, ReplyFraming, WasmFilter};
 
 use crate::observed::{normalize_headers, CalloutSeen, HttpSeen, Observed, Side, TcpSeen};
-use crate::scenario::{CannedResponse, ClientRequest, Scenario};
+use crate::scenario::{CannedResponse, ClientRequest, Framing, Scenario};
 use crate::tcp_upstream::{self, TcpUpstream};
 
 /// Envoy names a plugin-defined metric `wasmcustom.<name>` in its stats.
@@ -19,7 +19,15 @@ fn reply(response: &CannedResponse) -> Reply {
     for (name, value) in &response.headers {
         out = out.header(name, value);
     }
+    let framing = match response.framing {
+        Framing::ContentLength => ReplyFraming::ContentLength,
+        Framing::Chunked => ReplyFraming::Chunked,
+        Framing::Close => ReplyFraming::CloseDelimited,
+        Framing::Reset | Framing::Refuse => ReplyFraming::Reset,
+    };
     out.body(response.body.as_bytes())
+        .framing(framing)
+        .delay(Duration::from_millis(response.delay_ms))
 }
 
 fn fields(headers: &weir_envoy_tests::Headers) -> Vec<(String, String)> {
@@ -54,6 +62,15 @@ pub fn run(scenario: &Scenario, wasm: &Path) -> Result<Observed> {
         let closed = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
         builder = builder.cluster(cluster, closed);
     }
+    for cluster in &scenario.empty_clusters {
+        builder = builder.cluster_without_endpoints(cluster);
+    }
+    if let Some(ms) = scenario.route_timeout_ms {
+        builder = builder.route_timeout(Duration::from_millis(ms));
+    }
+    if let Some(ms) = scenario.route_idle_timeout_ms {
+        builder = builder.route_idle_timeout(Duration::from_millis(ms));
+    }
     if let Some(tcp) = &scenario.tcp {
         let upstream = TcpUpstream::start(tcp.send.len(), tcp.reply.as_bytes().to_vec())?;
         let builder = builder
@@ -76,9 +93,14 @@ pub fn run(scenario: &Scenario, wasm: &Path) -> Result<Observed> {
         return Ok(observed);
     }
     let upstream = EchoUpstream::with_reply(reply(&scenario.upstream_response()))?;
+    let upstream_addr = match scenario.upstream_response().framing {
+        // A port that was just free and is closed again: connecting is refused.
+        Framing::Refuse => std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?,
+        _ => upstream.addr(),
+    };
     let builder = builder
         .http_filter(filter(scenario, wasm))
-        .upstream(upstream.addr());
+        .upstream(upstream_addr);
     let envoy = match start(builder, scenario)? {
         Started::Ready(envoy) => envoy,
         Started::Refused(observed) => return Ok(observed),
@@ -87,7 +109,19 @@ pub fn run(scenario: &Scenario, wasm: &Path) -> Result<Observed> {
     let Some(request) = &scenario.request else {
         return observe_common(scenario, &envoy, &callouts);
     };
-    let got = send(&envoy, request)?;
+    let got = match scenario.client_gives_up_ms {
+        None => Some(send(&envoy, request, Duration::from_secs(10))?),
+        Some(ms) => {
+            // The client's read times out and it drops the connection: no response.
+            let gave_up = send(&envoy, request, Duration::from_millis(ms));
+            anyhow::ensure!(
+                gave_up.is_err(),
+                "the client got a response before it gave up: {gave_up:?}"
+            );
+            wait_for_logs(&envoy, scenario);
+            None
+        }
+    };
     let mut observed = observe_common(scenario, &envoy, &callouts)?;
     let mut seen = upstream.requests();
     if seen.len() > 1 {
@@ -103,7 +137,7 @@ pub fn run(scenario: &Scenario, wasm: &Path) -> Result<Observed> {
         body: String::from_utf8_lossy(&req.body).into_owned(),
         ..HttpSeen::default()
     });
-    observed.client = Some(HttpSeen {
+    observed.client = got.map(|got| HttpSeen {
         status: Some(got.status),
         headers: normalize_headers(&fields(&got.headers), Side::Response),
         body: got.text(),
@@ -140,10 +174,32 @@ fn wait(scenario: &Scenario) {
     }
 }
 
-fn send(envoy: &Envoy, request: &ClientRequest) -> Result<weir_envoy_tests::HttpResponse> {
+/// After the client left, Envoy ends the stream on its own time: waits (up to 5 s) until
+/// its log has every expected text.
+fn wait_for_logs(envoy: &Envoy, scenario: &Scenario) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while std::time::Instant::now() < deadline {
+        let log = envoy.log();
+        if scenario
+            .expect
+            .logs
+            .iter()
+            .all(|want| log.contains(want.as_str()))
+        {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn send(
+    envoy: &Envoy,
+    request: &ClientRequest,
+    timeout: Duration,
+) -> Result<weir_envoy_tests::HttpResponse> {
     let mut out = envoy
         .request(&request.method, &request.path)?
-        .timeout(Duration::from_secs(10));
+        .timeout(timeout);
     for (name, value) in &request.headers {
         out = out.header(name, value);
     }

@@ -7,7 +7,7 @@ use anyhow::Result;
 use weir_runtime::{Headers, Plugin, Request, Response};
 
 use crate::observed::{normalize_headers, CalloutSeen, HttpSeen, Observed, Side, TcpSeen};
-use crate::scenario::{CannedResponse, Scenario};
+use crate::scenario::{CannedResponse, Framing, Scenario};
 
 fn fields(headers: &Headers) -> Vec<(String, String)> {
     headers
@@ -21,8 +21,22 @@ fn canned(response: &CannedResponse) -> Response {
     for (name, value) in &response.headers {
         out = out.header(name, value);
     }
-    // `body` also sets content-length, as the test servers on the Envoy side send it.
-    out.body(response.body.clone())
+    // The test servers on the Envoy side frame as asked; `body` sets content-length.
+    match response.framing {
+        Framing::Chunked => out
+            .header("transfer-encoding", "chunked")
+            .body_without_length(response.body.clone()),
+        Framing::Close => out.body_without_length(response.body.clone()),
+        Framing::ContentLength | Framing::Reset | Framing::Refuse => {
+            out.body(response.body.clone())
+        }
+    }
+}
+
+/// A callout cluster's answer as the plugin gets it: the test server on the Envoy side
+/// ends every response with `connection: close`, which Envoy passes on for callouts.
+fn canned_callout(response: &CannedResponse) -> Response {
+    canned(response).header("connection", "close")
 }
 
 /// Runs `scenario` with the module at `wasm` and reports what weir-runtime showed.
@@ -40,8 +54,11 @@ pub fn run(scenario: &Scenario, wasm: &Path) -> Result<Observed> {
         builder = builder.property(path, value.as_str());
     }
     for (cluster, response) in &scenario.callouts {
-        let response = canned(response);
+        let response = canned_callout(response);
         builder = builder.upstream(cluster, move |_| response.clone());
+    }
+    for cluster in &scenario.empty_clusters {
+        builder = builder.upstream(cluster, |_| Response::no_healthy_upstream());
     }
     for cluster in &scenario.refusing_clusters {
         builder = builder.upstream(cluster, |_| Response::connection_refused());
@@ -99,22 +116,42 @@ fn run_http(
     sent = sent
         .header("content-length", &request.body.len().to_string())
         .body(request.body.clone());
-    let mut exchange = plugin
-        .http()
-        .request(sent)
-        .response(canned(&scenario.upstream_response()));
+    let upstream = scenario.upstream_response();
+    let route_timeout = scenario.route_timeout_ms.unwrap_or(10_000);
+    let idle_timeout = scenario.route_idle_timeout_ms.unwrap_or(u64::MAX);
+    // Envoy's router answers in the upstream's place when it resets or is too slow.
+    let response = match upstream.framing {
+        Framing::Reset => Response::upstream_reset(),
+        Framing::Refuse => Response::connection_refused(),
+        _ if upstream.delay_ms >= idle_timeout.min(route_timeout)
+            && idle_timeout < route_timeout =>
+        {
+            Response::idle_timeout()
+        }
+        _ if upstream.delay_ms >= route_timeout => Response::timeout(),
+        _ => canned(&upstream),
+    };
+    let mut exchange = plugin.http().request(sent).response(response);
+    if scenario.client_gives_up_ms.is_some() {
+        exchange = exchange.client_disconnects();
+    }
     if scenario.held_ms > 0 {
         exchange = exchange.wait_while_held(Duration::from_millis(scenario.held_ms));
     }
     let out = exchange.run();
     let mut observed = observe_common(scenario, &out);
-    observed.upstream = out.upstream_request().map(|seen| HttpSeen {
-        method: Some(seen.method().to_owned()),
-        path: Some(seen.path().to_owned()),
-        headers: normalize_headers(&fields(seen.headers()), Side::Request),
-        body: seen.text(),
-        ..HttpSeen::default()
-    });
+    // An upstream that refuses connections never receives the request sent its way.
+    let refused = upstream.framing == Framing::Refuse;
+    observed.upstream = out
+        .upstream_request()
+        .filter(|_| !refused)
+        .map(|seen| HttpSeen {
+            method: Some(seen.method().to_owned()),
+            path: Some(seen.path().to_owned()),
+            headers: normalize_headers(&fields(seen.headers()), Side::Request),
+            body: seen.text(),
+            ..HttpSeen::default()
+        });
     observed.client = out.response().map(|got| HttpSeen {
         status: Some(got.status_code()),
         headers: normalize_headers(&fields(got.headers()), Side::Response),

@@ -91,7 +91,7 @@ pub type Fields = Vec<(String, String)>;
 
 /// A canned HTTP response (from the upstream, or from a callout cluster).
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct CannedResponse {
     /// The status code.
     pub status: u16,
@@ -101,6 +101,29 @@ pub struct CannedResponse {
     /// The body, as text.
     #[serde(default)]
     pub body: String,
+    /// How the server frames it (default: `content-length`).
+    #[serde(default)]
+    pub framing: Framing,
+    /// How long the server waits before answering.
+    #[serde(default)]
+    pub delay_ms: u64,
+}
+
+/// How a canned response travels on the wire.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Framing {
+    /// With `content-length`.
+    #[default]
+    ContentLength,
+    /// With `transfer-encoding: chunked`.
+    Chunked,
+    /// Without a length: the body ends when the server closes the connection.
+    Close,
+    /// No response: the server closes the connection once it read the request.
+    Reset,
+    /// No server: connecting is refused (the main upstream only).
+    Refuse,
 }
 
 /// The request the client sends.
@@ -164,6 +187,19 @@ pub struct Scenario {
     /// closed 127.0.0.1 port, weir-runtime answers with `Response::connection_refused()`.
     #[serde(default)]
     pub refusing_clusters: Vec<String>,
+    /// Callout clusters that exist without any endpoint (no healthy host).
+    #[serde(default)]
+    pub empty_clusters: Vec<String>,
+    /// The route's timeout for the upstream's response (default: 10 s).
+    #[serde(default)]
+    pub route_timeout_ms: Option<u64>,
+    /// The route's idle timeout (default: none).
+    #[serde(default)]
+    pub route_idle_timeout_ms: Option<u64>,
+    /// The client closes its connection this long after sending the request, before any
+    /// response (weir-runtime: `HttpExchange::client_disconnects`).
+    #[serde(default)]
+    pub client_gives_up_ms: Option<u64>,
     /// Canned responses of callout clusters, by cluster name.
     #[serde(default)]
     pub callouts: BTreeMap<String, CannedResponse>,
@@ -225,6 +261,8 @@ impl Scenario {
             status: 200,
             headers: Vec::new(),
             body: String::new(),
+            framing: Framing::ContentLength,
+            delay_ms: 0,
         })
     }
 }

@@ -68,6 +68,15 @@ scenarios! {
     exerciser_props_upstream,
     exerciser_props_local_request,
     exerciser_props_local_response,
+    exerciser_props_upstream_reset,
+    exerciser_props_route_timeout,
+    exerciser_log_client_gone,
+    exerciser_callout_no_host,
+    exerciser_callout_unframed,
+    exerciser_callout_chunked,
+    exerciser_foreign_edges,
+    exerciser_props_upstream_refused,
+    exerciser_props_idle_timeout,
 }
 
 /// A scenario file without a test above would silently never run.

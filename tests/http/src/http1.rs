@@ -174,17 +174,48 @@ fn read_chunked(r: &mut impl BufRead, body: &mut Vec<u8>) -> io::Result<()> {
 
 /// Serializes a head plus a `content-length`-framed body, ready to write in one go.
 pub(crate) fn encode(start_line: &str, fields: &[(String, String)], body: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(256 + body.len());
+    let length = format!("content-length: {}\r\n", body.len());
+    let mut out = head(start_line, fields, &length);
+    out.extend_from_slice(body);
+    out
+}
+
+/// The start line, the fields, the framing field (if any) and `connection: close`.
+fn head(start_line: &str, fields: &[(String, String)], framing: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(256);
     out.extend_from_slice(start_line.as_bytes());
     out.extend_from_slice(b"\r\n");
     for (name, value) in fields {
-        out.extend_from_slice(name.as_bytes());
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(format!("{name}: {value}\r\n").as_bytes());
+    }
+    out.extend_from_slice(framing.as_bytes());
+    out.extend_from_slice(b"connection: close\r\n\r\n");
+    out
+}
+
+/// A message framed with `transfer-encoding: chunked` (the body in one chunk).
+pub(crate) fn encode_chunked(
+    start_line: &str,
+    fields: &[(String, String)],
+    body: &[u8],
+) -> Vec<u8> {
+    let mut out = head(start_line, fields, "transfer-encoding: chunked\r\n");
+    if !body.is_empty() {
+        out.extend_from_slice(format!("{:x}\r\n", body.len()).as_bytes());
+        out.extend_from_slice(body);
         out.extend_from_slice(b"\r\n");
     }
-    out.extend_from_slice(format!("content-length: {}\r\n", body.len()).as_bytes());
-    out.extend_from_slice(b"connection: close\r\n\r\n");
+    out.extend_from_slice(b"0\r\n\r\n");
+    out
+}
+
+/// A response without any length: its body ends when the connection closes.
+pub(crate) fn encode_unframed(
+    start_line: &str,
+    fields: &[(String, String)],
+    body: &[u8],
+) -> Vec<u8> {
+    let mut out = head(start_line, fields, "");
     out.extend_from_slice(body);
     out
 }
@@ -218,6 +249,33 @@ mod tests {
             "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n3;x=y\r\nabc\r\n2\r\nde\r\n0\r\nt: 1\r\n\r\n",
         )?;
         assert_eq!(body, b"abcde");
+        Ok(())
+    }
+
+    #[test]
+    fn each_encoding_frames_the_body_its_way() -> io::Result<()> {
+        let fields = vec![("x-a".to_owned(), "1".to_owned())];
+        for (wire, framing) in [
+            (
+                encode("HTTP/1.1 200 OK", &fields, b"hello"),
+                "content-length: 5",
+            ),
+            (
+                encode_chunked("HTTP/1.1 200 OK", &fields, b"hello"),
+                "transfer-encoding: chunked",
+            ),
+            (encode_unframed("HTTP/1.1 200 OK", &fields, b"hello"), ""),
+        ] {
+            let text = String::from_utf8_lossy(&wire).into_owned();
+            let (head, body) = parse_response(&text)?;
+            assert_eq!(body, b"hello", "{text:?}");
+            assert_eq!(head.headers.get("x-a"), Some("1"));
+            assert_eq!(head.headers.get("connection"), Some("close"));
+            let framed = head.headers.contains("content-length")
+                || head.headers.contains("transfer-encoding");
+            assert_eq!(framed, !framing.is_empty(), "{text:?}");
+            assert!(text.contains(framing), "{text:?}");
+        }
         Ok(())
     }
 

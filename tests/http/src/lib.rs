@@ -28,4 +28,4 @@ mod upstream;
 
 pub use client::{HttpRequest, HttpResponse};
 pub use headers::Headers;
-pub use upstream::{EchoUpstream, RecordedRequest, Reply};
+pub use upstream::{EchoUpstream, RecordedRequest, Reply, ReplyFraming};

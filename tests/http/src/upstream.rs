@@ -32,6 +32,21 @@ pub struct Reply {
     headers: Vec<(String, String)>,
     body: Option<Vec<u8>>,
     delay: Duration,
+    framing: ReplyFraming,
+}
+
+/// How the upstream frames its reply on the wire.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ReplyFraming {
+    /// `content-length` (the default).
+    #[default]
+    ContentLength,
+    /// `transfer-encoding: chunked`.
+    Chunked,
+    /// No length at all: the body ends when the upstream closes the connection.
+    CloseDelimited,
+    /// No reply: the upstream closes the connection once it has read the request.
+    Reset,
 }
 
 impl Default for Reply {
@@ -48,7 +63,15 @@ impl Reply {
             headers: Vec::new(),
             body: None,
             delay: Duration::ZERO,
+            framing: ReplyFraming::ContentLength,
         }
+    }
+
+    /// Frames the reply this way instead of with `content-length`; [`ReplyFraming::Reset`]
+    /// sends nothing and closes the connection.
+    pub fn framing(mut self, framing: ReplyFraming) -> Self {
+        self.framing = framing;
+        self
     }
 
     /// Adds a header field; the same name may be added several times.
@@ -212,9 +235,13 @@ fn serve_one(stream: &TcpStream, state: &Mutex<State>) -> Result<()> {
     std::thread::sleep(reply.delay);
     let body = reply.body.unwrap_or(request.body);
     let start_line = format!("HTTP/1.1 {} {}", reply.status, reason(reply.status));
-    (&*stream)
-        .write_all(&http1::encode(&start_line, &reply.headers, &body))
-        .context("writing the reply")?;
+    let wire = match reply.framing {
+        ReplyFraming::ContentLength => http1::encode(&start_line, &reply.headers, &body),
+        ReplyFraming::Chunked => http1::encode_chunked(&start_line, &reply.headers, &body),
+        ReplyFraming::CloseDelimited => http1::encode_unframed(&start_line, &reply.headers, &body),
+        ReplyFraming::Reset => return Ok(()),
+    };
+    (&*stream).write_all(&wire).context("writing the reply")?;
     Ok(())
 }
 

@@ -14,14 +14,18 @@
 //!   above (see `probes.rs`): `resume-tick` and `resume-queue` (the root resumes the paused
 //!   stream), `metrics`, `header-order`, `splice`, `foreign`, `resolve-queue`,
 //!   `callout-body`, `callout-timeout`, `vms`, `log-panic`, `stream-statuses`,
-//!   `props-upstream`, `props-local-request`, `props-local-response` (on_log logs the
-//!   properties Envoy derives per stream).
+//!   `foreign-edges`, and any `props-…` (on_log logs the properties Envoy derives per
+//!   stream and how the response maps read, `log_probes.rs`): `props-local-request` and
+//!   `props-local-response` answer locally from the request or the response headers.
+//! - `/callout/refused`, `/callout/no-host`, `/callout/unframed`: as `/callout/…`, also
+//!   showing the callout response's headers (`x-authz-headers`).
 //!
 //! It deliberately never calls `proxy_wasm::set_log_level`: that would install the SDK's
 //! own panic hook, and the suite checks that std's default hook reaches the host's log.
 
 use std::time::Duration;
 
+mod log_probes;
 mod probes;
 
 use proxy_wasm::hostcalls;
@@ -272,6 +276,9 @@ impl Stream {
             "/probe/foreign" => {
                 self.add_http_request_header("x-foreign", &probes::foreign_functions())
             }
+            "/probe/foreign-edges" => {
+                self.add_http_request_header("x-foreign", &probes::foreign_edges())
+            }
             "/probe/resolve-queue" => {
                 self.add_http_request_header("x-resolve", &probes::resolve_queue(QUEUE))
             }
@@ -363,19 +370,29 @@ impl Context for Stream {
             LogLevel::Info,
             &format!("exerciser: authz answered {status}"),
         );
+        // `/callout/refused`, `/callout/no-host` and `/callout/unframed` also show the
+        // headers of the answer, as Envoy passed them.
+        let seen: Vec<String> = response_headers
+            .iter()
+            .map(|(name, value)| match name.as_str() {
+                // Milliseconds the cluster took: changes from run to run.
+                "x-envoy-upstream-service-time" => format!("{name}=*"),
+                _ => format!("{name}={value}"),
+            })
+            .collect();
+        let seen = seen.join(",");
+        let shows_headers = ["/callout/refused", "/callout/no-host", "/callout/unframed"]
+            .contains(&self.path.as_str());
         if status == "200" {
+            if shows_headers {
+                self.set_http_request_header("x-authz-headers", Some(&seen));
+            }
             self.set_http_request_header("x-authz", Some(body.trim()));
             self.resume_http_request();
         } else {
             let reply = format!("authz said {status}: {}\n", body.trim());
-            // `/callout/refused` also shows the headers of the answer, as Envoy made it up.
-            let seen: Vec<String> = response_headers
-                .iter()
-                .map(|(name, value)| format!("{name}={value}"))
-                .collect();
-            let seen = seen.join(",");
             let mut headers = vec![("x-denied-by", "authz")];
-            if self.path == "/callout/refused" {
+            if shows_headers {
                 headers.push(("x-authz-headers", seen.as_str()));
             }
             self.send_http_response(403, headers, Some(reply.as_bytes()));
@@ -392,6 +409,14 @@ impl HttpContext for Stream {
             log(
                 LogLevel::Info,
                 &format!("exerciser: on_log {}", probes::stream_properties()),
+            );
+            log(
+                LogLevel::Info,
+                &format!("exerciser: on_log attrs {}", log_probes::attributes()),
+            );
+            log(
+                LogLevel::Info,
+                &format!("exerciser: on_log maps {}", log_probes::maps()),
             );
         }
     }

@@ -215,6 +215,42 @@ pub fn foreign_functions() -> String {
     )
 }
 
+/// A protobuf length-delimited field (short values only).
+fn proto_field(field: u8, value: &[u8]) -> Vec<u8> {
+    let mut out = vec![(field << 3) | 2, value.len() as u8];
+    out.extend_from_slice(value);
+    out
+}
+
+/// Envoy's other foreign functions called with arguments they cannot use: bytes that are
+/// no protobuf message, an empty message, a 2-byte expression token, an unknown token, a
+/// filter-state object nobody registered, a property declared twice.
+pub fn foreign_edges() -> String {
+    let garbage: &[u8] = &[0xff];
+    let declared = proto_field(1, b"weir_declared");
+    let mut filter_state = proto_field(1, b"weir.no_such_object");
+    filter_state.extend(proto_field(2, b"x"));
+    let status = |name: &str, args: &[u8]| foreign(name, args).0;
+    format!(
+        "declare_garbage={} declare={} declare_again={} state_garbage={} state_unknown={} \
+         eval_short={} eval_unknown={} delete_short={} delete={} sign_garbage={} sign_empty={} \
+         verify_garbage={} verify_empty={}",
+        status("declare_property", garbage),
+        status("declare_property", &declared),
+        status("declare_property", &declared),
+        status("set_envoy_filter_state", garbage),
+        status("set_envoy_filter_state", &filter_state),
+        status("expr_evaluate", &[1, 0]),
+        status("expr_evaluate", &12_345u32.to_le_bytes()),
+        status("expr_delete", &[1, 0]),
+        status("expr_delete", &12_345u32.to_le_bytes()),
+        status("sign", garbage),
+        status("sign", b""),
+        status("verify_signature", garbage),
+        status("verify_signature", b""),
+    )
+}
+
 /// `proxy_resolve_shared_queue` with an empty and with a foreign VM id.
 pub fn resolve_queue(name: &str) -> String {
     let resolve = |vm_id: &str| {
