@@ -92,11 +92,17 @@ impl GrpcRequest {
 }
 
 /// A gRPC status: a code (see [`code`]) and a message.
+///
+/// In a handler's answer the message is the `grpc-message` as the server puts it on the
+/// wire: servers percent-encode it, each its own way (tonic writes a space as `%20`), and
+/// Envoy passes it on undecoded. What the plugin reads with `proxy_get_status` is that
+/// text with Envoy's response details appended, `message{via_upstream}`, or the details
+/// alone when there is no message ([`GrpcCall::status`] shows it so).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct GrpcStatus {
     /// The code, `0` for OK.
     pub code: u32,
-    /// The `grpc-message` (empty when none).
+    /// The message (empty when none).
     pub message: String,
 }
 
@@ -129,6 +135,8 @@ pub struct GrpcReply {
     pub(crate) initial_metadata: Headers,
     pub(crate) trailing_metadata: Headers,
     pub(crate) delay: Duration,
+    /// Envoy's response details for this status: the server's, or Envoy's own timeout.
+    pub(crate) details: &'static str,
 }
 
 impl GrpcReply {
@@ -140,6 +148,7 @@ impl GrpcReply {
             initial_metadata: Headers::new(),
             trailing_metadata: Headers::new(),
             delay: Duration::ZERO,
+            details: VIA_UPSTREAM,
         }
     }
 
@@ -151,13 +160,18 @@ impl GrpcReply {
             initial_metadata: Headers::new(),
             trailing_metadata: Headers::new(),
             delay: Duration::ZERO,
+            details: VIA_UPSTREAM,
         }
     }
 
     /// What Envoy 1.40 reports for a call that outlives its timeout: `UNAVAILABLE`,
-    /// `upstream request timeout` (its router's local 504, as gRPC).
+    /// `upstream request timeout` (its router's local 504, as gRPC), read by the plugin as
+    /// `upstream request timeout{response_timeout}` (scenario `exerciser_grpc_timeout`).
     pub fn timeout() -> Self {
-        GrpcReply::error(code::UNAVAILABLE, TIMEOUT_MESSAGE)
+        GrpcReply {
+            details: TIMEOUT_DETAILS,
+            ..GrpcReply::error(code::UNAVAILABLE, TIMEOUT_MESSAGE)
+        }
     }
 
     /// Appends initial metadata (sent with the response headers).
@@ -189,8 +203,21 @@ impl GrpcReply {
     }
 }
 
-/// The `grpc-message` of a call Envoy ended for its timeout.
+/// The `grpc-message` of a call Envoy ended for its timeout, and the response details
+/// Envoy appends to it.
 pub(crate) const TIMEOUT_MESSAGE: &str = "upstream request timeout";
+pub(crate) const TIMEOUT_DETAILS: &str = "response_timeout";
+/// The response details of a status the server sent.
+pub(crate) const VIA_UPSTREAM: &str = "via_upstream";
+
+/// The status message as the plugin reads it: the wire message with Envoy's details.
+pub(crate) fn delivered_message(message: &str, details: &str) -> String {
+    match (message.is_empty(), details.is_empty()) {
+        (_, true) => message.to_string(),
+        (true, false) => details.to_string(),
+        (false, false) => format!("{message}{{{details}}}"),
+    }
+}
 
 /// One step of a [`GrpcStreamScript`].
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -198,7 +225,8 @@ pub(crate) enum ScriptStep {
     Message(Vec<u8>),
     Wait(Duration),
     AwaitClientEnd,
-    Close(GrpcStatus),
+    /// The status, and Envoy's response details for it.
+    Close(GrpcStatus, &'static str),
 }
 
 /// What a gRPC cluster does on a stream (`proxy_grpc_stream`): the messages it sends, in
@@ -253,8 +281,10 @@ impl GrpcStreamScript {
 
     /// The server closes the stream with this status; later steps never run.
     pub fn close(mut self, code: u32, message: &str) -> Self {
-        self.steps
-            .push(ScriptStep::Close(GrpcStatus::new(code, message)));
+        self.steps.push(ScriptStep::Close(
+            GrpcStatus::new(code, message),
+            VIA_UPSTREAM,
+        ));
         self
     }
 }
@@ -295,7 +325,7 @@ impl GrpcAnswer {
                 if let Some(message) = reply.message {
                     steps.push(ScriptStep::Message(message));
                 }
-                steps.push(ScriptStep::Close(reply.status));
+                steps.push(ScriptStep::Close(reply.status, reply.details));
                 GrpcStreamScript {
                     initial_metadata: reply.initial_metadata,
                     trailing_metadata: reply.trailing_metadata,
@@ -358,7 +388,8 @@ impl GrpcCall {
     }
 
     /// The status delivered to the plugin (`proxy_on_grpc_close`; OK for a unary call
-    /// whose message was delivered), once delivered.
+    /// whose message was delivered), once delivered, with the message as the plugin
+    /// reads it (see [`GrpcStatus`]).
     pub fn status(&self) -> Option<&GrpcStatus> {
         self.status.as_ref()
     }

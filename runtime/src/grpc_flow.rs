@@ -9,7 +9,10 @@
 
 use std::collections::{HashMap, VecDeque};
 
-use crate::grpc::{code, GrpcCall, GrpcStatus, GrpcStreamScript, ScriptStep, TIMEOUT_MESSAGE};
+use crate::grpc::{
+    code, delivered_message, GrpcCall, GrpcStatus, GrpcStreamScript, ScriptStep, TIMEOUT_DETAILS,
+    TIMEOUT_MESSAGE,
+};
 use crate::host_state::ProxyState;
 use crate::message::{Fields, Headers};
 use crate::vm::Vm;
@@ -86,6 +89,7 @@ enum EventKind {
     InitialMetadata(Fields),
     Message(Vec<u8>),
     TrailingMetadata(Fields),
+    /// The status as the plugin reads it (message with Envoy's details).
     Close(GrpcStatus),
 }
 
@@ -154,8 +158,8 @@ impl GrpcState {
                 ScriptStep::Message(message) => last = Some(message),
                 ScriptStep::Wait(delay) => at = at.saturating_add(nanos(delay)),
                 ScriptStep::AwaitClientEnd => {}
-                ScriptStep::Close(status) => {
-                    closed = Some(status);
+                ScriptStep::Close(status, details) => {
+                    closed = Some((status, details));
                     break;
                 }
             }
@@ -168,17 +172,23 @@ impl GrpcState {
             (Some(_), Some(deadline)) => at > deadline,
         };
         if let (true, Some(deadline)) = (timed_out, deadline) {
-            let status = GrpcStatus::new(code::UNAVAILABLE, TIMEOUT_MESSAGE);
+            let message = delivered_message(TIMEOUT_MESSAGE, TIMEOUT_DETAILS);
+            let status = GrpcStatus::new(code::UNAVAILABLE, &message);
             self.push(deadline, token, EventKind::Close(status));
             return;
         }
         // Without a close and without a timeout the call stays open.
-        let Some(status) = closed else { return };
+        let Some((status, details)) = closed else {
+            return;
+        };
         let event = match last {
             Some(message) if status.is_ok() => EventKind::Message(message),
-            // Envoy fails a unary call that ends OK without a message.
+            // Envoy fails a unary call that ends OK without a message, with no text.
             None if status.is_ok() => EventKind::Close(GrpcStatus::new(code::INTERNAL, "")),
-            _ => EventKind::Close(status),
+            _ => EventKind::Close(GrpcStatus::new(
+                status.code,
+                &delivered_message(&status.message, details),
+            )),
         };
         self.push(at, token, event);
     }
@@ -209,7 +219,7 @@ impl GrpcState {
                     break;
                 }
                 ScriptStep::AwaitClientEnd => {}
-                ScriptStep::Close(status) => {
+                ScriptStep::Close(status, details) => {
                     let mut trailers = Vec::new();
                     if !state.initial_sent {
                         // A trailers-only response: Envoy reports empty initial metadata
@@ -222,7 +232,8 @@ impl GrpcState {
                     trailers.extend(status_fields(&status));
                     trailers.extend(state.trailing_metadata.to_fields());
                     out.push((at, EventKind::TrailingMetadata(trailers)));
-                    out.push((at, EventKind::Close(status)));
+                    let message = delivered_message(&status.message, details);
+                    out.push((at, EventKind::Close(GrpcStatus::new(status.code, &message))));
                     state.steps.clear();
                     break;
                 }

@@ -59,12 +59,15 @@ fn error_status_and_its_message_reach_the_plugin() {
     let out = plugin.http().request(grpc("grpc-unary")).run();
     assert_eq!(out.local_reply().map(|r| r.status()), Some(503));
     assert!(
-        out.logged(r#"grpc failed 5: 7 (7 Some("not you"))"#),
+        out.logged(r#"grpc failed 5: 7 (7 Some("not you{via_upstream}"))"#),
         "{:?}",
         out.logs()
     );
     let status = out.grpc_calls()[0].status().cloned().unwrap();
-    assert_eq!((status.code, status.message.as_str()), (7, "not you"));
+    assert_eq!(
+        (status.code, status.message.as_str()),
+        (7, "not you{via_upstream}")
+    );
 }
 
 #[test]
@@ -96,7 +99,7 @@ fn a_reply_later_than_the_timeout_is_envoys_timeout() {
     let out = stream.finish();
     assert_eq!(out.local_reply().map(|r| r.status()), Some(503));
     assert!(
-        out.logged(r#"grpc failed 5: 14 (14 Some("upstream request timeout"))"#),
+        out.logged(r#"grpc failed 5: 14 (14 Some("upstream request timeout{response_timeout}"))"#),
         "{:?}",
         out.logs()
     );
@@ -181,7 +184,7 @@ fn stream_delivers_metadata_messages_trailers_then_close_in_order() {
             "grpc message 6: m1",
             "grpc message 6: m2",
             r#"grpc trailing metadata 6: 2 grpc-status=Some("0")"#,
-            r#"grpc closed 6: 0 (0 None); close Ok(())"#,
+            r#"grpc closed 6: 0 (0 Some("via_upstream")); close Ok(())"#,
         ]
     );
     let call = &out.grpc_calls()[0];
@@ -209,5 +212,5 @@ fn stream_closed_without_messages_is_trailers_only() {
         out.logs()
     );
     assert!(out.logged(r#"grpc trailing metadata 6: 4 grpc-status=Some("14")"#));
-    assert!(out.logged(r#"grpc closed 6: 14 (14 Some("down"))"#));
+    assert!(out.logged(r#"grpc closed 6: 14 (14 Some("down{via_upstream}"))"#));
 }
