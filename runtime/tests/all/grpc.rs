@@ -214,3 +214,27 @@ fn stream_closed_without_messages_is_trailers_only() {
     assert!(out.logged(r#"grpc trailing metadata 6: 4 grpc-status=Some("14")"#));
     assert!(out.logged(r#"grpc closed 6: 14 (14 Some("down{via_upstream}"))"#));
 }
+
+#[test]
+fn a_stream_ending_before_the_answer_leaves_the_call_to_the_root() {
+    // Envoy owns gRPC calls on the root context: the stream's end does not cancel them,
+    // and their answer later goes to a root that no longer knows the stream.
+    let plugin = probe()
+        .grpc_upstream("echo", |_: &GrpcRequest| {
+            GrpcReply::ok("late").delay(Duration::from_millis(300))
+        })
+        .start()
+        .unwrap();
+    let mut stream = plugin.http_stream();
+    stream.send_request(&grpc("grpc-unary"), None);
+    let out = stream.finish();
+    let call = &out.grpc_calls()[0];
+    assert!(!call.cancelled());
+    assert_eq!(call.status(), None);
+    plugin.advance(Duration::from_millis(300));
+    assert!(plugin.trap().is_none());
+    // The VM goes on: the next call is numbered after it, and answered.
+    let next = plugin.http().request(grpc("grpc-unary")).run();
+    assert_eq!(next.grpc_calls()[0].token(), 9);
+    assert_eq!(next.local_reply().map(|r| r.text()), Some("late".into()));
+}
