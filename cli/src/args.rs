@@ -391,6 +391,12 @@ pub struct ExecArgs {
     /// single word 'fail' (no response) or 'timeout' (Envoy's 504).
     #[arg(long = "upstream", value_name = "CLUSTER=FILE")]
     pub upstreams: Vec<String>,
+    /// Answer the plugin's gRPC calls and streams to CLUSTER with a gRPC reply FILE
+    /// (repeatable). Format: a status line 'grpc CODE [MESSAGE]' (or the single word
+    /// 'timeout'), then 'initial NAME: VALUE', 'trailing NAME: VALUE' and 'delay MS' lines,
+    /// an empty line, and the response message bytes (serialized protobuf).
+    #[arg(long = "grpc-upstream", value_name = "CLUSTER=FILE")]
+    pub grpc_upstreams: Vec<String>,
     /// A property PATH=VALUE for proxy_get_property, e.g. source.address=10.0.0.7;
     /// prefix int: or bool: for typed values (source.port=int:443) (repeatable).
     #[arg(long = "property", value_name = "PATH=VALUE")]

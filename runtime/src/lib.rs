@@ -69,6 +69,26 @@
 //! # Ok(()) }
 //! ```
 //!
+//! **gRPC calls and streams** ([`PluginBuilder::grpc_upstream`]): a handler per cluster
+//! receives the service, method, metadata, message and timeout ([`GrpcRequest`]) and
+//! answers with a [`GrpcReply`] (unary) or a [`GrpcStreamScript`] (messages, waits, the
+//! close); [`Outcome::grpc_calls`] shows what the plugin sent and was told. Answers arrive
+//! as Envoy delivers them: at the root context, on the virtual clock.
+//!
+//! ```no_run
+//! # use weir_runtime::{grpc::code, GrpcReply, GrpcRequest, Plugin, Request};
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let plugin = Plugin::build(env!("CARGO_MANIFEST_DIR"))
+//!     .grpc_upstream("authz", |req: &GrpcRequest| match req.method() {
+//!         "Check" => GrpcReply::ok(vec![0x0a, 0x02, b'o', b'k']), // a serialized protobuf
+//!         _ => GrpcReply::error(code::UNIMPLEMENTED, ""),
+//!     })
+//!     .start()?;
+//! let out = plugin.http().request(Request::get("/data")).run();
+//! assert_eq!(out.grpc_calls()[0].request().path(), "/envoy.service.auth.v3.Authorization/Check");
+//! # Ok(()) }
+//! ```
+//!
 //! **Timers and delayed answers** ([`Plugin::advance`], [`Response::delay`]): the clock is
 //! virtual, so a periodic refresh or a callout that answers after 2 s takes no real time.
 //! [`HttpStream`] drives a request step by step, to look at it while it waits.
@@ -140,6 +160,8 @@ mod command;
 mod engine;
 mod error;
 mod events;
+pub mod grpc;
+mod grpc_flow;
 mod host_state;
 mod http_flow;
 mod message;
@@ -153,6 +175,7 @@ mod wasi;
 pub use abi_version::AbiVersion;
 pub use command::{CommandError, WasiCommand};
 pub use error::{LoadError, StartError};
+pub use grpc::{GrpcAnswer, GrpcCall, GrpcReply, GrpcRequest, GrpcStatus, GrpcStreamScript};
 pub use message::{Headers, LocalReply, Request, Response};
 pub use outcome::{Action, CallbackCost, Callout, LogEntry, Outcome, Phase, Trap};
 pub use shared::CLOCK_START;

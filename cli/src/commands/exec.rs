@@ -5,6 +5,8 @@
 //! The flags' value formats (request line, `@file` bodies, canned responses) are in
 //! [`spec`]; the output (text, and the stable `--json` shape) in [`report`].
 
+mod grpc_report;
+mod grpc_spec;
 mod report;
 mod spec;
 
@@ -92,7 +94,7 @@ pub(crate) fn exec(args: ExecArgs, printer: Printer) -> Result<()> {
     }
 }
 
-/// Applies `--env`, `--property`, `--upstream` and `--fuel-limit`.
+/// Applies `--env`, `--property`, `--upstream`, `--grpc-upstream` and `--fuel-limit`.
 fn configure(mut builder: PluginBuilder, args: &ExecArgs) -> Result<PluginBuilder> {
     for pair in &args.env {
         let (key, value) = spec::key_value("--env", pair)?;
@@ -111,6 +113,12 @@ fn configure(mut builder: PluginBuilder, args: &ExecArgs) -> Result<PluginBuilde
         let file = file.strip_prefix('@').unwrap_or(file);
         let response = spec::canned_file("--upstream", std::path::Path::new(file))?;
         builder = builder.upstream(cluster, move |_request| response.clone());
+    }
+    for pair in &args.grpc_upstreams {
+        let (cluster, file) = spec::key_value("--grpc-upstream", pair)?;
+        let file = file.strip_prefix('@').unwrap_or(file);
+        let answer = grpc_spec::reply_file("--grpc-upstream", std::path::Path::new(file))?;
+        builder = builder.grpc_upstream(cluster, move |_request| answer.clone());
     }
     if let Some(limit) = args.fuel_limit {
         builder = builder.fuel_limit(limit);

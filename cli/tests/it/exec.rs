@@ -20,7 +20,7 @@ fn header_append() -> &'static str {
     WASM.get_or_init(|| built(&repo("plugins/header-append")))
 }
 
-fn probe() -> &'static str {
+pub(crate) fn probe() -> &'static str {
     static WASM: OnceLock<String> = OnceLock::new();
     WASM.get_or_init(|| built(&repo("runtime/test-plugins/probe")))
 }
@@ -36,7 +36,7 @@ fn built(crate_dir: &Path) -> String {
     path.display().to_string()
 }
 
-fn json(out: &std::process::Output) -> Value {
+pub(crate) fn json(out: &std::process::Output) -> Value {
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
         panic!(
             "--json output is JSON ({e}): {}",

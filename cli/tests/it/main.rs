@@ -5,6 +5,7 @@ mod common;
 mod exec;
 mod exec_abi;
 mod exec_clock;
+mod exec_grpc;
 mod manifest;
 mod migrate;
 mod new;

@@ -11,9 +11,22 @@ use crate::abi_version::AbiVersion;
 use crate::host_state::{HostState, ProxyState};
 use crate::message::Fields;
 
+/// The gRPC metadata maps, readable only while their callback runs (Envoy's root context
+/// holds them); `None` for any other map.
+fn grpc_metadata(proxy: &ProxyState, map: u32) -> Option<Option<&Fields>> {
+    match MapType::from_u32(map)? {
+        MapType::GrpcReceiveInitialMetadata => Some(proxy.grpc.initial_metadata.as_ref()),
+        MapType::GrpcReceiveTrailingMetadata => Some(proxy.grpc.trailing_metadata.as_ref()),
+        _ => None,
+    }
+}
+
 /// A copy of the map the guest names, in the active context; `None` when the stream has
 /// no such map (yet, or any more).
 fn fields(proxy: &mut ProxyState, map: u32) -> Result<Option<Fields>, Status> {
+    if let Some(metadata) = grpc_metadata(proxy, map) {
+        return metadata.cloned().map(Some).ok_or(Status::BadArgument);
+    }
     let map = MapType::from_u32(map).ok_or(Status::BadArgument)?;
     match map {
         MapType::HttpCallResponseHeaders => proxy
@@ -101,9 +114,14 @@ pub(super) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
         "proxy_get_header_map_pairs",
         |mut caller: Caller<'_, HostState>, map: u32, ptr_ptr: u32, size_ptr: u32| {
             status((|| {
-                // A map the stream does not have reads as empty (Envoy `getHeaderMapPairs`);
-                // an empty map comes back as no data at all, as from proxy-wasm-cpp-host.
-                let fields = fields(&mut caller.data_mut().proxy, map)?.unwrap_or_default();
+                let proxy = &mut caller.data_mut().proxy;
+                // A map the stream does not have reads as empty (Envoy `getHeaderMapPairs`),
+                // and so does an absent gRPC metadata map; an empty map comes back as no
+                // data at all, as from proxy-wasm-cpp-host.
+                let fields = match grpc_metadata(proxy, map) {
+                    Some(metadata) => metadata.cloned().unwrap_or_default(),
+                    None => fields(proxy, map)?.unwrap_or_default(),
+                };
                 if fields.is_empty() {
                     return return_bytes(&mut caller, &[], ptr_ptr, size_ptr);
                 }
@@ -117,8 +135,12 @@ pub(super) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
         "proxy_get_header_map_size",
         |mut caller: Caller<'_, HostState>, map: u32, size_ptr: u32| {
             status((|| {
-                let fields =
-                    fields(&mut caller.data_mut().proxy, map)?.ok_or(Status::BadArgument)?;
+                let proxy = &mut caller.data_mut().proxy;
+                // Envoy sizes only the maps a plugin may change, not gRPC metadata.
+                if grpc_metadata(proxy, map).is_some() {
+                    return Err(Status::BadArgument.into());
+                }
+                let fields = fields(proxy, map)?.ok_or(Status::BadArgument)?;
                 let size = wire::encoded_map_len(&fields).ok_or(Status::SerializationFailure)?;
                 write_u32(&mut caller, size_ptr, size as u32)
             })())

@@ -147,6 +147,8 @@ pub(crate) struct Topology {
     pub(crate) route_timeout: Option<std::time::Duration>,
     /// The route's idle timeout (`None`: none).
     pub(crate) route_idle_timeout: Option<std::time::Duration>,
+    /// Clusters that speak HTTP/2 upstream, for a plugin's gRPC calls.
+    pub(crate) grpc_clusters: Vec<(String, SocketAddr)>,
     /// Static generic secrets by name, e.g. the oauth2 filter's client and HMAC secrets.
     pub(crate) secrets: Vec<(String, String)>,
 }
@@ -230,6 +232,11 @@ impl Topology {
                     "load_assignment": {"cluster_name": name, "endpoints": []},
                 })
             }))
+            .chain(
+                self.grpc_clusters
+                    .iter()
+                    .map(|(name, addr)| http2_cluster(name, *addr)),
+            )
             .collect();
         let mut resources = json!({"listeners": listeners, "clusters": clusters});
         if !self.secrets.is_empty() {
@@ -260,6 +267,18 @@ fn static_cluster(name: &str, addr: SocketAddr) -> Value {
             "lb_endpoints": [{"endpoint": {"address": socket_address(addr)}}],
         }]},
     })
+}
+
+/// A static cluster whose upstream connections are HTTP/2, as gRPC needs.
+fn http2_cluster(name: &str, addr: SocketAddr) -> Value {
+    let mut cluster = static_cluster(name, addr);
+    cluster["typed_extension_protocol_options"] = json!({
+        "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+            "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+            "explicit_http_config": {"http2_protocol_options": {}},
+        },
+    });
+    cluster
 }
 
 fn socket_address(addr: SocketAddr) -> Value {

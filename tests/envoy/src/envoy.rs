@@ -97,6 +97,13 @@ impl EnvoyBuilder {
         self
     }
 
+    /// Adds a cluster `name` whose one endpoint speaks HTTP/2 (gRPC), e.g. for a plugin's
+    /// `proxy_grpc_call`s and `proxy_grpc_stream`s.
+    pub fn grpc_cluster(mut self, name: &str, addr: SocketAddr) -> Self {
+        self.topology.grpc_clusters.push((name.to_owned(), addr));
+        self
+    }
+
     /// Adds a static generic secret `name` (`static_resources.secrets`), which a filter
     /// names in an `SdsSecretConfig` without `sds_config`, e.g. the oauth2 filter's
     /// `token_secret` and `hmac_secret`.

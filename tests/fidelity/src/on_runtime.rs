@@ -60,6 +60,7 @@ pub fn run(scenario: &Scenario, wasm: &Path) -> Result<Observed> {
     for cluster in &scenario.empty_clusters {
         builder = builder.upstream(cluster, |_| Response::no_healthy_upstream());
     }
+    builder = crate::grpc::runtime_handlers(scenario, builder);
     for cluster in &scenario.refusing_clusters {
         builder = builder.upstream(cluster, |_| Response::connection_refused());
     }
@@ -142,6 +143,7 @@ fn run_http(
     let mut observed = observe_common(scenario, &out);
     // An upstream that refuses connections never receives the request sent its way.
     let refused = upstream.framing == Framing::Refuse;
+    observed.grpc_calls = crate::grpc::seen_on_runtime(scenario, &out);
     observed.upstream = out
         .upstream_request()
         .filter(|_| !refused)

@@ -77,6 +77,14 @@ scenarios! {
     exerciser_foreign_edges,
     exerciser_props_upstream_refused,
     exerciser_props_idle_timeout,
+    // gRPC: a real gRPC server (tonic) behind an HTTP/2 cluster in Envoy.
+    exerciser_grpc_unary,
+    exerciser_grpc_error,
+    exerciser_grpc_timeout,
+    exerciser_grpc_server_streaming,
+    exerciser_grpc_stream_error,
+    exerciser_grpc_cancel,
+    exerciser_grpc_edges,
 }
 
 /// A scenario file without a test above would silently never run.

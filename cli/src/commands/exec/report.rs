@@ -14,6 +14,7 @@
 //!   "response_source": "upstream" | "local_reply" | null,
 //!   "local_reply": { "status", "details", "grpc_status", "headers", "body" } | null,
 //!   "callouts": [ { "cluster", "timeout_ms", "request": MESSAGE, "response": MESSAGE | null } ],
+//!   "grpc_calls": [ GRPC_CALL ],            // see grpc_report.rs
 //!   "logs": [ { "scope": "plugin" | "stream", "level": "info", "message": "..." } ],
 //!   "metrics": [ { "name": "...", "value": 1 } ],
 //!   "instructions": { "total": 1234, "callbacks": [ { "callback": "proxy_on_request_headers", "instructions": 600 } ] },
@@ -165,6 +166,7 @@ impl Report {
             "response_source": self.response_source(),
             "local_reply": local_reply,
             "callouts": out.callouts().iter().map(callout_json).collect::<Vec<_>>(),
+            "grpc_calls": out.grpc_calls().iter().map(super::grpc_report::call_json).collect::<Vec<_>>(),
             "logs": self.logs.iter().map(|(scope, entry)| json!({
                 "scope": if *scope == Scope::Plugin { "plugin" } else { "stream" },
                 "level": level_name(entry.level),
@@ -236,6 +238,12 @@ impl Report {
             section(&mut text, "callouts");
             for (index, callout) in out.callouts().iter().enumerate() {
                 callout_text(&mut text, index + 1, callout);
+            }
+        }
+        if !out.grpc_calls().is_empty() {
+            section(&mut text, "gRPC calls");
+            for (index, call) in out.grpc_calls().iter().enumerate() {
+                super::grpc_report::call_text(&mut text, index + 1, call);
             }
         }
 

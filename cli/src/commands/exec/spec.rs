@@ -214,7 +214,7 @@ fn status_code(line: &str) -> Result<u16, String> {
 }
 
 /// Splits at the first empty line (`\n\n` or `\r\n\r\n`): head, body.
-fn split_head(bytes: &[u8]) -> (&[u8], &[u8]) {
+pub(crate) fn split_head(bytes: &[u8]) -> (&[u8], &[u8]) {
     let mut line_start = 0;
     for (i, byte) in bytes.iter().enumerate() {
         if *byte != b'\n' {
