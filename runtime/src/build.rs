@@ -190,15 +190,74 @@ pub fn test_target_dir(crate_dir: &Path) -> PathBuf {
     outer_target_dir(crate_dir).join("weir-wasm")
 }
 
-/// The target directory of the running test binary (`…/target/debug/deps/<test>` → `…/target`).
-fn outer_target_dir(crate_dir: &Path) -> PathBuf {
-    if let Some(dir) = std::env::var_os("CARGO_TARGET_DIR") {
-        return PathBuf::from(dir);
+/// Where the outer build's target directory is, as far as the process can tell alone.
+#[derive(Debug, PartialEq, Eq)]
+enum OuterTarget {
+    /// `CARGO_TARGET_DIR`, or the target directory a test binary in `<target>/<profile>/deps/` runs from.
+    Known(PathBuf),
+    /// Not known from the process: ask cargo for the target directory of this manifest
+    /// directory's workspace. A doctest runs from a temporary directory, an example from
+    /// `<target>/<profile>/examples/`: neither path says where the target directory is.
+    AskCargo(PathBuf),
+}
+
+/// Decides where the outer target directory is. `target_env` is `CARGO_TARGET_DIR`,
+/// `exe` the running executable, `manifest_env` `CARGO_MANIFEST_DIR` (cargo sets it for the
+/// tests and doctests it runs), `crate_dir` the plugin crate being built.
+fn locate_outer_target(
+    target_env: Option<PathBuf>,
+    exe: Option<&Path>,
+    manifest_env: Option<PathBuf>,
+    crate_dir: &Path,
+) -> OuterTarget {
+    if let Some(dir) = target_env.filter(|dir| !dir.as_os_str().is_empty()) {
+        return OuterTarget::Known(dir);
     }
-    std::env::current_exe()
+    // `…/target/debug/deps/<test>-<hash>` → `…/target`; only a binary in `deps` is
+    // trusted, as any other place (`/tmp/rustdoctestXYZ/rust_out`) would give a wrong one.
+    let in_deps = exe.filter(|exe| exe.parent().and_then(Path::file_name) == Some("deps".as_ref()));
+    if let Some(target) = in_deps.and_then(|exe| exe.ancestors().nth(3)) {
+        return OuterTarget::Known(target.to_path_buf());
+    }
+    OuterTarget::AskCargo(manifest_env.unwrap_or_else(|| crate_dir.to_path_buf()))
+}
+
+/// The target directory of the outer build (the `cargo test` that runs this process).
+fn outer_target_dir(crate_dir: &Path) -> PathBuf {
+    let exe = std::env::current_exe().ok();
+    let located = locate_outer_target(
+        std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from),
+        exe.as_deref(),
+        std::env::var_os("CARGO_MANIFEST_DIR").map(PathBuf::from),
+        crate_dir,
+    );
+    match located {
+        OuterTarget::Known(dir) => dir,
+        OuterTarget::AskCargo(manifest_dir) => {
+            workspace_target_dir(&manifest_dir).unwrap_or_else(|| manifest_dir.join("target"))
+        }
+    }
+}
+
+/// `target_directory` from `cargo metadata` for the workspace of `manifest_dir` (honouring
+/// `build.target-dir` in `.cargo/config.toml`), or `None` when cargo cannot tell.
+fn workspace_target_dir(manifest_dir: &Path) -> Option<PathBuf> {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let output = Command::new(cargo)
+        .args([
+            "metadata",
+            "--format-version",
+            "1",
+            "--no-deps",
+            "--offline",
+        ])
+        .arg("--manifest-path")
+        .arg(manifest_dir.join("Cargo.toml"))
+        .output()
         .ok()
-        .and_then(|exe| exe.ancestors().nth(3).map(Path::to_path_buf))
-        .unwrap_or_else(|| crate_dir.join("target"))
+        .filter(|output| output.status.success())?;
+    let metadata: serde_json::Value = serde_json::from_slice(&output.stdout).ok()?;
+    metadata["target_directory"].as_str().map(PathBuf::from)
 }
 
 #[cfg(test)]
@@ -223,5 +282,80 @@ not json
     fn a_directory_without_a_manifest_is_refused_before_cargo_runs() {
         let err = WasmBuild::new("/nonexistent/plugin").run().unwrap_err();
         assert!(err.to_string().contains("has no Cargo.toml"), "{err}");
+    }
+
+    const PLUGIN: &str = "/src/my-plugin";
+
+    fn locate(target_env: Option<&str>, exe: &str, manifest_env: Option<&str>) -> OuterTarget {
+        locate_outer_target(
+            target_env.map(PathBuf::from),
+            Some(Path::new(exe)),
+            manifest_env.map(PathBuf::from),
+            Path::new(PLUGIN),
+        )
+    }
+
+    fn known(dir: &str) -> OuterTarget {
+        OuterTarget::Known(PathBuf::from(dir))
+    }
+
+    #[test]
+    fn cargo_target_dir_wins() {
+        let exe = "/src/ws/target/debug/deps/t-1a2b";
+        assert_eq!(locate(Some("/tmp/tgt"), exe, None), known("/tmp/tgt"));
+        // Set but empty is as good as unset.
+        assert_eq!(locate(Some(""), exe, None), known("/src/ws/target"));
+    }
+
+    #[test]
+    fn a_test_binary_in_deps_names_its_target_dir() {
+        let exe = "/src/ws/target/debug/deps/t-1a2b";
+        assert_eq!(
+            locate(None, exe, Some("/src/ws/runtime")),
+            known("/src/ws/target")
+        );
+        let cross = "/src/ws/target/x86_64-unknown-linux-gnu/debug/deps/t-1a2b";
+        assert_eq!(
+            locate(None, cross, None),
+            known("/src/ws/target/x86_64-unknown-linux-gnu")
+        );
+    }
+
+    #[test]
+    fn a_doctest_or_example_binary_asks_cargo_about_the_tested_crate() {
+        // rustdoc runs doctests from a temporary directory: its path says nothing.
+        let doctest = "/tmp/rustdoctestAbC123/rust_out";
+        let ask = |dir: &str| OuterTarget::AskCargo(PathBuf::from(dir));
+        assert_eq!(
+            locate(None, doctest, Some("/src/ws/runtime")),
+            ask("/src/ws/runtime")
+        );
+        assert_eq!(
+            locate(None, "/src/ws/target/debug/examples/demo", None),
+            ask(PLUGIN)
+        );
+        assert_eq!(
+            locate(None, "/deps", None),
+            ask(PLUGIN),
+            "no directory above deps"
+        );
+    }
+
+    #[test]
+    fn cargo_names_the_target_dir_this_test_runs_from() {
+        let manifest_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let target = workspace_target_dir(manifest_dir).expect("cargo metadata answers");
+        let exe = std::env::current_exe().expect("the test binary's path");
+        let (target, exe) = (target.canonicalize().unwrap(), exe.canonicalize().unwrap());
+        assert!(
+            exe.starts_with(&target),
+            "{} is not under {}",
+            exe.display(),
+            target.display()
+        );
+        assert_eq!(
+            workspace_target_dir(Path::new("/nonexistent-weir-crate")),
+            None
+        );
     }
 }

@@ -6,27 +6,29 @@
 //! data and queues across several VMs, metrics, properties, logs, and an exact instruction
 //! count for every callback.
 //!
-//! ```no_run
+//! ```
 //! use weir_runtime::{LogLevel, Plugin, Request, Response};
 //!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! // In a plugin crate's tests: build this crate to .wasm (once per process) and start it.
-//! let plugin = Plugin::build(env!("CARGO_MANIFEST_DIR"))
-//!     .root_id("acl")
-//!     .config(serde_json::json!({ "cluster": "policy" }))
-//!     .env("REGION", "eu-1")
-//!     .upstream("policy", |_req| Response::status(403))
-//!     .start()?;                                              // on_vm_start, on_configure
+//! // In a plugin crate's tests, Plugin::build(env!("CARGO_MANIFEST_DIR")) builds that crate
+//! // to .wasm (once per process). Here: Weir's acl-check, which asks a policy server.
+//! let acl_check = concat!(env!("CARGO_MANIFEST_DIR"), "/../plugins/acl-check");
+//! let plugin = Plugin::build(acl_check)
+//!     .config(serde_json::json!({ "acl_server": "policy", "set_header": "authz_complete" }))
+//!     .upstream("policy", |_req| Response::status(403)) // the policy server's answer
+//!     .log_level(LogLevel::Debug)
+//!     .start()?;                                           // on_vm_start, on_configure
 //! let out = plugin
 //!     .http()
-//!     .request(Request::get("/data").header("x-user", "ann"))
+//!     .request(Request::get("/data").header("authorization", "Bearer ann"))
 //!     .response(Response::status(200).body("hello"))
 //!     .run();
 //! assert_eq!(out.local_reply().map(|r| r.status()), Some(403));
 //! assert!(out.upstream_request().is_none());
 //! assert_eq!(out.callouts()[0].cluster(), "policy");
-//! assert!(out.logs_at(LogLevel::Info).iter().any(|m| m.contains("denied")));
-//! assert!(out.instructions() < 2_000_000);                    // deterministic cost
+//! assert_eq!(out.callouts()[0].request().headers().get("x-forwarded-uri"), Some("/data"));
+//! assert_eq!(plugin.metric("acl_check.denied"), Some(1));
+//! assert!(out.instructions() < 2_000_000);                 // deterministic cost
 //! # Ok(()) }
 //! ```
 //!
@@ -41,31 +43,50 @@
 //!
 //! # Testing patterns
 //!
-//! Each example is a test in a plugin crate's `tests/` (`Plugin::build` builds that crate).
+//! Each example builds one of the plugins in Weir's repository and runs as written
+//! (`cargo test --doc -p weir-runtime`); in a plugin crate's `tests/`, the same code with
+//! `Plugin::build(env!("CARGO_MANIFEST_DIR"))` tests that crate.
 //!
 //! **Callouts** ([`PluginBuilder::upstream`]): a handler per cluster answers the plugin's
 //! `dispatch_http_call`s; [`Response::failure`] and [`Response::timeout`] stand for a cluster
-//! that is down or slow, [`Response::connection_refused`] and
-//! [`Response::no_healthy_upstream`] for one Envoy cannot reach, and [`Outcome::callouts`]
-//! shows what the plugin sent. As the upstream's response of an HTTP exchange,
-//! [`Response::timeout`], [`Response::idle_timeout`], [`Response::upstream_reset`] and
-//! [`Response::connection_refused`] stand for Envoy answering in its place, and [`HttpExchange::client_disconnects`] for a client that
+//! that is down or slow, [`Response::delay`] for one that answers later,
+//! [`Response::connection_refused`] and [`Response::no_healthy_upstream`] for one Envoy
+//! cannot reach, and [`Outcome::callouts`] shows what the plugin sent. As the upstream's
+//! response of an HTTP exchange, [`Response::timeout`], [`Response::idle_timeout`],
+//! [`Response::upstream_reset`] and [`Response::connection_refused`] stand for Envoy
+//! answering in its place, and [`HttpExchange::client_disconnects`] for a client that
 //! leaves first: the stream then reports the `response.code_details` and
-//! `response.flags` Envoy reports.
+//! `response.flags` Envoy reports. [`HttpStream`] drives a request step by step, to look
+//! at it while it waits.
 //!
-//! ```no_run
+//! ```
+//! # use std::time::Duration;
 //! # use weir_runtime::{Plugin, Request, Response};
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! let plugin = Plugin::build(env!("CARGO_MANIFEST_DIR"))
-//!     .config(serde_json::json!({ "cluster": "policy" }))
-//!     .upstream("policy", |req| match req.path() {
-//!         "/allow" => Response::status(200).body("ok"),
-//!         _ => Response::failure(), // the plugin must fail closed
-//!     })
+//! let acl_check = concat!(env!("CARGO_MANIFEST_DIR"), "/../plugins/acl-check");
+//! let config = serde_json::json!({ "acl_server": "policy", "set_header": "authz_complete" });
+//!
+//! // The policy server is down: acl-check fails closed with its status_on_error.
+//! let plugin = Plugin::build(acl_check)
+//!     .config(config.clone())
+//!     .upstream("policy", |_| Response::failure())
 //!     .start()?;
 //! let out = plugin.http().request(Request::get("/data")).run();
-//! assert_eq!(out.callouts()[0].cluster(), "policy");
-//! assert_eq!(out.local_reply().map(|r| r.status()), Some(503));
+//! assert_eq!(out.local_reply().map(|r| r.status()), Some(403));
+//! assert!(out.logged("policy server gave no decision"));
+//!
+//! // The policy server answers after 100 ms: the request waits, the upstream sees nothing.
+//! let plugin = Plugin::build(acl_check)
+//!     .config(config)
+//!     .upstream("policy", |_| Response::status(401).delay(Duration::from_millis(100)))
+//!     .start()?;
+//! let mut stream = plugin.http_stream();
+//! stream.send_request_headers(&Request::get("/data"), true);
+//! assert!(stream.request_paused());
+//! plugin.advance(Duration::from_millis(100)); // the answer falls due
+//! let out = stream.finish();
+//! assert_eq!(out.local_reply().map(|r| r.status()), Some(401));
+//! assert!(out.upstream_request().is_none());
 //! # Ok(()) }
 //! ```
 //!
@@ -89,62 +110,90 @@
 //! # Ok(()) }
 //! ```
 //!
-//! **Timers and delayed answers** ([`Plugin::advance`], [`Response::delay`]): the clock is
-//! virtual, so a periodic refresh or a callout that answers after 2 s takes no real time.
-//! [`HttpStream`] drives a request step by step, to look at it while it waits.
+//! **Timers** ([`Plugin::advance`]): the clock is virtual, so a flush every 5 s or a
+//! callout that answers after 2 s takes no real time. Here examples/event-batcher queues
+//! one event per request and ships what it has every `flush_interval_seconds`.
 //!
-//! ```no_run
+//! ```
 //! # use std::time::Duration;
 //! # use weir_runtime::{Plugin, Request, Response};
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! let plugin = Plugin::build(env!("CARGO_MANIFEST_DIR"))
-//!     .upstream("policy", |_| Response::status(200).delay(Duration::from_secs(2)))
+//! let batcher = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/event-batcher");
+//! let plugin = Plugin::build(batcher)
+//!     .config(serde_json::json!({ "cluster": "collector", "flush_interval_seconds": 5 }))
+//!     .upstream("collector", |_| Response::status(204).delay(Duration::from_secs(2)))
 //!     .start()?;
-//! let mut stream = plugin.http_stream();
-//! stream.send_request(&Request::get("/"), None);
-//! assert!(stream.request_paused()); // waiting for the callout
-//! plugin.advance(Duration::from_secs(2)); // the answer falls due; tick timers fire too
-//! assert!(stream.request_complete());
-//! plugin.advance(Duration::from_secs(300)); // e.g. a key refresh every 5 minutes
-//! assert!(plugin.metric("refreshes").unwrap_or(0) >= 1);
+//! plugin.http().request(Request::get("/item/1")).run();
+//! plugin.advance(Duration::from_secs(4));
+//! assert_eq!(plugin.metric("event_batcher.batches_shipped").unwrap_or(0), 0); // not yet
+//! plugin.advance(Duration::from_secs(1)); // the flush timer fires: the batch is sent
+//! plugin.advance(Duration::from_secs(2)); // and the collector's answer arrives
+//! assert_eq!(plugin.metric("event_batcher.batches_shipped"), Some(1));
+//! assert_eq!(plugin.now(), Duration::from_secs(7));
 //! # Ok(()) }
 //! ```
 //!
 //! **Several workers** ([`PluginBuilder::workers`], [`Plugin::http_on`]): one VM per
-//! worker, sharing data, queues and metrics, as Envoy's workers do; a value one worker
-//! stores is what another reads.
+//! worker, sharing data, queues and metrics, as Envoy's workers do. The event-batcher's
+//! filters on both workers enqueue; one VM drains the queue and ships a single batch.
 //!
-//! ```no_run
-//! # use weir_runtime::{Plugin, Request};
+//! ```
+//! # use std::sync::{Arc, Mutex};
+//! # use std::time::Duration;
+//! # use weir_runtime::{Plugin, Request, Response};
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! let plugin = Plugin::build(env!("CARGO_MANIFEST_DIR")).workers(2).start()?;
-//! plugin.http_on(0).request(Request::post("/login")).run();
-//! let second = plugin.http_on(1).request(Request::get("/profile")).run();
-//! assert!(second.local_reply().is_none());
-//! assert!(plugin.shared_data("session-count").is_some());
+//! let batcher = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/event-batcher");
+//! let batches = Arc::new(Mutex::new(Vec::new()));
+//! let seen = batches.clone();
+//! let plugin = Plugin::build(batcher)
+//!     .workers(2)
+//!     .config(serde_json::json!({ "cluster": "collector", "batch_size": 2 }))
+//!     .upstream("collector", move |req| {
+//!         seen.lock().unwrap().push(String::from_utf8_lossy(req.body_bytes()).into_owned());
+//!         Response::status(204)
+//!     })
+//!     .start()?;
+//! plugin.http_on(0).request(Request::get("/a")).run();
+//! plugin.http_on(1).request(Request::get("/b")).run();
+//! plugin.advance(Duration::ZERO); // deliver the collector's answer
+//! let batches = batches.lock().unwrap();
+//! assert_eq!(batches.len(), 1);
+//! assert!(batches[0].contains("\"/a\"") && batches[0].contains("\"/b\""));
+//! assert_eq!(plugin.metric("event_batcher.events_shipped"), Some(2));
 //! # Ok(()) }
 //! ```
 //!
 //! **NETWORK (L4) filters** ([`Plugin::tcp`], [`Plugin::connection`]): bytes each way, and
 //! whether the plugin closed the connection. Properties such as `source.address` are what
-//! the plugin reads from the host.
+//! the plugin reads from the host; here examples/ip-allowlist.
 //!
-//! ```no_run
+//! ```
 //! # use weir_runtime::Plugin;
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! let plugin = Plugin::build(env!("CARGO_MANIFEST_DIR"))
-//!     .config(serde_json::json!({ "allow": ["10.0.0.0/8"] }))
-//!     .property("source.address", "192.0.2.7:40000")
-//!     .start()?;
-//! let out = plugin.tcp().downstream("PING\r\n").run();
+//! let allowlist = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/ip-allowlist");
+//! let from = |source: &str| {
+//!     Plugin::build(allowlist)
+//!         .config(serde_json::json!({ "allow": ["10.0.0.0/8"] }))
+//!         .property("source.address", source)
+//!         .start()
+//! };
+//! let out = from("192.0.2.7:40000")?.tcp().downstream("PING\r\n").run();
 //! assert!(out.closed_by_plugin());
 //! assert!(out.to_upstream().is_empty());
+//!
+//! let allowed = from("10.1.2.3:40000")?;
+//! let mut conn = allowed.connection(); // step by step
+//! conn.send_downstream(b"PING\r\n", false).send_upstream(b"PONG\r\n", false);
+//! let out = conn.finish();
+//! assert_eq!((out.to_upstream(), out.to_downstream()), (&b"PING\r\n"[..], &b"PONG\r\n"[..]));
 //! # Ok(()) }
 //! ```
 //!
-//! The plugins in Weir's repository test themselves this way: `plugins/acl-check/tests`
-//! (callouts, failures, timeouts), `plugins/check-header/tests` (key refresh on timers),
-//! `examples/ip-allowlist/tests` (NETWORK).
+//! The plugins in Weir's repository test themselves this way, in more depth:
+//! `plugins/acl-check/tests` (callouts, failures, timeouts, a decision cache shared by
+//! workers), `plugins/check-header/tests` (key refresh on timers),
+//! `examples/event-batcher/tests` (queues across workers), `examples/ip-allowlist/tests`
+//! (NETWORK).
 //!
 //! Guarantees: host functions never panic on guest input (bad pointers, huge sizes and
 //! unknown enum values give ABI status codes); a guest that traps, loops (see

@@ -1,84 +1,86 @@
 //! Weir: write Envoy and Istio proxy-wasm plugins in Rust.
 //!
-//! A whole plugin — it adds a configured header to every response:
+//! A whole plugin — it sets the response header `x-hello` to a configured greeting:
 //!
-//! ```no_run
+//! ```
 //! use weir::prelude::*;
 //!
 //! #[derive(Deserialize)]
+//! #[serde(deny_unknown_fields)]
 //! struct Config {
-//!     header: HeaderName, // validated when Envoy configures the plugin
-//!     #[serde(default = "default_value")]
-//!     value: HeaderValue,
+//!     #[serde(default)]
+//!     greeting: Option<HeaderValue>, // CR, LF and NUL are refused at configure time
 //! }
 //!
-//! fn default_value() -> HeaderValue {
-//!     HeaderValue::new("weir").expect("valid header value")
+//! struct Hello {
+//!     cfg: Shared<Config>, // parsed once per configure, shared by every request
 //! }
 //!
-//! struct AddHeader {
-//!     cfg: Shared<Config>,
-//! }
-//!
-//! impl HttpFilter for AddHeader {
+//! impl HttpFilter for Hello {
 //!     fn on_response_headers(&mut self, res: &mut ResponseHeaders) -> Result<Flow> {
-//!         res.add(&self.cfg.header, &self.cfg.value)?;
+//!         let greeting = self.cfg.greeting.as_deref().unwrap_or("hello from weir");
+//!         res.set("x-hello", greeting)?;
 //!         Ok(Flow::Continue)
 //!     }
 //! }
 //!
-//! weir::http_plugin!(Config => |cfg| AddHeader { cfg });
+//! weir::http_plugin!(Config => |cfg| Hello { cfg });
 //! ```
 //!
 //! What the plugin did not have to write: root contexts, context ids, configuration byte
-//! juggling, JSON error reporting, log set-up.
+//! juggling, JSON error reporting, log set-up. This is `examples/hello` in Weir's
+//! repository, and the crate `weir new` writes.
 //!
 //! # From the first line to production
 //!
-//! **1. Write.** `weir new my-plugin` (the `weir` command, crate `weir-cli`) writes a crate
-//! like the one above: `crate-type = ["cdylib"]`, `weir-sdk` as a dependency (its library is
+//! **1. Write.** `weir new my-plugin` (the `weir` command, crate `weir-cli`) writes the
+//! crate above: `crate-type = ["cdylib"]`, `weir-sdk` as a dependency (its library is
 //! `weir`), `weir-runtime` as a dev-dependency, a test, a README, `wasmplugin.yaml` and
 //! `envoy.yaml`. `--network` starts from a NETWORK (L4) filter instead.
 //!
 //! ```sh
-//! weir new my-plugin && cd my-plugin
+//! cargo install --profile host --path cli    # in a Weir checkout: the weir command (once)
 //! rustup target add wasm32-wasip1
+//! weir new my-plugin && cd my-plugin         # --weir-path DIR: depend on a checkout by path
 //! ```
 //!
 //! **2. Test** on the real `.wasm`, on the host, with `cargo test`: weir-runtime builds the
-//! crate for `wasm32-wasip1` and runs it the way Envoy does. A test in `tests/`:
+//! crate for `wasm32-wasip1` and runs it the way Envoy does. In the crate's `tests/`,
+//! `Plugin::build(env!("CARGO_MANIFEST_DIR"))` builds that crate; this page's copy builds
+//! `examples/hello` and runs (`cargo test --doc -p weir-sdk`):
 //!
-//! ```no_run
+//! ```
 //! # #[cfg(not(target_family = "wasm"))]
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! use weir_runtime::{Plugin, Request, Response};
 //!
-//! let plugin = Plugin::build(env!("CARGO_MANIFEST_DIR")) // this crate, built to .wasm once
-//!     .config(serde_json::json!({ "header": "x-team", "value": "payments" }))
+//! let hello = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/hello"); // your crate's dir
+//! let plugin = Plugin::build(hello) // built to .wasm once per test process
+//!     .config(serde_json::json!({ "greeting": "hi there" }))
 //!     .start()?; // on_vm_start and on_configure, as Envoy calls them
 //! let out = plugin.http().request(Request::get("/")).response(Response::status(200)).run();
-//! assert_eq!(out.response().unwrap().header_value("x-team"), Some("payments"));
+//! assert_eq!(out.response().unwrap().header_value("x-hello"), Some("hi there"));
 //!
 //! // Bad configuration fails at configure time, naming the field.
-//! let err = Plugin::build(env!("CARGO_MANIFEST_DIR")).config(serde_json::json!({ "header": "X" })).start();
-//! assert!(err.unwrap_err().to_string().contains("header"));
+//! let err = Plugin::build(hello).config(serde_json::json!({ "greting": "hi" })).start();
+//! assert!(err.unwrap_err().to_string().contains("greting"));
 //! # Ok(()) }
 //! # #[cfg(target_family = "wasm")]
 //! # fn main() {}
 //! ```
 //!
-//! (`no_run` here only because this page is the SDK's, not a plugin crate's; the same test
-//! runs in every crate `weir new` writes. The runtime's documentation shows callouts,
-//! timers, several workers and NETWORK filters.)
+//! The runtime's documentation shows the other patterns, each as a test that runs: callouts,
+//! timers, several workers, NETWORK filters.
 //!
 //! **3. Run locally.** `weir exec` sends one request through the plugin with no proxy;
 //! `weir run` starts a real Envoy wired exactly as istiod wires a WasmPlugin, and reloads the
-//! module when `cargo wasm` rebuilds it; `envoy.yaml` is the plain-Envoy form.
+//! module when `cargo wasm` rebuilds it (point the WasmPlugin's `url` at it with
+//! `file://`); `envoy.yaml` is the plain-Envoy form.
 //!
 //! ```sh
 //! cargo wasm                                  # = cargo build --release --target wasm32-wasip1
 //! weir exec . -H 'host: example.com' --request 'GET /'
-//! weir run -f wasmplugin.yaml --upstream http://127.0.0.1:8000   # file:// url in the WasmPlugin
+//! weir run -f wasmplugin.yaml --upstream http://127.0.0.1:8000
 //! ```
 //!
 //! **4. Ship.** `weir push` builds, packages and pushes the OCI image Istio's fetcher reads
@@ -195,4 +197,37 @@ pub mod __private {
     pub use crate::plugin::{
         http_root as http, network_root as network, new_root, no_background, register, PluginDef,
     };
+}
+
+#[cfg(test)]
+mod crate_docs_tests {
+    /// The code lines of `text`: comments (whole-line and trailing `// …`) and blank lines
+    /// dropped, so the docs may explain more briefly than the example does.
+    fn code_lines(text: &str) -> Vec<&str> {
+        text.lines()
+            .map(|line| line.split(" // ").next().unwrap_or(line).trim_end())
+            .filter(|line| !line.is_empty() && !line.trim_start().starts_with("//"))
+            .collect()
+    }
+
+    /// The crate docs open with `examples/hello` (the crate `weir new` writes, and the one the
+    /// testing step builds and runs), so that code must be the example's, line for line.
+    #[test]
+    fn the_opening_example_is_examples_hello() {
+        let docs: String = include_str!("lib.rs")
+            .lines()
+            .map_while(|line| line.strip_prefix("//!"))
+            .map(|line| line.strip_prefix(' ').unwrap_or(line))
+            .skip_while(|line| *line != "```")
+            .skip(1)
+            .take_while(|line| *line != "```")
+            .map(|line| format!("{line}\n"))
+            .collect();
+        let hello = include_str!("../../examples/hello/src/lib.rs");
+        assert_eq!(code_lines(&docs), code_lines(hello));
+        assert!(
+            code_lines(hello).len() > 15,
+            "examples/hello/src/lib.rs was read"
+        );
+    }
 }

@@ -10,6 +10,8 @@ mod grpc_spec;
 mod report;
 mod spec;
 
+use std::time::Instant;
+
 use anyhow::{Context, Result};
 use weir_cli::input::load_module;
 use weir_cli::UserError;
@@ -22,6 +24,13 @@ use spec::PropertyArg;
 
 pub(crate) fn exec(args: ExecArgs, printer: Printer) -> Result<()> {
     let module = load_module(&args.plugin)?;
+    // Compiled on its own first, so that -v tells the cold cost (cranelift, once per
+    // process) from starting an already compiled module (what each further VM and each
+    // `weir run` reload of an unchanged module pays). A module that fails here fails the
+    // same way in start() below, which reports it with its diagnostics.
+    let clock = Instant::now();
+    let compiled = weir_runtime::linked_imports(&module.wasm).is_ok();
+    let compile_time = clock.elapsed();
     let mut builder = Plugin::from_bytes(module.wasm).root_id(&args.root_id);
     if let Some(path) = &args.config {
         let config = std::fs::read(path)
@@ -51,7 +60,16 @@ pub(crate) fn exec(args: ExecArgs, printer: Printer) -> Result<()> {
         module.path.display(),
         args.root_id
     ));
+    let clock = Instant::now();
     let plugin = builder.start().map_err(|error| start_error(error, &args))?;
+    let start_time = clock.elapsed();
+    if compiled {
+        printer.detail(format!(
+            "compiled in {:.1} ms; started (instantiate, on_vm_start, on_configure) in {:.3} ms",
+            compile_time.as_secs_f64() * 1e3,
+            start_time.as_secs_f64() * 1e3
+        ));
+    }
     let mut logs: Vec<(Scope, _)> = plugin
         .logs()
         .into_iter()

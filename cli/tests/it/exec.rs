@@ -8,7 +8,7 @@ use std::sync::OnceLock;
 
 use serde_json::Value;
 
-use crate::common::{assert_snapshot, ok, user_error, weir, write};
+use crate::common::{assert_snapshot, ok, stderr, user_error, weir, write};
 
 fn repo(path: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(path)
@@ -105,6 +105,28 @@ fn header_append_text_report() {
     assert_snapshot(
         "exec-header-append.txt",
         &(redact(&text, header_append()) + "\n"),
+    );
+}
+
+/// `-v` tells compiling the module from starting it, and the report is unchanged by it.
+#[test]
+fn verbose_reports_compile_and_start_times() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = write(dir.path(), "config.json", CONFIG.as_bytes());
+    let config = config.display().to_string();
+    let args = ["exec", header_append(), "--config", config.as_str()];
+    let quiet = weir(&args, None);
+    let verbose = weir(&[&args[..], &["-v"]].concat(), None);
+    assert_eq!(ok(&verbose), ok(&quiet));
+    let timing = regex::Regex::new(
+        r"(?m)^  compiled in \d+\.\d ms; started \(instantiate, on_vm_start, on_configure\) in \d+\.\d{3} ms$",
+    )
+    .expect("regex");
+    assert!(timing.is_match(&stderr(&verbose)), "{}", stderr(&verbose));
+    assert!(
+        !stderr(&quiet).contains("compiled in"),
+        "{}",
+        stderr(&quiet)
     );
 }
 
