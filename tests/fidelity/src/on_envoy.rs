@@ -154,7 +154,7 @@ pub fn run(scenario: &Scenario, wasm: &Path) -> Result<Observed> {
 /// How a start ended.
 enum Started {
     /// Envoy is serving.
-    Ready(Envoy),
+    Ready(Box<Envoy>),
     /// Envoy refused the configuration, as the scenario expects; its log is kept.
     Refused(Box<Observed>),
 }
@@ -169,7 +169,7 @@ fn start(builder: EnvoyBuilder, scenario: &Scenario) -> Result<Started> {
             ..Observed::default()
         })));
     }
-    builder.start().map(Started::Ready)
+    builder.start().map(|envoy| Started::Ready(Box::new(envoy)))
 }
 
 /// Real time for the scenario's wait: Envoy's timers run on the wall clock.
