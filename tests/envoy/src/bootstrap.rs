@@ -141,6 +141,8 @@ pub(crate) struct Topology {
     pub(crate) upstream: Option<SocketAddr>,
     /// Further clusters by name, e.g. for a plugin's `proxy_http_call`s.
     pub(crate) clusters: Vec<(String, SocketAddr)>,
+    /// Clusters speaking HTTP/2 (gRPC services) by name.
+    pub(crate) grpc_clusters: Vec<(String, SocketAddr)>,
     /// Static generic secrets by name, e.g. the oauth2 filter's client and HMAC secrets.
     pub(crate) secrets: Vec<(String, String)>,
 }
@@ -209,6 +211,11 @@ impl Topology {
                     .iter()
                     .map(|(name, addr)| static_cluster(name, *addr)),
             )
+            .chain(
+                self.grpc_clusters
+                    .iter()
+                    .map(|(name, addr)| http2_cluster(name, *addr)),
+            )
             .collect();
         let mut resources = json!({"listeners": listeners, "clusters": clusters});
         if !self.secrets.is_empty() {
@@ -239,6 +246,17 @@ fn static_cluster(name: &str, addr: SocketAddr) -> Value {
             "lb_endpoints": [{"endpoint": {"address": socket_address(addr)}}],
         }]},
     })
+}
+
+fn http2_cluster(name: &str, addr: SocketAddr) -> Value {
+    let mut cluster = static_cluster(name, addr);
+    cluster["typed_extension_protocol_options"] = json!({
+        "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+            "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+            "explicit_http_config": {"http2_protocol_options": {}},
+        },
+    });
+    cluster
 }
 
 fn socket_address(addr: SocketAddr) -> Value {

@@ -78,6 +78,13 @@ impl EnvoyBuilder {
         self
     }
 
+    /// Adds cluster `name` at `addr` speaking HTTP/2 without TLS, as a gRPC service needs
+    /// (a plugin's `proxy_grpc_call`s, or Envoy's ext_authz filter with a `grpc_service`).
+    pub fn grpc_cluster(mut self, name: &str, addr: SocketAddr) -> Self {
+        self.topology.grpc_clusters.push((name.to_owned(), addr));
+        self
+    }
+
     /// Adds a static generic secret `name` (`static_resources.secrets`), which a filter
     /// names in an `SdsSecretConfig` without `sds_config`, e.g. the oauth2 filter's
     /// `token_secret` and `hmac_secret`.

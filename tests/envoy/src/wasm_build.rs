@@ -29,30 +29,61 @@ pub fn build_wasm(package: &str) -> PathBuf {
     }
 }
 
+/// [`build_wasm`] with cargo features on (`&["ext-authz-grpc"]`). The `.wasm` is copied to
+/// a name that says the features, so builds of one package with different features, in
+/// one test process, do not overwrite each other. `package` may also be the directory of
+/// a crate outside the workspace, relative to the repository (`runtime/test-plugins/x`).
+///
+/// # Panics
+///
+/// When the build fails; the message includes cargo's output.
+pub fn build_wasm_with(package: &str, features: &[&str]) -> PathBuf {
+    match build_cached(package, features) {
+        Ok(path) => path,
+        Err(err) => panic!("{err:#}"),
+    }
+}
+
 /// Like [`build_wasm`], returning the error instead of panicking.
 pub fn try_build_wasm(package: &str) -> Result<PathBuf> {
+    build_cached(package, &[])
+}
+
+fn build_cached(package: &str, features: &[&str]) -> Result<PathBuf> {
     static BUILT: Mutex<Option<HashMap<String, Result<PathBuf, String>>>> = Mutex::new(None);
     // Holding the lock across the build serializes builds, which cargo would do anyway.
     let mut built = BUILT.lock().unwrap_or_else(PoisonError::into_inner);
     let outcome = built
         .get_or_insert_with(HashMap::new)
-        .entry(package.to_owned())
-        .or_insert_with(|| run_cargo(package).map_err(|err| format!("{err:#}")))
+        .entry(format!("{package}+{}", features.join(",")))
+        .or_insert_with(|| run_cargo(package, features).map_err(|err| format!("{err:#}")))
         .clone();
     outcome.map_err(anyhow::Error::msg)
 }
 
-fn run_cargo(package: &str) -> Result<PathBuf> {
+fn run_cargo(package: &str, features: &[&str]) -> Result<PathBuf> {
     let root = repo_root();
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let target_dir = root.join("target/weir-wasm");
     let example = root.join("examples").join(package).join("Cargo.toml");
+    let elsewhere = root.join(package).join("Cargo.toml");
     let mut command = Command::new(&cargo);
     if example.is_file() {
         command.arg("build").arg("--manifest-path").arg(&example);
+    } else if package.contains('/') && elsewhere.is_file() {
+        command.arg("build").arg("--manifest-path").arg(&elsewhere);
     } else {
         command.args(["build", "-p", package]);
     }
+    if !features.is_empty() {
+        command.arg("--features").arg(features.join(","));
+    }
+    // A crate outside the workspace is named by its manifest, not its directory.
+    let crate_name = if package.contains('/') {
+        package_name(&elsewhere).unwrap_or_else(|| package.to_owned())
+    } else {
+        package.to_owned()
+    };
     let output = command
         .current_dir(&root)
         .args(["--target", "wasm32-wasip1", "--release"])
@@ -70,9 +101,24 @@ fn run_cargo(package: &str) -> Result<PathBuf> {
         );
     }
     let stdout = String::from_utf8_lossy(&output.stdout);
-    wasm_artifact(&stdout, package).with_context(|| {
+    let wasm = wasm_artifact(&stdout, &crate_name).with_context(|| {
         format!("cargo built {package} but reported no .wasm file: is it a cdylib?\n{stderr}")
-    })
+    })?;
+    if features.is_empty() {
+        return Ok(wasm);
+    }
+    let copy = wasm.with_extension(format!("{}.wasm", features.join("+")));
+    std::fs::copy(&wasm, &copy).with_context(|| format!("copying {}", wasm.display()))?;
+    Ok(copy)
+}
+
+/// The `name` of the `[package]` in `manifest`.
+fn package_name(manifest: &std::path::Path) -> Option<String> {
+    let text = std::fs::read_to_string(manifest).ok()?;
+    let line = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("name ="))?;
+    Some(line.split('"').nth(1)?.to_owned())
 }
 
 /// The `.wasm` file from cargo's JSON messages for `package`'s cdylib.
