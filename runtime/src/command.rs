@@ -117,6 +117,7 @@ fn settings(env: Vec<(String, String)>) -> Settings {
         memory_limit: 4 << 30,
         log_level: LogLevel::Trace,
         upstreams: HashMap::new(),
+        grpc_upstreams: HashMap::new(),
         clock_start_ns: crate::shared::CLOCK_START.as_nanos() as u64,
     }
 }

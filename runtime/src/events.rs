@@ -6,14 +6,17 @@ use crate::http_flow;
 use crate::tcp_flow;
 use crate::vm::Vm;
 
-/// When the next callout response of this VM is due.
+/// When the next callout response (HTTP or gRPC) of this VM is due.
 pub(crate) fn next_call_due(vm: &mut Vm) -> Option<u64> {
-    vm.state()
+    let http = vm
+        .state()
         .proxy
         .pending_calls
         .iter()
         .map(|c| c.due_ns)
-        .min()
+        .min();
+    let grpc = crate::grpc_flow::next_due(vm);
+    http.into_iter().chain(grpc).min()
 }
 
 /// Delivers callout responses: those due now, or all of them in due order (moving the
@@ -29,8 +32,20 @@ pub(crate) fn deliver_calls(vm: &mut Vm, all: bool) -> usize {
             .enumerate()
             .filter(|(_, c)| all || c.due_ns <= now)
             .min_by_key(|(_, c)| c.due_ns)
-            .map(|(index, _)| index);
-        let Some(index) = next else { return delivered };
+            .map(|(index, c)| (index, c.due_ns));
+        let limit = (!all).then_some(now);
+        let grpc_due = proxy.grpc.next_due().filter(|due| all || *due <= now);
+        // gRPC events first when due earlier: one clock, one order.
+        if let Some(grpc_due) = grpc_due {
+            if next.is_none_or(|(_, http_due)| grpc_due < http_due) {
+                crate::grpc_flow::deliver_next(vm, limit);
+                delivered += 1;
+                continue;
+            }
+        }
+        let Some((index, _)) = next else {
+            return delivered;
+        };
         let call = proxy.pending_calls.remove(index);
         proxy.shared.set_now_ns(call.due_ns);
         let counts = [

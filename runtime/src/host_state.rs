@@ -76,6 +76,8 @@ pub(crate) struct ProxyState {
     pub(crate) root_properties: HashMap<Vec<u8>, Vec<u8>>,
     /// This VM's metric ids (Envoy numbers them per VM).
     pub(crate) metric_ids: crate::shared::MetricIds,
+    /// gRPC calls and streams, owned by the root context as in Envoy.
+    pub(crate) grpc: crate::grpc_flow::GrpcState,
 }
 
 /// What a VM recorded, drained into outcomes.
@@ -84,6 +86,8 @@ pub(crate) struct Journal {
     pub(crate) logs: Vec<(u32, LogEntry)>,
     pub(crate) costs: Vec<(u32, &'static str, u64)>,
     pub(crate) callouts: Vec<(u32, crate::outcome::Callout)>,
+    /// gRPC calls by the context that opened them, updated as they progress.
+    pub(crate) grpc_calls: Vec<(u32, crate::grpc::GrpcCall)>,
 }
 
 /// A stream context's state.
@@ -219,6 +223,7 @@ impl HostState {
                 configuring: false,
                 root_properties: HashMap::new(),
                 metric_ids: crate::shared::MetricIds::default(),
+                grpc: crate::grpc_flow::GrpcState::default(),
                 shared,
             },
         }

@@ -138,6 +138,7 @@ pub struct Outcome {
     pub(crate) upstream_request: Option<Request>,
     pub(crate) response: Option<Response>,
     pub(crate) callouts: Vec<Callout>,
+    pub(crate) grpc_calls: Vec<crate::grpc::GrpcCall>,
     pub(crate) logs: Vec<LogEntry>,
     pub(crate) costs: Vec<CallbackCost>,
     pub(crate) metrics: Vec<(String, u64)>,
@@ -183,6 +184,12 @@ impl Outcome {
     /// Callouts made, in order.
     pub fn callouts(&self) -> &[Callout] {
         &self.callouts
+    }
+
+    /// gRPC calls and streams this stream opened, in order, as far as they got by the
+    /// time the outcome was taken (Envoy delivers their answers to the root context).
+    pub fn grpc_calls(&self) -> &[crate::grpc::GrpcCall] {
+        &self.grpc_calls
     }
 
     /// Log lines of this stream, in order.

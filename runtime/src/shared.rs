@@ -14,6 +14,10 @@ use crate::message::{Request, Response};
 /// A callout handler: the test's stand-in for an Envoy cluster.
 pub(crate) type Upstream = Arc<dyn Fn(&Request) -> Response + Send + Sync>;
 
+/// A gRPC cluster handler: the test's stand-in for a gRPC service behind an Envoy cluster.
+pub(crate) type GrpcUpstream =
+    Arc<dyn Fn(&crate::grpc::GrpcRequest) -> crate::grpc::GrpcAnswer + Send + Sync>;
+
 /// Fixed plugin settings, as Envoy's plugin and VM configuration would give them.
 pub(crate) struct Settings {
     pub(crate) root_id: String,
@@ -28,6 +32,7 @@ pub(crate) struct Settings {
     pub(crate) memory_limit: usize,
     pub(crate) log_level: LogLevel,
     pub(crate) upstreams: HashMap<String, Upstream>,
+    pub(crate) grpc_upstreams: HashMap<String, GrpcUpstream>,
     /// Where the virtual clock starts, in nanoseconds since the Unix epoch.
     pub(crate) clock_start_ns: u64,
 }

@@ -17,7 +17,9 @@ fn buffer(proxy: &mut ProxyState, kind: u32) -> Result<Vec<u8>, Status> {
             .as_ref()
             .map(|r| r.body_bytes().to_vec())
             .ok_or(Status::NotFound),
-        BufferType::GrpcReceiveBuffer | BufferType::CallData => Err(Status::NotFound),
+        // Envoy hands out the root context's gRPC buffer: empty outside a receive.
+        BufferType::GrpcReceiveBuffer => Ok(proxy.grpc.receive_buffer.clone().unwrap_or_default()),
+        BufferType::CallData => Err(Status::NotFound),
         _ => buffer_mut(proxy, kind as u32).map(|b| b.clone()),
     }
 }

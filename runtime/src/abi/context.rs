@@ -78,14 +78,17 @@ pub(super) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
          message_size_ptr: u32| {
             // Only meaningful while a callout response is delivered: 0 (OK) for a response,
             // 14 (UNAVAILABLE) for a failed call, as gRPC status codes.
-            let code = match &caller.data().proxy.call_response {
-                Some(response) if response.headers().is_empty() => 14,
-                Some(_) => 0,
-                None => return status(Err(Status::NotFound.into())),
+            // While a gRPC close is delivered: its status and message.
+            let proxy = &caller.data().proxy;
+            let (code, message) = match (&proxy.grpc.status, &proxy.call_response) {
+                (Some(grpc), _) => (grpc.code, grpc.message.clone().into_bytes()),
+                (None, Some(response)) if response.headers().is_empty() => (14, Vec::new()),
+                (None, Some(_)) => (0, Vec::new()),
+                (None, None) => return status(Err(Status::NotFound.into())),
             };
             status((|| {
                 write_u32(&mut caller, code_ptr, code)?;
-                return_bytes(&mut caller, b"", message_ptr, message_size_ptr)
+                return_bytes(&mut caller, &message, message_ptr, message_size_ptr)
             })())
         },
     )?;

@@ -11,8 +11,21 @@ use crate::abi_version::AbiVersion;
 use crate::host_state::{HostState, ProxyState};
 use crate::message::Fields;
 
+/// The gRPC metadata maps, readable only while their callback runs (Envoy's root context
+/// holds them); `None` for any other map.
+fn grpc_metadata(proxy: &ProxyState, map: u32) -> Option<Option<&Fields>> {
+    match MapType::from_u32(map)? {
+        MapType::GrpcReceiveInitialMetadata => Some(proxy.grpc.initial_metadata.as_ref()),
+        MapType::GrpcReceiveTrailingMetadata => Some(proxy.grpc.trailing_metadata.as_ref()),
+        _ => None,
+    }
+}
+
 /// A copy of the map the guest names, in the active context.
 fn fields(proxy: &mut ProxyState, map: u32) -> Result<Fields, Status> {
+    if let Some(metadata) = grpc_metadata(proxy, map) {
+        return metadata.cloned().ok_or(Status::BadArgument);
+    }
     let map = MapType::from_u32(map).ok_or(Status::BadArgument)?;
     match map {
         MapType::HttpCallResponseHeaders => proxy
@@ -88,7 +101,12 @@ pub(super) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
         "proxy_get_header_map_pairs",
         |mut caller: Caller<'_, HostState>, map: u32, ptr_ptr: u32, size_ptr: u32| {
             status((|| {
-                let fields = fields(&mut caller.data_mut().proxy, map)?;
+                let proxy = &mut caller.data_mut().proxy;
+                // Envoy lists an absent gRPC metadata map as empty.
+                let fields = match grpc_metadata(proxy, map) {
+                    Some(metadata) => metadata.cloned().unwrap_or_default(),
+                    None => fields(proxy, map)?,
+                };
                 let bytes = serialize(&fields)?;
                 return_bytes(&mut caller, &bytes, ptr_ptr, size_ptr)
             })())
@@ -99,7 +117,12 @@ pub(super) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
         "proxy_get_header_map_size",
         |mut caller: Caller<'_, HostState>, map: u32, size_ptr: u32| {
             status((|| {
-                let fields = fields(&mut caller.data_mut().proxy, map)?;
+                let proxy = &mut caller.data_mut().proxy;
+                // Envoy sizes only the maps a plugin may change, not gRPC metadata.
+                if grpc_metadata(proxy, map).is_some() {
+                    return Err(Status::BadArgument.into());
+                }
+                let fields = fields(proxy, map)?;
                 let size = wire::encoded_map_len(&fields).ok_or(Status::SerializationFailure)?;
                 write_u32(&mut caller, size_ptr, size as u32)
             })())

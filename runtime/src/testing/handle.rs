@@ -142,6 +142,10 @@ fn collect_journal(
             journal.callouts.drain(..).partition(|(c, _)| mine(c));
         journal.callouts = rest;
         outcome.callouts = callouts.into_iter().map(|(_, c)| c).collect();
+        let (grpc, rest): (Vec<_>, Vec<_>) =
+            journal.grpc_calls.drain(..).partition(|(c, _)| mine(c));
+        journal.grpc_calls = rest;
+        outcome.grpc_calls = grpc.into_iter().map(|(_, c)| c).collect();
     } else {
         outcome.logs = journal
             .logs
@@ -160,6 +164,12 @@ fn collect_journal(
             .collect();
         outcome.callouts = journal
             .callouts
+            .iter()
+            .filter(|(c, _)| mine(c))
+            .map(|(_, c)| c.clone())
+            .collect();
+        outcome.grpc_calls = journal
+            .grpc_calls
             .iter()
             .filter(|(c, _)| mine(c))
             .map(|(_, c)| c.clone())

@@ -133,6 +133,7 @@ impl PluginBuilder {
                 memory_limit: DEFAULT_MEMORY_LIMIT,
                 log_level: LogLevel::Trace,
                 upstreams: HashMap::new(),
+                grpc_upstreams: HashMap::new(),
                 clock_start_ns: crate::shared::CLOCK_START.as_nanos() as u64,
             },
             workers: 1,
@@ -197,6 +198,25 @@ impl PluginBuilder {
     {
         let handler: Upstream = Arc::new(handler);
         self.settings.upstreams.insert(cluster.to_string(), handler);
+        self
+    }
+
+    /// Routes `proxy_grpc_call`s and `proxy_grpc_stream`s to `cluster` to a handler: it
+    /// receives the service, method, initial metadata, message and timeout
+    /// ([`GrpcRequest`](crate::GrpcRequest)) and answers with a
+    /// [`GrpcReply`](crate::GrpcReply) or a [`GrpcStreamScript`](crate::GrpcStreamScript).
+    /// Calls to a cluster that has neither this nor an [`upstream`](Self::upstream) fail
+    /// with `ParseFailure`, as in Envoy; answers arrive on the virtual clock like callout
+    /// responses, at the root context (as Envoy delivers them).
+    pub fn grpc_upstream<F, A>(mut self, cluster: &str, handler: F) -> Self
+    where
+        F: Fn(&crate::grpc::GrpcRequest) -> A + Send + Sync + 'static,
+        A: Into<crate::grpc::GrpcAnswer>,
+    {
+        let handler: crate::shared::GrpcUpstream = Arc::new(move |request| handler(request).into());
+        self.settings
+            .grpc_upstreams
+            .insert(cluster.to_string(), handler);
         self
     }
 
@@ -491,6 +511,26 @@ impl Plugin {
         let inner = self.lock();
         let mut data = lock(&inner.shared.data);
         data.set(key.as_bytes().to_vec(), value.to_vec(), 0);
+    }
+
+    /// gRPC calls and streams opened outside streams (start-up, ticks, queue
+    /// notifications), on every VM, in order of opening per VM, as far as they got.
+    pub fn grpc_calls(&self) -> Vec<crate::grpc::GrpcCall> {
+        let mut inner = self.lock();
+        let mut calls = Vec::new();
+        for vm in inner.vms.iter_mut() {
+            let proxy = &vm.state().proxy;
+            let root = proxy.root_context;
+            calls.extend(
+                proxy
+                    .journal
+                    .grpc_calls
+                    .iter()
+                    .filter(|(context, _)| *context == root || *context == 0)
+                    .map(|(_, call)| call.clone()),
+            );
+        }
+        calls
     }
 
     /// The trap of the first crashed VM, if any.

@@ -5,6 +5,7 @@
 
 mod abi_versions;
 mod command;
+mod grpc;
 mod hostile;
 mod http;
 mod imports;

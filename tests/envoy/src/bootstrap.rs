@@ -141,7 +141,7 @@ pub(crate) struct Topology {
     pub(crate) upstream: Option<SocketAddr>,
     /// Further clusters by name, e.g. for a plugin's `proxy_http_call`s.
     pub(crate) clusters: Vec<(String, SocketAddr)>,
-    /// Clusters speaking HTTP/2 (gRPC services) by name.
+    /// Clusters that speak HTTP/2 upstream, for a plugin's gRPC calls.
     pub(crate) grpc_clusters: Vec<(String, SocketAddr)>,
     /// Static generic secrets by name, e.g. the oauth2 filter's client and HMAC secrets.
     pub(crate) secrets: Vec<(String, String)>,
@@ -248,6 +248,7 @@ fn static_cluster(name: &str, addr: SocketAddr) -> Value {
     })
 }
 
+/// A static cluster whose upstream connections are HTTP/2, as gRPC needs.
 fn http2_cluster(name: &str, addr: SocketAddr) -> Value {
     let mut cluster = static_cluster(name, addr);
     cluster["typed_extension_protocol_options"] = json!({

@@ -78,8 +78,8 @@ impl EnvoyBuilder {
         self
     }
 
-    /// Adds cluster `name` at `addr` speaking HTTP/2 without TLS, as a gRPC service needs
-    /// (a plugin's `proxy_grpc_call`s, or Envoy's ext_authz filter with a `grpc_service`).
+    /// Adds a cluster `name` whose one endpoint speaks HTTP/2 (gRPC), e.g. for a plugin's
+    /// `proxy_grpc_call`s and `proxy_grpc_stream`s.
     pub fn grpc_cluster(mut self, name: &str, addr: SocketAddr) -> Self {
         self.topology.grpc_clusters.push((name.to_owned(), addr));
         self

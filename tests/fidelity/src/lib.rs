@@ -19,6 +19,8 @@
 
 #![warn(missing_docs)]
 
+pub mod grpc;
+pub mod grpc_server;
 pub mod observed;
 mod on_envoy;
 mod on_runtime;

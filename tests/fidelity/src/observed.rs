@@ -30,6 +30,10 @@ pub struct Observed {
     /// A NETWORK filter's connection.
     #[serde(default)]
     pub tcp: Option<TcpSeen>,
+    /// gRPC calls as their clusters received them, in cluster-name order; only read
+    /// (and compared) when the expectation lists them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grpc_calls: Option<Vec<crate::grpc::GrpcCallSeen>>,
     /// In an expectation: texts that must appear in the engine's log. In an engine's
     /// observation: every log line. Not compared across engines, whose log lines are
     /// framed differently (Envoy prefixes time, thread and plugin name).

@@ -49,6 +49,10 @@ pub fn run(scenario: &Scenario, wasm: &Path) -> Result<Observed> {
         builder = builder.cluster(cluster, server.addr());
         callouts.push((cluster.clone(), server));
     }
+    let grpc_servers = crate::grpc::start_servers(scenario)?;
+    for (cluster, server) in &grpc_servers {
+        builder = builder.grpc_cluster(cluster, server.addr());
+    }
     for cluster in &scenario.refusing_clusters {
         // A port that was just free and is closed again: connecting is refused.
         let closed = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
@@ -61,7 +65,7 @@ pub fn run(scenario: &Scenario, wasm: &Path) -> Result<Observed> {
             .upstream(upstream.addr());
         let envoy = match start(builder, scenario)? {
             Started::Ready(envoy) => envoy,
-            Started::Refused(observed) => return Ok(observed),
+            Started::Refused(observed) => return Ok(*observed),
         };
         wait(scenario);
         let envoy_addr = envoy.tcp_addr().context("Envoy has no TCP listener")?;
@@ -81,7 +85,7 @@ pub fn run(scenario: &Scenario, wasm: &Path) -> Result<Observed> {
         .upstream(upstream.addr());
     let envoy = match start(builder, scenario)? {
         Started::Ready(envoy) => envoy,
-        Started::Refused(observed) => return Ok(observed),
+        Started::Refused(observed) => return Ok(*observed),
     };
     wait(scenario);
     let Some(request) = &scenario.request else {
@@ -89,6 +93,7 @@ pub fn run(scenario: &Scenario, wasm: &Path) -> Result<Observed> {
     };
     let got = send(&envoy, request)?;
     let mut observed = observe_common(scenario, &envoy, &callouts)?;
+    observed.grpc_calls = crate::grpc::seen_on_envoy(scenario, &grpc_servers);
     let mut seen = upstream.requests();
     if seen.len() > 1 {
         anyhow::bail!(
@@ -117,18 +122,18 @@ enum Started {
     /// Envoy is serving.
     Ready(Envoy),
     /// Envoy refused the configuration, as the scenario expects; its log is kept.
-    Refused(Observed),
+    Refused(Box<Observed>),
 }
 
 fn start(builder: EnvoyBuilder, scenario: &Scenario) -> Result<Started> {
     if scenario.expect.rejected {
         let refusal = builder.start_expecting_refusal()?;
         let logs = refusal.log.lines().map(str::to_owned).collect();
-        return Ok(Started::Refused(Observed {
+        return Ok(Started::Refused(Box::new(Observed {
             rejected: true,
             logs,
             ..Observed::default()
-        }));
+        })));
     }
     builder.start().map(Started::Ready)
 }

@@ -43,6 +43,7 @@ pub fn run(scenario: &Scenario, wasm: &Path) -> Result<Observed> {
         let response = canned(response);
         builder = builder.upstream(cluster, move |_| response.clone());
     }
+    builder = crate::grpc::runtime_handlers(scenario, builder);
     for cluster in &scenario.refusing_clusters {
         builder = builder.upstream(cluster, |_| Response::connection_refused());
     }
@@ -108,6 +109,7 @@ fn run_http(
     }
     let out = exchange.run();
     let mut observed = observe_common(scenario, &out);
+    observed.grpc_calls = crate::grpc::seen_on_runtime(scenario, &out);
     observed.upstream = out.upstream_request().map(|seen| HttpSeen {
         method: Some(seen.method().to_owned()),
         path: Some(seen.path().to_owned()),

@@ -176,6 +176,11 @@ pub struct Scenario {
     /// The TCP exchange (NETWORK plugins).
     #[serde(default)]
     pub tcp: Option<TcpExchange>,
+    /// gRPC clusters by name and how their server behaves: Envoy gets an HTTP/2 cluster
+    /// served by a real gRPC server (tonic) on 127.0.0.1, weir-runtime the same behaviour
+    /// as a gRPC handler.
+    #[serde(default)]
+    pub grpc_clusters: BTreeMap<String, crate::grpc::GrpcBehaviour>,
     /// Known weir-runtime differences from Envoy: field path (as the diff names it, e.g.
     /// `client.headers`) → why. Diff lines of weir-runtime at these paths are reported,
     /// not failed; Envoy must still match the expectation, and a gap that no longer shows
@@ -208,6 +213,7 @@ impl Scenario {
             }
             _ => {}
         }
+        crate::grpc::validate(&scenario)?;
         Ok(scenario)
     }
 

@@ -68,6 +68,14 @@ scenarios! {
     exerciser_props_upstream,
     exerciser_props_local_request,
     exerciser_props_local_response,
+    // gRPC: a real gRPC server (tonic) behind an HTTP/2 cluster in Envoy.
+    exerciser_grpc_unary,
+    exerciser_grpc_error,
+    exerciser_grpc_timeout,
+    exerciser_grpc_server_streaming,
+    exerciser_grpc_stream_error,
+    exerciser_grpc_cancel,
+    exerciser_grpc_edges,
 }
 
 /// A scenario file without a test above would silently never run.

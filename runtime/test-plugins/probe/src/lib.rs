@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+mod grpc;
+
 use log::{error, info, warn};
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext, StreamContext};
@@ -95,12 +97,32 @@ impl RootContext for Root {
     }
 }
 
-struct Http {
+pub(crate) struct Http {
     mode: String,
     counter: u32,
 }
 
 impl Context for Http {
+    fn on_grpc_call_response(&mut self, token: u32, status: u32, size: usize) {
+        grpc::on_call_response(self, token, status, size);
+    }
+
+    fn on_grpc_stream_initial_metadata(&mut self, token: u32, count: u32) {
+        grpc::on_initial_metadata(self, token, count);
+    }
+
+    fn on_grpc_stream_message(&mut self, token: u32, size: usize) {
+        grpc::on_message(self, token, size);
+    }
+
+    fn on_grpc_stream_trailing_metadata(&mut self, token: u32, count: u32) {
+        grpc::on_trailing_metadata(self, token, count);
+    }
+
+    fn on_grpc_stream_close(&mut self, token: u32, status: u32) {
+        grpc::on_close(self, token, status);
+    }
+
     fn on_http_call_response(
         &mut self,
         _token: u32,
@@ -143,7 +165,8 @@ impl HttpContext for Http {
         info!("request headers: {headers}");
         self.remove_http_request_header("x-remove-me");
         self.add_http_request_header("x-probe-seen", "1");
-        match self.mode.as_str() {
+        let mode = self.mode.clone();
+        match mode.as_str() {
             "reply" => {
                 self.send_http_response(403, vec![("x-reason", "probe")], Some(b"denied"));
                 Action::Pause
@@ -180,6 +203,7 @@ impl HttpContext for Http {
                 warn!("unknown cluster: {call:?}");
                 Action::Continue
             }
+            mode if mode.starts_with("grpc") => grpc::start(self, mode).unwrap_or(Action::Continue),
             "panic" => panic!("probe panic: boom"),
             "loop" => {
                 let mut x: u64 = 1;

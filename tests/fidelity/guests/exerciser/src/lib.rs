@@ -10,6 +10,7 @@
 //! - `/body`: buffers the request body and upper-cases it; the response body is reversed.
 //! - `/panic`: panics (std's default hook writes the message to stderr).
 //!
+//! - `/grpc/…`: gRPC calls and streams to cluster `grpc` (see `grpc.rs`).
 //! - `/probe/…`: one host-function area at its edges, without the per-request reports
 //!   above (see `probes.rs`): `resume-tick` and `resume-queue` (the root resumes the paused
 //!   stream), `metrics`, `header-order`, `splice`, `foreign`, `resolve-queue`,
@@ -22,6 +23,7 @@
 
 use std::time::Duration;
 
+mod grpc;
 mod probes;
 
 use proxy_wasm::hostcalls;
@@ -125,6 +127,7 @@ impl RootContext for Root {
             config: self.config.clone(),
             path: String::new(),
             splice: String::new(),
+            grpc_events: Vec::new(),
         }))
     }
 
@@ -133,12 +136,14 @@ impl RootContext for Root {
     }
 }
 
-struct Stream {
+pub(crate) struct Stream {
     id: u32,
     config: String,
     path: String,
     /// What the request-body splices returned (`/probe/splice`).
     splice: String,
+    /// What a gRPC stream delivered so far (`/grpc/stream`).
+    grpc_events: Vec<String>,
 }
 
 impl Stream {
@@ -342,6 +347,26 @@ impl Stream {
 }
 
 impl Context for Stream {
+    fn on_grpc_call_response(&mut self, _token: u32, status: u32, size: usize) {
+        grpc::on_call_response(self, status, size);
+    }
+
+    fn on_grpc_stream_initial_metadata(&mut self, _token: u32, _count: u32) {
+        grpc::on_initial_metadata(self);
+    }
+
+    fn on_grpc_stream_message(&mut self, _token: u32, size: usize) {
+        grpc::on_message(self, size);
+    }
+
+    fn on_grpc_stream_trailing_metadata(&mut self, _token: u32, _count: u32) {
+        grpc::on_trailing_metadata(self);
+    }
+
+    fn on_grpc_stream_close(&mut self, token: u32, status: u32) {
+        grpc::on_close(self, token, status);
+    }
+
     fn on_http_call_response(
         &mut self,
         _token: u32,
@@ -404,6 +429,9 @@ impl HttpContext for Stream {
         );
         if self.path.starts_with("/probe/") {
             return self.probe();
+        }
+        if self.path.starts_with("/grpc/") {
+            return grpc::start(self);
         }
         self.report_context();
         self.report_metrics();
