@@ -31,6 +31,7 @@ pub struct WasmBuild {
     target_dir: Option<PathBuf>,
     show_cargo_output: bool,
     isolate_env: bool,
+    features: Vec<String>,
 }
 
 /// Why a build produced no module.
@@ -55,6 +56,7 @@ impl WasmBuild {
             target_dir: None,
             show_cargo_output: false,
             isolate_env: false,
+            features: Vec::new(),
         }
     }
 
@@ -70,6 +72,12 @@ impl WasmBuild {
     /// Builds into `dir` instead.
     pub fn target_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.target_dir = Some(dir.into());
+        self
+    }
+
+    /// Turns on the crate's cargo `features` (e.g. `["ext-authz-grpc"]`).
+    pub fn features<S: AsRef<str>>(mut self, features: &[S]) -> Self {
+        self.features = features.iter().map(|f| f.as_ref().to_owned()).collect();
         self
     }
 
@@ -98,6 +106,9 @@ impl WasmBuild {
             .arg(&manifest);
         if let Some(dir) = &self.target_dir {
             command.arg("--target-dir").arg(dir);
+        }
+        if !self.features.is_empty() {
+            command.arg("--features").arg(self.features.join(","));
         }
         if self.isolate_env {
             // Settings meant for the outer (native) build must not leak into the guest build.

@@ -132,6 +132,7 @@
 //! | answer without the upstream | [`Flow::reply`], [`LocalReply`] |
 //! | TCP connections | [`NetworkFilter`], [`network::Connection`], [`DownstreamData`] |
 //! | call another service, pause until it answers | `Flow::wait(async move { Call::post(cluster, path).send().await })` (feature `callout`, see `weir::callout`); response bodies over 1 MiB are an `Err` unless `Call::max_response_bytes` allows more |
+//! | call a gRPC service (unary or streaming), pause until it answers | `Flow::wait(async move { Grpc::call(cluster, service, method).message(bytes).send().await })` (feature `grpc`, see `weir::grpc`): the status, its message and the response as a value; `Grpc::stream` for streams |
 //! | fetch or refresh something on a timer, outside requests | `http_plugin!(Config => make, background = start)` (feature `callout`, see `weir::background`) |
 //! | verify JWTs (ES256, EdDSA; ES384 with `jwt-es384`, RS*/PS* with `jwt-rsa`) | `weir::jwt::Verifier` (feature `jwt`) |
 //! | skip the signature check for a token seen again (per VM, bounded, re-checks time and issuer/audience) | `Verifier::cache_verified(entries)`, then `Verifier::verify_shared` (feature `jwt`) |
@@ -149,6 +150,8 @@ pub mod callout;
 pub mod config;
 mod error;
 mod flow;
+#[cfg(feature = "grpc")]
+pub mod grpc;
 mod host;
 pub mod http;
 #[cfg(feature = "jwt")]

@@ -258,6 +258,41 @@ impl Context for Root {
             self.background.on_callout();
         }
     }
+
+    #[cfg(feature = "grpc")]
+    fn on_grpc_call_response(&mut self, token: u32, status_code: u32, response_size: usize) {
+        if crate::grpc::deliver_call(token, status_code, response_size) {
+            self.background.on_callout();
+        }
+    }
+
+    #[cfg(feature = "grpc")]
+    fn on_grpc_stream_initial_metadata(&mut self, token: u32, _num_elements: u32) {
+        if crate::grpc::stream::deliver_initial_metadata(token) {
+            self.background.on_callout();
+        }
+    }
+
+    #[cfg(feature = "grpc")]
+    fn on_grpc_stream_message(&mut self, token: u32, message_size: usize) {
+        if crate::grpc::stream::deliver_message(token, message_size) {
+            self.background.on_callout();
+        }
+    }
+
+    #[cfg(feature = "grpc")]
+    fn on_grpc_stream_trailing_metadata(&mut self, token: u32, _num_elements: u32) {
+        if crate::grpc::stream::deliver_trailing_metadata(token) {
+            self.background.on_callout();
+        }
+    }
+
+    #[cfg(feature = "grpc")]
+    fn on_grpc_stream_close(&mut self, token: u32, status_code: u32) {
+        if crate::grpc::stream::deliver_close(token, status_code) {
+            self.background.on_callout();
+        }
+    }
 }
 
 impl RootContext for Root {

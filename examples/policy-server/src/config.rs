@@ -34,6 +34,10 @@ pub struct Config {
     /// Envoy's `ext_authz` filter (HTTP service) as a second front end; off when unset.
     #[serde(default)]
     pub ext_authz: Option<crate::ext_authz::ExtAuthzConfig>,
+    /// Envoy's ext_authz gRPC service (`Authorization/Check`) on the same listener; off
+    /// when unset.
+    #[serde(default)]
+    pub ext_authz_grpc: Option<crate::ext_authz_grpc::ExtAuthzGrpcConfig>,
 }
 
 /// Verification of the incoming user JWT (from the identity provider).
@@ -223,6 +227,9 @@ impl Config {
         );
         if let Some(ext_authz) = &self.ext_authz {
             ext_authz.validate(path)?;
+        }
+        if let Some(grpc) = &self.ext_authz_grpc {
+            grpc.validate()?;
         }
         let user = &self.user_token;
         ensure!(

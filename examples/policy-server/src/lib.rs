@@ -28,6 +28,7 @@ mod acl;
 mod algorithm;
 mod config;
 mod ext_authz;
+mod ext_authz_grpc;
 mod issuer;
 mod jwks;
 #[cfg(feature = "rego")]

@@ -28,6 +28,7 @@ pub struct PolicyServer {
     state: Arc<AppState>,
     check_path: String,
     ext_authz: Option<ExtAuthzConfig>,
+    ext_authz_grpc: Option<crate::ext_authz_grpc::ExtAuthzGrpcConfig>,
     listen: SocketAddr,
 }
 
@@ -65,6 +66,7 @@ impl PolicyServer {
             }),
             check_path: config.check_path.clone(),
             ext_authz: config.ext_authz.clone(),
+            ext_authz_grpc: config.ext_authz_grpc.clone(),
             listen: config.listen,
         })
     }
@@ -75,7 +77,8 @@ impl PolicyServer {
     }
 
     /// The routes: the check path, the JWKS, the health check, and the ext_authz adapter's
-    /// paths when `ext_authz` is configured.
+    /// paths when `ext_authz` is configured, and the ext_authz gRPC service when
+    /// `ext_authz_grpc` is.
     pub fn router(&self) -> Router {
         let mut router = Router::new()
             .route(&self.check_path, post(check))
@@ -84,7 +87,11 @@ impl PolicyServer {
         if let Some(ext_authz) = &self.ext_authz {
             router = router.merge(crate::ext_authz::routes(ext_authz));
         }
-        router.with_state(self.state.clone())
+        let router = router.with_state(self.state.clone());
+        match &self.ext_authz_grpc {
+            Some(grpc) => router.merge(crate::ext_authz_grpc::routes(grpc, self.state.clone())),
+            None => router,
+        }
     }
 
     /// Serves on `listener` until `shutdown` completes, then lets in-flight requests finish.
@@ -105,7 +112,7 @@ impl PolicyServer {
 }
 
 /// A short, fixed reason for the client; the details go to the log.
-fn refuse(status: StatusCode, reason: &'static str) -> Response {
+pub(crate) fn refuse(status: StatusCode, reason: &'static str) -> Response {
     let mut response = (status, reason).into_response();
     if status == StatusCode::UNAUTHORIZED {
         response.headers_mut().insert(

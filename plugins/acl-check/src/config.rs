@@ -52,6 +52,56 @@ pub struct Config {
         deserialize_with = "weir::config::bounded::<_, 1, 16384>"
     )]
     pub decision_cache_entries: u64,
+    /// How the policy server is asked: `http` (acl-check's own protocol, the default) or
+    /// `ext_authz_grpc` (Envoy's `envoy.service.auth.v3.Authorization/Check`).
+    #[cfg(feature = "ext-authz-grpc")]
+    #[serde(default)]
+    pub protocol: Protocol,
+}
+
+/// The protocol spoken to the policy server.
+#[cfg(feature = "ext-authz-grpc")]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Protocol {
+    /// A POST to `path`; the grant token in the body of a 200.
+    #[default]
+    Http,
+    /// Envoy's ext_authz gRPC service.
+    ExtAuthzGrpc,
+}
+
+/// A [`Config`] whose fields agree with its `protocol`: options of the HTTP protocol that
+/// the gRPC one cannot honour are refused at configure time, naming the field.
+#[cfg(feature = "ext-authz-grpc")]
+#[derive(Debug, Deserialize)]
+#[serde(try_from = "Config")]
+pub struct Checked(Config);
+
+#[cfg(feature = "ext-authz-grpc")]
+impl TryFrom<Config> for Checked {
+    type Error = String;
+
+    fn try_from(cfg: Config) -> Result<Self, String> {
+        if cfg.protocol == Protocol::ExtAuthzGrpc {
+            if cfg.decision_cache_seconds > 0 {
+                return Err("decision_cache_seconds: the decision cache needs the HTTP protocol's Cache-Control; set it to 0 with protocol: ext_authz_grpc".into());
+            }
+            if cfg.path != default_path() {
+                return Err("path: the ext_authz_grpc protocol always calls envoy.service.auth.v3.Authorization/Check; remove path".into());
+            }
+        }
+        Ok(Checked(cfg))
+    }
+}
+
+#[cfg(feature = "ext-authz-grpc")]
+impl std::ops::Deref for Checked {
+    type Target = Config;
+
+    fn deref(&self) -> &Config {
+        &self.0
+    }
 }
 
 impl Config {

@@ -11,6 +11,8 @@
 
 mod cache;
 mod config;
+#[cfg(feature = "ext-authz-grpc")]
+mod ext_authz;
 
 use config::Config;
 use weir::metrics::Counter;
@@ -22,8 +24,15 @@ static DENIED: Counter = Counter::new("acl_check.denied");
 static ERRORED: Counter = Counter::new("acl_check.errored");
 static CACHE_HITS: Counter = Counter::new("acl_check.cache_hits");
 
+/// The configuration as the filter holds it: checked across fields when there are two
+/// protocols to choose from.
+#[cfg(not(feature = "ext-authz-grpc"))]
+type Cfg = Config;
+#[cfg(feature = "ext-authz-grpc")]
+type Cfg = config::Checked;
+
 struct AclCheck {
-    cfg: Shared<Config>,
+    cfg: Shared<Cfg>,
 }
 
 impl HttpFilter for AclCheck {
@@ -37,6 +46,10 @@ impl HttpFilter for AclCheck {
                 CACHE_HITS.inc();
                 return finish(&self.cfg, req, Ok(Decision::Allow(grant)));
             }
+        }
+        #[cfg(feature = "ext-authz-grpc")]
+        if self.cfg.protocol == config::Protocol::ExtAuthzGrpc {
+            return check_grpc(&self.cfg, req);
         }
         let mut call =
             Call::post(self.cfg.acl_server.as_str(), &self.cfg.path).timeout(self.cfg.timeout());
@@ -58,6 +71,30 @@ impl HttpFilter for AclCheck {
         ERRORED.inc();
         LocalReply::new(self.cfg.status_on_error).details("acl_check_error")
     }
+}
+
+/// The ext_authz gRPC check of the request (`protocol: ext_authz_grpc`).
+#[cfg(feature = "ext-authz-grpc")]
+fn check_grpc(cfg: &Shared<Cfg>, req: &RequestHeaders) -> Result<Flow> {
+    let call = ext_authz::check_call(cfg, req)?;
+    let cfg = cfg.clone();
+    let req = req.handle();
+    Ok(Flow::wait(async move {
+        let decision = match call.await {
+            Ok(answer) => ext_authz::decide(&cfg, answer),
+            Err(err) => Err(err),
+        };
+        let decision = match decision {
+            Ok((decision, remove)) => {
+                for name in &remove {
+                    req.remove_lookalikes(name)?;
+                }
+                Ok(decision)
+            }
+            Err(err) => Err(err),
+        };
+        finish(&cfg, &req, decision)
+    }))
 }
 
 /// Everything the policy server is sent about the request, in order: the allowed request
@@ -85,7 +122,10 @@ fn finish(cfg: &Config, req: &RequestHeaders, decision: Result<Decision>) -> Res
     remove_owned(cfg, req)?;
     match decision {
         Ok(Decision::Allow(grant)) => {
-            req.set(cfg.set_header.as_str(), grant.token)?;
+            // The HTTP protocol always brings a token; an ext_authz server may send none.
+            if cfg!(not(feature = "ext-authz-grpc")) || !grant.token.is_empty() {
+                req.set(cfg.set_header.as_str(), grant.token)?;
+            }
             for (name, value) in grant.upstream_headers {
                 req.set(&name, value)?;
             }
@@ -181,4 +221,8 @@ fn is_compact_jws(token: &str, max: usize) -> bool {
     token.len() <= max && token.split('.').count() == 3 && token.split('.').all(b64url)
 }
 
+#[cfg(not(feature = "ext-authz-grpc"))]
 weir::http_plugin!(Config => |cfg| AclCheck { cfg });
+// With both protocols, the configuration is checked across fields (`config::Checked`).
+#[cfg(feature = "ext-authz-grpc")]
+weir::http_plugin!(config::Checked => |cfg| AclCheck { cfg });

@@ -13,6 +13,7 @@ mod lifecycle;
 mod network;
 mod root;
 mod sdk;
+mod sdk_grpc;
 mod sdk_overhead;
 mod sdk_queue;
 mod stream_end;

@@ -111,8 +111,54 @@ impl<F: HttpFilter> Context for HttpStream<F> {
         body_size: usize,
         _num_trailers: usize,
     ) {
-        if !crate::callout::deliver(token, num_headers, body_size) || self.replied {
-            return; // a call whose future was dropped: nothing waits for it
+        if crate::callout::deliver(token, num_headers, body_size) {
+            self.wake();
+        }
+    }
+
+    #[cfg(feature = "grpc")]
+    fn on_grpc_call_response(&mut self, token: u32, status_code: u32, response_size: usize) {
+        if crate::grpc::deliver_call(token, status_code, response_size) {
+            self.wake();
+        }
+    }
+
+    #[cfg(feature = "grpc")]
+    fn on_grpc_stream_initial_metadata(&mut self, token: u32, _num_elements: u32) {
+        if crate::grpc::stream::deliver_initial_metadata(token) {
+            self.wake();
+        }
+    }
+
+    #[cfg(feature = "grpc")]
+    fn on_grpc_stream_message(&mut self, token: u32, message_size: usize) {
+        if crate::grpc::stream::deliver_message(token, message_size) {
+            self.wake();
+        }
+    }
+
+    #[cfg(feature = "grpc")]
+    fn on_grpc_stream_trailing_metadata(&mut self, token: u32, _num_elements: u32) {
+        if crate::grpc::stream::deliver_trailing_metadata(token) {
+            self.wake();
+        }
+    }
+
+    #[cfg(feature = "grpc")]
+    fn on_grpc_stream_close(&mut self, token: u32, status_code: u32) {
+        if crate::grpc::stream::deliver_close(token, status_code) {
+            self.wake();
+        }
+    }
+}
+
+#[cfg(feature = "callout")]
+impl<F: HttpFilter> HttpStream<F> {
+    /// Polls the waiting future after a host callback delivered something it may need, and
+    /// resumes the stream if the hook's outcome is now `Continue`.
+    fn wake(&mut self) {
+        if self.replied {
+            return;
         }
         let Some((phase, mut waiting)) = self.waiting.take() else {
             return;

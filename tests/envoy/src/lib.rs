@@ -46,6 +46,7 @@
 mod bootstrap;
 mod envoy;
 mod fault_verdict;
+mod grpc_upstream;
 mod keep_alive;
 mod load;
 mod locate;
@@ -58,11 +59,12 @@ mod yaml;
 pub use bootstrap::{FailurePolicy, WasmFilter};
 pub use envoy::{Envoy, EnvoyBuilder, Refusal};
 pub use fault_verdict::{judge, Fault, FaultOutcome, Verdict};
+pub use grpc_upstream::{GrpcCall, GrpcReply, GrpcUpstream};
 pub use keep_alive::KeepAlive;
 pub use load::{Load, Sample};
 pub use locate::{find_envoy, repo_root};
 pub use policy_server::{PolicyServer, PolicyServerBuilder, UserKeys};
-pub use wasm_build::{build_wasm, try_build_wasm};
+pub use wasm_build::{build_wasm, build_wasm_with, try_build_wasm};
 pub use wat_build::compile_wat;
 pub use weir_test_http::{
     EchoUpstream, Headers, HttpRequest, HttpResponse, RecordedRequest, Reply, ReplyFraming,

@@ -57,6 +57,7 @@ pub struct PolicyServerBuilder<'a> {
     release: bool,
     key_algorithm: &'static str,
     ext_authz_prefix: Option<&'a str>,
+    ext_authz_grpc_header: Option<&'a str>,
 }
 
 impl PolicyServerBuilder<'_> {
@@ -90,6 +91,13 @@ impl PolicyServerBuilder<'_> {
         self
     }
 
+    /// Turns on the ext_authz gRPC service (`Authorization/Check`, on the same address over
+    /// HTTP/2), putting the grant in `grant_header` on an allow.
+    pub fn ext_authz_grpc(mut self, grant_header: &'static str) -> Self {
+        self.ext_authz_grpc_header = Some(grant_header);
+        self
+    }
+
     /// Writes the configuration with a new signing key ([`Self::key_algorithm`]), starts the
     /// server and waits until it prints its address.
     pub fn start(self) -> Result<PolicyServer> {
@@ -116,6 +124,9 @@ impl PolicyServerBuilder<'_> {
         );
         if let Some(prefix) = self.ext_authz_prefix {
             config += &format!("ext_authz:\n  path_prefix: {prefix}\n");
+        }
+        if let Some(header) = self.ext_authz_grpc_header {
+            config += &format!("ext_authz_grpc:\n  grant_header: {header}\n");
         }
         // Last, so PolicyServer::reuse_grants_for can add to it.
         config += &format!(
@@ -161,6 +172,7 @@ impl PolicyServer {
             release: false,
             key_algorithm: "ES256",
             ext_authz_prefix: None,
+            ext_authz_grpc_header: None,
         }
     }
 

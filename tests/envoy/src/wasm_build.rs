@@ -1,16 +1,19 @@
 //! Building plugin crates to `.wasm` from inside a test, by package name.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::{Mutex, PoisonError};
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
+use weir_runtime::build::WasmBuild;
 
 use crate::locate::repo_root;
 
 /// Builds the plugin `package` (a crate in `plugins/` or `examples/`) for `wasm32-wasip1`
 /// (release profile, the one that ships) and returns the path of its `.wasm`.
 ///
-/// The build is weir-runtime's ([`weir_runtime::build::wasm_of`]), the one `Plugin::build`
-/// uses: each crate is built once per test process, into `<target>/weir-wasm`, where
+/// The build is weir-runtime's ([`weir_runtime::build`]), the one `Plugin::build` uses:
+/// each crate is built once per test process, into `<target>/weir-wasm`, where
 /// `make build` also builds, so a test reuses what `make build` or another suite built.
 ///
 /// # Panics
@@ -23,17 +26,67 @@ pub fn build_wasm(package: &str) -> PathBuf {
     }
 }
 
+/// [`build_wasm`] with cargo features on (`&["ext-authz-grpc"]`). The `.wasm` is copied to
+/// a name that says the features, so builds of one package with different features, in
+/// one test process, do not overwrite each other. `package` may also be the directory of
+/// a crate relative to the repository (`runtime/test-plugins/x`).
+///
+/// # Panics
+///
+/// When the build fails; the message includes cargo's output.
+pub fn build_wasm_with(package: &str, features: &[&str]) -> PathBuf {
+    match build_cached(package, features) {
+        Ok(path) => path,
+        Err(err) => panic!("{err:#}"),
+    }
+}
+
 /// Like [`build_wasm`], returning the error instead of panicking.
 pub fn try_build_wasm(package: &str) -> Result<PathBuf> {
+    build_cached(package, &[])
+}
+
+fn build_cached(package: &str, features: &[&str]) -> Result<PathBuf> {
+    let dir = crate_dir(package)?;
+    if features.is_empty() {
+        return Ok(weir_runtime::build::wasm_of(&dir)?);
+    }
+    static BUILT: Mutex<Option<HashMap<String, Result<PathBuf, String>>>> = Mutex::new(None);
+    // Holding the lock across the build serializes builds, which cargo would do anyway.
+    let mut built = BUILT.lock().unwrap_or_else(PoisonError::into_inner);
+    built
+        .get_or_insert_with(HashMap::new)
+        .entry(format!("{package}+{}", features.join(",")))
+        .or_insert_with(|| {
+            let wasm = WasmBuild::for_tests(&dir)
+                .features(features)
+                .run()
+                .map_err(|e| e.to_string())?;
+            let copy = wasm.with_extension(format!("{}.wasm", features.join("+")));
+            std::fs::copy(&wasm, &copy)
+                .with_context(|| format!("copying {}", wasm.display()))
+                .map_err(|e| format!("{e:#}"))?;
+            Ok(copy)
+        })
+        .clone()
+        .map_err(anyhow::Error::msg)
+}
+
+/// `plugins/<package>`, `examples/<package>`, or `package` as a path in the repository.
+fn crate_dir(package: &str) -> Result<PathBuf> {
     let root = repo_root();
-    let Some(dir) = ["plugins", "examples"]
-        .iter()
-        .map(|parent| root.join(parent).join(package))
+    let candidates = [
+        root.join("plugins").join(package),
+        root.join("examples").join(package),
+        root.join(package),
+    ];
+    match candidates
+        .into_iter()
         .find(|dir| dir.join("Cargo.toml").is_file())
-    else {
-        bail!("no plugin crate named {package} in plugins/ or examples/");
-    };
-    Ok(weir_runtime::build::wasm_of(&dir)?)
+    {
+        Some(dir) => Ok(dir),
+        None => bail!("no plugin crate named {package} in plugins/ or examples/"),
+    }
 }
 
 #[cfg(test)]

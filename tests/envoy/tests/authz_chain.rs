@@ -7,6 +7,7 @@
 //! failures fail closed. Every refusal also checks that the upstream saw nothing.
 
 mod authz_chain {
+    pub mod checks;
     pub mod filters;
     pub mod tokens;
 }
@@ -15,6 +16,7 @@ use std::net::{SocketAddr, TcpListener};
 use std::time::Duration;
 
 use anyhow::Result;
+use authz_chain::checks::{assert_refused, spellings, SPOOFS};
 use authz_chain::filters::{acl_check, check_header, get, SET_HEADER};
 use authz_chain::tokens::{self, attacks, Idp, GRANT, USER};
 use jwt_simple::prelude::*;
@@ -37,22 +39,6 @@ fn chain(
         .cluster("policy", policy)
         .upstream(upstream.addr())
         .start()
-}
-
-fn assert_refused(res: &HttpResponse, status: u16, case: &str, envoy: &Envoy) {
-    assert_eq!(
-        res.status,
-        status,
-        "{case}: {res:?}\nEnvoy log:\n{}",
-        envoy.log()
-    );
-    if status == 401 {
-        let challenge = res.headers.get("www-authenticate").unwrap_or_default();
-        assert!(
-            challenge.starts_with("Bearer"),
-            "{case}: 401 without a Bearer challenge: {res:?}"
-        );
-    }
 }
 
 #[test]
@@ -297,16 +283,6 @@ fn host(envoy: &Envoy) -> String {
     envoy.url().trim_start_matches("http://").to_owned()
 }
 
-/// Every spelling of `name` an upstream reads as the same header (`x_user` for `x-user`).
-fn spellings(request: &weir_envoy_tests::RecordedRequest, name: &str) -> Vec<(String, String)> {
-    request
-        .headers
-        .iter()
-        .filter(|(k, _)| k.to_ascii_lowercase().replace('_', "-") == name)
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect()
-}
-
 #[test]
 fn client_identity_headers_never_reach_the_upstream() -> Result<()> {
     let idp = Idp::new();
@@ -314,19 +290,9 @@ fn client_identity_headers_never_reach_the_upstream() -> Result<()> {
     let upstream = EchoUpstream::start()?;
     let owned = json!({ "allowed_upstream_headers": ["x-acl-user"] });
     let envoy = chain(policy.addr, &policy.jwks()?, &upstream, owned.clone())?;
-    // Envoy passes header names with underscores by default (as Istio configures it), and
-    // CGI-style upstreams read x_user as x-user.
-    let spoofs = [
-        ("x-user", "mallory"),
-        ("x_user", "mallory"),
-        ("X_User", "root"),
-        ("x_acl_user", "root"),
-        ("authz-complete", "forged"),
-        ("AUTHZ_COMPLETE", "forged"),
-    ];
     let alice = format!("Bearer {}", idp.token("alice", &[]));
     let mut headers = vec![("authorization", alice.as_str())];
-    headers.extend(spoofs);
+    headers.extend(SPOOFS);
     let res = get(&envoy, &headers)?;
     assert_eq!(res.status, 200, "{res:?}\n{}", envoy.log());
     let seen = &upstream.requests()[0];
