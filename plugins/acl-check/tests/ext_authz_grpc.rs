@@ -7,7 +7,6 @@
 mod messages;
 
 use std::path::PathBuf;
-use std::process::Command;
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -19,40 +18,19 @@ use weir_runtime::{GrpcReply, GrpcRequest, Outcome, Plugin, Request};
 
 const GRANT: &str = "eyJhbGciOiJFUzI1NiJ9.eyJmdW5jdGlvbnMiOlsicmVhZF9kYXRhIl19.c2lnbmF0dXJl";
 
-/// acl-check built with `ext-authz-grpc`, once per process, in a target directory of its
-/// own (the outer `cargo test` holds the lock of the usual one).
+/// acl-check built with `ext-authz-grpc`, once per process, by weir-runtime's one build,
+/// in a target directory of its own so that the default build other tests load is never
+/// overwritten under them.
 fn wasm() -> PathBuf {
     static WASM: OnceLock<PathBuf> = OnceLock::new();
     WASM.get_or_init(|| {
-        let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-        let target = std::env::var_os("CARGO_TARGET_DIR")
-            .map_or_else(|| manifest.join("../../target"), PathBuf::from)
-            .join("weir-wasm-ext-authz-grpc");
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let output = Command::new(cargo)
-            .args([
-                "build",
-                "--release",
-                "--target",
-                "wasm32-wasip1",
-                "--features",
-                "ext-authz-grpc",
-            ])
-            .arg("--manifest-path")
-            .arg(manifest.join("Cargo.toml"))
-            .arg("--target-dir")
-            .arg(&target)
-            .env_remove("CARGO_TARGET_DIR")
-            .env_remove("RUSTFLAGS")
-            .env_remove("CARGO_ENCODED_RUSTFLAGS")
-            .output()
-            .expect("running cargo");
-        assert!(
-            output.status.success(),
-            "building acl-check with ext-authz-grpc failed:\n{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        target.join("wasm32-wasip1/release/acl_check.wasm")
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+        let target = weir_runtime::build::test_target_dir(&dir).with_extension("ext-authz-grpc");
+        weir_runtime::build::WasmBuild::for_tests(&dir)
+            .features(&["ext-authz-grpc"])
+            .target_dir(target)
+            .run()
+            .expect("building acl-check with ext-authz-grpc")
     })
     .clone()
 }

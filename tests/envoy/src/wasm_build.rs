@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Mutex, PoisonError};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use weir_runtime::build::WasmBuild;
 
 use crate::locate::repo_root;
@@ -26,9 +26,9 @@ pub fn build_wasm(package: &str) -> PathBuf {
     }
 }
 
-/// [`build_wasm`] with cargo features on (`&["ext-authz-grpc"]`). The `.wasm` is copied to
-/// a name that says the features, so builds of one package with different features, in
-/// one test process, do not overwrite each other. `package` may also be the directory of
+/// [`build_wasm`] with cargo features on (`&["ext-authz-grpc"]`), built in a target
+/// directory of its own (`weir-wasm.<features>`), so builds of one package with different
+/// features never overwrite each other. `package` may also be the directory of
 /// a crate relative to the repository (`runtime/test-plugins/x`).
 ///
 /// # Panics
@@ -58,15 +58,15 @@ fn build_cached(package: &str, features: &[&str]) -> Result<PathBuf> {
         .get_or_insert_with(HashMap::new)
         .entry(format!("{package}+{}", features.join(",")))
         .or_insert_with(|| {
-            let wasm = WasmBuild::for_tests(&dir)
+            // A target directory per feature set: the default build, which other tests
+            // in this process may be loading, is never overwritten under them.
+            let target =
+                weir_runtime::build::test_target_dir(&dir).with_extension(features.join("+"));
+            WasmBuild::for_tests(&dir)
                 .features(features)
+                .target_dir(target)
                 .run()
-                .map_err(|e| e.to_string())?;
-            let copy = wasm.with_extension(format!("{}.wasm", features.join("+")));
-            std::fs::copy(&wasm, &copy)
-                .with_context(|| format!("copying {}", wasm.display()))
-                .map_err(|e| format!("{e:#}"))?;
-            Ok(copy)
+                .map_err(|e| e.to_string())
         })
         .clone()
         .map_err(anyhow::Error::msg)
