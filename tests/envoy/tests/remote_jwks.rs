@@ -75,7 +75,19 @@ fn jwks_fetched_at_configure_and_rotation_followed() -> anyhow::Result<()> {
         (fetch.method.as_str(), fetch.path.as_str()),
         ("GET", "/keys")
     );
-    let at_start = idp.requests().len();
+    // Until a copy is shared, every VM fetches (RemoteJwks::refresh): Envoy starts more than
+    // one, and their fetches can arrive some milliseconds apart. Count them once none has
+    // arrived for 500 ms (bounded by the same 10 s).
+    let mut at_start = idp.requests().len();
+    let mut quiet_since = Instant::now();
+    while quiet_since.elapsed() < Duration::from_millis(500) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+        let now = idp.requests().len();
+        if now != at_start {
+            at_start = now;
+            quiet_since = Instant::now();
+        }
+    }
 
     let ok = envoy
         .get("/data")?
