@@ -392,7 +392,7 @@ pub struct ExecArgs {
     #[arg(long = "upstream", value_name = "CLUSTER=FILE")]
     pub upstreams: Vec<String>,
     /// Answer the plugin's gRPC calls and streams to CLUSTER with a gRPC reply FILE
-    /// (repeatable). Format: a status line 'grpc CODE [MESSAGE]' (or the single word
+    /// (repeatable). Format: a status line 'grpc CODE MESSAGE' (MESSAGE optional; or the single word
     /// 'timeout'), then 'initial NAME: VALUE', 'trailing NAME: VALUE' and 'delay MS' lines,
     /// an empty line, and the response message bytes (serialized protobuf).
     #[arg(long = "grpc-upstream", value_name = "CLUSTER=FILE")]

@@ -26,8 +26,8 @@
 
 use std::time::Duration;
 
-mod log_probes;
 mod grpc;
+mod log_probes;
 mod probes;
 
 use proxy_wasm::hostcalls;
