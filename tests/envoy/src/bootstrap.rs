@@ -139,6 +139,8 @@ pub(crate) struct Topology {
     pub(crate) network_filters: Vec<WasmFilter>,
     pub(crate) tcp_listener: bool,
     pub(crate) upstream: Option<SocketAddr>,
+    /// The upstream cluster speaks HTTP/2 (prior knowledge) instead of HTTP/1.1.
+    pub(crate) upstream_http2: bool,
     /// Further clusters by name, e.g. for a plugin's `proxy_http_call`s.
     pub(crate) clusters: Vec<(String, SocketAddr)>,
     /// Clusters by name that have no endpoint.
@@ -218,7 +220,10 @@ impl Topology {
         let clusters: Vec<Value> = self
             .upstream
             .iter()
-            .map(|addr| static_cluster(UPSTREAM_CLUSTER, *addr))
+            .map(|addr| match self.upstream_http2 {
+                true => http2_cluster(UPSTREAM_CLUSTER, *addr),
+                false => static_cluster(UPSTREAM_CLUSTER, *addr),
+            })
             .chain(
                 self.clusters
                     .iter()
@@ -269,7 +274,7 @@ fn static_cluster(name: &str, addr: SocketAddr) -> Value {
     })
 }
 
-/// A static cluster whose upstream connections are HTTP/2, as gRPC needs.
+/// A static cluster whose upstream connections are HTTP/2, as gRPC (and trailers) need.
 fn http2_cluster(name: &str, addr: SocketAddr) -> Value {
     let mut cluster = static_cluster(name, addr);
     cluster["typed_extension_protocol_options"] = json!({

@@ -68,6 +68,14 @@ impl EnvoyBuilder {
         self
     }
 
+    /// Makes Envoy speak HTTP/2 (prior knowledge) to the [`EnvoyBuilder::upstream`], so
+    /// request and response trailers travel end to end (HTTP/1.1 drops them). The HTTP
+    /// listener accepts HTTP/1.1 and HTTP/2 (h2c prior knowledge) either way.
+    pub fn upstream_http2(mut self) -> Self {
+        self.topology.upstream_http2 = true;
+        self
+    }
+
     /// Adds a cluster `name` with one endpoint at `addr`, e.g. the target of a plugin's
     /// `proxy_http_call(name, …)`. Names must differ from each other and from `upstream`,
     /// the cluster [`EnvoyBuilder::upstream`] configures.
