@@ -21,6 +21,7 @@
 
 pub mod grpc;
 pub mod grpc_server;
+pub mod h2;
 pub mod observed;
 mod on_envoy;
 mod on_runtime;

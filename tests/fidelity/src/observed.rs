@@ -60,6 +60,9 @@ pub struct HttpSeen {
     /// The body, as text.
     #[serde(default)]
     pub body: String,
+    /// Trailers as `name: value` lines (normalized as [`Side::Trailers`]); left out when none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub trailers: Vec<String>,
 }
 
 /// One callout as the called cluster received it.
@@ -96,6 +99,8 @@ pub enum Side {
     Request,
     /// A response, as the client received it.
     Response,
+    /// Trailers of either: Envoy adds none of its own.
+    Trailers,
 }
 
 /// Headers Envoy adds on its own and a plugin neither sets nor sees change: dropped
@@ -136,6 +141,7 @@ pub fn normalize_headers(raw: &[(String, String)], side: Side) -> Vec<String> {
     let dropped = match side {
         Side::Request => ENVOY_ADDED_REQUEST,
         Side::Response => ENVOY_ADDED_RESPONSE,
+        Side::Trailers => &[],
     };
     let mut fields: Vec<(String, String)> = Vec::new();
     for (name, value) in raw {

@@ -7,6 +7,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use weir_envoy_tests::{EchoUpstream, Envoy, EnvoyBuilder, Reply, ReplyFraming, WasmFilter};
 
+use crate::h2::{self, H2Upstream};
 use crate::observed::{normalize_headers, CalloutSeen, HttpSeen, Observed, Side, TcpSeen};
 use crate::scenario::{CannedResponse, ClientRequest, Framing, Scenario};
 use crate::tcp_upstream::{self, TcpUpstream};
@@ -96,6 +97,9 @@ pub fn run(scenario: &Scenario, wasm: &Path) -> Result<Observed> {
         });
         return Ok(observed);
     }
+    if scenario.http2 {
+        return run_http2(scenario, wasm, builder, &callouts);
+    }
     let upstream = EchoUpstream::with_reply(reply(&scenario.upstream_response()))?;
     let upstream_addr = match scenario.upstream_response().framing {
         // A port that was just free and is closed again: connecting is refused.
@@ -146,6 +150,60 @@ pub fn run(scenario: &Scenario, wasm: &Path) -> Result<Observed> {
         status: Some(got.status),
         headers: normalize_headers(&fields(&got.headers), Side::Response),
         body: got.text(),
+        ..HttpSeen::default()
+    });
+    Ok(observed)
+}
+
+/// An HTTP scenario over HTTP/2 on both sides of Envoy, trailers included.
+fn run_http2(
+    scenario: &Scenario,
+    wasm: &Path,
+    builder: EnvoyBuilder,
+    callouts: &[(String, EchoUpstream)],
+) -> Result<Observed> {
+    let upstream = H2Upstream::start(scenario.upstream_response())?;
+    let builder = builder
+        .http_filter(filter(scenario, wasm))
+        .upstream(upstream.addr())
+        .upstream_http2();
+    let envoy = match start(builder, scenario)? {
+        Started::Ready(envoy) => envoy,
+        Started::Refused(observed) => return Ok(*observed),
+    };
+    wait(scenario);
+    let Some(request) = &scenario.request else {
+        return observe_common(scenario, &envoy, callouts);
+    };
+    let listener: std::net::SocketAddr = envoy
+        .url()
+        .trim_start_matches("http://")
+        .parse()
+        .context("Envoy's HTTP listener address")?;
+    let got = h2::send(listener, request, Duration::from_secs(10))
+        .context("sending the scenario's request through Envoy over HTTP/2")?;
+    // The stream's end (on_log) may come after the client has its response.
+    wait_for_logs(&envoy, scenario);
+    let mut observed = observe_common(scenario, &envoy, callouts)?;
+    let mut seen = upstream.requests();
+    anyhow::ensure!(
+        seen.len() <= 1,
+        "the upstream received {} requests for one client request: {seen:#?}",
+        seen.len()
+    );
+    observed.upstream = seen.pop().map(|req| HttpSeen {
+        method: Some(req.method),
+        path: Some(req.path),
+        headers: normalize_headers(&req.headers, Side::Request),
+        body: String::from_utf8_lossy(&req.body).into_owned(),
+        trailers: normalize_headers(&req.trailers, Side::Trailers),
+        ..HttpSeen::default()
+    });
+    observed.client = Some(HttpSeen {
+        status: Some(got.status),
+        headers: normalize_headers(&got.headers, Side::Response),
+        body: String::from_utf8_lossy(&got.body).into_owned(),
+        trailers: normalize_headers(&got.trailers, Side::Trailers),
         ..HttpSeen::default()
     });
     Ok(observed)

@@ -21,6 +21,9 @@ fn canned(response: &CannedResponse) -> Response {
     for (name, value) in &response.headers {
         out = out.header(name, value);
     }
+    for (name, value) in &response.trailers {
+        out = out.trailer(name, value);
+    }
     // The test servers on the Envoy side frame as asked; `body` sets content-length.
     match response.framing {
         Framing::Chunked => out
@@ -113,6 +116,9 @@ fn run_http(
     for (name, value) in &request.headers {
         sent = sent.header(name, value);
     }
+    for (name, value) in &request.trailers {
+        sent = sent.trailer(name, value);
+    }
     // The Envoy side's client always frames requests with content-length, also `0`.
     sent = sent
         .header("content-length", &request.body.len().to_string())
@@ -152,12 +158,14 @@ fn run_http(
             path: Some(seen.path().to_owned()),
             headers: normalize_headers(&fields(seen.headers()), Side::Request),
             body: seen.text(),
+            trailers: normalize_headers(&fields(seen.trailers()), Side::Trailers),
             ..HttpSeen::default()
         });
     observed.client = out.response().map(|got| HttpSeen {
         status: Some(got.status_code()),
         headers: normalize_headers(&fields(got.headers()), Side::Response),
         body: got.text(),
+        trailers: normalize_headers(&fields(got.trailers()), Side::Trailers),
         ..HttpSeen::default()
     });
     observed

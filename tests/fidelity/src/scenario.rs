@@ -107,6 +107,9 @@ pub struct CannedResponse {
     /// How long the server waits before answering.
     #[serde(default)]
     pub delay_ms: u64,
+    /// Trailer fields after the body (the upstream of an `http2` scenario only).
+    #[serde(default)]
+    pub trailers: Fields,
 }
 
 /// How a canned response travels on the wire.
@@ -140,6 +143,9 @@ pub struct ClientRequest {
     /// The body, as text.
     #[serde(default)]
     pub body: String,
+    /// Trailer fields after the body (`http2` scenarios only).
+    #[serde(default)]
+    pub trailers: Fields,
 }
 
 /// A TCP exchange: the client sends `send`, the upstream answers `reply` once it got
@@ -206,6 +212,11 @@ pub struct Scenario {
     /// The HTTP request (HTTP plugins).
     #[serde(default)]
     pub request: Option<ClientRequest>,
+    /// The client speaks HTTP/2 (h2c, prior knowledge) to Envoy and Envoy speaks HTTP/2 to
+    /// the upstream, so trailers travel both ways (HTTP/1.1 drops them). Needs an upstream
+    /// response framed with `content-length`.
+    #[serde(default)]
+    pub http2: bool,
     /// The upstream's response (HTTP plugins).
     #[serde(default)]
     pub upstream_response: Option<CannedResponse>,
@@ -249,8 +260,36 @@ impl Scenario {
             }
             _ => {}
         }
+        scenario.check_http2(path)?;
         crate::grpc::validate(&scenario)?;
         Ok(scenario)
+    }
+
+    fn check_http2(&self, path: &Path) -> Result<()> {
+        let response = self.upstream_response();
+        let trailers = !response.trailers.is_empty()
+            || self
+                .request
+                .as_ref()
+                .is_some_and(|r| !r.trailers.is_empty());
+        if trailers && !self.http2 {
+            bail!(
+                "{}: trailers need `\"http2\": true` (HTTP/1.1 drops them)",
+                path.display()
+            );
+        }
+        if self.http2
+            && (response.framing != Framing::ContentLength || self.client_gives_up_ms.is_some())
+        {
+            bail!(
+                "{}: an `http2` scenario needs an upstream response framed with content-length and a client that waits for it",
+                path.display()
+            );
+        }
+        if self.callouts.values().any(|c| !c.trailers.is_empty()) {
+            bail!("{}: callout responses carry no trailers", path.display());
+        }
+        Ok(())
     }
 
     /// The configuration text both engines get.
@@ -269,6 +308,7 @@ impl Scenario {
             body: String::new(),
             framing: Framing::ContentLength,
             delay_ms: 0,
+            trailers: Vec::new(),
         })
     }
 }
