@@ -12,16 +12,15 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context as TaskContext, Poll};
-use std::thread::JoinHandle;
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use futures_util::stream::{self, BoxStream, StreamExt};
-use hyper_util::rt::{TokioExecutor, TokioIo};
 use tonic::metadata::{MetadataKey, MetadataMap, MetadataValue};
 use tonic::{Code, Status, Streaming};
 
 use crate::grpc::GrpcBehaviour;
+use crate::h2::H2Server;
 
 /// The one message type of the scenarios' service: `message Text { string text = 1; }`.
 #[derive(Clone, PartialEq, prost::Message)]
@@ -47,84 +46,33 @@ type Calls = Arc<Mutex<Vec<ReceivedCall>>>;
 /// A running server; dropping it stops it.
 #[derive(Debug)]
 pub struct GrpcUpstream {
-    addr: SocketAddr,
+    server: H2Server,
     calls: Calls,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<JoinHandle<()>>,
 }
 
 impl GrpcUpstream {
     /// Starts a server answering as `behaviour` says.
     pub fn start(behaviour: GrpcBehaviour) -> Result<Self> {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0")
-            .context("binding the gRPC upstream on 127.0.0.1")?;
-        listener.set_nonblocking(true)?;
-        let addr = listener.local_addr()?;
         let calls = Calls::default();
-        let (stop, stopped) = tokio::sync::oneshot::channel();
         let echo = Echo {
             behaviour: Arc::new(behaviour),
             calls: calls.clone(),
             path: String::new(),
         };
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .context("starting the gRPC upstream's runtime")?;
-        let thread = std::thread::Builder::new()
-            .name(format!("grpc-upstream-{}", addr.port()))
-            .spawn(move || runtime.block_on(serve(listener, echo, stopped)))?;
-        Ok(GrpcUpstream {
-            addr,
-            calls,
-            stop: Some(stop),
-            thread: Some(thread),
-        })
+        let server = H2Server::start("gRPC upstream", move |request| {
+            answer(echo.clone(), request)
+        })?;
+        Ok(GrpcUpstream { server, calls })
     }
 
     /// Where it listens.
     pub fn addr(&self) -> SocketAddr {
-        self.addr
+        self.server.addr()
     }
 
     /// The calls received so far, in order of arrival.
     pub fn calls(&self) -> Vec<ReceivedCall> {
         self.calls.lock().map(|c| c.clone()).unwrap_or_default()
-    }
-}
-
-impl Drop for GrpcUpstream {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
-async fn serve(
-    listener: std::net::TcpListener,
-    echo: Echo,
-    mut stopped: tokio::sync::oneshot::Receiver<()>,
-) {
-    let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
-        return;
-    };
-    loop {
-        let accepted = tokio::select! {
-            _ = &mut stopped => return,
-            accepted = listener.accept() => accepted,
-        };
-        let Ok((io, _)) = accepted else { continue };
-        let echo = echo.clone();
-        tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |request| answer(echo.clone(), request));
-            let _ = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
-                .serve_connection(TokioIo::new(io), service)
-                .await;
-        });
     }
 }
 

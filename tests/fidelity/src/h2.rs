@@ -4,6 +4,7 @@
 //! included. Both are hyper over tokio on 127.0.0.1, bounded in time.
 
 use std::convert::Infallible;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -86,35 +87,37 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
         .context("starting a tokio runtime for HTTP/2")
 }
 
-/// The upstream: answers every request with the same canned response; dropping it stops it.
+/// An HTTP/2 server (no TLS) on 127.0.0.1, on its own thread, each request answered by
+/// `handler`; dropping it stops it. Also serves the gRPC clusters (`grpc_server.rs`).
 #[derive(Debug)]
-pub struct H2Upstream {
+pub struct H2Server {
     addr: SocketAddr,
-    received: Received,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
 }
 
-impl H2Upstream {
-    /// Starts serving `reply` (with `content-length` added, as the HTTP/1 upstream does).
-    pub fn start(reply: CannedResponse) -> Result<Self> {
+impl H2Server {
+    /// Starts serving; `name` names the thread and the errors.
+    pub fn start<H, F, B, E>(name: &str, handler: H) -> Result<Self>
+    where
+        H: Fn(Request<Incoming>) -> F + Clone + Send + 'static,
+        F: Future<Output = Result<Response<B>, E>> + Send + 'static,
+        B: hyper::body::Body + Send + 'static,
+        B::Data: Send,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+        E: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
         let listener = std::net::TcpListener::bind("127.0.0.1:0")
-            .context("binding the HTTP/2 upstream on 127.0.0.1")?;
+            .with_context(|| format!("binding the {name} on 127.0.0.1"))?;
         listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
-        // Checked now, so a bad scenario fails here rather than as a broken response.
-        header_map(&reply.headers)?;
-        header_map(&reply.trailers)?;
-        let received = Received::default();
         let (stop, stopped) = tokio::sync::oneshot::channel();
         let runtime = runtime()?;
-        let served = received.clone();
         let thread = std::thread::Builder::new()
-            .name(format!("h2-upstream-{}", addr.port()))
-            .spawn(move || runtime.block_on(serve(listener, Arc::new(reply), served, stopped)))?;
-        Ok(H2Upstream {
+            .name(format!("{name}-{}", addr.port()))
+            .spawn(move || runtime.block_on(serve(listener, handler, stopped)))?;
+        Ok(H2Server {
             addr,
-            received,
             stop: Some(stop),
             thread: Some(thread),
         })
@@ -124,14 +127,9 @@ impl H2Upstream {
     pub fn addr(&self) -> SocketAddr {
         self.addr
     }
-
-    /// The requests received so far, in order of arrival.
-    pub fn requests(&self) -> Vec<H2Message> {
-        self.received.lock().map(|r| r.clone()).unwrap_or_default()
-    }
 }
 
-impl Drop for H2Upstream {
+impl Drop for H2Server {
     fn drop(&mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
@@ -142,12 +140,18 @@ impl Drop for H2Upstream {
     }
 }
 
-async fn serve(
+async fn serve<H, F, B, E>(
     listener: std::net::TcpListener,
-    reply: Arc<CannedResponse>,
-    received: Received,
+    handler: H,
     mut stopped: tokio::sync::oneshot::Receiver<()>,
-) {
+) where
+    H: Fn(Request<Incoming>) -> F + Clone + Send + 'static,
+    F: Future<Output = Result<Response<B>, E>> + Send + 'static,
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    E: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
         return;
     };
@@ -157,15 +161,45 @@ async fn serve(
             accepted = listener.accept() => accepted,
         };
         let Ok((io, _)) = accepted else { continue };
-        let (reply, received) = (reply.clone(), received.clone());
+        let handler = handler.clone();
         tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |request| {
-                answer(reply.clone(), received.clone(), request)
-            });
             let _ = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
-                .serve_connection(TokioIo::new(io), service)
+                .serve_connection(TokioIo::new(io), hyper::service::service_fn(handler))
                 .await;
         });
+    }
+}
+
+/// The upstream of `http2` scenarios: answers every request with the same canned response
+/// and records what it received; dropping it stops it.
+#[derive(Debug)]
+pub struct H2Upstream {
+    server: H2Server,
+    received: Received,
+}
+
+impl H2Upstream {
+    /// Starts serving `reply` (with `content-length` added, as the HTTP/1 upstream does).
+    pub fn start(reply: CannedResponse) -> Result<Self> {
+        // Checked now, so a bad scenario fails here rather than as a broken response.
+        header_map(&reply.headers)?;
+        header_map(&reply.trailers)?;
+        let received = Received::default();
+        let (reply, served) = (Arc::new(reply), received.clone());
+        let server = H2Server::start("HTTP/2 upstream", move |request| {
+            answer(reply.clone(), served.clone(), request)
+        })?;
+        Ok(H2Upstream { server, received })
+    }
+
+    /// Where it listens.
+    pub fn addr(&self) -> SocketAddr {
+        self.server.addr()
+    }
+
+    /// The requests received so far, in order of arrival.
+    pub fn requests(&self) -> Vec<H2Message> {
+        self.received.lock().map(|r| r.clone()).unwrap_or_default()
     }
 }
 
