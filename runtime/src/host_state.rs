@@ -121,6 +121,10 @@ pub(crate) struct Direction {
     pub(crate) held_end: bool,
     pub(crate) held_trailers: Option<Fields>,
     pub(crate) body_seen: bool,
+    /// The last body callback runs, or paused and holds the body: a write to this
+    /// direction's trailers creates them (Envoy `Context::getMap`: `addDecodedTrailers` /
+    /// `addEncodedTrailers`); anywhere else a missing trailer map is not writable.
+    pub(crate) trailers_creatable: bool,
     pub(crate) end_received: bool,
     pub(crate) passed: Passed,
 }

@@ -155,6 +155,7 @@ pub(crate) fn body(vm: &mut Vm, context: u32, dir: Dir, chunk: &[u8], end: bool)
     d.body.extend_from_slice(chunk);
     d.end_received |= end;
     d.body_seen = true;
+    d.trailers_creatable = end && d.trailers.is_none();
     let size = d.body.len() as u32;
     let action = invoke(
         vm,
@@ -201,6 +202,10 @@ pub(crate) fn trailers(vm: &mut Vm, context: u32, dir: Dir, fields: Fields) {
                 d.paused = None;
                 pass_body(d);
                 pass_trailers(d);
+                // Envoy forgets the trailers of a callback that continued (`decodeTrailers`,
+                // `encodeTrailers`): later reads find no map, writes fail
+                // (`exerciser_trailers_pass`). Trailers the plugin added stay reachable.
+                d.trailers = None;
             }
             Some(Action::Pause(_)) => d.paused = Some(PausedAt::Trailers),
             None => {}
@@ -217,6 +222,7 @@ fn pass_headers(d: &mut Direction) {
 }
 
 fn pass_body(d: &mut Direction) {
+    d.trailers_creatable = false;
     d.passed.body.append(&mut d.body);
     if d.end_received && d.held_trailers.is_none() {
         match d.trailers {

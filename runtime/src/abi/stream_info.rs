@@ -95,7 +95,7 @@ pub(crate) fn derive(http: &HttpState, segments: &[&[u8]], now_ns: u64) -> Optio
             let (headers, trailers) = if http.client_gone {
                 (None, None)
             } else {
-                (response, http.response.trailers.as_ref())
+                (response, http.response.passed.trailers.as_ref())
             };
             Some(int(bytes_sent(http)
                 + byte_size(headers)
