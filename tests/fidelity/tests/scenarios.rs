@@ -77,6 +77,9 @@ scenarios! {
     exerciser_foreign_edges,
     exerciser_props_upstream_refused,
     exerciser_props_idle_timeout,
+    // Trailers: HTTP/2 from the client to Envoy and from Envoy to the upstream.
+    exerciser_trailers_pass,
+    exerciser_trailers_add,
     // gRPC: a real gRPC server (tonic) behind an HTTP/2 cluster in Envoy.
     exerciser_grpc_unary,
     exerciser_grpc_error,

@@ -18,6 +18,8 @@
 //!   `foreign-edges`, and any `props-…` (on_log logs the properties Envoy derives per
 //!   stream and how the response maps read, `log_probes.rs`): `props-local-request` and
 //!   `props-local-response` answer locally from the request or the response headers.
+//! - `/probe/trailers-pass` and `/probe/trailers-add`: trailers in every callback (HTTP/2
+//!   scenarios, see `trailer_probes.rs`).
 //! - `/callout/refused`, `/callout/no-host`, `/callout/unframed`: as `/callout/…`, also
 //!   showing the callout response's headers (`x-authz-headers`).
 //!
@@ -29,10 +31,12 @@ use std::time::Duration;
 mod grpc;
 mod log_probes;
 mod probes;
+mod trailer_probes;
 
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType, LogLevel, MetricType, Status};
+use trailer_probes::Side;
 
 proxy_wasm::main! {{
     proxy_wasm::set_root_context(|_| Box::new(Root::default()));
@@ -426,7 +430,24 @@ impl Context for Stream {
 }
 
 impl HttpContext for Stream {
+    fn on_http_request_trailers(&mut self, _num_trailers: usize) -> Action {
+        if self.trailer_probe().is_some() {
+            trailer_probes::edit(Side::Request);
+        }
+        Action::Continue
+    }
+
+    fn on_http_response_trailers(&mut self, _num_trailers: usize) -> Action {
+        if self.trailer_probe().is_some() {
+            trailer_probes::edit(Side::Response);
+        }
+        Action::Continue
+    }
+
     fn on_log(&mut self) {
+        if self.trailer_probe().is_some() {
+            trailer_probes::on_log();
+        }
         if self.path == "/probe/log-panic" {
             panic!("exerciser panicked in on_log");
         }
@@ -452,6 +473,11 @@ impl HttpContext for Stream {
             LogLevel::Info,
             &format!("exerciser: request to {}", self.path),
         );
+        if self.trailer_probe().is_some() {
+            trailer_probes::outside("on_request_headers", Side::Request);
+            trailer_probes::outside("on_request_headers", Side::Response);
+            return Action::Continue;
+        }
         if self.path.starts_with("/probe/") {
             return self.probe();
         }
@@ -480,6 +506,9 @@ impl HttpContext for Stream {
     }
 
     fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        if let Some(action) = self.trailer_body(Side::Request, "on_request_body", end_of_stream) {
+            return action;
+        }
         if self.path == "/probe/splice" {
             if !end_of_stream {
                 return Action::Pause;
@@ -500,6 +529,11 @@ impl HttpContext for Stream {
     }
 
     fn on_http_response_headers(&mut self, _headers: usize, _end_of_stream: bool) -> Action {
+        if self.trailer_probe().is_some() {
+            trailer_probes::outside("on_response_headers", Side::Response);
+            trailer_probes::outside("on_response_headers", Side::Request);
+            return Action::Continue;
+        }
         if self.path == "/probe/props-local-response"
             && self.get_http_response_header(":status").as_deref() == Some("200")
         {
@@ -515,6 +549,9 @@ impl HttpContext for Stream {
     }
 
     fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        if let Some(action) = self.trailer_body(Side::Response, "on_response_body", end_of_stream) {
+            return action;
+        }
         if self.path == "/probe/splice" {
             if !end_of_stream {
                 return Action::Pause;

@@ -4,7 +4,8 @@
 
 use proxy_wasm::hostcalls;
 
-mod raw {
+/// Also used by `trailer_probes`.
+pub(crate) mod raw {
     #[link(wasm_import_module = "env")]
     extern "C" {
         pub fn proxy_get_header_map_pairs(map: u32, out: *mut *mut u8, out_len: *mut usize) -> u32;
