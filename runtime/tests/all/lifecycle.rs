@@ -195,3 +195,54 @@ fn trailers_added_in_the_last_body_callback_travel_on_and_the_stream_completes()
     assert_eq!(response.text(), "answer");
     assert_eq!(response.trailers().get("x-digest"), Some("abc"));
 }
+
+#[test]
+fn a_trailer_map_comes_to_be_only_in_the_last_body_callback_and_is_sized_as_envoy_does() {
+    // On the request headers and on a body chunk before the end, writing request
+    // trailers (map 1) finds no map: `BadArgument` (2), and nothing reaches the upstream
+    // from there. In the last chunk sizing creates the map (`Ok`, 0 bytes); after the
+    // write the size is the bytes of name and value (8 + 3), not the serialized map's.
+    let guest = wat(r#"(module
+  (import "env" "proxy_add_header_map_value" (func $add (param i32 i32 i32 i32 i32) (result i32)))
+  (import "env" "proxy_get_header_map_size" (func $size (param i32 i32) (result i32)))
+  (import "env" "proxy_log" (func $log (param i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 0) "x-digest")
+  (data (i32.const 16) "abc")
+  (func (export "proxy_abi_version_0_2_1"))
+  (func (export "proxy_on_memory_allocate") (param i32) (result i32) (i32.const 4096))
+  (func (export "proxy_on_context_create") (param i32 i32))
+  ;; Logs one digit: '0' + n.
+  (func $digit (param $n i32)
+    (i32.store8 (i32.const 64) (i32.add (i32.const 48) (local.get $n)))
+    (drop (call $log (i32.const 2) (i32.const 64) (i32.const 1))))
+  (func $add_trailer (result i32)
+    (call $add (i32.const 1) (i32.const 0) (i32.const 8) (i32.const 16) (i32.const 3)))
+  (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32)
+    (call $digit (call $add_trailer))
+    (i32.const 0))
+  (func (export "proxy_on_request_body") (param i32 i32 i32) (result i32)
+    (if (i32.eqz (local.get 2))
+      (then (call $digit (call $add_trailer)) (return (i32.const 0))))
+    (call $digit (call $size (i32.const 1) (i32.const 80)))
+    (call $digit (i32.load (i32.const 80)))
+    (call $digit (call $add_trailer))
+    (call $digit (call $size (i32.const 1) (i32.const 80)))
+    (call $digit (i32.eq (i32.load (i32.const 80)) (i32.const 11)))
+    (i32.const 0)))"#);
+    let plugin = Plugin::from_bytes(guest).start().unwrap();
+    let mut stream = plugin.http_stream();
+    stream
+        .send_request_headers(&Request::post("/"), false)
+        .send_request_body(b"first ", false)
+        .send_request_body(b"last", true);
+    let out = stream.finish();
+    let logs: Vec<&str> = out.logs().iter().map(|l| l.message.as_str()).collect();
+    assert_eq!(logs, ["2", "2", "0", "0", "0", "0", "1"]);
+    let upstream = out
+        .upstream_request()
+        .expect("the request reaches the upstream");
+    assert_eq!(upstream.text(), "first last");
+    assert_eq!(upstream.trailers().get("x-digest"), Some("abc"));
+    assert_eq!(upstream.trailers().len(), 1);
+}

@@ -188,11 +188,14 @@ pub fn add_in_last_body(callback: &str, side: Side) {
     };
     let before = value(side, "x-none");
     let pairs_before = pairs(side);
+    // Envoy sizes the writable map, so this already creates it (empty).
+    let size_before = size(side);
+    let missing = value(side, "x-none");
     let other_add = add(other, &format!("{}-wrong", other.prefix()), "no");
     let added = add(side, &format!("{p}-added"), "in-body");
     let after = value(side, &format!("{p}-added"));
     log(&format!(
-        "{callback} last: get={before} pairs={pairs_before} other_add={other_add} add={added} get_after={after} now={} size={}",
+        "{callback} last: get={before} pairs={pairs_before} size={size_before} then_get={missing} other_add={other_add} add={added} get_after={after} now={} size={}",
         pairs(side),
         size(side),
     ));
