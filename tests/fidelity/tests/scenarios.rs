@@ -80,6 +80,8 @@ scenarios! {
     // Trailers: HTTP/2 from the client to Envoy and from Envoy to the upstream.
     exerciser_trailers_pass,
     exerciser_trailers_add,
+    exerciser_trailers_held,
+    exerciser_trailers_buffered_body,
     // gRPC: a real gRPC server (tonic) behind an HTTP/2 cluster in Envoy.
     exerciser_grpc_unary,
     exerciser_grpc_error,
