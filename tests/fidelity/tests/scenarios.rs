@@ -82,6 +82,7 @@ scenarios! {
     exerciser_trailers_add,
     exerciser_trailers_held,
     exerciser_trailers_buffered_body,
+    exerciser_trailers_no_body,
     // gRPC: a real gRPC server (tonic) behind an HTTP/2 cluster in Envoy.
     exerciser_grpc_unary,
     exerciser_grpc_error,
