@@ -98,7 +98,11 @@ pub fn run(scenario: &Scenario, wasm: &Path) -> Result<Observed> {
         return Ok(observed);
     }
     if scenario.http2 {
-        return run_http2(scenario, wasm, builder, &callouts);
+        let servers = Servers {
+            callouts: &callouts,
+            grpc: &grpc_servers,
+        };
+        return run_http2(scenario, wasm, builder, servers);
     }
     let upstream = EchoUpstream::with_reply(reply(&scenario.upstream_response()))?;
     let upstream_addr = match scenario.upstream_response().framing {
@@ -155,13 +159,20 @@ pub fn run(scenario: &Scenario, wasm: &Path) -> Result<Observed> {
     Ok(observed)
 }
 
+/// The callout and gRPC servers a scenario's clusters point at.
+struct Servers<'a> {
+    callouts: &'a [(String, EchoUpstream)],
+    grpc: &'a [(String, crate::grpc_server::GrpcUpstream)],
+}
+
 /// An HTTP scenario over HTTP/2 on both sides of Envoy, trailers included.
 fn run_http2(
     scenario: &Scenario,
     wasm: &Path,
     builder: EnvoyBuilder,
-    callouts: &[(String, EchoUpstream)],
+    servers: Servers<'_>,
 ) -> Result<Observed> {
+    let callouts = servers.callouts;
     let upstream = H2Upstream::start(scenario.upstream_response())?;
     let builder = builder
         .http_filter(filter(scenario, wasm))
@@ -185,6 +196,7 @@ fn run_http2(
     // The stream's end (on_log) may come after the client has its response.
     wait_for_logs(&envoy, scenario);
     let mut observed = observe_common(scenario, &envoy, callouts)?;
+    observed.grpc_calls = crate::grpc::seen_on_envoy(scenario, servers.grpc);
     let mut seen = upstream.requests();
     anyhow::ensure!(
         seen.len() <= 1,
