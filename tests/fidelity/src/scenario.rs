@@ -312,3 +312,37 @@ impl Scenario {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load_text(name: &str, text: &str) -> Result<Scenario> {
+        let path =
+            std::env::temp_dir().join(format!("weir-fidelity-{}-{name}.json", std::process::id()));
+        std::fs::write(&path, text)?;
+        let loaded = Scenario::load(&path);
+        let _ = std::fs::remove_file(&path);
+        loaded
+    }
+
+    #[test]
+    fn trailers_need_http2_and_http2_needs_a_framed_response() -> Result<()> {
+        let trailers = r#"{"description": "d", "plugin": "exerciser",
+            "request": {"method": "POST", "path": "/", "body": "x", "trailers": [["a", "b"]]}"#;
+        let err = load_text("no-http2", &format!("{trailers}, \"expect\": {{}}}}"))
+            .expect_err("trailers over HTTP/1.1 are refused");
+        assert!(err.to_string().contains("trailers need"), "{err}");
+        let chunked = format!(
+            "{trailers}, \"http2\": true, \"upstreamResponse\": {{\"status\": 200, \"framing\": \"chunked\"}}, \"expect\": {{}}}}"
+        );
+        let err = load_text("chunked", &chunked).expect_err("chunked over HTTP/2 is refused");
+        assert!(
+            err.to_string().contains("framed with content-length"),
+            "{err}"
+        );
+        let fine = format!("{trailers}, \"http2\": true, \"expect\": {{}}}}");
+        assert!(load_text("fine", &fine)?.http2);
+        Ok(())
+    }
+}
