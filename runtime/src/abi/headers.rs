@@ -142,8 +142,17 @@ pub(super) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
         |mut caller: Caller<'_, HostState>, map: u32, size_ptr: u32| {
             status((|| {
                 let proxy = &mut caller.data_mut().proxy;
-                // Envoy sizes only the maps a plugin may change, not gRPC metadata.
-                if grpc_metadata(proxy, map).is_some() {
+                // Envoy sizes only the maps a plugin may change (`Context::getMap`): not gRPC
+                // metadata, not a callout's response (`exerciser_callout_allows`).
+                if !matches!(
+                    MapType::from_u32(map),
+                    Some(
+                        MapType::HttpRequestHeaders
+                            | MapType::HttpRequestTrailers
+                            | MapType::HttpResponseHeaders
+                            | MapType::HttpResponseTrailers
+                    )
+                ) {
                     return Err(Status::BadArgument.into());
                 }
                 // Envoy sizes the writable map, which creates missing trailers in the last

@@ -399,6 +399,13 @@ impl Context for Stream {
             LogLevel::Info,
             &format!("exerciser: authz answered {status}"),
         );
+        log(
+            LogLevel::Info,
+            &format!(
+                "exerciser: callout map sizes {}",
+                trailer_probes::callout_map_sizes()
+            ),
+        );
         // `/callout/refused`, `/callout/no-host` and `/callout/unframed` also show the
         // headers of the answer, as Envoy passed them.
         let seen: Vec<String> = response_headers

@@ -201,6 +201,21 @@ pub fn add_in_last_body(callback: &str, side: Side) {
     ));
 }
 
+/// In a callout's response callback: `proxy_get_header_map_size` of its headers and
+/// trailers (raw statuses; Envoy sizes only the stream's own maps).
+pub fn callout_map_sizes() -> String {
+    let status = |map: MapType| {
+        let mut size = 0usize;
+        // SAFETY: a pointer to a live local.
+        unsafe { raw::proxy_get_header_map_size(map as u32, &mut size) }
+    };
+    format!(
+        "headers={} trailers={}",
+        status(MapType::HttpCallResponseHeaders),
+        status(MapType::HttpCallResponseTrailers)
+    )
+}
+
 /// In `on_log`: the maps Envoy hands its access loggers.
 pub fn on_log() {
     log(&format!(
