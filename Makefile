@@ -99,9 +99,10 @@ run: build ## Run a plugin's or example's envoy.yaml locally: make run name=hell
 
 bench: build ## Benchmarks (criterion, SDK overhead; check-header vs jwt_authn; the chain in Envoy); numbers go in the README
 	$(CARGO) bench -p weir-runtime
-	$(CARGO) run -q -p weir-envoy-tests --example authz_bench
-	$(CARGO) run -q -p weir-envoy-tests --example chain_bench
-	$(CARGO) run -q -p weir-envoy-tests --example login_bench
+	$(CARGO) run -q --release -p weir-envoy-tests --example host_call_bench
+	$(CARGO) run -q --release -p weir-envoy-tests --example authz_bench
+	$(CARGO) run -q --release -p weir-envoy-tests --example chain_bench
+	$(CARGO) run -q --release -p weir-envoy-tests --example login_bench
 	@echo "plugin sizes after wasm-opt (budgets: scripts/build-plugins.sh):"
 	@ls -l target/plugins/*.wasm | awk '{printf "  %-40s %8d B\n", $$NF, $$5}'
 

@@ -173,9 +173,9 @@ pub use error::{Error, HostStatus, Result};
 pub use flow::{Flow, LocalReply};
 pub use host::{env_var, now, property, property_i64, property_string, unix_time};
 pub use http::{
-    same_header_upstream, Body, Cookies, DownstreamData, Headers, HttpFilter, Phase, Query,
-    RequestBody, RequestHeaders, RequestTrailers, ResponseBody, ResponseHeaders, ResponseTrailers,
-    UpstreamData,
+    same_header_upstream, Body, Cookies, DownstreamData, HeaderValues, Headers, HttpFilter, Phase,
+    Query, RequestBody, RequestHeaders, RequestTrailers, ResponseBody, ResponseHeaders,
+    ResponseTrailers, UpstreamData,
 };
 pub use network::{ConnectionFlow, NetworkFilter};
 pub use plugin::PluginDef;

@@ -131,14 +131,19 @@ impl HttpFilter for CheckHeader {
         }
         // Unless it is to be forwarded, the grant is taken out of the request as it is read:
         // whatever is decided, no copy of it (or a spelling an upstream reads as it) goes on.
+        // Read in place: a grant is a few hundred bytes, read once per request.
         let values = if cfg.forward {
-            req.get_all(cfg.read_header.as_str())?
+            req.get_values(cfg.read_header.as_str())?
         } else {
-            req.take_all(cfg.read_header.as_str())?
+            req.take_values(cfg.read_header.as_str())?
         };
         // Exactly one value: two could mean a client value survived next to the real one.
-        let [token] = values.as_slice() else {
+        let Some(token) = values.only() else {
             return Ok(unauthorized("not exactly one grant header"));
+        };
+        // A grant is base64url and dots; other bytes can only fail verification.
+        let Ok(token) = std::str::from_utf8(token) else {
+            return Ok(unauthorized("grant header is not UTF-8"));
         };
         let token = token.trim();
         let (jwks, rules) = match &cfg.keys {

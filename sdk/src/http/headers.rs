@@ -11,6 +11,7 @@ use crate::error::{Error, HostResult, HostStatus, Result};
 use proxy_wasm::hostcalls;
 use proxy_wasm::types::MapType;
 use std::marker::PhantomData;
+use std::ops::Range;
 use weir_abi::wire::{self, Pair};
 
 /// Which host map a [`Headers`] handle reads and writes.
@@ -110,27 +111,33 @@ impl<M: MapKind> Headers<M> {
 
     /// Every value of `name`, in the order they arrived (a header may repeat).
     pub fn get_all(&self, name: &str) -> Result<Vec<String>> {
+        Ok(self.get_values(name)?.to_strings())
+    }
+
+    /// [`Headers::get_all`] without a copy per value: the values stay in the one copy of the
+    /// map the host wrote, and [`HeaderValues::only`] picks out a single one.
+    pub fn get_values(&self, name: &str) -> Result<HeaderValues> {
         let map = SerializedMap::read(M::MAP)?;
-        Ok(map
-            .pairs()?
-            .into_iter()
-            .filter(|(k, _)| k.eq_ignore_ascii_case(name.as_bytes()))
-            .map(|(_, v)| lossy(v.to_vec()))
-            .collect())
+        let ranges = map.ranges_of(&map.pairs()?, name);
+        Ok(HeaderValues { map, ranges })
     }
 
     /// [`Headers::get_all`] and [`Headers::remove_lookalikes`] in one read of the map: the
     /// values `name` had, after removing it and every spelling an upstream reads as the same.
     /// How a plugin consumes a credential header it must not pass on.
     pub fn take_all(&self, name: &str) -> Result<Vec<String>> {
+        Ok(self.take_values(name)?.to_strings())
+    }
+
+    /// [`Headers::take_all`] without a copy per value (see [`Headers::get_values`]): what a
+    /// plugin on the request path uses to consume a credential, such as a token of a few
+    /// hundred bytes it only needs to read once.
+    pub fn take_values(&self, name: &str) -> Result<HeaderValues> {
         let map = SerializedMap::read(M::MAP)?;
         let pairs = map.pairs()?;
         self.remove_lookalikes_in(&pairs, name)?;
-        Ok(pairs
-            .into_iter()
-            .filter(|(k, _)| k.eq_ignore_ascii_case(name.as_bytes()))
-            .map(|(_, v)| lossy(v.to_vec()))
-            .collect())
+        let ranges = map.ranges_of(&pairs, name);
+        Ok(HeaderValues { map, ranges })
     }
 
     /// True if `name` is present.
@@ -236,6 +243,7 @@ fn same_upstream(a: &[u8], b: &[u8]) -> bool {
 /// A map as the host serialized it, read with one call and decoded in place by
 /// [`weir_abi::wire`]: proxy-wasm's reader gives every name and value an allocation of its
 /// own (about 1,500 Wasm instructions per header) and panics on a name that is not UTF-8.
+#[derive(Debug)]
 pub(crate) struct SerializedMap(Vec<u8>);
 
 impl SerializedMap {
@@ -268,6 +276,60 @@ impl SerializedMap {
     pub(crate) fn pairs(&self) -> Result<Vec<Pair<'_>>> {
         wire::decode_map(&self.0)
             .map_err(|_| Error::host(Self::CALL, HostStatus::SerializationFailure))
+    }
+
+    /// Where the values of `name` (any case) lie in this map's bytes; `pairs` are its own.
+    fn ranges_of(&self, pairs: &[Pair<'_>], name: &str) -> Vec<Range<usize>> {
+        let base = self.0.as_ptr() as usize;
+        pairs
+            .iter()
+            .filter(|(k, _)| k.eq_ignore_ascii_case(name.as_bytes()))
+            .map(|(_, v)| {
+                let start = v.as_ptr() as usize - base;
+                start..start + v.len()
+            })
+            .collect()
+    }
+}
+
+/// The values of one header, as [`Headers::get_values`] and [`Headers::take_values`] read
+/// them: slices of the single copy of the map the host wrote, in the order they arrived.
+#[derive(Debug)]
+pub struct HeaderValues {
+    map: SerializedMap,
+    ranges: Vec<Range<usize>>,
+}
+
+impl HeaderValues {
+    /// How many values the header had.
+    pub fn len(&self) -> usize {
+        self.ranges.len()
+    }
+
+    /// True when the header was absent.
+    pub fn is_empty(&self) -> bool {
+        self.ranges.is_empty()
+    }
+
+    /// The value when the header had exactly one: a credential that arrives twice may be a
+    /// client's copy next to the real one, so it is none.
+    pub fn only(&self) -> Option<&[u8]> {
+        match self.ranges.as_slice() {
+            [one] => Some(&self.map.0[one.clone()]),
+            _ => None,
+        }
+    }
+
+    /// Every value as bytes.
+    pub fn iter(&self) -> impl Iterator<Item = &[u8]> + '_ {
+        self.ranges.iter().map(|r| &self.map.0[r.clone()])
+    }
+
+    /// Every value, decoded lossily.
+    pub fn to_strings(&self) -> Vec<String> {
+        self.iter()
+            .map(|v| String::from_utf8_lossy(v).into_owned())
+            .collect()
     }
 }
 

@@ -12,8 +12,8 @@ pub use body::{
 #[cfg(feature = "callout")]
 pub(crate) use headers::SerializedMap;
 pub use headers::{
-    kind as map_kind, same_header_upstream, Headers, MapKind, RequestHeaders, RequestTrailers,
-    ResponseHeaders, ResponseTrailers,
+    kind as map_kind, same_header_upstream, HeaderValues, Headers, MapKind, RequestHeaders,
+    RequestTrailers, ResponseHeaders, ResponseTrailers,
 };
 pub use parse::{bearer_token, Cookies, Query};
 
