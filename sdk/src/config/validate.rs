@@ -220,6 +220,7 @@ mod tests {
         let cfg = parse_config::<Cfg>(br#"{"rules":[{"header":"x-a"},{"header":"x-b"}]}"#)
             .expect("valid");
         assert_eq!(cfg.rule_count, 2);
+        assert_eq!(cfg.rules[1].header.as_str(), "x-b");
         // A skipped field is not configuration: naming it is an unknown field.
         let err = parse_config::<Cfg>(br#"{"rule_count":5}"#).unwrap_err();
         assert!(
