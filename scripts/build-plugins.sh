@@ -18,7 +18,9 @@ WASM_OPT=(wasm-opt -Oz --enable-bulk-memory --enable-sign-ext --enable-nontrappi
 
 # name  cargo-package  budget-bytes  (workspace plugins)
 PLUGINS=(
-  "header-append header-append 100000"
+  # 100 KiB: was 100,000 B until its configuration was derived (the SDK's one pattern) instead
+  # of a hand-written serde Visitor, which cost 8.9 KB (92,030 -> 100,952 B on 2026-12-04).
+  "header-append header-append 102400"
   "acl-check acl-check 307200"
   # Target 300 KB, not met: 429,376 B after wasm-opt on 2026-12-04 (P-256, Ed25519 and
   # serde_json through jwt-simple, callouts and background jobs for jwks_cluster; P-384 and RSA

@@ -11,6 +11,7 @@
 //! struct Config {
 //!     keys_cluster: String,
 //! }
+//! impl Validate for Config {}
 //!
 //! struct Filter;
 //! impl HttpFilter for Filter {}

@@ -11,6 +11,7 @@
 //!     #[serde(default)]
 //!     greeting: Option<HeaderValue>, // CR, LF and NUL are refused at configure time
 //! }
+//! impl Validate for Config {} // checks across fields, env reads: see weir::config::Validate
 //!
 //! struct Hello {
 //!     cfg: Shared<Config>, // parsed once per configure, shared by every request
@@ -96,12 +97,14 @@
 //!
 //! # How it fits together
 //!
-//! - **Configuration.** `pluginConfig` arrives as JSON. It is parsed into your
-//!   `#[derive(Deserialize)]` type once per configure and shared with every request as
-//!   [`Shared<Config>`](Shared), without copying. Bad configuration is rejected: Envoy
-//!   refuses the plugin and its log names the field, e.g.
-//!   `invalid plugin configuration at rules[1].name: "X-Bad" contains 'X' (upper-case letter)`.
-//!   An empty configuration reads as `{}`, so a type with defaults needs none.
+//! - **Configuration.** `pluginConfig` arrives as JSON. Once per configure it is read into
+//!   your `#[derive(Deserialize)]` type, then your [`config::Validate`] impl checks what spans
+//!   fields and resolves what the JSON only names (a secret in `vmConfig.env`); the result is
+//!   shared with every request as [`Shared<Config>`](Shared), without copying. Bad
+//!   configuration is rejected at either step: Envoy refuses the plugin and its log names the
+//!   field, e.g. `invalid plugin configuration at rules[1].name: 'X-Bad' contains an
+//!   upper-case letter; header names are lower-case tokens`. An empty configuration reads as
+//!   `{}`, so a type with defaults needs none. [`config::Validate`] shows the whole pattern.
 //! - **Filters.** One [`HttpFilter`] value per request; each hook receives only what its
 //!   phase has ([`RequestHeaders`], [`RequestBody`], …) and returns a [`Flow`]: continue,
 //!   pause (buffer a body), or a [`LocalReply`].
@@ -122,7 +125,7 @@
 //!
 //! | need | use |
 //! |---|---|
-//! | typed, validated config | `#[derive(Deserialize)]`, [`HeaderName`], [`HeaderValue`], [`config::bounded`], [`Shared`] |
+//! | typed, validated config | `#[derive(Deserialize)]`, [`HeaderName`], [`HeaderValue`], [`config::bounded`], then [`config::Validate`] (checks across fields, secrets from `vmConfig.env`), [`Shared`] |
 //! | read/modify headers | [`Headers::get`], [`Headers::get_all`], [`Headers::set`], [`Headers::add`], [`Headers::remove`] |
 //! | consume a credential header: its values, then it and every spelling an upstream reads as it gone, in one read of the map | [`Headers::take_all`] ([`Headers::remove_lookalikes`] without the values) |
 //! | match a configured path rule the way the upstream will serve the path | [`http::path::normalize`], [`http::path::under`] |
@@ -184,9 +187,11 @@ pub use task::Waiting;
 
 /// Re-exports for `use weir::prelude::*;`.
 pub mod prelude {
+    pub use crate::config::Validate;
     pub use crate::{
-        Error, Flow, HeaderName, HeaderValue, HttpFilter, LocalReply, RequestBody, RequestHeaders,
-        RequestTrailers, ResponseBody, ResponseHeaders, ResponseTrailers, Result, Shared,
+        ConfigError, Error, Flow, HeaderName, HeaderValue, HttpFilter, LocalReply, RequestBody,
+        RequestHeaders, RequestTrailers, ResponseBody, ResponseHeaders, ResponseTrailers, Result,
+        Shared,
     };
     pub use log::{debug, error, info, trace, warn};
     pub use serde::Deserialize;

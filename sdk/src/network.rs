@@ -10,6 +10,7 @@
 //!
 //! #[derive(Deserialize)]
 //! struct Config { banned_prefix: String }
+//! impl Validate for Config {}
 //!
 //! struct Guard { cfg: Shared<Config> }
 //!

@@ -2,7 +2,7 @@
 
 #[cfg(feature = "callout")]
 use crate::background::Background;
-use crate::config::{parse_config, ConfigError, Shared};
+use crate::config::{parse_config, ConfigError, Shared, Validate};
 use crate::http::stream::HttpStream;
 use crate::http::HttpFilter;
 use crate::network::{NetworkFilter, NetworkStream};
@@ -81,7 +81,7 @@ struct HttpRoot<C, M> {
 
 impl<C, F, M> PluginRoot for HttpRoot<C, M>
 where
-    C: DeserializeOwned + 'static,
+    C: DeserializeOwned + Validate + 'static,
     F: HttpFilter,
     M: Fn(Shared<C>) -> F + 'static,
 {
@@ -121,7 +121,7 @@ struct NetworkRoot<C, M> {
 
 impl<C, F, M> PluginRoot for NetworkRoot<C, M>
 where
-    C: DeserializeOwned + 'static,
+    C: DeserializeOwned + Validate + 'static,
     F: NetworkFilter,
     M: Fn(Shared<C>) -> F + 'static,
 {
@@ -149,7 +149,7 @@ where
 #[doc(hidden)]
 pub fn network_root<C, F, M>(make: M, start: Start<C>) -> Box<dyn PluginRoot>
 where
-    C: DeserializeOwned + 'static,
+    C: DeserializeOwned + Validate + 'static,
     F: NetworkFilter,
     M: Fn(Shared<C>) -> F + 'static,
 {
@@ -164,7 +164,7 @@ where
 #[doc(hidden)]
 pub fn http_root<C, F, M>(make: M, start: Start<C>) -> Box<dyn PluginRoot>
 where
-    C: DeserializeOwned + 'static,
+    C: DeserializeOwned + Validate + 'static,
     F: HttpFilter,
     M: Fn(Shared<C>) -> F + 'static,
 {
@@ -373,6 +373,7 @@ impl RootContext for Root {
 ///
 /// #[derive(Deserialize)]
 /// struct Empty {}
+/// impl Validate for Empty {}
 /// struct Tag;
 /// impl HttpFilter for Tag {}
 /// struct Count;

@@ -11,6 +11,7 @@
 //!
 //! #[derive(Deserialize)]
 //! struct Config {}
+//! impl Validate for Config {}
 //!
 //! // Producer side, in every worker's VM: one item per request.
 //! struct Record;

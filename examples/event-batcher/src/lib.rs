@@ -27,9 +27,10 @@ static DROPPED: Counter = Counter::new("event_batcher.events_dropped");
 static MALFORMED: Counter = Counter::new("event_batcher.items_malformed");
 static NOT_QUEUED: Counter = Counter::new("event_batcher.events_not_queued");
 
+/// The plugin's `pluginConfig`.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Raw {
+struct Config {
     cluster: String,
     #[serde(default = "default_path")]
     path: String,
@@ -71,46 +72,46 @@ fn default_timeout() -> u64 {
     5_000
 }
 
-/// The validated configuration.
-#[derive(Deserialize)]
-#[serde(try_from = "Raw")]
-struct Config {
-    cluster: String,
-    path: String,
-    batch_size: usize,
-    flush_interval: Duration,
-    max_buffered_events: usize,
-    timeout: Duration,
+/// The checks that span fields or look inside a string; bounds are checked as the numbers
+/// are read.
+impl Validate for Config {
+    fn validate(&mut self) -> Result<(), ConfigError> {
+        if self.cluster.is_empty() {
+            return Err(ConfigError::at("cluster", "must name an Envoy cluster"));
+        }
+        if !self.path.starts_with('/')
+            || self.path.chars().any(|c| c.is_ascii_control() || c == ' ')
+        {
+            return Err(ConfigError::at(
+                "path",
+                format!(
+                    "'{}' must start with '/' and hold no spaces or control characters",
+                    self.path
+                ),
+            ));
+        }
+        if self.max_buffered_events < self.batch_size {
+            return Err(ConfigError::at(
+                "max_buffered_events",
+                format!(
+                    "must be at least batch_size ({}), got {}",
+                    self.batch_size, self.max_buffered_events
+                ),
+            ));
+        }
+        Ok(())
+    }
 }
 
-impl TryFrom<Raw> for Config {
-    type Error = String;
+impl Config {
+    /// Bounded to 10,000 when read, so it fits any `usize`.
+    fn batch_size(&self) -> usize {
+        self.batch_size as usize
+    }
 
-    fn try_from(raw: Raw) -> Result<Self, String> {
-        if raw.cluster.is_empty() {
-            return Err("cluster: must name an Envoy cluster".into());
-        }
-        if !raw.path.starts_with('/') || raw.path.chars().any(|c| c.is_ascii_control() || c == ' ')
-        {
-            return Err(format!(
-                "path: '{}' must start with '/' and hold no spaces or control characters",
-                raw.path
-            ));
-        }
-        if raw.max_buffered_events < raw.batch_size {
-            return Err(format!(
-                "max_buffered_events: must be at least batch_size ({}), got {}",
-                raw.batch_size, raw.max_buffered_events
-            ));
-        }
-        Ok(Config {
-            cluster: raw.cluster,
-            path: raw.path,
-            batch_size: raw.batch_size as usize,
-            flush_interval: Duration::from_secs(raw.flush_interval_seconds),
-            max_buffered_events: raw.max_buffered_events as usize,
-            timeout: Duration::from_millis(raw.timeout_ms),
-        })
+    /// Bounded to 1,000,000 when read, so it fits any `usize`.
+    fn max_buffered_events(&self) -> usize {
+        self.max_buffered_events as usize
     }
 }
 
@@ -155,7 +156,7 @@ impl Batcher {
     fn accept(&mut self, items: Vec<Vec<u8>>) {
         for item in items {
             match event::to_json(&item) {
-                Some(_) if self.pending.len() >= self.cfg.max_buffered_events => DROPPED.inc(),
+                Some(_) if self.pending.len() >= self.cfg.max_buffered_events() => DROPPED.inc(),
                 Some(json) => self.pending.push_back(json),
                 None => MALFORMED.inc(),
             }
@@ -165,11 +166,11 @@ impl Batcher {
     /// The next batch to send, if one is due and none is in flight: a full one, or with
     /// `flush` whatever is waiting.
     fn next_batch(&mut self, flush: bool) -> Option<(usize, String)> {
-        let due = self.pending.len() >= self.cfg.batch_size || flush && !self.pending.is_empty();
+        let due = self.pending.len() >= self.cfg.batch_size() || flush && !self.pending.is_empty();
         if self.shipping || !due {
             return None;
         }
-        let count = self.pending.len().min(self.cfg.batch_size);
+        let count = self.pending.len().min(self.cfg.batch_size());
         let events: Vec<String> = self.pending.drain(..count).collect();
         self.shipping = true;
         Some((count, format!(r#"{{"events":[{}]}}"#, events.join(","))))
@@ -187,7 +188,7 @@ async fn ship(batcher: Rc<RefCell<Batcher>>, flush: bool) -> Result<()> {
         let sent = Call::post(cfg.cluster.as_str(), &cfg.path)
             .header("content-type", "application/json")
             .body(body)
-            .timeout(cfg.timeout)
+            .timeout(Duration::from_millis(cfg.timeout_ms))
             .send()
             .await;
         batcher.borrow_mut().shipping = false;
@@ -223,9 +224,11 @@ fn start(cfg: &Shared<Config>, bg: &mut Background) {
         on_items.borrow_mut().accept(items);
         ship(on_items.clone(), false)
     });
-    bg.every("flush events", cfg.flush_interval, move || {
-        ship(batcher.clone(), true)
-    });
+    bg.every(
+        "flush events",
+        Duration::from_secs(cfg.flush_interval_seconds),
+        move || ship(batcher.clone(), true),
+    );
 }
 
 weir::http_plugin!(Config => |_cfg| Recorder { method: String::new(), path: String::new() }, background = start);

@@ -173,4 +173,23 @@ fn bad_configuration_is_refused_naming_the_field() {
             .to_string();
         assert!(err.contains(field), "{config}: {err}");
     }
+    // The checks that span fields name the field as the reader's own errors do.
+    for (config, path) in [
+        (json!({"cluster": ""}), "cluster"),
+        (
+            json!({"cluster": "c", "batch_size": 50, "max_buffered_events": 10}),
+            "max_buffered_events",
+        ),
+        (json!({"cluster": "c", "path": "events"}), "path"),
+    ] {
+        let err = plugin()
+            .config(config.clone())
+            .start()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(&format!("invalid plugin configuration at {path}: ")),
+            "{config}: {err}"
+        );
+    }
 }

@@ -13,6 +13,10 @@ struct Config {
     greeting: Option<HeaderValue>,
 }
 
+/// Nothing to check beyond the field types. A plugin whose fields depend on each other, or
+/// that reads a secret from `vmConfig.env`, does it in `validate` (see `weir::config::Validate`).
+impl Validate for Config {}
+
 /// One value per request; the configuration is shared, not copied.
 struct Hello {
     cfg: Shared<Config>,

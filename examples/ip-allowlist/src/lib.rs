@@ -16,6 +16,9 @@ struct Config {
     allow: Vec<Cidr>,
 }
 
+/// Each range is checked as it is read (`Cidr`); nothing spans fields.
+impl Validate for Config {}
+
 struct IpAllowlist {
     cfg: Shared<Config>,
 }

@@ -137,6 +137,7 @@ fn grant_exp(token: &str) -> Option<u64> {
     struct Expiry {
         exp: Option<u64>,
     }
+    impl weir::config::Validate for Expiry {}
     let payload = token.split('.').nth(1)?;
     let json = Base64UrlSafeNoPadding::decode_to_vec(payload, None).ok()?;
     weir::parse_config::<Expiry>(&json).ok()?.exp

@@ -2,6 +2,7 @@
 
 use serde::Deserialize;
 use std::time::Duration;
+use weir::config::{ConfigError, Validate};
 use weir::HeaderName;
 
 /// The plugin configuration (`pluginConfig`). Only `acl_server` and `set_header` are required.
@@ -71,36 +72,20 @@ pub enum Protocol {
     ExtAuthzGrpc,
 }
 
-/// A [`Config`] whose fields agree with its `protocol`: options of the HTTP protocol that
-/// the gRPC one cannot honour are refused at configure time, naming the field.
-#[cfg(feature = "ext-authz-grpc")]
-#[derive(Debug, Deserialize)]
-#[serde(try_from = "Config")]
-pub struct Checked(Config);
-
-#[cfg(feature = "ext-authz-grpc")]
-impl TryFrom<Config> for Checked {
-    type Error = String;
-
-    fn try_from(cfg: Config) -> Result<Self, String> {
-        if cfg.protocol == Protocol::ExtAuthzGrpc {
-            if cfg.decision_cache_seconds > 0 {
-                return Err("decision_cache_seconds: the decision cache needs the HTTP protocol's Cache-Control; set it to 0 with protocol: ext_authz_grpc".into());
+/// Options of the HTTP protocol that the gRPC one cannot honour are refused at configure
+/// time, naming the field.
+impl Validate for Config {
+    fn validate(&mut self) -> Result<(), ConfigError> {
+        #[cfg(feature = "ext-authz-grpc")]
+        if self.protocol == Protocol::ExtAuthzGrpc {
+            if self.decision_cache_seconds > 0 {
+                return Err(ConfigError::at("decision_cache_seconds", "the decision cache needs the HTTP protocol's Cache-Control; set it to 0 with protocol: ext_authz_grpc"));
             }
-            if cfg.path != default_path() {
-                return Err("path: the ext_authz_grpc protocol always calls envoy.service.auth.v3.Authorization/Check; remove path".into());
+            if self.path != default_path() {
+                return Err(ConfigError::at("path", "the ext_authz_grpc protocol always calls envoy.service.auth.v3.Authorization/Check; remove path"));
             }
         }
-        Ok(Checked(cfg))
-    }
-}
-
-#[cfg(feature = "ext-authz-grpc")]
-impl std::ops::Deref for Checked {
-    type Target = Config;
-
-    fn deref(&self) -> &Config {
-        &self.0
+        Ok(())
     }
 }
 

@@ -24,15 +24,8 @@ static DENIED: Counter = Counter::new("acl_check.denied");
 static ERRORED: Counter = Counter::new("acl_check.errored");
 static CACHE_HITS: Counter = Counter::new("acl_check.cache_hits");
 
-/// The configuration as the filter holds it: checked across fields when there are two
-/// protocols to choose from.
-#[cfg(not(feature = "ext-authz-grpc"))]
-type Cfg = Config;
-#[cfg(feature = "ext-authz-grpc")]
-type Cfg = config::Checked;
-
 struct AclCheck {
-    cfg: Shared<Cfg>,
+    cfg: Shared<Config>,
 }
 
 impl HttpFilter for AclCheck {
@@ -75,7 +68,7 @@ impl HttpFilter for AclCheck {
 
 /// The ext_authz gRPC check of the request (`protocol: ext_authz_grpc`).
 #[cfg(feature = "ext-authz-grpc")]
-fn check_grpc(cfg: &Shared<Cfg>, req: &RequestHeaders) -> Result<Flow> {
+fn check_grpc(cfg: &Shared<Config>, req: &RequestHeaders) -> Result<Flow> {
     let call = ext_authz::check_call(cfg, req)?;
     let cfg = cfg.clone();
     let req = req.handle();
@@ -221,8 +214,4 @@ fn is_compact_jws(token: &str, max: usize) -> bool {
     token.len() <= max && token.split('.').count() == 3 && token.split('.').all(b64url)
 }
 
-#[cfg(not(feature = "ext-authz-grpc"))]
 weir::http_plugin!(Config => |cfg| AclCheck { cfg });
-// With both protocols, the configuration is checked across fields (`config::Checked`).
-#[cfg(feature = "ext-authz-grpc")]
-weir::http_plugin!(config::Checked => |cfg| AclCheck { cfg });

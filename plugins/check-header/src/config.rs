@@ -4,6 +4,7 @@
 
 use serde::Deserialize;
 use std::time::Duration;
+use weir::config::{ConfigError, Validate};
 use weir::jwt::{RemoteJwks, Verifier};
 use weir::HeaderName;
 
@@ -19,10 +20,13 @@ pub struct ClaimToHeader {
     pub header: HeaderName,
 }
 
-#[derive(Deserialize)]
+/// The plugin configuration (`pluginConfig`). The keys and claim rules it names are built
+/// into [`Config::keys`] by [`Validate::validate`], once per configure.
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Raw {
-    read_header: HeaderName,
+pub struct Config {
+    /// Header holding the grant token.
+    pub read_header: HeaderName,
     #[serde(default)]
     verification_key: Option<String>,
     #[serde(default)]
@@ -39,7 +43,8 @@ struct Raw {
         deserialize_with = "weir::config::bounded::<_, 0, 86400>"
     )]
     jwks_min_refetch_seconds: u64,
-    function: String,
+    /// The function this route requires in the token's `functions` claim.
+    pub function: String,
     #[serde(default)]
     issuer: Option<String>,
     #[serde(default)]
@@ -50,17 +55,21 @@ struct Raw {
     allow_any_audience: bool,
     #[serde(default)]
     algorithms: Option<Vec<String>>,
+    /// The tolerance on `exp`: a used `jti` is remembered until `exp` plus this.
     #[serde(
         default = "default_skew",
         deserialize_with = "weir::config::bounded::<_, 0, 600>"
     )]
-    clock_skew_seconds: u64,
+    pub clock_skew_seconds: u64,
+    /// Copies of claims to headers.
     #[serde(default)]
-    claim_to_headers: Vec<ClaimToHeader>,
+    pub claim_to_headers: Vec<ClaimToHeader>,
+    /// Keep `read_header` on the request going upstream (default: strip it).
     #[serde(default)]
-    forward: bool,
+    pub forward: bool,
+    /// Refuse a grant whose `request` claim does not match this request.
     #[serde(default)]
-    require_request_binding: bool,
+    pub require_request_binding: bool,
     #[serde(default)]
     single_use_grants: bool,
     #[serde(
@@ -73,6 +82,12 @@ struct Raw {
         deserialize_with = "weir::config::bounded::<_, 0, 65536>"
     )]
     verified_cache_entries: u64,
+    /// Keys and claim rules, built by `validate`.
+    #[serde(skip)]
+    pub keys: Keys,
+    /// Let each grant (`jti`) pass once: the shared replay cache, when `single_use_grants`.
+    #[serde(skip)]
+    pub replay: Option<ReplayCache>,
 }
 
 fn default_skew() -> u64 {
@@ -109,68 +124,63 @@ pub enum Keys {
     },
 }
 
-/// The validated configuration.
-#[derive(Debug, Deserialize)]
-#[serde(try_from = "Raw")]
-pub struct Config {
-    /// Header holding the grant token.
-    pub read_header: HeaderName,
-    /// The function this route requires in the token's `functions` claim.
-    pub function: String,
-    /// Copies of claims to headers.
-    pub claim_to_headers: Vec<ClaimToHeader>,
-    /// Keep `read_header` on the request going upstream (default: strip it).
-    pub forward: bool,
-    /// Keys and claim rules.
-    pub keys: Keys,
-    /// Refuse a grant whose `request` claim does not match this request.
-    pub require_request_binding: bool,
-    /// Let each grant (`jti`) pass once: the shared replay cache, when `single_use_grants`.
-    pub replay: Option<ReplayCache>,
-    /// The tolerance on `exp`: a used `jti` is remembered until `exp` plus this.
-    pub clock_skew_seconds: u64,
+/// Before `validate`: no key, so nothing verifies.
+impl Default for Keys {
+    fn default() -> Self {
+        Keys::Static(Verifier::new())
+    }
 }
 
-impl TryFrom<Raw> for Config {
-    type Error = String;
-
-    fn try_from(raw: Raw) -> Result<Self, String> {
-        let hmac: Vec<&String> = raw
-            .algorithms
+impl Validate for Config {
+    /// Builds the verifier: the key source, the algorithms and the issuer and audience rules
+    /// must agree. The key material is moved into [`Config::keys`], not kept as text.
+    fn validate(&mut self) -> Result<(), ConfigError> {
+        let algorithms = self.algorithms.take();
+        let hmac: Vec<&String> = algorithms
             .iter()
             .flatten()
             .filter(|a| a.starts_with("HS"))
             .collect();
-        let remote = match (&raw.verification_key, raw.jwks_cluster, raw.jwks_path) {
+        let key = self.verification_key.take();
+        let remote = match (&key, self.jwks_cluster.take(), self.jwks_path.take()) {
             (Some(_), Some(_), _) => {
-                return Err("verification_key and jwks_cluster: set one, not both".into())
+                return Err(ConfigError::at(
+                    "jwks_cluster",
+                    "verification_key and jwks_cluster: set one, not both",
+                ))
             }
             (None, None, _) => {
-                return Err("verification_key or jwks_cluster: one is required".into())
+                return Err(ConfigError::at(
+                    ".",
+                    "verification_key or jwks_cluster: one is required",
+                ))
             }
-            (Some(_), None, Some(_)) => return Err("jwks_path: only used with jwks_cluster".into()),
+            (Some(_), None, Some(_)) => {
+                return Err(ConfigError::at("jwks_path", "only used with jwks_cluster"))
+            }
             (None, Some(cluster), path) => {
                 if !hmac.is_empty() {
-                    return Err(
-                        "algorithms: HMAC (HS*) needs a verification_key secret, not a JWKS".into(),
-                    );
-                }
-                if raw.jwks_refresh_seconds == 0 {
-                    return Err("jwks_refresh_seconds: must be at least 1".into());
+                    return Err(ConfigError::at(
+                        "algorithms",
+                        "HMAC (HS*) needs a verification_key secret, not a JWKS",
+                    ));
                 }
                 let path = path.unwrap_or_else(|| "/.well-known/jwks.json".to_string());
                 if !path.starts_with('/') {
-                    return Err(format!("jwks_path: '{path}' must start with '/'"));
+                    return Err(ConfigError::at(
+                        "jwks_path",
+                        format!("'{path}' must start with '/'"),
+                    ));
                 }
                 Some(
                     RemoteJwks::new(cluster, path)
-                        .refresh_every(Duration::from_secs(raw.jwks_refresh_seconds))
-                        .min_refetch(Duration::from_secs(raw.jwks_min_refetch_seconds)),
+                        .refresh_every(Duration::from_secs(self.jwks_refresh_seconds))
+                        .min_refetch(Duration::from_secs(self.jwks_min_refetch_seconds)),
                 )
             }
             (Some(_), None, None) => None,
         };
-        let key = raw.verification_key.as_deref().unwrap_or_default().trim();
+        let key = key.as_deref().unwrap_or_default().trim();
         let mut verifier = if remote.is_some() {
             Ok(Verifier::new())
         } else if key.starts_with('{') {
@@ -181,47 +191,40 @@ impl TryFrom<Raw> for Config {
             // A bare secret is only ever HMAC, and only when `algorithms` names one HS* alg.
             Verifier::new().hmac(alg, key.as_bytes())
         } else {
-            Err(weir::Error::msg("verification_key is neither a PEM public key nor a JWKS; an HMAC secret needs algorithms: [\"HS256\"]"))
+            Err(weir::Error::msg(
+                "neither a PEM public key nor a JWKS; an HMAC secret needs algorithms: [\"HS256\"]",
+            ))
         }
-        .map_err(|e| format!("verification_key: {e}"))?;
-        if let Some(algs) = raw.algorithms {
+        .map_err(|e| ConfigError::at("verification_key", e.to_string()))?;
+        if let Some(algs) = algorithms {
             verifier = verifier.algorithms(algs);
         }
         // Any holder of a key trusted here could otherwise mint grants for this route: the
         // grant's issuer and audience are required unless waived by name.
-        match (raw.issuer, raw.allow_any_issuer) {
+        match (self.issuer.take(), self.allow_any_issuer) {
             (Some(iss), false) => verifier = verifier.issuer(iss),
             (None, true) => {}
-            (Some(_), true) => return Err("issuer and allow_any_issuer: set one, not both".into()),
-            (None, false) => return Err("issuer: required (the policy server's is weir-policy-server); allow_any_issuer: true waives it".into()),
+            (Some(_), true) => return Err(ConfigError::at("allow_any_issuer", "issuer and allow_any_issuer: set one, not both")),
+            (None, false) => return Err(ConfigError::at("issuer", "required (the policy server's is weir-policy-server); allow_any_issuer: true waives it")),
         }
-        match (raw.audiences.is_empty(), raw.allow_any_audience) {
-            (false, true) => return Err("audiences and allow_any_audience: set one, not both".into()),
-            (true, false) => return Err("audiences: required (the policy server's is check-header); allow_any_audience: true waives it".into()),
+        match (self.audiences.is_empty(), self.allow_any_audience) {
+            (false, true) => return Err(ConfigError::at("allow_any_audience", "audiences and allow_any_audience: set one, not both")),
+            (true, false) => return Err(ConfigError::at("audiences", "required (the policy server's is check-header); allow_any_audience: true waives it")),
             _ => {}
         }
-        for aud in raw.audiences {
+        for aud in std::mem::take(&mut self.audiences) {
             verifier = verifier.audience(aud);
         }
-        Ok(Config {
-            read_header: raw.read_header,
-            function: raw.function,
-            claim_to_headers: raw.claim_to_headers,
-            forward: raw.forward,
-            require_request_binding: raw.require_request_binding,
-            replay: raw
-                .single_use_grants
-                .then(|| ReplayCache::new(raw.replay_cache_grants)),
-            clock_skew_seconds: raw.clock_skew_seconds,
-            keys: {
-                let rules = verifier
-                    .clock_skew_seconds(raw.clock_skew_seconds)
-                    .cache_verified(raw.verified_cache_entries as usize);
-                match remote {
-                    Some(jwks) => Keys::Remote { jwks, rules },
-                    None => Keys::Static(rules),
-                }
-            },
-        })
+        self.replay = self
+            .single_use_grants
+            .then(|| ReplayCache::new(self.replay_cache_grants));
+        let rules = verifier
+            .clock_skew_seconds(self.clock_skew_seconds)
+            .cache_verified(self.verified_cache_entries as usize);
+        self.keys = match remote {
+            Some(jwks) => Keys::Remote { jwks, rules },
+            None => Keys::Static(rules),
+        };
+        Ok(())
     }
 }

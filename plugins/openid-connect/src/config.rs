@@ -1,10 +1,12 @@
 //! openid-connect's configuration: the seed's keys (`openid_server`, `openid_realm`) plus the
-//! relying-party options. Secrets come from VM environment variables (`vmConfig.env`), so
-//! they never sit in `pluginConfig`; a missing or malformed secret is a configuration error
-//! that Envoy reports at load time, not a per-request failure.
+//! relying-party options. Secrets come from VM environment variables (`vmConfig.env`), read
+//! in [`Validate::validate`] (never while the JSON is read), so they never sit in
+//! `pluginConfig`; a missing or malformed secret is a configuration error that Envoy reports
+//! at load time, naming the `*_env` field, not a per-request failure.
 
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer};
 use std::time::Duration;
+use weir::config::{ConfigError, Validate};
 use weir::http::path::{check_rule, under};
 use weir::HeaderName;
 
@@ -37,160 +39,149 @@ pub enum SameSite {
     Strict,
 }
 
-#[derive(Deserialize)]
+/// The plugin configuration (`pluginConfig`). Fields without a JSON key (`#[serde(skip)]`)
+/// are resolved by [`Validate::validate`] at configure time: the secrets from the VM
+/// environment, the discovery and callback paths, the scope.
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Raw {
-    openid_server: String,
-    #[serde(default)]
-    openid_realm: Option<String>,
-    #[serde(default)]
-    issuer: Option<String>,
-    #[serde(default)]
-    discovery_path: Option<String>,
-    #[serde(default)]
-    provider_authority: Option<String>,
-    client_id: String,
-    #[serde(default = "default_secret_env")]
-    client_secret_env: String,
-    #[serde(default = "default_client_auth")]
-    client_auth: ClientAuth,
-    #[serde(default = "default_scopes")]
-    scopes: Vec<String>,
-    #[serde(default)]
-    redirect_uri: Option<String>,
-    #[serde(default)]
-    allowed_hosts: Vec<String>,
-    #[serde(default)]
-    redirect_path: Option<String>,
-    #[serde(default = "default_logout_path")]
-    logout_path: String,
-    #[serde(default)]
-    post_logout_redirect: Option<String>,
-    #[serde(default)]
-    pass_through_exact: Vec<String>,
-    #[serde(default)]
-    pass_through_prefixes: Vec<String>,
-    #[serde(default = "default_cookie_prefix")]
-    cookie_prefix: String,
-    #[serde(default)]
-    allow_insecure_cookie_prefix: bool,
-    #[serde(default = "default_same_site")]
-    cookie_same_site: SameSite,
-    // Durations are bounded at configure (a year at most for the long ones): a huge value
-    // would overflow when added to a Unix time.
-    #[serde(
-        default = "default_session_lifetime",
-        deserialize_with = "weir::config::bounded::<_, 1, 31536000>"
-    )]
-    session_lifetime_seconds: u64,
-    #[serde(
-        default = "default_login_timeout",
-        deserialize_with = "weir::config::bounded::<_, 1, 86400>"
-    )]
-    login_timeout_seconds: u64,
-    #[serde(default = "default_key_env")]
-    session_key_env: String,
-    #[serde(default = "default_forward_token")]
-    forward_token: ForwardToken,
-    #[serde(default = "default_forward_header")]
-    forward_header: HeaderName,
-    #[serde(default = "default_algorithms")]
-    algorithms: Vec<String>,
-    #[serde(
-        default = "default_skew",
-        deserialize_with = "weir::config::bounded::<_, 0, 3600>"
-    )]
-    clock_skew_seconds: u64,
-    #[serde(
-        default = "default_refresh_before",
-        deserialize_with = "weir::config::bounded::<_, 0, 31536000>"
-    )]
-    refresh_before_seconds: u64,
-    #[serde(
-        default = "default_provider_refresh",
-        deserialize_with = "weir::config::bounded::<_, 1, 31536000>"
-    )]
-    provider_refresh_seconds: u64,
-    #[serde(
-        default = "default_jwks_min_interval",
-        deserialize_with = "weir::config::bounded::<_, 0, 31536000>"
-    )]
-    jwks_min_refetch_seconds: u64,
-    #[serde(
-        default = "default_timeout_ms",
-        deserialize_with = "weir::config::bounded::<_, 1, 60000>"
-    )]
-    timeout_ms: u64,
-    #[serde(
-        default = "default_retry_after",
-        deserialize_with = "weir::config::bounded::<_, 0, 3600>"
-    )]
-    retry_after_seconds: u64,
-}
-
-/// The validated configuration.
-#[derive(Debug)]
 pub struct Config {
     /// Envoy cluster of the provider (the seed's `openid_server`).
+    #[serde(rename = "openid_server")]
     pub cluster: String,
+    #[serde(default)]
+    openid_realm: Option<String>,
     /// Expected issuer; `None`: taken from discovery, which must end in `/realms/<realm>`.
+    #[serde(default)]
     pub issuer: Option<String>,
     /// Required issuer path suffix when no issuer is configured.
+    #[serde(skip)]
     pub realm_suffix: Option<String>,
+    #[serde(rename = "discovery_path", default)]
+    discovery_path_setting: Option<String>,
     /// Path of the discovery document on `cluster`.
+    #[serde(skip)]
     pub discovery_path: String,
     /// `:authority` for calls to the provider (its issuer's host by default).
+    #[serde(default)]
     pub provider_authority: Option<String>,
     /// The registered client id.
     pub client_id: String,
+    #[serde(default = "default_secret_env")]
+    client_secret_env: String,
     /// The client secret, read from the environment at configure time.
+    #[serde(skip)]
     pub client_secret: String,
     /// Token endpoint authentication.
+    #[serde(default = "default_client_auth")]
     pub client_auth: ClientAuth,
+    #[serde(default = "default_scopes")]
+    scopes: Vec<String>,
     /// Space-separated scopes, always including `openid`.
+    #[serde(skip)]
     pub scope: String,
     /// The redirect URI when configured; otherwise it is built from the request's host,
     /// which must be in `allowed_hosts`.
+    #[serde(default)]
     pub redirect_uri: Option<String>,
     /// Hosts (`host` for any port, or `host:port`) a redirect URI may be built for.
+    #[serde(default)]
     pub allowed_hosts: Vec<String>,
+    #[serde(rename = "redirect_path", default)]
+    redirect_path_setting: Option<String>,
     /// Callback path registered at the provider (the path of `redirect_uri` when set).
+    #[serde(skip)]
     pub redirect_path: String,
     /// Path that signs the user out.
+    #[serde(default = "default_logout_path")]
     pub logout_path: String,
     /// Where the provider (or the plugin) sends the browser after logout.
+    #[serde(default)]
     pub post_logout_redirect: Option<String>,
     /// Paths served without a session.
+    #[serde(default)]
     pub pass_through_exact: Vec<String>,
     /// Path prefixes served without a session.
+    #[serde(default)]
     pub pass_through_prefixes: Vec<String>,
     /// Cookie name prefix (`__Host-oidc` → `__Host-oidc-session`, `__Host-oidc-login`).
+    #[serde(default = "default_cookie_prefix")]
     pub cookie_prefix: String,
+    #[serde(default)]
+    allow_insecure_cookie_prefix: bool,
     /// `SameSite` of the session cookie.
+    #[serde(rename = "cookie_same_site", default = "default_same_site")]
     pub same_site: SameSite,
+    // Durations are bounded at configure (a year at most for the long ones): a huge value
+    // would overflow when added to a Unix time.
     /// How long a session lasts, whatever the tokens say.
+    #[serde(
+        rename = "session_lifetime_seconds",
+        default = "default_session_lifetime",
+        deserialize_with = "weir::config::bounded::<_, 1, 31536000>"
+    )]
     pub session_lifetime: u64,
     /// How long a login may take (the login cookie's lifetime).
+    #[serde(
+        rename = "login_timeout_seconds",
+        default = "default_login_timeout",
+        deserialize_with = "weir::config::bounded::<_, 1, 86400>"
+    )]
     pub login_timeout: u64,
-    /// AES-256-GCM key for the cookies.
+    #[serde(default = "default_key_env")]
+    session_key_env: String,
+    /// AES-256-GCM key for the cookies, read from the environment at configure time.
+    #[serde(skip)]
     pub session_key: [u8; 32],
     /// Token forwarded upstream.
+    #[serde(default = "default_forward_token")]
     pub forward_token: ForwardToken,
     /// Header it goes in, as `Bearer <token>`.
+    #[serde(default = "default_forward_header")]
     pub forward_header: HeaderName,
     /// ID token algorithm allow-list.
+    #[serde(default = "default_algorithms")]
     pub algorithms: Vec<String>,
     /// Tolerance on `exp`, `nbf`, `iat`.
+    #[serde(
+        rename = "clock_skew_seconds",
+        default = "default_skew",
+        deserialize_with = "weir::config::bounded::<_, 0, 3600>"
+    )]
     pub clock_skew: u64,
     /// Refresh this long before the ID token expires.
+    #[serde(
+        rename = "refresh_before_seconds",
+        default = "default_refresh_before",
+        deserialize_with = "weir::config::bounded::<_, 0, 31536000>"
+    )]
     pub refresh_before: u64,
     /// Re-read discovery and JWKS after this long.
+    #[serde(
+        rename = "provider_refresh_seconds",
+        default = "default_provider_refresh",
+        deserialize_with = "weir::config::bounded::<_, 1, 31536000>"
+    )]
     pub provider_refresh: u64,
     /// At most one JWKS fetch for an unknown `kid` per this many seconds.
+    #[serde(
+        rename = "jwks_min_refetch_seconds",
+        default = "default_jwks_min_interval",
+        deserialize_with = "weir::config::bounded::<_, 0, 31536000>"
+    )]
     pub jwks_min_refetch: u64,
     /// Timeout of each call to the provider.
+    #[serde(
+        rename = "timeout_ms",
+        default = "default_timeout",
+        deserialize_with = "timeout_ms"
+    )]
     pub timeout: Duration,
     /// `Retry-After` while the provider is unknown.
+    #[serde(
+        rename = "retry_after_seconds",
+        default = "default_retry_after",
+        deserialize_with = "weir::config::bounded::<_, 0, 3600>"
+    )]
     pub retry_after: u64,
 }
 
@@ -226,150 +217,131 @@ impl Config {
     }
 }
 
-impl<'de> Deserialize<'de> for Config {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let raw = Raw::deserialize(d)?;
-        Config::try_from(raw).map_err(serde::de::Error::custom)
-    }
-}
-
-impl TryFrom<Raw> for Config {
-    type Error = String;
-
-    fn try_from(raw: Raw) -> Result<Self, String> {
-        let client_secret = weir::env_var(&raw.client_secret_env).filter(|s| !s.is_empty()).ok_or_else(|| {
-            format!(
-                "client secret: set the VM environment variable {} (vmConfig.env) or name another with client_secret_env",
-                raw.client_secret_env
+impl Validate for Config {
+    /// Reads the secrets from the VM environment and resolves the paths and the scope; the
+    /// checks that span fields or look inside a value.
+    fn validate(&mut self) -> Result<(), ConfigError> {
+        self.client_secret = weir::env_var(&self.client_secret_env)
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| {
+                ConfigError::at(
+                    "client_secret_env",
+                    format!("set the VM environment variable {} (vmConfig.env) to the client secret, or name another here", self.client_secret_env),
+                )
+            })?;
+        let key_text = weir::env_var(&self.session_key_env).ok_or_else(|| {
+            ConfigError::at(
+                "session_key_env",
+                format!("set the VM environment variable {} to the session key: 32 random bytes, hex (64 characters) or base64url", self.session_key_env),
             )
         })?;
-        let key_text = weir::env_var(&raw.session_key_env).ok_or_else(|| {
-            format!(
-                "session key: set the VM environment variable {} to 32 random bytes, hex (64 characters) or base64url",
-                raw.session_key_env
+        self.session_key = crate::crypto::parse_key(key_text.trim()).ok_or_else(|| {
+            ConfigError::at(
+                "session_key_env",
+                format!(
+                    "the session key in {}: expected 32 bytes as 64 hex characters or base64url",
+                    self.session_key_env
+                ),
             )
         })?;
-        let session_key = crate::crypto::parse_key(key_text.trim()).ok_or_else(|| {
-            format!(
-                "session key in {}: expected 32 bytes as 64 hex characters or base64url",
-                raw.session_key_env
-            )
-        })?;
-        let realm_suffix = raw.openid_realm.as_ref().map(|r| format!("/realms/{r}"));
-        let discovery_path =
-            match (&raw.discovery_path, &raw.issuer, &realm_suffix) {
+        self.realm_suffix = self.openid_realm.as_ref().map(|r| format!("/realms/{r}"));
+        self.discovery_path =
+            match (
+                &self.discovery_path_setting,
+                &self.issuer,
+                &self.realm_suffix,
+            ) {
                 (Some(p), _, _) => p.clone(),
                 (None, Some(iss), _) => format!(
                     "{}/.well-known/openid-configuration",
                     url_path(iss).trim_end_matches('/')
                 ),
                 (None, None, Some(suffix)) => format!("{suffix}/.well-known/openid-configuration"),
-                (None, None, None) => return Err(
-                    "set issuer, discovery_path or openid_realm so the provider can be discovered"
-                        .into(),
-                ),
+                (None, None, None) => return Err(ConfigError::at(
+                    ".",
+                    "set issuer, discovery_path or openid_realm so the provider can be discovered",
+                )),
             };
-        if !discovery_path.starts_with('/') {
-            return Err(format!(
-                "discovery_path must be a path starting with '/', got {discovery_path:?}"
+        if !self.discovery_path.starts_with('/') {
+            return Err(ConfigError::at(
+                "discovery_path",
+                format!(
+                    "must be a path starting with '/', got {:?}",
+                    self.discovery_path
+                ),
             ));
         }
-        let redirect_path = match (&raw.redirect_uri, raw.redirect_path) {
+        self.redirect_path = match (&self.redirect_uri, self.redirect_path_setting.take()) {
             (Some(uri), given) => {
                 let scheme_ok = uri.starts_with("https://") || uri.starts_with("http://");
                 if !scheme_ok || url_authority(uri).is_empty() || uri.contains(['?', '#']) {
-                    return Err(format!("redirect_uri must be an absolute http(s) URL without query, got {uri:?}"));
+                    return Err(ConfigError::at("redirect_uri", format!("must be an absolute http(s) URL without query, got {uri:?}")));
                 }
                 let path = url_path(uri).to_string();
                 if given.as_ref().is_some_and(|g| *g != path) {
-                    return Err(format!("redirect_path {given:?} differs from the path of redirect_uri {uri:?}: set only redirect_uri"));
+                    return Err(ConfigError::at("redirect_path", format!("{given:?} differs from the path of redirect_uri {uri:?}: set only redirect_uri")));
                 }
                 path
             }
-            (None, _) if raw.allowed_hosts.is_empty() => {
-                return Err("set redirect_uri, or allowed_hosts (the hosts a redirect URI may be built for); a client's Host header is never trusted alone".into())
+            (None, _) if self.allowed_hosts.is_empty() => {
+                return Err(ConfigError::at("allowed_hosts", "set redirect_uri, or allowed_hosts (the hosts a redirect URI may be built for); a client's Host header is never trusted alone"))
             }
             (None, given) => given.unwrap_or_else(default_redirect_path),
         };
-        if raw
+        if let Some(i) = self
             .allowed_hosts
             .iter()
-            .any(|h| h.is_empty() || h.contains(['/', '*', ' ', '@']))
+            .position(|h| h.is_empty() || h.contains(['/', '*', ' ', '@']))
         {
-            return Err("allowed_hosts holds host names or host:port pairs, without scheme, path or wildcards".into());
+            return Err(ConfigError::at(
+                format!("allowed_hosts[{i}]"),
+                "must be a host name or a host:port pair, without scheme, path or wildcards",
+            ));
         }
         for (name, path) in [
-            ("redirect_path", &redirect_path),
-            ("logout_path", &raw.logout_path),
+            ("redirect_path", &self.redirect_path),
+            ("logout_path", &self.logout_path),
         ] {
-            check_rule(path).map_err(|e| format!("{name}: {e}"))?;
+            check_rule(path).map_err(|e| ConfigError::at(name, e))?;
         }
         for (name, rules) in [
-            ("pass_through_exact", &raw.pass_through_exact),
-            ("pass_through_prefixes", &raw.pass_through_prefixes),
+            ("pass_through_exact", &self.pass_through_exact),
+            ("pass_through_prefixes", &self.pass_through_prefixes),
         ] {
-            for rule in rules {
-                check_rule(rule).map_err(|e| format!("{name}: {e}"))?;
+            for (i, rule) in rules.iter().enumerate() {
+                check_rule(rule).map_err(|e| ConfigError::at(format!("{name}[{i}]"), e))?;
             }
         }
-        if !raw
+        if !self
             .cookie_prefix
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-            || raw.cookie_prefix.is_empty()
+            || self.cookie_prefix.is_empty()
         {
-            return Err("cookie_prefix may only hold letters, digits, '-' and '_'".into());
-        }
-        if !raw.cookie_prefix.starts_with("__Host-") && !raw.allow_insecure_cookie_prefix {
-            return Err(format!(
-                "cookie_prefix {:?} must start with __Host- (cookies a sibling domain or plain HTTP cannot set); set allow_insecure_cookie_prefix to accept it",
-                raw.cookie_prefix
+            return Err(ConfigError::at(
+                "cookie_prefix",
+                "may only hold letters, digits, '-' and '_'",
             ));
         }
-        if raw.algorithms.is_empty()
-            || raw
+        if !self.cookie_prefix.starts_with("__Host-") && !self.allow_insecure_cookie_prefix {
+            return Err(ConfigError::at("cookie_prefix", format!(
+                "{:?} must start with __Host- (cookies a sibling domain or plain HTTP cannot set); set allow_insecure_cookie_prefix to accept it",
+                self.cookie_prefix
+            )));
+        }
+        if self.algorithms.is_empty()
+            || self
                 .algorithms
                 .iter()
                 .any(|a| a.eq_ignore_ascii_case("none") || a.starts_with("HS"))
         {
-            return Err("algorithms must list public-key algorithms (RS256, ES256, …); none and HS* are never accepted".into());
+            return Err(ConfigError::at("algorithms", "must list public-key algorithms (RS256, ES256, …); none and HS* are never accepted"));
         }
-        let mut scopes = raw.scopes;
-        if !scopes.iter().any(|s| s == "openid") {
-            scopes.insert(0, "openid".into());
+        if !self.scopes.iter().any(|s| s == "openid") {
+            self.scopes.insert(0, "openid".into());
         }
-        Ok(Config {
-            cluster: raw.openid_server,
-            issuer: raw.issuer,
-            realm_suffix,
-            discovery_path,
-            provider_authority: raw.provider_authority,
-            client_id: raw.client_id,
-            client_secret,
-            client_auth: raw.client_auth,
-            scope: scopes.join(" "),
-            redirect_uri: raw.redirect_uri,
-            allowed_hosts: raw.allowed_hosts,
-            redirect_path,
-            logout_path: raw.logout_path,
-            post_logout_redirect: raw.post_logout_redirect,
-            pass_through_exact: raw.pass_through_exact,
-            pass_through_prefixes: raw.pass_through_prefixes,
-            cookie_prefix: raw.cookie_prefix,
-            same_site: raw.cookie_same_site,
-            session_lifetime: raw.session_lifetime_seconds,
-            login_timeout: raw.login_timeout_seconds,
-            session_key,
-            forward_token: raw.forward_token,
-            forward_header: raw.forward_header,
-            algorithms: raw.algorithms,
-            clock_skew: raw.clock_skew_seconds,
-            refresh_before: raw.refresh_before_seconds,
-            provider_refresh: raw.provider_refresh_seconds,
-            jwks_min_refetch: raw.jwks_min_refetch_seconds,
-            timeout: Duration::from_millis(raw.timeout_ms),
-            retry_after: raw.retry_after_seconds,
-        })
+        self.scope = self.scopes.join(" ");
+        Ok(())
     }
 }
 
@@ -447,8 +419,11 @@ fn default_provider_refresh() -> u64 {
 fn default_jwks_min_interval() -> u64 {
     30
 }
-fn default_timeout_ms() -> u64 {
-    2000
+fn default_timeout() -> Duration {
+    Duration::from_millis(2000)
+}
+fn timeout_ms<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    weir::config::bounded::<_, 1, 60000>(d).map(Duration::from_millis)
 }
 fn default_retry_after() -> u64 {
     2

@@ -1,11 +1,21 @@
 //! Typed plugin configuration: `pluginConfig` arrives as JSON (Istio sends the JSON of the
 //! WasmPlugin's `pluginConfig`, or nothing at all) and is parsed once per configure.
+//!
+//! One pattern for every plugin: `#[derive(Deserialize)]` reads the document (types such as
+//! [`HeaderName`] and [`bounded`] check single fields as they are read), then
+//! [`Validate::validate`] checks what spans fields and resolves what the document only
+//! names, such as secrets in VM environment variables. Errors from both steps name the field
+//! path the same way: `invalid plugin configuration at rules[2].header: <reason>`.
 
 use serde::de::{DeserializeOwned, Error as _};
 use serde::{Deserialize, Deserializer, Serialize};
 use std::fmt;
 
+mod entries;
 mod json;
+mod validate;
+pub use entries::{Entries, RawJson};
+pub use validate::Validate;
 #[cfg(test)]
 mod json_tests;
 #[cfg(test)]
@@ -66,21 +76,30 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
-/// Parses plugin configuration bytes into `T`, naming the field path on failure.
+impl From<json::Error> for ConfigError {
+    fn from(err: json::Error) -> Self {
+        ConfigError {
+            path: err.path(),
+            reason: err.into_reason(),
+        }
+    }
+}
+
+/// Parses plugin configuration bytes into `T`, then runs its [`Validate::validate`]: what the
+/// SDK does at configure time. Errors name the field path.
 ///
 /// An empty (or all-whitespace) configuration is read as `{}`, so a config type whose
 /// fields all have defaults accepts a WasmPlugin without `pluginConfig`. The JSON must be
 /// strict RFC 8259: no comments, trailing commas or invalid escapes.
-pub fn parse_config<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ConfigError> {
+pub fn parse_config<T: DeserializeOwned + Validate>(bytes: &[u8]) -> Result<T, ConfigError> {
     let text = if bytes.iter().all(u8::is_ascii_whitespace) {
         &b"{}"[..]
     } else {
         bytes
     };
-    json::from_slice(text).map_err(|err| ConfigError {
-        path: err.path(),
-        reason: err.into_reason(),
-    })
+    let mut config: T = json::from_slice(text).map_err(ConfigError::from)?;
+    config.validate()?;
+    Ok(config)
 }
 
 /// A `deserialize_with` for integers that must lie in `MIN..=MAX`: durations, periods and
@@ -94,6 +113,7 @@ pub fn parse_config<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ConfigError>
 ///     #[serde(deserialize_with = "weir::config::bounded::<_, 1, 60000>")]
 ///     timeout_ms: u64,
 /// }
+/// impl weir::config::Validate for Config {}
 /// let err = weir::parse_config::<Config>(br#"{"timeout_ms": 0}"#).err().map(|e| e.to_string());
 /// assert_eq!(err.as_deref(), Some("invalid plugin configuration at timeout_ms: must be between 1 and 60000, got 0"));
 /// ```
@@ -293,6 +313,8 @@ mod tests {
         #[serde(default)]
         extra: BTreeMap<String, u32>,
     }
+
+    impl Validate for Cfg {}
 
     #[test]
     fn empty_config_means_defaults() {

@@ -425,3 +425,52 @@ fn while_another_request_refreshes_a_still_valid_token_is_forwarded() {
     assert_ne!(assert_forwarded(&first.finish()), before);
     assert_eq!(h.idp.hits("token"), 2);
 }
+
+/// Secrets are read from the VM environment by the configuration's validation step, after
+/// the JSON: from the variables the configuration names, and a missing or malformed one is
+/// refused at configure time naming the field that names it.
+#[test]
+fn secrets_come_from_the_vm_environment_the_configuration_names() {
+    let start = |extra: Value, env: &[(&str, &str)]| {
+        let mut plugin = Plugin::build(env!("CARGO_MANIFEST_DIR")).config(crate::config(extra));
+        for (name, value) in env {
+            plugin = plugin.env(name, value);
+        }
+        plugin.start().map(|_| ()).map_err(|e| e.to_string())
+    };
+    let defaults = [
+        ("OIDC_CLIENT_SECRET", CLIENT_SECRET),
+        ("OIDC_SESSION_KEY", SESSION_KEY),
+    ];
+    assert_eq!(start(json!({}), &defaults), Ok(()));
+    let renamed =
+        json!({ "client_secret_env": "MY_CLIENT_SECRET", "session_key_env": "MY_SESSION_KEY" });
+    let mine = [
+        ("MY_CLIENT_SECRET", "s3cret"),
+        ("MY_SESSION_KEY", SESSION_KEY),
+    ];
+    assert_eq!(start(renamed.clone(), &mine), Ok(()));
+    // The default variables are not consulted once others are named.
+    let err = start(renamed.clone(), &defaults).unwrap_err();
+    assert!(
+        err.contains("invalid plugin configuration at client_secret_env: set the VM environment variable MY_CLIENT_SECRET"),
+        "{err}"
+    );
+    let short = [
+        ("MY_CLIENT_SECRET", "s3cret"),
+        ("MY_SESSION_KEY", "too short"),
+    ];
+    let err = start(renamed, &short).unwrap_err();
+    assert!(
+        err.contains(
+            "invalid plugin configuration at session_key_env: the session key in MY_SESSION_KEY"
+        ),
+        "{err}"
+    );
+    // Checks across a list name the element.
+    let err = config_error(json!({ "pass_through_prefixes": ["/ok/", "/a/../b"] }));
+    assert!(
+        err.contains("invalid plugin configuration at pass_through_prefixes[1]: "),
+        "{err}"
+    );
+}

@@ -26,6 +26,8 @@ struct Config {
     tick: bool,
 }
 
+impl Validate for Config {}
+
 struct Guest;
 
 impl HttpFilter for Guest {

@@ -20,6 +20,8 @@ struct Config {
     queue_handler: bool,
 }
 
+impl Validate for Config {}
+
 struct Guest;
 
 impl HttpFilter for Guest {

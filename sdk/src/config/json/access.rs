@@ -76,11 +76,19 @@ impl<'de> de::Deserializer<'de> for &mut Deserializer<'de> {
         }
     }
 
+    /// [`RawJson`](crate::config::RawJson) asks for its value's text under a reserved name.
     fn deserialize_newtype_struct<V: Visitor<'de>>(
         self,
-        _name: &'static str,
+        name: &'static str,
         visitor: V,
     ) -> Result<V::Value, Error> {
+        if name == super::RAW_JSON {
+            self.skip_whitespace();
+            let start = self.pos;
+            self.skip_value()?;
+            let text = self.text.get(start..self.pos).unwrap_or_default();
+            return visitor.visit_borrowed_str(text);
+        }
         visitor.visit_newtype_struct(self)
     }
 
@@ -180,13 +188,18 @@ impl<'de> de::Deserializer<'de> for &mut Deserializer<'de> {
         self.visit_except_floats(visitor)
     }
 
+    /// Only an object: serde_json also fills a struct from an array, by field order, a form
+    /// no plugin documents and a typo could fall into.
     fn deserialize_struct<V: Visitor<'de>>(
         self,
         _name: &'static str,
         _fields: &'static [&'static str],
         visitor: V,
     ) -> Result<V::Value, Error> {
-        self.visit_except_floats(visitor)
+        match self.next_event()? {
+            Event::ArrayStart => Err(de::Error::invalid_type(Unexpected::Seq, &visitor)),
+            event => self.visit(event, visitor),
+        }
     }
 }
 
@@ -288,9 +301,12 @@ impl<'a, 'de> de::EnumAccess<'de> for Variant<'a, 'de> {
 impl<'de> de::VariantAccess<'de> for Variant<'_, 'de> {
     type Error = Error;
 
+    /// A unit variant is its name as a string: serde_json's `{"Variant": null}` is refused,
+    /// a second spelling no plugin documents.
     fn unit_variant(self) -> Result<(), Error> {
-        de::Deserialize::deserialize(&mut *self.de)
-            .map_err(|e| e.within(Segment::Key(self.de.key_at(self.key_pos))))
+        Err(Error::new(
+            "invalid type: object, expected the variant's name as a string".into(),
+        ))
     }
 
     fn newtype_variant_seed<T: DeserializeSeed<'de>>(self, seed: T) -> Result<T::Value, Error> {

@@ -15,6 +15,10 @@ use std::fmt::{self, Write as _};
 
 mod access;
 
+/// The newtype name under which [`RawJson`](crate::config::RawJson) asks this reader for the
+/// text of a value instead of the value.
+pub(crate) const RAW_JSON: &str = "$weir::config::RawJson";
+
 /// Deepest nesting accepted; the same limit as serde_json (it fails at the 128th level).
 const MAX_DEPTH: u32 = 127;
 
@@ -490,6 +494,29 @@ impl<'de> Deserializer<'de> {
             } else {
                 "expected `,` or `}`"
             })),
+        }
+    }
+
+    /// Reads past one value, checking that it is JSON, without a visitor: one copy of this
+    /// code, where `IgnoredAny` would be a visitor instantiated for every container.
+    pub(crate) fn skip_value(&mut self) -> Result<(), Error> {
+        match self.next_event()? {
+            Event::ArrayStart => {
+                let mut first = true;
+                while self.has_next(b']', &mut first)? {
+                    self.skip_value()?;
+                }
+                self.close(b']')
+            }
+            Event::ObjectStart => {
+                let mut first = true;
+                while self.has_next(b'}', &mut first)? {
+                    self.key()?;
+                    self.skip_value()?;
+                }
+                self.close(b'}')
+            }
+            _ => Ok(()),
         }
     }
 
