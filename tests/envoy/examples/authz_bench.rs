@@ -166,7 +166,7 @@ fn instructions_per_request(
     jwks: &str,
     sign: impl Fn(JWTClaims<Value>) -> Result<String>,
 ) -> Result<(u64, u64)> {
-    let now = 1_767_225_600; // weir-runtime's clock at start
+    let now = weir_runtime::CLOCK_START.as_secs();
     let mut claims = Claims::with_custom_claims(
         json!({ "functions": ["read_data"] }),
         Duration::from_secs(60),
