@@ -7,9 +7,9 @@ mod grants;
 use std::time::Duration;
 
 use grants::*;
-use jwt_simple::prelude::*;
 use serde_json::json;
 use weir_runtime::{Outcome, Plugin, Request};
+use weir_test_jwt::jwt_simple::prelude::*;
 
 fn status(out: &Outcome) -> u16 {
     assert!(out.trap().is_none(), "trap: {:?}", out.trap());
