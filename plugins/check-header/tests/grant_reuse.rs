@@ -11,20 +11,6 @@ use serde_json::json;
 use weir_runtime::{Outcome, Plugin, Request};
 use weir_test_jwt::jwt_simple::prelude::*;
 
-fn status(out: &Outcome) -> u16 {
-    assert!(out.trap().is_none(), "trap: {:?}", out.trap());
-    match out.local_reply() {
-        Some(reply) => {
-            assert!(
-                out.upstream_request().is_none(),
-                "a refused request never reaches the upstream"
-            );
-            reply.status()
-        }
-        None => 200,
-    }
-}
-
 fn with_grant(method: &str, host: &str, path: &str, grant: &str) -> Request {
     Request::new(method, path)
         .authority(host)

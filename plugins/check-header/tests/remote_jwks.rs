@@ -3,10 +3,13 @@
 //! a token names an unknown `kid`, and never replaced by a broken document. The provider is
 //! a handler on the runtime's cluster; it counts the fetches.
 
+mod grants;
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use grants::status;
 use serde_json::{json, Value};
 use weir_runtime::{Outcome, Plugin, Request, Response};
 use weir_test_jwt::jwt_simple::prelude::*;
@@ -85,23 +88,6 @@ fn send(plugin: &Plugin, token: &str) -> Outcome {
         .http()
         .request(Request::get("/data").header("authz_complete", token))
         .run()
-}
-
-fn status(out: &Outcome) -> u16 {
-    assert!(out.trap().is_none(), "trap: {:?}", out.trap());
-    match out.local_reply() {
-        Some(reply) => {
-            assert!(
-                out.upstream_request().is_none(),
-                "a refused request never reaches the upstream"
-            );
-            reply.status()
-        }
-        None => {
-            assert!(out.upstream_request().is_some());
-            200
-        }
-    }
 }
 
 #[test]

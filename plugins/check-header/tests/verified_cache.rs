@@ -21,10 +21,6 @@ fn send(plugin: &Plugin, token: &str) -> Outcome {
     out
 }
 
-fn status(out: &Outcome) -> u16 {
-    out.local_reply().map_or(200, |reply| reply.status())
-}
-
 /// Sends `token` twice; both must pass. Returns the instructions of each request.
 fn first_and_again(plugin: &Plugin, token: &str) -> (u64, u64) {
     let first = send(plugin, token);

@@ -4,7 +4,7 @@
 #![allow(dead_code)]
 
 use serde_json::{json, Value};
-use weir_runtime::Plugin;
+use weir_runtime::{Outcome, Plugin};
 use weir_test_jwt::jwt_simple::prelude::*;
 
 pub const T0: u64 = weir_runtime::CLOCK_START.as_secs();
@@ -60,4 +60,26 @@ pub fn start(k: &Keys, extra: Value) -> Plugin {
         .config(cfg)
         .start()
         .expect("check-header starts")
+}
+
+/// The status the client got: a refusal never reaches the upstream, a pass always does, and
+/// nothing traps.
+pub fn status(out: &Outcome) -> u16 {
+    assert!(out.trap().is_none(), "trap: {:?}", out.trap());
+    match out.local_reply() {
+        Some(reply) => {
+            assert!(
+                out.upstream_request().is_none(),
+                "a refused request never reaches the upstream"
+            );
+            reply.status()
+        }
+        None => {
+            assert!(
+                out.upstream_request().is_some(),
+                "a pass reaches the upstream"
+            );
+            200
+        }
+    }
 }
