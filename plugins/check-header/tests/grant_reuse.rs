@@ -7,23 +7,9 @@ mod grants;
 use std::time::Duration;
 
 use grants::*;
-use jwt_simple::prelude::*;
 use serde_json::json;
 use weir_runtime::{Outcome, Plugin, Request};
-
-fn status(out: &Outcome) -> u16 {
-    assert!(out.trap().is_none(), "trap: {:?}", out.trap());
-    match out.local_reply() {
-        Some(reply) => {
-            assert!(
-                out.upstream_request().is_none(),
-                "a refused request never reaches the upstream"
-            );
-            reply.status()
-        }
-        None => 200,
-    }
-}
+use weir_test_jwt::jwt_simple::prelude::*;
 
 fn with_grant(method: &str, host: &str, path: &str, grant: &str) -> Request {
     Request::new(method, path)

@@ -3,32 +3,26 @@
 //! a token names an unknown `kid`, and never replaced by a broken document. The provider is
 //! a handler on the runtime's cluster; it counts the fetches.
 
+mod grants;
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use jwt_simple::prelude::*;
+use grants::status;
 use serde_json::{json, Value};
 use weir_runtime::{Outcome, Plugin, Request, Response};
+use weir_test_jwt::jwt_simple::prelude::*;
 
-/// The runtime's clock starts at 2026-01-01T00:00:00Z.
+/// The runtime's clock start: token times are relative to it.
 const T0: u64 = weir_runtime::CLOCK_START.as_secs();
 
 fn key(kid: &str) -> ES256KeyPair {
-    ES256KeyPair::generate().with_key_id(kid)
+    weir_test_jwt::es256_key(kid)
 }
 
 fn jwks(keys: &[&ES256KeyPair]) -> String {
-    let b64 = |b: &[u8]| Base64UrlSafeNoPadding::encode_to_string(b).expect("b64");
-    let members: Vec<Value> = keys
-        .iter()
-        .map(|k| {
-            let point = k.public_key().public_key().to_bytes_uncompressed();
-            json!({ "kty": "EC", "crv": "P-256", "alg": "ES256", "kid": k.key_id().clone().expect("kid"),
-                "x": b64(&point[1..33]), "y": b64(&point[33..65]) })
-        })
-        .collect();
-    json!({ "keys": members }).to_string()
+    weir_test_jwt::jwks(keys.iter().map(|k| weir_test_jwt::es256_jwk(k)))
 }
 
 /// A grant for `read_data`, valid for an hour from `at` seconds after T0.
@@ -94,23 +88,6 @@ fn send(plugin: &Plugin, token: &str) -> Outcome {
         .http()
         .request(Request::get("/data").header("authz_complete", token))
         .run()
-}
-
-fn status(out: &Outcome) -> u16 {
-    assert!(out.trap().is_none(), "trap: {:?}", out.trap());
-    match out.local_reply() {
-        Some(reply) => {
-            assert!(
-                out.upstream_request().is_none(),
-                "a refused request never reaches the upstream"
-            );
-            reply.status()
-        }
-        None => {
-            assert!(out.upstream_request().is_some());
-            200
-        }
-    }
 }
 
 #[test]

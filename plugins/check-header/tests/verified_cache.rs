@@ -8,9 +8,9 @@ mod grants;
 use std::time::Duration;
 
 use grants::*;
-use jwt_simple::prelude::*;
 use serde_json::{json, Value};
 use weir_runtime::{Outcome, Plugin, Request};
+use weir_test_jwt::jwt_simple::prelude::*;
 
 fn send(plugin: &Plugin, token: &str) -> Outcome {
     let out = plugin
@@ -19,10 +19,6 @@ fn send(plugin: &Plugin, token: &str) -> Outcome {
         .run();
     assert!(out.trap().is_none(), "trap: {:?}", out.trap());
     out
-}
-
-fn status(out: &Outcome) -> u16 {
-    out.local_reply().map_or(200, |reply| reply.status())
 }
 
 /// Sends `token` twice; both must pass. Returns the instructions of each request.
@@ -35,10 +31,9 @@ fn first_and_again(plugin: &Plugin, token: &str) -> (u64, u64) {
 
 /// An EdDSA signer and the JWKS that verifies it.
 fn eddsa() -> (Ed25519KeyPair, String) {
-    let pair = Ed25519KeyPair::generate().with_key_id("grant-ed");
-    let x = Base64UrlSafeNoPadding::encode_to_string(pair.public_key().to_bytes()).expect("b64");
-    let doc = json!({ "keys": [{ "kty": "OKP", "crv": "Ed25519", "alg": "EdDSA", "kid": "grant-ed", "x": x }] });
-    (pair, doc.to_string())
+    let pair = weir_test_jwt::ed25519_key("grant-ed");
+    let doc = weir_test_jwt::jwks([weir_test_jwt::ed25519_jwk(&pair)]);
+    (pair, doc)
 }
 
 #[test]

@@ -45,7 +45,11 @@ fn main() -> Result<()> {
         first.status,
         envoy.log()
     );
-    let authorize = first.header("location").unwrap_or_default().to_string();
+    let authorize = first
+        .headers
+        .get("location")
+        .unwrap_or_default()
+        .to_string();
     println!("1. browser  GET {PAGE} (no session)");
     println!("   ← 302 to the provider: {}", shorten(&authorize, 110));
     println!("     (PKCE S256, state and nonce; they travel in an encrypted __Host- cookie)");
@@ -65,7 +69,7 @@ fn main() -> Result<()> {
     println!("3. browser  GET /oauth2/callback: openid-connect exchanges the code, validates the ID token");
     println!(
         "   ← 302 to {} with the session in cookies:",
-        back.header("location").unwrap_or_default()
+        back.headers.get("location").unwrap_or_default()
     );
     for cookie in browser
         .cookies()

@@ -164,7 +164,8 @@ fn main() -> Result<ExitCode> {
                         page.text()
                     );
                 }
-                if page.status == PROVIDER_DOWN_STATUS && page.header("retry-after").is_none() {
+                if page.status == PROVIDER_DOWN_STATUS && page.headers.get("retry-after").is_none()
+                {
                     bail!("503 without Retry-After");
                 }
                 Ok(page.status)

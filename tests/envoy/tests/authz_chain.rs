@@ -19,9 +19,9 @@ use anyhow::Result;
 use authz_chain::checks::{assert_refused, spellings, SPOOFS};
 use authz_chain::filters::{acl_check, check_header, get, SET_HEADER};
 use authz_chain::tokens::{self, attacks, Idp, GRANT, USER};
-use jwt_simple::prelude::*;
 use serde_json::{json, Value};
 use weir_envoy_tests::{EchoUpstream, Envoy, HttpResponse, PolicyServer, Reply, UserKeys};
+use weir_test_jwt::jwt_simple::prelude::*;
 
 /// The chain in front of `upstream`, with the `policy` cluster at `policy`.
 fn chain(

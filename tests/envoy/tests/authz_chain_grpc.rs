@@ -20,12 +20,12 @@ use anyhow::Result;
 use authz_chain::checks::{assert_refused, spellings, SPOOFS};
 use authz_chain::filters::{check_header, get, SET_HEADER};
 use authz_chain::tokens::{self, attacks, Idp, USER};
-use jwt_simple::prelude::*;
 use serde_json::{json, Value};
 use weir_envoy_tests::{
     build_wasm_with, EchoUpstream, Envoy, GrpcReply, GrpcUpstream, HttpResponse, PolicyServer,
     Reply, UserKeys, WasmFilter,
 };
+use weir_test_jwt::jwt_simple::prelude::*;
 
 /// acl-check asking the `policy` cluster over ext_authz gRPC, with `extra` settings.
 fn acl_check_grpc(extra: Value) -> WasmFilter {

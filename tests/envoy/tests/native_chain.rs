@@ -11,7 +11,7 @@ mod seed_chain;
 use anyhow::Result;
 use seed_chain::native::{NativeChain, GRANT_HEADER, USER_HEADER};
 use seed_chain::{browser_back_from_sign_in, page_url, PolicyBuild, PAGE};
-use weir_idp_tests::Request;
+use weir_envoy_tests::HttpRequest;
 
 #[test]
 fn native_chain_enforces_the_same_policy() -> Result<()> {
@@ -43,7 +43,7 @@ fn native_chain_enforces_the_same_policy() -> Result<()> {
 
     // A grant the client sends is replaced by the policy server's.
     let forged = "eyJhbGciOiJub25lIn0.eyJzdWIiOiJhbGljZSJ9.";
-    let with_forged = Request::get(&page_url(envoy))?.header(GRANT_HEADER, forged);
+    let with_forged = HttpRequest::get(&page_url(envoy))?.header(GRANT_HEADER, forged);
     assert_eq!(alice.send(with_forged)?.status, 200);
     let upstream = chain.upstream.requests();
     let seen = upstream[1].headers.get_all(GRANT_HEADER);
@@ -56,7 +56,7 @@ fn native_chain_enforces_the_same_policy() -> Result<()> {
     // grant alice got (ext_authz decides before any grant is read).
     let mut bob = browser_back_from_sign_in(envoy, "bob")?;
     assert_eq!(bob.get(&page_url(envoy))?.status, 403);
-    let alices_grant = Request::get(&page_url(envoy))?.header(GRANT_HEADER, grant[0]);
+    let alices_grant = HttpRequest::get(&page_url(envoy))?.header(GRANT_HEADER, grant[0]);
     assert_eq!(bob.send(alices_grant)?.status, 403);
     assert_eq!(
         chain.upstream.requests().len(),

@@ -11,10 +11,10 @@ use serde_json::json;
 use std::net::{SocketAddr, TcpListener};
 use std::time::Duration;
 use url::Url;
-use weir_envoy_tests::{build_wasm, EchoUpstream, Envoy, RecordedRequest, WasmFilter};
-use weir_idp_tests::{
-    Browser, IdTokenTamper, Jwt, Provider, Request, SignedOut, TamperSigning, TestClient,
+use weir_envoy_tests::{
+    build_wasm, EchoUpstream, Envoy, HttpRequest, HttpResponse, RecordedRequest, WasmFilter,
 };
+use weir_idp_tests::{Browser, IdTokenTamper, Jwt, Provider, SignedOut, TamperSigning, TestClient};
 
 const CLIENT_ID: &str = "ingress-gateway";
 const CLIENT_SECRET: &str = "gateway-secret";
@@ -82,14 +82,14 @@ impl Setup {
     }
 
     /// Opens `path` in `browser`: the plugin's redirect to the provider.
-    fn begin(&self, browser: &mut Browser, path: &str) -> Result<weir_idp_tests::Response> {
+    fn begin(&self, browser: &mut Browser, path: &str) -> Result<HttpResponse> {
         // The first request of a VM discovers the provider; a concurrent one may get a 503.
         let mut first = browser.get(&self.url(path))?;
         for _ in 0..20 {
             if first.status != 503 {
                 break;
             }
-            assert!(first.header("retry-after").is_some());
+            assert!(first.headers.get("retry-after").is_some());
             std::thread::sleep(Duration::from_millis(250));
             first = browser.get(&self.url(path))?;
         }
@@ -111,7 +111,7 @@ impl Setup {
             self.idp.log()
         );
         assert_eq!(
-            back.header("location"),
+            back.headers.get("location"),
             Some(path),
             "back to the original URL"
         );
@@ -129,10 +129,9 @@ impl Setup {
     }
 
     /// Submits the site's sign-out form: a POST whose `Origin` is this site.
-    fn logout(&self, browser: &mut Browser, origin: &str) -> Result<weir_idp_tests::Response> {
-        browser.send(
-            Request::new("POST", Url::parse(&self.url("/oauth2/logout"))?).header("origin", origin),
-        )
+    fn logout(&self, browser: &mut Browser, origin: &str) -> Result<HttpResponse> {
+        browser
+            .send(HttpRequest::new("POST", &self.url("/oauth2/logout"))?.header("origin", origin))
     }
 
     /// The forwarded ID token, checked against the provider's JWKS and claims.
@@ -405,17 +404,18 @@ fn client_identity_headers_and_their_underscore_spellings_never_reach_the_upstre
     let callback = browser.sign_in_from(first, "alice", &s.url("/oauth2/callback"))?;
     let back = browser.get(callback.url.as_str())?;
     assert_eq!(
-        back.header("cache-control"),
+        back.headers.get("cache-control"),
         Some("no-store"),
         "the response setting the session is never cached"
     );
-    let req = Request::get(&s.url("/app"))?
+    let req = HttpRequest::get(&s.url("/app"))?
         .header("x-auth-token", "Bearer forged")
         .header("x_auth_token", "Bearer forged");
     let res = browser.send(req)?;
     assert_eq!(res.status, 200, "{}", res.text());
     assert!(
-        res.header_all("vary")
+        res.headers
+            .get_all("vary")
             .iter()
             .any(|v| v.to_ascii_lowercase().contains("cookie")),
         "Vary: Cookie on an authenticated response"

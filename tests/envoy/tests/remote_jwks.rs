@@ -5,16 +5,12 @@
 
 use std::time::{Duration, Instant};
 
-use jwt_simple::prelude::*;
 use serde_json::json;
 use weir_envoy_tests::{build_wasm, EchoUpstream, Envoy, Reply, WasmFilter};
+use weir_test_jwt::jwt_simple::prelude::*;
 
 fn jwks(key: &ES256KeyPair) -> String {
-    let b64 = |b: &[u8]| Base64UrlSafeNoPadding::encode_to_string(b).expect("b64");
-    let point = key.public_key().public_key().to_bytes_uncompressed();
-    json!({ "keys": [{ "kty": "EC", "crv": "P-256", "alg": "ES256", "kid": key.key_id().clone().expect("kid"),
-        "x": b64(&point[1..33]), "y": b64(&point[33..65]) }] })
-    .to_string()
+    weir_test_jwt::jwks([weir_test_jwt::es256_jwk(key)])
 }
 
 fn grant(key: &ES256KeyPair) -> String {

@@ -1,10 +1,12 @@
-//! A blocking HTTP/1.1 client for tests: one request per connection, no redirects.
+//! A blocking HTTP/1.1 client for tests: one request per connection, no redirects followed
+//! (a redirect is returned, with [`HttpResponse::location`] resolved for the caller).
 
 use std::io::{BufReader, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
+use url::Url;
 
 use crate::headers::Headers;
 use crate::http1;
@@ -16,6 +18,7 @@ use crate::http1;
 #[derive(Debug, Clone)]
 pub struct HttpRequest {
     method: String,
+    url: String,
     addr: String,
     path: String,
     headers: Vec<(String, String)>,
@@ -26,6 +29,8 @@ pub struct HttpRequest {
 /// What came back: status, every header field in wire order, and the body.
 #[derive(Debug, Clone)]
 pub struct HttpResponse {
+    /// The URL that was requested, as given to [`HttpRequest::new`].
+    pub url: String,
     /// The status code.
     pub status: u16,
     /// Header fields as received (repeated names kept, in order).
@@ -38,6 +43,44 @@ impl HttpResponse {
     /// The body as UTF-8 text (lossy), for assertions and messages.
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    /// The body parsed as JSON.
+    pub fn json(&self) -> Result<serde_json::Value> {
+        serde_json::from_slice(&self.body).with_context(|| {
+            format!(
+                "{} answered {} with a body that is not JSON: {}",
+                self.url,
+                self.status,
+                snippet(&self.text())
+            )
+        })
+    }
+
+    /// Whether this is a redirect that carries a `Location`.
+    pub fn is_redirect(&self) -> bool {
+        matches!(self.status, 301 | 302 | 303 | 307 | 308) && self.headers.contains("location")
+    }
+
+    /// The `Location` header resolved against the request URL, if there is one.
+    pub fn location(&self) -> Result<Option<Url>> {
+        let Some(location) = self.headers.get("location") else {
+            return Ok(None);
+        };
+        let base = Url::parse(&self.url)
+            .with_context(|| format!("the request URL {:?} is not a URL", self.url))?;
+        base.join(location)
+            .map(Some)
+            .with_context(|| format!("{} sent an unusable Location {location:?}", self.url))
+    }
+}
+
+/// The start of a long text, for error messages.
+pub fn snippet(text: &str) -> String {
+    const MAX: usize = 400;
+    match text.char_indices().nth(MAX) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text.to_owned(),
     }
 }
 
@@ -56,6 +99,7 @@ impl HttpRequest {
         }
         Ok(Self {
             method: method.to_owned(),
+            url: url.to_owned(),
             addr: addr.to_owned(),
             path: path.to_owned(),
             headers: Vec::new(),
@@ -67,6 +111,38 @@ impl HttpRequest {
     /// A `GET` request for `url`.
     pub fn get(url: &str) -> Result<Self> {
         Self::new("GET", url)
+    }
+
+    /// A `POST` of `fields` as `application/x-www-form-urlencoded` to `url`, as a browser
+    /// submits a form.
+    pub fn post_form<K, V>(url: &str, fields: &[(K, V)]) -> Result<Self>
+    where
+        K: AsRef<str>,
+        V: AsRef<str>,
+    {
+        let body = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(fields.iter().map(|(k, v)| (k.as_ref(), v.as_ref())))
+            .finish();
+        Ok(Self::new("POST", url)?
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body))
+    }
+
+    /// The method.
+    pub fn method(&self) -> &str {
+        &self.method
+    }
+
+    /// The URL, as given.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Whether a header field called `name` (ASCII case-insensitive) has been added.
+    pub fn has_header(&self, name: &str) -> bool {
+        self.headers
+            .iter()
+            .any(|(n, _)| n.eq_ignore_ascii_case(name))
     }
 
     /// Adds a header field; calling it twice with one name sends two field lines.
@@ -126,6 +202,7 @@ impl HttpRequest {
                 };
             let body = http1::read_body(&mut reader, framing).with_context(what)?;
             return Ok(HttpResponse {
+                url: self.url.clone(),
                 status,
                 headers: head.headers,
                 body,
@@ -152,4 +229,49 @@ fn parse_status(start_line: &str) -> Result<u16> {
         .next()
         .and_then(|code| code.parse().ok())
         .with_context(|| format!("no status code in {start_line:?}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{EchoUpstream, Reply};
+
+    #[test]
+    fn a_form_post_is_sent_encoded_and_a_redirect_is_returned_resolved() -> Result<()> {
+        let upstream =
+            EchoUpstream::with_reply(Reply::status(303).header("location", "../next?x=1#frag"))?;
+        let url = format!("http://{}/a/b/form", upstream.addr());
+        let request = HttpRequest::post_form(&url, &[("user", "al ice"), ("p", "a&b")])?;
+        assert!(request.has_header("Content-Type"));
+        assert_eq!((request.method(), request.url()), ("POST", url.as_str()));
+        let response = request.send()?;
+        assert!(response.is_redirect());
+        assert_eq!(response.url, url);
+        assert_eq!(
+            response.location()?.map(String::from),
+            Some(format!("http://{}/a/next?x=1#frag", upstream.addr()))
+        );
+        let seen = &upstream.requests()[0];
+        assert_eq!(seen.method, "POST");
+        assert_eq!(
+            seen.headers.get("content-type"),
+            Some("application/x-www-form-urlencoded")
+        );
+        assert_eq!(seen.body, b"user=al+ice&p=a%26b");
+        Ok(())
+    }
+
+    #[test]
+    fn json_bodies_parse_and_other_bodies_are_a_clear_error() -> Result<()> {
+        let upstream = EchoUpstream::with_reply(Reply::status(200).body(r#"{"a":1}"#))?;
+        let url = format!("http://{}/", upstream.addr());
+        assert_eq!(HttpRequest::get(&url)?.send()?.json()?["a"], 1);
+        upstream.set_reply(Reply::status(500).body("<html>oops</html>"));
+        let response = HttpRequest::get(&url)?.send()?;
+        assert!(!response.is_redirect());
+        assert_eq!(response.location()?, None);
+        let error = format!("{:#}", response.json().expect_err("not JSON"));
+        assert!(error.contains("500") && error.contains("oops"), "{error}");
+        Ok(())
+    }
 }

@@ -6,9 +6,9 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use url::Url;
 
-use crate::cookies::CookieJar;
+use weir_test_http::{snippet, CookieJar, HttpRequest, HttpResponse};
+
 use crate::html::{find_forms, Form, SubmitButton};
-use crate::http::{parse_http_url, snippet, Http, Request, Response};
 
 /// What a browser navigating to a page sends as `Accept`; plugins tell browsers from API
 /// clients by it.
@@ -64,7 +64,7 @@ pub enum SignedOut {
     /// Redirected to the relying party's post-logout URI (not yet requested).
     Redirected(Url),
     /// The provider showed its own "signed out" page.
-    Page(Response),
+    Page(HttpResponse),
 }
 
 /// A cookie-keeping HTTP client that never follows redirects by itself.
@@ -74,7 +74,7 @@ pub enum SignedOut {
 /// [`Browser::sign_out`] walk the provider's pages with those same steps.
 #[derive(Debug, Clone)]
 pub struct Browser {
-    http: Http,
+    timeout: Duration,
     jar: CookieJar,
     history: Vec<Hop>,
     max_hops: usize,
@@ -95,7 +95,7 @@ impl Browser {
     /// A browser whose every request ends within `timeout`.
     pub fn with_timeout(timeout: Duration) -> Self {
         Self {
-            http: Http::new(timeout),
+            timeout,
             jar: CookieJar::default(),
             history: Vec::new(),
             max_hops: 20,
@@ -119,23 +119,23 @@ impl Browser {
 
     /// Sends `request` as this browser: adds `Cookie` from the jar (unless the request
     /// carries its own) and a browser `Accept` (unless given), then stores `Set-Cookie`.
-    pub fn send(&mut self, mut request: Request) -> Result<Response> {
-        let has =
-            |r: &Request, name: &str| r.headers.iter().any(|(n, _)| n.eq_ignore_ascii_case(name));
-        if !has(&request, "cookie") {
-            if let Some(cookie) = self.jar.header_for(&request.url) {
+    pub fn send(&mut self, mut request: HttpRequest) -> Result<HttpResponse> {
+        let url = parse_http_url(request.url())?;
+        if !request.has_header("cookie") {
+            if let Some(cookie) = self.jar.header_for(&url) {
                 request = request.header("cookie", &cookie);
             }
         }
-        if !has(&request, "accept") {
+        if !request.has_header("accept") {
             request = request.header("accept", BROWSER_ACCEPT);
         }
-        let response = self.http.send(&request)?;
+        let request = request.timeout(self.timeout);
+        let response = request.send()?;
         self.jar
-            .store(&response.url, &response.header_all("set-cookie"));
+            .store(&url, &response.headers.get_all("set-cookie"));
         self.history.push(Hop {
-            method: request.method.clone(),
-            url: request.url.clone(),
+            method: request.method().to_owned(),
+            url,
             status: response.status,
             location: response.location().ok().flatten(),
         });
@@ -143,12 +143,12 @@ impl Browser {
     }
 
     /// Navigates to `url` (one `GET`, redirects not followed).
-    pub fn get(&mut self, url: &str) -> Result<Response> {
-        self.send(Request::get(url)?)
+    pub fn get(&mut self, url: &str) -> Result<HttpResponse> {
+        self.send(HttpRequest::get(url)?)
     }
 
     /// Follows one redirect with a `GET`, as browsers do for 301, 302 and 303.
-    pub fn follow(&mut self, response: &Response) -> Result<Response> {
+    pub fn follow(&mut self, response: &HttpResponse) -> Result<HttpResponse> {
         let location = response.location()?.with_context(|| {
             format!(
                 "{} answered {} without a Location",
@@ -156,7 +156,7 @@ impl Browser {
             )
         })?;
         match response.status {
-            301..=303 => self.send(Request::new("GET", location)),
+            301..=303 => self.send(HttpRequest::get(without_fragment(location).as_str())?),
             307 | 308 => bail!(
                 "{} answered {}, which repeats the method and body: send that request yourself",
                 response.url,
@@ -167,14 +167,15 @@ impl Browser {
     }
 
     /// Submits `form` as if `pressed` were clicked (`None`: as if Enter were pressed).
-    pub fn submit(&mut self, form: &Form, pressed: Option<&SubmitButton>) -> Result<Response> {
+    pub fn submit(&mut self, form: &Form, pressed: Option<&SubmitButton>) -> Result<HttpResponse> {
         let data = form.data(pressed)?;
+        let action = without_fragment(form.action.clone());
         if form.method == "POST" {
-            self.send(Request::post_form(form.action.as_str(), &data)?)
+            self.send(HttpRequest::post_form(action.as_str(), &data)?)
         } else {
-            let mut url = form.action.clone();
+            let mut url = action;
             url.query_pairs_mut().clear().extend_pairs(&data);
-            self.send(Request::new("GET", url))
+            self.send(HttpRequest::get(url.as_str())?)
         }
     }
 
@@ -197,7 +198,7 @@ impl Browser {
     /// redirect to the authorization endpoint).
     pub fn sign_in_from(
         &mut self,
-        response: Response,
+        response: HttpResponse,
         username: &str,
         redirect_uri: &str,
     ) -> Result<Callback> {
@@ -249,9 +250,12 @@ impl Browser {
 
     fn walk(
         &mut self,
-        mut response: Response,
+        mut response: HttpResponse,
         target: Option<&Url>,
-        mut on_page: impl FnMut(&Response, Vec<Form>) -> Result<Option<(Form, Option<SubmitButton>)>>,
+        mut on_page: impl FnMut(
+            &HttpResponse,
+            Vec<Form>,
+        ) -> Result<Option<(Form, Option<SubmitButton>)>>,
     ) -> Result<WalkEnd> {
         for _ in 0..self.max_hops {
             if response.is_redirect() {
@@ -263,18 +267,22 @@ impl Browser {
                 continue;
             }
             let is_html = response
-                .header("content-type")
+                .headers
+                .get("content-type")
                 .is_some_and(|t| t.starts_with("text/html"));
             if response.status != 200 || !is_html {
                 bail!(
                     "{} answered {} ({}) where a page or redirect was expected: {}",
                     response.url,
                     response.status,
-                    response.header("content-type").unwrap_or("no content-type"),
+                    response
+                        .headers
+                        .get("content-type")
+                        .unwrap_or("no content-type"),
                     snippet(&response.text())
                 );
             }
-            let forms = find_forms(&response.text(), &response.url)?;
+            let forms = find_forms(&response.text(), &parse_http_url(&response.url)?)?;
             match on_page(&response, forms)? {
                 Some((form, button)) => response = self.submit(&form, button.as_ref())?,
                 None => return Ok(WalkEnd::Page(response)),
@@ -291,7 +299,7 @@ impl Browser {
 
 enum WalkEnd {
     Redirect(Url),
-    Page(Response),
+    Page(HttpResponse),
 }
 
 /// Whether `location` is `target` apart from its query and fragment.
@@ -305,7 +313,7 @@ fn same_resource(location: &Url, target: &Url) -> bool {
     bare == target
 }
 
-fn pick_one_form(page: &Response, mut forms: Vec<Form>) -> Result<Form> {
+fn pick_one_form(page: &HttpResponse, mut forms: Vec<Form>) -> Result<Form> {
     match forms.len() {
         1 => Ok(forms.remove(0)),
         0 => bail!("{} shows no form: {}", page.url, snippet(&page.text())),
@@ -330,4 +338,19 @@ fn fill_sign_in(form: &mut Form, username: &str) -> Result<()> {
         field.value = PASSWORD.to_owned();
     }
     Ok(())
+}
+
+/// Parses an absolute `http://` URL.
+fn parse_http_url(url: &str) -> Result<Url> {
+    let parsed = Url::parse(url).with_context(|| format!("{url:?} is not an absolute URL"))?;
+    if parsed.scheme() != "http" {
+        bail!("only http:// URLs are used here (everything runs on 127.0.0.1), got {url:?}");
+    }
+    Ok(parsed)
+}
+
+/// `url` as a browser requests it: the fragment stays in the browser.
+fn without_fragment(mut url: Url) -> Url {
+    url.set_fragment(None);
+    url
 }

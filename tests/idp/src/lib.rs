@@ -40,10 +40,10 @@
 //!   (wrong claims, `alg: none`, unknown key) for relying-party attack tests. The npm packages are
 //!   installed by `tests/idp/install.sh`, which the first start in a process runs (it
 //!   returns at once when they are up to date). Node.js is `$WEIR_NODE` or `node` on `PATH`.
-//! - [`Browser`] keeps cookies like a browser and makes one request per call, so each hop
-//!   can be inspected or tampered with; [`Browser::sign_in`] and [`Browser::sign_out`] walk
-//!   the provider's forms, found in the HTML by [`find_forms`].
-//! - [`Http`] is the same client without cookies, for back-channel calls.
+//! - [`Browser`] keeps cookies like a browser (in `weir_test_http::CookieJar`) and makes one
+//!   request per call with `weir_test_http::HttpRequest`, so each hop can be inspected or
+//!   tampered with; [`Browser::sign_in`] and [`Browser::sign_out`] walk the provider's forms,
+//!   found in the HTML by [`find_forms`]. Back-channel calls use `HttpRequest` directly.
 //! - [`Jwt`] decodes ID tokens and checks their signatures against a JWKS.
 //!
 //! The provider's log (one line per request) is kept when a test panics, and its path is
@@ -53,9 +53,7 @@
 
 mod browser;
 mod client;
-mod cookies;
 mod html;
-mod http;
 mod install;
 mod jwt;
 mod provider;
@@ -63,9 +61,7 @@ mod tamper;
 
 pub use browser::{Browser, Callback, Hop, SignedOut, BROWSER_ACCEPT};
 pub use client::{ClientAuth, SigningAlg, TestClient};
-pub use cookies::{Cookie, CookieJar};
 pub use html::{find_forms, Field, Form, SubmitButton};
-pub use http::{Http, Request, Response};
 pub use install::{ensure_installed, find_node, idp_dir};
 pub use jwt::Jwt;
 pub use provider::{KeyRotation, Provider, ProviderBuilder};

@@ -12,8 +12,9 @@ use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 use serde_json::Value;
 
+use weir_test_http::HttpRequest;
+
 use crate::client::{SigningAlg, TestClient};
-use crate::http::{Http, Request};
 use crate::install::{ensure_installed, find_node, provider_script};
 use crate::tamper::IdTokenTamper;
 
@@ -126,7 +127,6 @@ impl ProviderBuilder {
             ready,
             builder: self,
             startup: started.elapsed(),
-            http: Http::default(),
         })
     }
 
@@ -238,7 +238,6 @@ pub struct Provider {
     /// How it was started, for [`Provider::start_again`].
     builder: ProviderBuilder,
     startup: Duration,
-    http: Http,
 }
 
 /// Key ids after [`Provider::rotate_keys`].
@@ -383,10 +382,10 @@ impl Provider {
 
     fn admin(&self, route: &str, body: Vec<u8>) -> Result<Value> {
         let url = format!("{}{route}", self.ready.admin);
-        let request = Request::new("POST", url.parse()?)
+        let response = HttpRequest::new("POST", &url)?
             .header("content-type", "application/json")
-            .body(body);
-        let response = self.http.send(&request)?;
+            .body(body)
+            .send()?;
         if response.status != 200 {
             bail!(
                 "POST {url} answered {}: {}",
@@ -408,7 +407,7 @@ impl Provider {
     }
 
     fn get_json(&self, url: &str) -> Result<Value> {
-        let response = self.http.send(&Request::get(url)?)?;
+        let response = HttpRequest::get(url)?.send()?;
         if response.status != 200 {
             bail!(
                 "GET {url} answered {}: {}",

@@ -1,10 +1,11 @@
-//! Grant tokens signed here by jwt-simple, and the JWKS that verifies them. The runtime's
-//! clock starts at 2026-01-01T00:00:00Z (`T0`), so token times are relative to it.
+//! Grant tokens signed here with weir-test-jwt, and the JWKS that verifies them. The
+//! runtime's clock starts at `weir_runtime::CLOCK_START` (`T0`), so token times are relative
+//! to it.
 #![allow(dead_code)]
 
-use jwt_simple::prelude::*;
 use serde_json::{json, Value};
-use weir_runtime::Plugin;
+use weir_runtime::{Outcome, Plugin};
+use weir_test_jwt::jwt_simple::prelude::*;
 
 pub const T0: u64 = weir_runtime::CLOCK_START.as_secs();
 
@@ -14,40 +15,28 @@ pub struct Keys {
 
 pub fn keys() -> Keys {
     Keys {
-        pair: ES256KeyPair::generate().with_key_id("grant-1"),
+        pair: weir_test_jwt::es256_key("grant-1"),
     }
 }
 
 pub fn claims(functions: &[&str]) -> JWTClaims<Value> {
-    JWTClaims {
-        issued_at: Some(UnixTimeStamp::from_secs(T0)),
-        expires_at: Some(UnixTimeStamp::from_secs(T0 + 60)),
-        invalid_before: Some(UnixTimeStamp::from_secs(T0)),
-        issuer: Some("weir-policy-server".into()),
-        subject: Some("alice".into()),
-        audiences: Some(Audiences::AsString("check-header".into())),
-        jwt_id: None,
-        nonce: None,
-        custom: json!({ "functions": functions, "files": ["/data"] }),
-    }
+    weir_test_jwt::claims(
+        T0,
+        60,
+        "weir-policy-server",
+        "check-header",
+        "alice",
+        json!({ "functions": functions, "files": ["/data"] }),
+    )
 }
 
 pub fn sign(k: &Keys, c: JWTClaims<Value>) -> String {
     k.pair.sign(c).expect("signs")
 }
 
-/// A grant signed validly by `k` under a header of the test's choosing (jwt-simple writes
-/// only its own headers): `crit`, or an `alg` the signature does not match.
+/// A grant signed validly by `k` under a header of the test's choosing.
 pub fn sign_with_header(k: &Keys, header: Value, c: &JWTClaims<Value>) -> String {
-    use p256::ecdsa::signature::Signer;
-    let b64 = |b: &[u8]| Base64UrlSafeNoPadding::encode_to_string(b).expect("b64");
-    let signing = format!(
-        "{}.{}",
-        b64(header.to_string().as_bytes()),
-        b64(&serde_json::to_vec(c).expect("claims"))
-    );
-    let signature: p256::ecdsa::Signature = k.pair.key_pair().as_ref().sign(signing.as_bytes());
-    format!("{signing}.{}", b64(&signature.to_bytes()))
+    weir_test_jwt::sign_with_header(&k.pair, &header, c)
 }
 
 /// `c` bound to one request, as the policy server binds the grants it issues.
@@ -57,12 +46,7 @@ pub fn bound(mut c: JWTClaims<Value>, method: &str, host: &str, path: &str) -> J
 }
 
 pub fn jwks(k: &Keys) -> String {
-    let pk = k.pair.public_key();
-    let point = pk.public_key().to_bytes_uncompressed();
-    let b64 = |b: &[u8]| Base64UrlSafeNoPadding::encode_to_string(b).expect("b64");
-    json!({ "keys": [{ "kty": "EC", "crv": "P-256", "alg": "ES256", "use": "sig", "kid": "grant-1",
-        "x": b64(&point[1..33]), "y": b64(&point[33..65]) }] })
-    .to_string()
+    weir_test_jwt::jwks([weir_test_jwt::es256_jwk(&k.pair)])
 }
 
 /// check-header verifying grants of `k` for `read_data`, with `extra` config keys.
@@ -76,4 +60,26 @@ pub fn start(k: &Keys, extra: Value) -> Plugin {
         .config(cfg)
         .start()
         .expect("check-header starts")
+}
+
+/// The status the client got: a refusal never reaches the upstream, a pass always does, and
+/// nothing traps.
+pub fn status(out: &Outcome) -> u16 {
+    assert!(out.trap().is_none(), "trap: {:?}", out.trap());
+    match out.local_reply() {
+        Some(reply) => {
+            assert!(
+                out.upstream_request().is_none(),
+                "a refused request never reaches the upstream"
+            );
+            reply.status()
+        }
+        None => {
+            assert!(
+                out.upstream_request().is_some(),
+                "a pass reaches the upstream"
+            );
+            200
+        }
+    }
 }

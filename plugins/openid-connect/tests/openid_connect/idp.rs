@@ -5,44 +5,30 @@
 //! provider down.
 
 use ct_codecs::Encoder;
-use jwt_simple::prelude::*;
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use weir_runtime::{Request, Response};
+use weir_test_jwt::jwt_simple::prelude::*;
+use weir_test_jwt::{Forger, Forgery};
 
 pub const ISSUER: &str = "https://idp.example/realms/ingress";
 pub const CLIENT_ID: &str = "weir-app";
 pub const CLIENT_SECRET: &str = "s3cret:with/odd chars";
 
-/// How to spoil the next ID token.
+/// How to spoil the next ID token: the ID-token rules of OIDC Core (nonce, azp), or a
+/// case of the one forgery matrix (weir-test-jwt) made from the token the provider would
+/// have issued.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Tamper {
-    AlgNone,
-    WrongAud,
     WrongNonce,
-    WrongIss,
-    NoExp,
     SecondAudNoAzp,
     ForeignAzp,
-    FutureIat,
-    /// Signed by a key the JWKS does not hold, under the current key's `kid`.
-    ForgedSignature,
-    /// Signed by a key with a `kid` the JWKS never publishes.
-    UnknownKid,
-    /// `exp` an hour ago (and `iat` before it).
-    Expired,
-    /// `nbf` an hour ahead.
-    FutureNbf,
-    /// A valid ES256 signature over a header with `crit: ["exp"]` (RFC 7515 §4.1.11: a
-    /// verifier that does not implement the named extension must refuse).
-    Crit,
-    /// HS256, keyed with the signing key's public key bytes (SEC1, compressed), under its `kid`: the
-    /// algorithm-confusion attack on verifiers that take the key type from the token.
-    HmacWithPublicKey,
-    /// As [`Tamper::HmacWithPublicKey`], keyed with the public JWK as published.
-    HmacWithPublicJwk,
+    Forged(Forgery),
 }
+
+/// The ID token size limit the plugin sets (`max_token_bytes`), for the oversized forgeries.
+const MAX_ID_TOKEN_BYTES: usize = 16 * 1024;
 
 struct Grant {
     nonce: String,
@@ -88,7 +74,7 @@ fn endpoint(name: &str) -> String {
 impl Idp {
     pub fn new(now: u64) -> Idp {
         let state = State {
-            keys: vec![ES256KeyPair::generate().with_key_id("k1")],
+            keys: vec![weir_test_jwt::es256_key("k1")],
             signing: 0,
             published: vec![0],
             grants: HashMap::new(),
@@ -121,7 +107,7 @@ impl Idp {
     /// A new signing key `kid`, published alongside the old ones.
     pub fn rotate(&self, kid: &str) {
         let mut s = self.state();
-        s.keys.push(ES256KeyPair::generate().with_key_id(kid));
+        s.keys.push(weir_test_jwt::es256_key(kid));
         s.signing = s.keys.len() - 1;
         let i = s.signing;
         s.published.push(i);
@@ -185,7 +171,7 @@ impl Idp {
                 let keys: Vec<Value> = s
                     .published
                     .iter()
-                    .map(|&i| serde_json::from_str(&s.keys[i].public_key().to_jwk()).expect("jwk"))
+                    .map(|&i| weir_test_jwt::es256_jwk(&s.keys[i]))
                     .collect();
                 json_response(200, json!({ "keys": keys }))
             }
@@ -262,32 +248,15 @@ impl State {
 
     fn issue(&mut self, sub: &str, nonce: Option<&str>) -> Response {
         let tamper = self.tamper.take();
-        let mut claims =
-            Claims::create(jwt_simple::prelude::Duration::from_secs(self.id_token_ttl))
-                .with_issuer(if tamper == Some(Tamper::WrongIss) {
-                    "https://evil.example"
-                } else {
-                    ISSUER
-                })
-                .with_subject(sub)
-                .with_audience(if tamper == Some(Tamper::WrongAud) {
-                    "someone-else"
-                } else {
-                    CLIENT_ID
-                });
-        let iat = match tamper {
-            Some(Tamper::FutureIat) => self.now + 3600,
-            Some(Tamper::Expired) => self.now - 7200,
-            _ => self.now,
-        };
-        claims.issued_at = Some(UnixTimeStamp::from_secs(iat));
-        claims.invalid_before =
-            (tamper == Some(Tamper::FutureNbf)).then(|| UnixTimeStamp::from_secs(self.now + 3600));
-        claims.expires_at = match tamper {
-            Some(Tamper::NoExp) => None,
-            Some(Tamper::Expired) => Some(UnixTimeStamp::from_secs(self.now - 3600)),
-            _ => Some(UnixTimeStamp::from_secs(self.now + self.id_token_ttl)),
-        };
+        let mut claims = weir_test_jwt::claims(
+            self.now,
+            self.id_token_ttl,
+            ISSUER,
+            CLIENT_ID,
+            sub,
+            json!({}),
+        );
+        claims.invalid_before = None;
         match (nonce, tamper) {
             (Some(_), Some(Tamper::WrongNonce)) => claims = claims.with_nonce("not-the-nonce"),
             (Some(n), _) => claims = claims.with_nonce(n),
@@ -296,42 +265,22 @@ impl State {
         if tamper == Some(Tamper::SecondAudNoAzp) {
             claims = claims.with_audiences(std::collections::HashSet::from([CLIENT_ID, "other"]));
         }
-        let mut claims = serde_json::to_value(&claims).expect("claims");
         if tamper == Some(Tamper::ForeignAzp) {
-            claims["azp"] = json!("other-client");
+            claims.custom["azp"] = json!("other-client");
         }
         if self.padding > 0 {
-            claims["groups"] = json!("g".repeat(self.padding));
+            claims.custom["groups"] = json!("g".repeat(self.padding));
         }
+        let key = &self.keys[self.signing];
         let id_token = match tamper {
-            Some(Tamper::AlgNone) => {
-                let b64 =
-                    |v: &[u8]| ct_codecs::Base64UrlSafeNoPadding::encode_to_string(v).expect("b64");
-                format!(
-                    "{}.{}.",
-                    b64(br#"{"alg":"none","kid":"k1"}"#),
-                    b64(claims.to_string().as_bytes())
-                )
-            }
-            Some(Tamper::UnknownKid) => sign(
-                &ES256KeyPair::generate().with_key_id("never-published"),
-                &claims,
-            ),
-            Some(Tamper::ForgedSignature) => {
-                let kid = self.keys[self.signing].key_id().clone().unwrap_or_default();
-                let forger = ES256KeyPair::generate().with_key_id(&kid);
-                sign(&forger, &claims)
-            }
-            Some(Tamper::Crit) => sign_with_crit(&self.keys[self.signing], &claims),
-            Some(Tamper::HmacWithPublicKey) => {
-                let public = self.keys[self.signing].public_key();
-                hmac_sign(&public.to_bytes(), public.key_id().clone(), &claims)
-            }
-            Some(Tamper::HmacWithPublicJwk) => {
-                let public = self.keys[self.signing].public_key();
-                hmac_sign(public.to_jwk().as_bytes(), public.key_id().clone(), &claims)
-            }
-            _ => sign(&self.keys[self.signing], &claims),
+            // The signing key's public bytes (SEC1) as the HMAC secret: what a verifier that
+            // takes the key type from the token would use.
+            Some(Tamper::Forged(forgery)) => Forger::new(key, claims, self.now)
+                .max_bytes(MAX_ID_TOKEN_BYTES)
+                .hmac_secret(&key.public_key().to_bytes())
+                .forge(forgery)
+                .expect("every forgery applies with a secret"),
+            _ => key.sign(claims).expect("sign"),
         };
         let access_token = format!("at-{}{}", self.next, "a".repeat(self.access_padding));
         let mut body = json!({ "access_token": access_token, "token_type": "Bearer", "expires_in": self.id_token_ttl, "id_token": id_token });
@@ -343,49 +292,6 @@ impl State {
         }
         json_response(200, body)
     }
-}
-
-/// `claims` as jwt-simple's claims: standard claims ride in the custom map verbatim and
-/// the empty JWTClaims adds nothing.
-fn verbatim(claims: &Value) -> JWTClaims<serde_json::Map<String, Value>> {
-    let custom: serde_json::Map<String, Value> = claims.as_object().cloned().unwrap_or_default();
-    let mut wrapper =
-        Claims::with_custom_claims(custom, jwt_simple::prelude::Duration::from_secs(0));
-    wrapper.issued_at = None;
-    wrapper.expires_at = None;
-    wrapper.invalid_before = None;
-    wrapper
-}
-
-fn sign(key: &ES256KeyPair, claims: &Value) -> String {
-    key.sign(verbatim(claims)).expect("sign")
-}
-
-fn b64(bytes: &[u8]) -> String {
-    ct_codecs::Base64UrlSafeNoPadding::encode_to_string(bytes).expect("b64")
-}
-
-fn hmac_sign(secret: &[u8], kid: Option<String>, claims: &Value) -> String {
-    let mut key = HS256Key::from_bytes(secret);
-    if let Some(kid) = kid {
-        key = key.with_key_id(&kid);
-    }
-    key.authenticate(verbatim(claims)).expect("hmac")
-}
-
-/// An ES256 JWS with a `crit` header, signed with p256 directly (jwt-simple writes no `crit`).
-fn sign_with_crit(key: &ES256KeyPair, claims: &Value) -> String {
-    use p256::ecdsa::signature::Signer;
-    let kid = key.key_id().clone().unwrap_or_default();
-    let header = json!({ "alg": "ES256", "kid": kid, "typ": "JWT", "crit": ["exp"] });
-    let input = format!(
-        "{}.{}",
-        b64(header.to_string().as_bytes()),
-        b64(claims.to_string().as_bytes())
-    );
-    let signer = p256::ecdsa::SigningKey::from_slice(&key.to_bytes()).expect("p256 key");
-    let signature: p256::ecdsa::Signature = signer.sign(input.as_bytes());
-    format!("{input}.{}", b64(&signature.to_bytes()))
 }
 
 mod base64_like {

@@ -351,7 +351,10 @@ fn logout_clears_the_cookies_and_goes_to_the_end_session_endpoint() {
     assert_eq!(q["client_id"], CLIENT_ID);
     assert_eq!(q["post_logout_redirect_uri"], "https://app.example/bye");
     assert!(
-        h.jar.0.iter().all(|(n, _)| !n.starts_with("__Host-oidc")),
+        h.jar
+            .pairs()
+            .iter()
+            .all(|(n, _)| !n.starts_with("__Host-oidc")),
         "{:?}",
         h.jar
     );
@@ -365,21 +368,21 @@ fn large_tokens_are_split_into_cookie_chunks() {
     h.login("/");
     let chunks = h
         .jar
-        .0
+        .pairs()
         .iter()
         .filter(|(n, _)| n.starts_with(SESSION))
         .count();
     assert!(chunks >= 3, "{chunks} chunks");
-    assert!(h.jar.0.iter().all(|(n, v)| n.len() + v.len() < 4000));
+    assert!(h.jar.pairs().iter().all(|(n, v)| n.len() + v.len() < 4000));
     let token = assert_forwarded(&h.browse("/"));
     assert_eq!(claims(&token)["groups"].as_str().map(str::len), Some(9000));
     // A smaller session later deletes the chunks it no longer needs.
     h.idp.state().padding = 0;
-    h.jar.0.retain(|(n, _)| n != SESSION);
+    h.jar.remove(SESSION);
     h.login("/");
     assert_eq!(
         h.jar
-            .0
+            .pairs()
             .iter()
             .filter(|(n, _)| n.starts_with(SESSION))
             .count(),

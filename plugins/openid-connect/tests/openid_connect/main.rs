@@ -11,7 +11,9 @@ mod login;
 use idp::{Idp, CLIENT_SECRET};
 use serde_json::{json, Value};
 use std::time::Duration;
+use url::Url;
 use weir_runtime::{Outcome, Plugin, Request};
+use weir_test_http::{Cookie, CookieJar};
 
 pub const SESSION_KEY: &str = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
 pub const SESSION: &str = "__Host-oidc-session";
@@ -27,14 +29,31 @@ pub fn config(extra: Value) -> Value {
     cfg
 }
 
-/// Cookies as a browser keeps them (`Max-Age=0` deletes).
+/// The browser's cookies for the site, kept by weir-test-http's jar (`Max-Age=0` deletes).
+/// Every cookie the plugin sets is checked to be `__Host-`, `Secure`, `HttpOnly`, `Path=/`.
 #[derive(Debug, Default, Clone)]
-pub struct Jar(pub Vec<(String, String)>);
+pub struct Jar(CookieJar);
+
+/// The site the plugin guards, as the browser sees it.
+fn site() -> Url {
+    Url::parse("https://example.com/").expect("site URL")
+}
 
 impl Jar {
+    /// A jar holding `pairs` as the browser would after the site set them.
+    pub fn with(pairs: &[(String, String)]) -> Jar {
+        let mut jar = Jar::default();
+        for (name, value) in pairs {
+            jar.set(name, value);
+        }
+        jar
+    }
+
     pub fn apply(&mut self, out: &Outcome) {
         let Some(res) = out.response() else { return };
-        for line in res.headers().get_all("set-cookie") {
+        let lines = res.headers().get_all("set-cookie");
+        self.0.store(&site(), &lines);
+        for line in &lines {
             let (pair, attrs) = line.split_once(';').unwrap_or((line, ""));
             let (name, value) = pair.split_once('=').expect("set-cookie has name=value");
             assert!(
@@ -42,31 +61,55 @@ impl Jar {
                 "{line}"
             );
             assert!(name.starts_with("__Host-"), "{line}");
-            self.0.retain(|(n, _)| n != name);
-            if !attrs.contains("Max-Age=0") {
-                self.0.push((name.to_string(), value.to_string()));
-            }
+            let kept = if attrs.contains("Max-Age=0") {
+                None
+            } else {
+                Some(value)
+            };
+            assert_eq!(self.get(name), kept, "the browser keeps {line}");
         }
     }
 
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
+        self.0.get(name).map(|c| c.value.as_str())
     }
 
+    /// Plants (or replaces) a cookie as if the site had set it.
     pub fn set(&mut self, name: &str, value: &str) {
-        self.0.retain(|(n, _)| n != name);
-        self.0.push((name.to_string(), value.to_string()));
+        self.0.insert(Cookie {
+            name: name.to_owned(),
+            value: value.to_owned(),
+            domain: "example.com".to_owned(),
+            host_only: true,
+            path: "/".to_owned(),
+            secure: true,
+            http_only: true,
+            same_site: None,
+            expires: None,
+        });
     }
 
-    pub fn header(&self) -> String {
+    /// Forgets the cookie called `name`.
+    pub fn remove(&mut self, name: &str) {
+        self.0.remove(name);
+    }
+
+    /// Forgets every cookie.
+    pub fn clear(&mut self) {
+        self.0.clear();
+    }
+
+    /// `(name, value)` of every cookie, in the order the browser sends them.
+    pub fn pairs(&self) -> Vec<(String, String)> {
         self.0
             .iter()
-            .map(|(n, v)| format!("{n}={v}"))
-            .collect::<Vec<_>>()
-            .join("; ")
+            .map(|c| (c.name.clone(), c.value.clone()))
+            .collect()
+    }
+
+    /// The `Cookie` header the browser sends to the site (empty when there is none).
+    pub fn header(&self) -> String {
+        self.0.header_for(&site()).unwrap_or_default()
     }
 }
 
@@ -99,7 +142,7 @@ impl Harness {
         let mut req = Request::get(path)
             .header("accept", "text/html,application/xhtml+xml")
             .header("cookie", "theme=dark");
-        if !self.jar.0.is_empty() {
+        if !self.jar.header().is_empty() {
             req = req.header("cookie", &self.jar.header());
         }
         let out = self.plugin.http().request(req).run();

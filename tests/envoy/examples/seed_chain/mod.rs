@@ -11,8 +11,10 @@ use std::time::Duration;
 
 use anyhow::{ensure, Context, Result};
 use serde_json::{json, Value};
-use weir_envoy_tests::{repo_root, EchoUpstream, Envoy, PolicyServer, Reply, UserKeys, WasmFilter};
-use weir_idp_tests::{Browser, Provider, Response, TestClient};
+use weir_envoy_tests::{
+    repo_root, EchoUpstream, Envoy, HttpResponse, PolicyServer, Reply, UserKeys, WasmFilter,
+};
+use weir_idp_tests::{Browser, Provider, TestClient};
 
 pub const CLIENT_ID: &str = "ingress-gateway";
 const CLIENT_SECRET: &str = "gateway-secret";
@@ -180,7 +182,7 @@ impl SeedChain {
     }
 
     /// See [`first_visit`].
-    pub fn first_visit(&self, browser: &mut Browser) -> Result<Response> {
+    pub fn first_visit(&self, browser: &mut Browser) -> Result<HttpResponse> {
         first_visit(&self.envoy, browser)
     }
 
@@ -204,7 +206,7 @@ pub fn callback_url(envoy: &Envoy) -> String {
 
 /// A browser's first request for the page. openid-connect learns the provider on its first
 /// request, and a request racing that gets 503: asked again a few times.
-pub fn first_visit(envoy: &Envoy, browser: &mut Browser) -> Result<Response> {
+pub fn first_visit(envoy: &Envoy, browser: &mut Browser) -> Result<HttpResponse> {
     let mut first = browser.get(&page_url(envoy))?;
     for _ in 0..20 {
         if first.status != 503 {
