@@ -14,7 +14,7 @@
 use std::time::Instant;
 
 use anyhow::{ensure, Context, Result};
-use jwt_simple::prelude::*;
+use weir_test_jwt::jwt_simple::prelude::*;
 use serde_json::{json, Value};
 use weir_envoy_tests::{build_wasm, Envoy, KeepAlive, WasmFilter};
 
