@@ -103,7 +103,7 @@ impl WasiCommand {
 }
 
 /// Settings for a command's single VM: no configuration, no properties, no clusters.
-fn settings(env: Vec<(String, String)>) -> Settings {
+pub(crate) fn settings(env: Vec<(String, String)>) -> Settings {
     Settings {
         root_id: String::new(),
         name: String::new(),

@@ -9,6 +9,7 @@ use std::hash::{Hash, Hasher};
 use std::sync::{Mutex, OnceLock};
 
 use wasmtime::{Config, Engine, ExternType, InstancePre, Linker, Module, OptLevel, ValType};
+use weir_abi::HostFunction;
 
 use crate::abi_version::{AbiVersion, Declared};
 use crate::error::LoadError;
@@ -139,7 +140,7 @@ fn linker_for(
         };
         let (module_name, name) = (import.module(), import.name());
         let defined = match module_name {
-            weir_abi::HOST_MODULE => abi.provides(name),
+            weir_abi::HOST_MODULE => HostFunction::from_name(name).is_some_and(|f| abi.provides(f)),
             weir_abi::WASI_MODULE | WASI_UNSTABLE => {
                 crate::host_functions::wasi::FUNCTIONS.contains(&name)
             }
@@ -165,10 +166,11 @@ fn linker_for(
                 )
                 .map_err(|e| LoadError::Link(format!("{e:#}")))?;
         } else {
-            let others = if module_name == weir_abi::HOST_MODULE {
-                abi.others_providing(name)
-            } else {
-                Vec::new()
+            let others = match HostFunction::from_name(name) {
+                Some(function) if module_name == weir_abi::HOST_MODULE => {
+                    abi.others_providing(function)
+                }
+                _ => Vec::new(),
             };
             missing_env.push(if others.is_empty() {
                 format!("{module_name}.{name}")

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use wasmtime::{Extern, Func, Instance, Store, Trap as WasmTrap, Val};
-use weir_abi::LogLevel;
+use weir_abi::{Callback, LogLevel};
 
 use crate::abi_version::Declared;
 use crate::engine::CompiledModule;
@@ -62,7 +62,7 @@ impl Vm {
         // Emscripten-built C++) gets its data from `malloc`, here as there.
         let allocator = instance
             .get_func(&mut store, "malloc")
-            .or_else(|| instance.get_func(&mut store, "proxy_on_memory_allocate"));
+            .or_else(|| instance.get_func(&mut store, Callback::MemoryAllocate.as_str()));
         store.data_mut().abi = abi;
         store.data_mut().memory = memory;
         store.data_mut().allocator = allocator;
@@ -80,22 +80,26 @@ impl Vm {
     pub(crate) fn start(&mut self) -> Result<(), StartError> {
         let root = self.store.data().proxy.root_context;
         if self.func("_initialize").is_some() {
-            self.call(0, "_initialize", &[]).map_err(StartError::Trap)?;
+            self.call_export(0, "_initialize", &[])
+                .map_err(StartError::Trap)?;
             // proxy-wasm-cpp-host `WasmBase::startVm`: a reactor's `main` runs too, so that
             // SDKs set up the same way whether built as command or reactor.
             if self.func("main").is_some() {
-                self.call(0, "main", &[0, 0]).map_err(StartError::Trap)?;
+                self.call_export(0, "main", &[0, 0])
+                    .map_err(StartError::Trap)?;
             } else if self.func("__main_void").is_some() {
-                self.call(0, "__main_void", &[]).map_err(StartError::Trap)?;
+                self.call_export(0, "__main_void", &[])
+                    .map_err(StartError::Trap)?;
             }
         } else {
-            self.call(0, "_start", &[]).map_err(StartError::Trap)?;
+            self.call_export(0, "_start", &[])
+                .map_err(StartError::Trap)?;
         }
-        self.call(root, "proxy_on_context_create", &[root, 0])
+        self.call(root, Callback::ContextCreate, &[root, 0])
             .map_err(StartError::Trap)?;
         let vm_config_len = self.store.data().proxy.vm_config.len() as u32;
         if self
-            .call(root, "proxy_on_vm_start", &[root, vm_config_len])
+            .call(root, Callback::VmStart, &[root, vm_config_len])
             .map_err(StartError::Trap)?
             == Some(0)
         {
@@ -105,7 +109,7 @@ impl Vm {
         }
         let config_len = self.store.data().proxy.plugin_config.len() as u32;
         self.store.data_mut().proxy.configuring = true;
-        let configured = self.call(root, "proxy_on_configure", &[root, config_len]);
+        let configured = self.call(root, Callback::Configure, &[root, config_len]);
         self.store.data_mut().proxy.configuring = false;
         if configured.map_err(StartError::Trap)? == Some(0) {
             return Err(StartError::ConfigRejected {
@@ -144,17 +148,38 @@ impl Vm {
     /// Returns the first trap of the three: one in the access-log phase is the stream's
     /// trap too (the client has its answer, but Envoy fails the VM and logs it).
     pub(crate) fn end_stream_context(&mut self, context: u32) -> Option<Trap> {
-        let done = self.call(context, "proxy_on_done", &[context]);
+        let done = self.call(context, Callback::Done, &[context]);
         self.state().proxy.access_log_phase = true;
-        let logged = self.call(context, "proxy_on_log", &[context]);
+        let logged = self.call(context, Callback::Log, &[context]);
         self.state().proxy.access_log_phase = false;
-        let deleted = self.call(context, "proxy_on_delete", &[context]);
+        let deleted = self.call(context, Callback::Delete, &[context]);
         done.err().or(logged.err()).or(deleted.err())
     }
 
-    /// Calls a guest export with the active context set to `context`, metering instructions.
-    /// `Ok(None)`: the export is absent (callbacks are optional) or returns nothing.
+    /// Calls a proxy-wasm callback with the active context set to `context`, metering
+    /// instructions. `Ok(None)`: the export is absent (callbacks are optional) or returns
+    /// nothing.
     pub(crate) fn call(
+        &mut self,
+        context: u32,
+        callback: Callback,
+        args: &[u32],
+    ) -> Result<Option<u32>, Trap> {
+        // ABI 0.1.0 header callbacks are (context, headers): no `end_of_stream`.
+        let args = if matches!(
+            callback,
+            Callback::RequestHeaders | Callback::ResponseHeaders
+        ) && !self.store.data().abi.header_callbacks_take_end_of_stream()
+        {
+            &args[..args.len().min(2)]
+        } else {
+            args
+        };
+        self.call_export(context, callback.as_str(), args)
+    }
+
+    /// Calls any guest export (WASI's start functions, or a callback), as [`Vm::call`].
+    fn call_export(
         &mut self,
         context: u32,
         name: &'static str,
@@ -171,15 +196,7 @@ impl Vm {
         for (slot, arg) in params.iter_mut().zip(args) {
             *slot = Val::I32(*arg as i32);
         }
-        let mut arity = args.len().min(5);
-        // ABI 0.1.0 header callbacks are (context, headers): no `end_of_stream`.
-        if matches!(
-            name,
-            "proxy_on_request_headers" | "proxy_on_response_headers"
-        ) && !self.store.data().abi.header_callbacks_take_end_of_stream()
-        {
-            arity = arity.min(2);
-        }
+        let arity = args.len().min(5);
         let params = &params[..arity];
         let mut results = [Val::I32(0); 1];
         let results = &mut results[..result_count.min(1)];

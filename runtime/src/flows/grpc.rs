@@ -2,6 +2,8 @@
 //! event calls, and what it may read while it runs (the events themselves come from the
 //! cluster's script, in `crate::state::grpc`).
 
+use weir_abi::Callback;
+
 use crate::engine::vm::Vm;
 use crate::grpc::{code, GrpcStatus};
 use crate::state::grpc::{record, EventKind};
@@ -29,7 +31,7 @@ pub(crate) fn deliver_next(vm: &mut Vm, limit: Option<u64>) -> bool {
         EventKind::InitialMetadata(fields) => {
             let count = fields.len() as u32;
             grpc.initial_metadata = Some(fields);
-            ("proxy_on_grpc_receive_initial_metadata", count)
+            (Callback::GrpcReceiveInitialMetadata, count)
         }
         EventKind::Message(message) => {
             let size = message.len() as u32;
@@ -43,12 +45,12 @@ pub(crate) fn deliver_next(vm: &mut Vm, limit: Option<u64>) -> bool {
                     c.status = Some(GrpcStatus::new(code::OK, ""));
                 }
             });
-            ("proxy_on_grpc_receive", size)
+            (Callback::GrpcReceive, size)
         }
         EventKind::TrailingMetadata(fields) => {
             let count = fields.len() as u32;
             grpc.trailing_metadata = Some(fields);
-            ("proxy_on_grpc_receive_trailing_metadata", count)
+            (Callback::GrpcReceiveTrailingMetadata, count)
         }
         EventKind::Close(status) => {
             let code = status.code;
@@ -64,7 +66,7 @@ pub(crate) fn deliver_next(vm: &mut Vm, limit: Option<u64>) -> bool {
                 grpc.drop_call(token);
             }
             record(proxy, token, |c| c.status = Some(status));
-            ("proxy_on_grpc_close", code)
+            (Callback::GrpcClose, code)
         }
     };
     let _ = vm.call(root, callback, &[root, token, arg]);

@@ -3,7 +3,7 @@
 //! plugin continues the stream; a paused body callback keeps buffering; a local reply or a
 //! reset ends the stream; continue/close requests apply after the callback that made them.
 
-use weir_abi::StreamType;
+use weir_abi::{Callback, StreamType};
 
 use crate::engine::vm::Vm;
 use crate::message::{Fields, Response};
@@ -18,17 +18,17 @@ pub(crate) enum Dir {
 }
 
 impl Dir {
-    fn callbacks(self) -> [&'static str; 3] {
+    fn callbacks(self) -> [Callback; 3] {
         match self {
             Dir::Request => [
-                "proxy_on_request_headers",
-                "proxy_on_request_body",
-                "proxy_on_request_trailers",
+                Callback::RequestHeaders,
+                Callback::RequestBody,
+                Callback::RequestTrailers,
             ],
             Dir::Response => [
-                "proxy_on_response_headers",
-                "proxy_on_response_body",
-                "proxy_on_response_trailers",
+                Callback::ResponseHeaders,
+                Callback::ResponseBody,
+                Callback::ResponseTrailers,
             ],
         }
     }
@@ -86,7 +86,7 @@ pub(crate) fn create(vm: &mut Vm) -> u32 {
             ..HttpState::default()
         })),
     );
-    if let Err(trap) = vm.call(context, "proxy_on_context_create", &[context, root]) {
+    if let Err(trap) = vm.call(context, Callback::ContextCreate, &[context, root]) {
         if let Some(http) = http(vm, context) {
             http.trap = Some(trap);
         }
@@ -98,7 +98,7 @@ pub(crate) fn create(vm: &mut Vm) -> u32 {
 fn invoke(
     vm: &mut Vm,
     context: u32,
-    callback: &'static str,
+    callback: Callback,
     phase: Phase,
     args: &[u32],
 ) -> Option<Action> {

@@ -3,6 +3,8 @@
 //! responses, gRPC events, timer ticks and queue notifications), delivered in virtual-time
 //! order.
 
+use weir_abi::Callback;
+
 use crate::engine::vm::Vm;
 use crate::state::StreamState;
 
@@ -63,7 +65,7 @@ pub(crate) fn deliver_calls(vm: &mut Vm, all: bool) -> usize {
         let context = call.context;
         let result = vm.call(
             context,
-            "proxy_on_http_call_response",
+            Callback::HttpCallResponse,
             &[context, call.call_id, counts[0], counts[1], counts[2]],
         );
         vm.state().proxy.call_response = None;
@@ -121,7 +123,7 @@ pub(crate) fn tick_if_due(vm: &mut Vm) -> bool {
             proxy.next_tick_ns =
                 Some(due.saturating_add(u64::from(proxy.tick_period_ms) * 1_000_000));
             let root = proxy.root_context;
-            let _ = vm.call(root, "proxy_on_tick", &[root]);
+            let _ = vm.call(root, Callback::Tick, &[root]);
             settle_all(vm);
             true
         }
@@ -139,7 +141,7 @@ pub(crate) fn shut_down_root(vm: &mut Vm) {
     }
     proxy.root_done_called = false;
     let root = proxy.root_context;
-    let done = vm.call(root, "proxy_on_done", &[root]);
+    let done = vm.call(root, Callback::Done, &[root]);
     let proxy = &mut vm.state().proxy;
     proxy.root_awaiting_done = true;
     if matches!(done, Ok(Some(1)) | Ok(None)) || done.is_err() {
@@ -156,11 +158,11 @@ fn delete_root_if_done(vm: &mut Vm) {
     proxy.root_awaiting_done = false;
     proxy.root_deleted = true;
     let root = proxy.root_context;
-    let _ = vm.call(root, "proxy_on_delete", &[root]);
+    let _ = vm.call(root, Callback::Delete, &[root]);
 }
 
 /// Delivers `proxy_on_queue_ready` to the VM owning a queue.
 pub(crate) fn queue_ready(vm: &mut Vm, context: u32, queue: u32) {
-    let _ = vm.call(context, "proxy_on_queue_ready", &[context, queue]);
+    let _ = vm.call(context, Callback::QueueReady, &[context, queue]);
     settle_all(vm);
 }

@@ -1,7 +1,7 @@
 //! How an L4 connection moves through the plugin: new connection, data in both directions
 //! (buffered while the plugin pauses, as Envoy's network filters buffer), close events.
 
-use weir_abi::{PeerType, StreamType};
+use weir_abi::{Callback, PeerType, StreamType};
 
 use crate::engine::vm::Vm;
 use crate::outcome::{Action, Phase};
@@ -21,7 +21,7 @@ fn open(vm: &mut Vm, context: u32) -> Option<&mut TcpState> {
 fn invoke(
     vm: &mut Vm,
     context: u32,
-    callback: &'static str,
+    callback: Callback,
     phase: Option<Phase>,
     args: &[u32],
 ) -> Option<Action> {
@@ -51,19 +51,11 @@ pub(crate) fn create(vm: &mut Vm) -> u32 {
     proxy
         .streams
         .insert(context, StreamState::Tcp(Box::default()));
-    if invoke(
-        vm,
-        context,
-        "proxy_on_context_create",
-        None,
-        &[context, root],
-    )
-    .is_some()
-    {
+    if invoke(vm, context, Callback::ContextCreate, None, &[context, root]).is_some() {
         invoke(
             vm,
             context,
-            "proxy_on_new_connection",
+            Callback::NewConnection,
             Some(Phase::NewConnection),
             &[context],
         );
@@ -79,14 +71,14 @@ pub(crate) fn data(vm: &mut Vm, context: u32, from_upstream: bool, chunk: &[u8],
         tcp.upstream_end |= end;
         (
             &mut tcp.upstream,
-            "proxy_on_upstream_data",
+            Callback::UpstreamData,
             Phase::UpstreamData,
         )
     } else {
         tcp.downstream_end |= end;
         (
             &mut tcp.downstream,
-            "proxy_on_downstream_data",
+            Callback::DownstreamData,
             Phase::DownstreamData,
         )
     };
@@ -126,9 +118,9 @@ pub(crate) fn peer_closed(vm: &mut Vm, context: u32, upstream: bool) {
         return;
     }
     let callback = if upstream {
-        "proxy_on_upstream_connection_close"
+        Callback::UpstreamConnectionClose
     } else {
-        "proxy_on_downstream_connection_close"
+        Callback::DownstreamConnectionClose
     };
     invoke(
         vm,

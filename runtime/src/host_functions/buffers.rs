@@ -1,7 +1,7 @@
 //! `proxy_get_buffer_bytes`, `proxy_set_buffer_bytes`, `proxy_get_buffer_status`.
 
 use wasmtime::{Caller, Linker};
-use weir_abi::{BufferType, Status};
+use weir_abi::{BufferType, HostFunction, Status, HOST_MODULE};
 
 use super::{read, return_bytes, status, write_u32};
 use crate::state::{HostState, ProxyState};
@@ -55,8 +55,8 @@ fn splice(buffer: &mut Vec<u8>, start: usize, size: usize, data: Vec<u8>) -> Res
 
 pub(super) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
     linker.func_wrap(
-        "env",
-        "proxy_get_buffer_bytes",
+        HOST_MODULE,
+        HostFunction::GetBufferBytes.as_str(),
         |mut caller: Caller<'_, HostState>,
          kind: u32,
          start: u32,
@@ -76,8 +76,8 @@ pub(super) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
         },
     )?;
     linker.func_wrap(
-        "env",
-        "proxy_set_buffer_bytes",
+        HOST_MODULE,
+        HostFunction::SetBufferBytes.as_str(),
         |mut caller: Caller<'_, HostState>,
          kind: u32,
          start: u32,
@@ -92,8 +92,8 @@ pub(super) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
         },
     )?;
     linker.func_wrap(
-        "env",
-        "proxy_get_buffer_status",
+        HOST_MODULE,
+        HostFunction::GetBufferStatus.as_str(),
         |mut caller: Caller<'_, HostState>, kind: u32, size_ptr: u32, flags_ptr: u32| {
             status((|| {
                 let len = buffer(&mut caller.data_mut().proxy, kind)?.len();

@@ -2,7 +2,7 @@
 //! `proxy_call_foreign_function` (the functions themselves are in `foreign.rs`).
 
 use wasmtime::{Caller, Linker};
-use weir_abi::Status;
+use weir_abi::{HostFunction, Status, HOST_MODULE};
 
 use super::{read, read_string, return_bytes, status, write_u32};
 use crate::state::HostState;
@@ -11,18 +11,22 @@ pub(super) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
     // `Ok` only while the plugin is shutting down and its root context answered
     // `proxy_on_done` with false (from any of its contexts); `NotFound` otherwise
     // (proxy-wasm-cpp-host `WasmBase::done`; test `lifecycle::proxy_done_*`).
-    linker.func_wrap("env", "proxy_done", |mut caller: Caller<'_, HostState>| {
-        let proxy = &mut caller.data_mut().proxy;
-        status(if proxy.root_awaiting_done && !proxy.root_done_called {
-            proxy.root_done_called = true;
-            Ok(())
-        } else {
-            Err(Status::NotFound.into())
-        })
-    })?;
     linker.func_wrap(
-        "env",
-        "proxy_set_effective_context",
+        HOST_MODULE,
+        HostFunction::Done.as_str(),
+        |mut caller: Caller<'_, HostState>| {
+            let proxy = &mut caller.data_mut().proxy;
+            status(if proxy.root_awaiting_done && !proxy.root_done_called {
+                proxy.root_done_called = true;
+                Ok(())
+            } else {
+                Err(Status::NotFound.into())
+            })
+        },
+    )?;
+    linker.func_wrap(
+        HOST_MODULE,
+        HostFunction::SetEffectiveContext.as_str(),
         |mut caller: Caller<'_, HostState>, context: u32| {
             let proxy = &mut caller.data_mut().proxy;
             status(
@@ -36,8 +40,8 @@ pub(super) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
         },
     )?;
     linker.func_wrap(
-        "env",
-        "proxy_get_status",
+        HOST_MODULE,
+        HostFunction::GetStatus.as_str(),
         |mut caller: Caller<'_, HostState>,
          code_ptr: u32,
          message_ptr: u32,
@@ -59,8 +63,8 @@ pub(super) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
         },
     )?;
     linker.func_wrap(
-        "env",
-        "proxy_call_foreign_function",
+        HOST_MODULE,
+        HostFunction::CallForeignFunction.as_str(),
         |mut caller: Caller<'_, HostState>,
          name_ptr: u32,
          name_len: u32,

@@ -11,7 +11,7 @@
 use std::time::Duration;
 
 use wasmtime::{Caller, Linker};
-use weir_abi::{wire, Status};
+use weir_abi::{wire, HostFunction, Status, HOST_MODULE};
 
 use super::{read, status, write_u32, HostResult};
 use crate::grpc::{GrpcAnswer, GrpcCall, GrpcReply, GrpcRequest};
@@ -245,8 +245,8 @@ fn close(caller: &mut Caller<'_, HostState>, token: u32) -> HostResult {
 
 pub(super) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
     linker.func_wrap(
-        "env",
-        "proxy_grpc_call",
+        HOST_MODULE,
+        HostFunction::GrpcCall.as_str(),
         |mut caller: Caller<'_, HostState>,
          service_arg_ptr: u32,
          service_arg_len: u32,
@@ -276,8 +276,8 @@ pub(super) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
         },
     )?;
     linker.func_wrap(
-        "env",
-        "proxy_grpc_stream",
+        HOST_MODULE,
+        HostFunction::GrpcStream.as_str(),
         |mut caller: Caller<'_, HostState>,
          service_arg_ptr: u32,
          service_arg_len: u32,
@@ -304,8 +304,8 @@ pub(super) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
         },
     )?;
     linker.func_wrap(
-        "env",
-        "proxy_grpc_send",
+        HOST_MODULE,
+        HostFunction::GrpcSend.as_str(),
         |mut caller: Caller<'_, HostState>,
          token: u32,
          message_ptr: u32,
@@ -318,13 +318,13 @@ pub(super) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
         },
     )?;
     linker.func_wrap(
-        "env",
-        "proxy_grpc_cancel",
+        HOST_MODULE,
+        HostFunction::GrpcCancel.as_str(),
         |mut caller: Caller<'_, HostState>, token: u32| status(cancel(&mut caller, token)),
     )?;
     linker.func_wrap(
-        "env",
-        "proxy_grpc_close",
+        HOST_MODULE,
+        HostFunction::GrpcClose.as_str(),
         |mut caller: Caller<'_, HostState>, token: u32| status(close(&mut caller, token)),
     )?;
     Ok(())

@@ -4,7 +4,7 @@
 //! Names are lowercased on write and matched case-insensitively, as Envoy's header maps do.
 
 use wasmtime::{Caller, Linker};
-use weir_abi::{wire, MapType, Status};
+use weir_abi::{wire, HostFunction, MapType, Status, HOST_MODULE};
 
 use super::{read, return_bytes, status, write_u32, HostResult};
 use crate::abi_version::AbiVersion;
@@ -110,8 +110,8 @@ pub(crate) fn deserialize(bytes: &[u8]) -> HostResult<Fields> {
 
 pub(super) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
     linker.func_wrap(
-        "env",
-        "proxy_get_header_map_pairs",
+        HOST_MODULE,
+        HostFunction::GetHeaderMapPairs.as_str(),
         |mut caller: Caller<'_, HostState>, map: u32, ptr_ptr: u32, size_ptr: u32| {
             status((|| {
                 let proxy = &mut caller.data_mut().proxy;
@@ -131,8 +131,8 @@ pub(super) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
         },
     )?;
     linker.func_wrap(
-        "env",
-        "proxy_get_header_map_size",
+        HOST_MODULE,
+        HostFunction::GetHeaderMapSize.as_str(),
         |mut caller: Caller<'_, HostState>, map: u32, size_ptr: u32| {
             status((|| {
                 let proxy = &mut caller.data_mut().proxy;
@@ -147,8 +147,8 @@ pub(super) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
         },
     )?;
     linker.func_wrap(
-        "env",
-        "proxy_set_header_map_pairs",
+        HOST_MODULE,
+        HostFunction::SetHeaderMapPairs.as_str(),
         |mut caller: Caller<'_, HostState>, map: u32, ptr: u32, len: u32| {
             status((|| {
                 let new = deserialize(&read(&mut caller, ptr, len)?)?;
@@ -158,8 +158,8 @@ pub(super) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
         },
     )?;
     linker.func_wrap(
-        "env",
-        "proxy_get_header_map_value",
+        HOST_MODULE,
+        HostFunction::GetHeaderMapValue.as_str(),
         |mut caller: Caller<'_, HostState>,
          map: u32,
          key_ptr: u32,
@@ -195,8 +195,8 @@ pub(super) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
         },
     )?;
     linker.func_wrap(
-        "env",
-        "proxy_add_header_map_value",
+        HOST_MODULE,
+        HostFunction::AddHeaderMapValue.as_str(),
         |mut caller: Caller<'_, HostState>,
          map: u32,
          key_ptr: u32,
@@ -212,8 +212,8 @@ pub(super) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
         },
     )?;
     linker.func_wrap(
-        "env",
-        "proxy_replace_header_map_value",
+        HOST_MODULE,
+        HostFunction::ReplaceHeaderMapValue.as_str(),
         |mut caller: Caller<'_, HostState>,
          map: u32,
          key_ptr: u32,
@@ -232,8 +232,8 @@ pub(super) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
         },
     )?;
     linker.func_wrap(
-        "env",
-        "proxy_remove_header_map_value",
+        HOST_MODULE,
+        HostFunction::RemoveHeaderMapValue.as_str(),
         |mut caller: Caller<'_, HostState>, map: u32, key_ptr: u32, key_len: u32| {
             status((|| {
                 let key = read(&mut caller, key_ptr, key_len)?;

@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use wasmtime::{Caller, Linker};
-use weir_abi::Status;
+use weir_abi::{HostFunction, Status, HOST_MODULE};
 
 use super::headers::deserialize;
 use super::{read, read_string, status, write_u32};
@@ -17,8 +17,8 @@ use crate::state::{callout_request, HostState, PendingCall};
 
 pub(super) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
     linker.func_wrap(
-        "env",
-        "proxy_http_call",
+        HOST_MODULE,
+        HostFunction::HttpCall.as_str(),
         |mut caller: Caller<'_, HostState>,
          cluster_ptr: u32,
          cluster_len: u32,

@@ -4,7 +4,7 @@
 //! defined is `NotFound`, an operation the type does not have is `BadArgument`.
 
 use wasmtime::{Caller, Linker};
-use weir_abi::{MetricType, Status};
+use weir_abi::{HostFunction, MetricType, Status, HOST_MODULE};
 
 use super::{read_string, status, write_u32, write_u64, HostResult};
 use crate::state::shared::{Metric, METRIC_TYPE_MASK};
@@ -74,8 +74,8 @@ fn get(caller: &Caller<'_, HostState>, id: u32) -> HostResult<u64> {
 
 pub(super) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
     linker.func_wrap(
-        "env",
-        "proxy_define_metric",
+        HOST_MODULE,
+        HostFunction::DefineMetric.as_str(),
         |mut caller: Caller<'_, HostState>,
          kind: u32,
          name_ptr: u32,
@@ -92,18 +92,18 @@ pub(super) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
         },
     )?;
     linker.func_wrap(
-        "env",
-        "proxy_increment_metric",
+        HOST_MODULE,
+        HostFunction::IncrementMetric.as_str(),
         |caller: Caller<'_, HostState>, id: u32, delta: i64| status(increment(&caller, id, delta)),
     )?;
     linker.func_wrap(
-        "env",
-        "proxy_record_metric",
+        HOST_MODULE,
+        HostFunction::RecordMetric.as_str(),
         |caller: Caller<'_, HostState>, id: u32, value: u64| status(record(&caller, id, value)),
     )?;
     linker.func_wrap(
-        "env",
-        "proxy_get_metric",
+        HOST_MODULE,
+        HostFunction::GetMetric.as_str(),
         |mut caller: Caller<'_, HostState>, id: u32, value_ptr: u32| {
             status((|| {
                 let value = get(&caller, id)?;

@@ -174,3 +174,33 @@ pub(crate) fn read_string(
 ) -> HostResult<String> {
     String::from_utf8(read(caller, ptr, len)?).map_err(|_| Status::BadArgument.into())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+    use std::sync::Arc;
+
+    use wasmtime::{Engine, Linker, Store};
+    use weir_abi::{HostFunction, HOST_MODULE};
+
+    use crate::state::shared::PluginShared;
+    use crate::state::HostState;
+
+    /// weir-abi is the one list: a host function linked here but missing there, or listed
+    /// there but not linked here, fails this test.
+    #[test]
+    fn the_linker_defines_exactly_the_host_functions_weir_abi_lists() {
+        let engine = Engine::default();
+        let mut linker = Linker::new(&engine);
+        super::add_to_linker(&mut linker).unwrap();
+        let shared = Arc::new(PluginShared::new(crate::command::settings(Vec::new())));
+        let mut store = Store::new(&engine, HostState::new(shared, 0));
+        let linked: BTreeSet<&str> = linker
+            .iter(&mut store)
+            .filter(|(module, _, _)| *module == HOST_MODULE)
+            .map(|(_, name, _)| name)
+            .collect();
+        let listed: BTreeSet<&str> = HostFunction::ALL.iter().map(|f| f.as_str()).collect();
+        assert_eq!(linked, listed);
+    }
+}

@@ -6,7 +6,7 @@
 //! booleans one byte, strings raw, as Envoy serializes them.
 
 use wasmtime::{Caller, Linker};
-use weir_abi::{wire, Status};
+use weir_abi::{wire, HostFunction, Status, HOST_MODULE};
 
 use super::{read, return_bytes, status, stream_info};
 use crate::message::Fields;
@@ -131,8 +131,8 @@ pub(crate) fn normalize(path: &[u8]) -> Vec<u8> {
 
 pub(super) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
     linker.func_wrap(
-        "env",
-        "proxy_get_property",
+        HOST_MODULE,
+        HostFunction::GetProperty.as_str(),
         |mut caller: Caller<'_, HostState>,
          path_ptr: u32,
          path_len: u32,
@@ -154,8 +154,8 @@ pub(super) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
         },
     )?;
     linker.func_wrap(
-        "env",
-        "proxy_set_property",
+        HOST_MODULE,
+        HostFunction::SetProperty.as_str(),
         |mut caller: Caller<'_, HostState>,
          path_ptr: u32,
          path_len: u32,

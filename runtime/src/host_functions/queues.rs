@@ -3,7 +3,7 @@
 //! callback returns.
 
 use wasmtime::{Caller, Linker};
-use weir_abi::Status;
+use weir_abi::{HostFunction, Status, HOST_MODULE};
 
 use super::{read, read_string, return_bytes, status, write_u32};
 use crate::state::shared::queues;
@@ -11,8 +11,8 @@ use crate::state::HostState;
 
 pub(super) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
     linker.func_wrap(
-        "env",
-        "proxy_register_shared_queue",
+        HOST_MODULE,
+        HostFunction::RegisterSharedQueue.as_str(),
         |mut caller: Caller<'_, HostState>, name_ptr: u32, name_len: u32, id_ptr: u32| {
             status((|| {
                 let name = read(&mut caller, name_ptr, name_len)?;
@@ -25,8 +25,8 @@ pub(super) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
         },
     )?;
     linker.func_wrap(
-        "env",
-        "proxy_resolve_shared_queue",
+        HOST_MODULE,
+        HostFunction::ResolveSharedQueue.as_str(),
         |mut caller: Caller<'_, HostState>,
          vm_ptr: u32,
          vm_len: u32,
@@ -51,8 +51,8 @@ pub(super) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
         },
     )?;
     linker.func_wrap(
-        "env",
-        "proxy_enqueue_shared_queue",
+        HOST_MODULE,
+        HostFunction::EnqueueSharedQueue.as_str(),
         |mut caller: Caller<'_, HostState>, id: u32, value_ptr: u32, value_len: u32| {
             status((|| {
                 let value = read(&mut caller, value_ptr, value_len)?;
@@ -64,8 +64,8 @@ pub(super) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
         },
     )?;
     linker.func_wrap(
-        "env",
-        "proxy_dequeue_shared_queue",
+        HOST_MODULE,
+        HostFunction::DequeueSharedQueue.as_str(),
         |mut caller: Caller<'_, HostState>, id: u32, value_ptr: u32, value_size_ptr: u32| {
             status((|| {
                 let value = queues(&caller.data().proxy.shared).dequeue(id)?;

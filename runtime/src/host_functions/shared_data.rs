@@ -1,7 +1,7 @@
 //! `proxy_get_shared_data`, `proxy_set_shared_data`: one store for all VMs of the plugin.
 
 use wasmtime::{Caller, Linker};
-use weir_abi::Status;
+use weir_abi::{HostFunction, Status, HOST_MODULE};
 
 use super::{read, return_bytes, status, write_u32};
 use crate::state::HostState;
@@ -9,8 +9,8 @@ use crate::sync::lock;
 
 pub(super) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
     linker.func_wrap(
-        "env",
-        "proxy_get_shared_data",
+        HOST_MODULE,
+        HostFunction::GetSharedData.as_str(),
         |mut caller: Caller<'_, HostState>,
          key_ptr: u32,
          key_len: u32,
@@ -27,8 +27,8 @@ pub(super) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
         },
     )?;
     linker.func_wrap(
-        "env",
-        "proxy_set_shared_data",
+        HOST_MODULE,
+        HostFunction::SetSharedData.as_str(),
         |mut caller: Caller<'_, HostState>,
          key_ptr: u32,
          key_len: u32,

@@ -4,7 +4,7 @@
 //! Envoy defers filter-chain changes made from inside a filter callback.
 
 use wasmtime::{Caller, Linker};
-use weir_abi::{Status, StreamType};
+use weir_abi::{HostFunction, Status, StreamType, HOST_MODULE};
 
 use super::headers::deserialize;
 use super::{read, read_string, status, HostResult};
@@ -42,8 +42,8 @@ pub(super) fn signal(
 
 pub(super) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
     linker.func_wrap(
-        "env",
-        "proxy_continue_stream",
+        HOST_MODULE,
+        HostFunction::ContinueStream.as_str(),
         |mut caller: Caller<'_, HostState>, stream: u32| {
             status(signal(
                 &mut caller.data_mut().proxy,
@@ -53,15 +53,15 @@ pub(super) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
         },
     )?;
     linker.func_wrap(
-        "env",
-        "proxy_close_stream",
+        HOST_MODULE,
+        HostFunction::CloseStream.as_str(),
         |mut caller: Caller<'_, HostState>, stream: u32| {
             status(signal(&mut caller.data_mut().proxy, stream, Signal::Close))
         },
     )?;
     linker.func_wrap(
-        "env",
-        "proxy_send_local_response",
+        HOST_MODULE,
+        HostFunction::SendLocalResponse.as_str(),
         |mut caller: Caller<'_, HostState>,
          code: u32,
          details_ptr: u32,

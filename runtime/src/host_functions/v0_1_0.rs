@@ -2,7 +2,7 @@
 //! (the linker offers them to 0.1.0 modules only, see [`crate::abi_version`]).
 
 use wasmtime::{Caller, Linker};
-use weir_abi::StreamType;
+use weir_abi::{HostFunction, StreamType, HOST_MODULE};
 
 use super::streams::signal;
 use super::{return_bytes, status};
@@ -13,8 +13,8 @@ pub(super) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
     // Envoy's `Context::getConfiguration` serves the plugin configuration while
     // `proxy_on_configure` runs and the VM configuration at any other time.
     linker.func_wrap(
-        "env",
-        "proxy_get_configuration",
+        HOST_MODULE,
+        HostFunction::GetConfiguration.as_str(),
         |mut caller: Caller<'_, HostState>, ptr_ptr: u32, size_ptr: u32| {
             let proxy = &caller.data().proxy;
             let value = if proxy.configuring {
@@ -27,8 +27,8 @@ pub(super) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
     )?;
     // `proxy_continue_stream(HTTP_REQUEST | HTTP_RESPONSE)` from 0.2.0 on.
     linker.func_wrap(
-        "env",
-        "proxy_continue_request",
+        HOST_MODULE,
+        HostFunction::ContinueRequest.as_str(),
         |mut caller: Caller<'_, HostState>| {
             status(signal(
                 &mut caller.data_mut().proxy,
@@ -38,8 +38,8 @@ pub(super) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
         },
     )?;
     linker.func_wrap(
-        "env",
-        "proxy_continue_response",
+        HOST_MODULE,
+        HostFunction::ContinueResponse.as_str(),
         |mut caller: Caller<'_, HostState>| {
             status(signal(
                 &mut caller.data_mut().proxy,
@@ -51,8 +51,8 @@ pub(super) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
     // Envoy re-resolves the route; weir-runtime has no routing table, so there is nothing to
     // clear. Envoy returns `Ok` unconditionally (proxy-wasm-cpp-host `exports::clear_route_cache`).
     linker.func_wrap(
-        "env",
-        "proxy_clear_route_cache",
+        HOST_MODULE,
+        HostFunction::ClearRouteCache.as_str(),
         |_caller: Caller<'_, HostState>| -> u32 { weir_abi::Status::Ok as u32 },
     )?;
     Ok(())
