@@ -115,3 +115,27 @@ fn a_proxy_wasm_crate_guest_links_completely() {
         .trap()
         .is_none());
 }
+
+/// weir-abi names every callback a proxy-wasm crate guest exports, so the runtime calls
+/// each by weir-abi's name; the one it does not name is `proxy_on_foreign_function`, a
+/// callback Envoy makes only for its own foreign functions, which weir-runtime never calls.
+#[test]
+fn weir_abi_names_every_callback_a_proxy_wasm_crate_guest_exports() {
+    let path =
+        Plugin::wasm_path(concat!(env!("CARGO_MANIFEST_DIR"), "/test-plugins/probe")).unwrap();
+    let wasm = std::fs::read(path).unwrap();
+    let module = wasmtime::Module::new(&wasmtime::Engine::default(), &wasm).unwrap();
+    let exported: BTreeSet<&str> = module
+        .exports()
+        .map(|e| e.name())
+        .filter(|n| n.starts_with("proxy_on_") && *n != "proxy_on_foreign_function")
+        .collect();
+    for name in &exported {
+        assert!(
+            weir_abi::Callback::from_name(name).is_some(),
+            "{name} is missing from weir_abi::Callback"
+        );
+    }
+    let named: BTreeSet<&str> = weir_abi::Callback::ALL.iter().map(|c| c.as_str()).collect();
+    assert_eq!(exported, named);
+}
