@@ -1,14 +1,15 @@
-//! Proxy-Wasm ABI 0.2.1: the numbers and byte layouts that guest and host agree on.
+//! Proxy-Wasm ABI 0.2.1: the names, numbers and byte layouts that guest and host agree on.
 //!
 //! One definition shared by the Weir guest SDK (`weir`) and the embedded host
-//! (`weir-runtime`), so the two can never disagree about a status code or a map layout.
+//! (`weir-runtime`), so the two can never disagree about a function's name, a status code
+//! or a map layout: [`HostFunction`] and [`Callback`] name what each side links by.
 //! `#![no_std]` with `alloc`, no dependencies.
 //!
 //! ```
 //! use weir_abi::{wire, MapType, Status};
 //!
 //! // A header map as the host hands it to the guest…
-//! let bytes = wire::encode_map([(":path", "/p"), ("x-id", "7")]);
+//! let bytes = wire::try_encode_map([(":path", "/p"), ("x-id", "7")]).unwrap();
 //! // …and read back without copying, malformed input being an error, never a panic.
 //! let pairs = wire::decode_map(&bytes).unwrap();
 //! assert_eq!(pairs[1], (&b"x-id"[..], &b"7"[..]));
@@ -24,7 +25,10 @@
 
 extern crate alloc;
 
+mod names;
 pub mod wire;
+
+pub use names::{Callback, HostFunction, HOST_FUNCTIONS_0_2_1};
 
 /// Name of the export by which a module declares ABI 0.2.1.
 pub const ABI_VERSION_0_2_1: &str = "proxy_abi_version_0_2_1";
@@ -36,49 +40,6 @@ pub const ABI_VERSION_0_1_0: &str = "proxy_abi_version_0_1_0";
 pub const HOST_MODULE: &str = "env";
 /// Import module of the WASI preview1 functions proxy-wasm guests use.
 pub const WASI_MODULE: &str = "wasi_snapshot_preview1";
-
-/// Every host function of ABI 0.2.1 (module `env`), in the order of the specification.
-pub const HOST_FUNCTIONS_0_2_1: [&str; 39] = [
-    "proxy_done",
-    "proxy_set_effective_context",
-    "proxy_log",
-    "proxy_get_log_level",
-    "proxy_get_current_time_nanoseconds",
-    "proxy_set_tick_period_milliseconds",
-    "proxy_set_buffer_bytes",
-    "proxy_get_buffer_bytes",
-    "proxy_get_buffer_status",
-    "proxy_get_header_map_size",
-    "proxy_get_header_map_pairs",
-    "proxy_set_header_map_pairs",
-    "proxy_get_header_map_value",
-    "proxy_add_header_map_value",
-    "proxy_replace_header_map_value",
-    "proxy_remove_header_map_value",
-    "proxy_continue_stream",
-    "proxy_close_stream",
-    "proxy_get_status",
-    "proxy_send_local_response",
-    "proxy_http_call",
-    "proxy_grpc_call",
-    "proxy_grpc_stream",
-    "proxy_grpc_send",
-    "proxy_grpc_cancel",
-    "proxy_grpc_close",
-    "proxy_set_shared_data",
-    "proxy_get_shared_data",
-    "proxy_register_shared_queue",
-    "proxy_resolve_shared_queue",
-    "proxy_enqueue_shared_queue",
-    "proxy_dequeue_shared_queue",
-    "proxy_define_metric",
-    "proxy_record_metric",
-    "proxy_increment_metric",
-    "proxy_get_metric",
-    "proxy_get_property",
-    "proxy_set_property",
-    "proxy_call_foreign_function",
-];
 
 /// Declares a `#[repr(u32)]` ABI enum with a checked conversion from the raw value.
 macro_rules! abi_enum {
@@ -156,42 +117,14 @@ abi_enum! {
 }
 
 abi_enum! {
-    /// `proxy_action_t` as the SDKs name it; see [`HeaderStatus`] for what Envoy accepts.
+    /// `proxy_action_t` as the SDKs name it. Envoy reads a header callback's value as its
+    /// `FilterHeadersStatus` (0–4) and a body callback's as `FilterDataStatus` (0–3): any
+    /// value but `Continue` holds the stream.
     Action {
         /// Continue processing.
         Continue = 0,
         /// Pause until `proxy_continue_stream`.
         Pause = 1,
-    }
-}
-
-abi_enum! {
-    /// Values Envoy accepts from header callbacks (`FilterHeadersStatus`).
-    HeaderStatus {
-        /// Continue iteration.
-        Continue = 0,
-        /// Stop iteration; headers are held until the stream is continued.
-        StopIteration = 1,
-        /// Continue, ending the stream here.
-        ContinueAndEndStream = 2,
-        /// Stop and buffer the body too.
-        StopAllIterationAndBuffer = 3,
-        /// Stop, buffering with watermarks.
-        StopAllIterationAndWatermark = 4,
-    }
-}
-
-abi_enum! {
-    /// Values Envoy accepts from body callbacks (`FilterDataStatus`).
-    DataStatus {
-        /// Continue iteration.
-        Continue = 0,
-        /// Stop and buffer this chunk.
-        StopIterationAndBuffer = 1,
-        /// Stop and buffer with watermarks.
-        StopIterationAndWatermark = 2,
-        /// Stop without buffering.
-        StopIterationNoBuffer = 3,
     }
 }
 
@@ -303,6 +236,4 @@ pub mod errno {
     pub const NOSYS: u16 = 52;
     /// Not supported.
     pub const NOTSUP: u16 = 58;
-    /// Capability missing (file system access).
-    pub const NOTCAPABLE: u16 = 76;
 }

@@ -49,20 +49,6 @@ pub fn encoded_map_len<K: AsRef<[u8]>, V: AsRef<[u8]>>(pairs: &[(K, V)]) -> Opti
     Some(size)
 }
 
-/// Encodes a header map. Panics only if a key, value or count exceeds `u32::MAX`
-/// (impossible inside a 32-bit guest); use [`try_encode_map`] to get an error instead.
-pub fn encode_map<I, K, V>(pairs: I) -> Vec<u8>
-where
-    I: IntoIterator<Item = (K, V)>,
-    K: AsRef<[u8]>,
-    V: AsRef<[u8]>,
-{
-    match try_encode_map(pairs) {
-        Ok(bytes) => bytes,
-        Err(err) => panic!("{err}"),
-    }
-}
-
 /// Encodes a header map, failing if a length does not fit the format's `u32` fields.
 pub fn try_encode_map<I, K, V>(pairs: I) -> Result<Vec<u8>, WireError>
 where
@@ -180,14 +166,14 @@ mod tests {
             (b"a", b""),
             (b"bin", &[0xff, 1]),
         ];
-        let bytes = encode_map(pairs.iter().copied());
+        let bytes = try_encode_map(pairs.iter().copied()).unwrap();
         assert_eq!(bytes.len(), encoded_map_len(&pairs).unwrap());
         assert_eq!(decode_map(&bytes).unwrap(), pairs);
     }
 
     #[test]
     fn map_layout_matches_the_spec_example() {
-        let bytes = encode_map([("a", "1"), ("b", "22")]);
+        let bytes = try_encode_map([("a", "1"), ("b", "22")]).unwrap();
         let mut expected = vec![2, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0];
         expected.extend_from_slice(b"a\x001\x00b\x0022\x00");
         assert_eq!(bytes, expected);
@@ -198,12 +184,15 @@ mod tests {
         assert!(decode_map(&[]).unwrap().is_empty());
         assert!(decode_map(&[0]).unwrap().is_empty());
         assert!(decode_map(&[0, 0, 0, 0]).unwrap().is_empty());
-        assert_eq!(encode_map::<_, &str, &str>([]), vec![0, 0, 0, 0]);
+        assert_eq!(
+            try_encode_map::<_, &str, &str>([]).unwrap(),
+            vec![0, 0, 0, 0]
+        );
     }
 
     #[test]
     fn malformed_maps_are_errors() {
-        let good = encode_map([("key", "value")]);
+        let good = try_encode_map([("key", "value")]).unwrap();
         for cut in 1..good.len() {
             assert!(decode_map(&good[..cut]).is_err(), "prefix of {cut} bytes");
         }
@@ -259,10 +248,10 @@ mod tests {
         }
         assert_eq!(Status::from_u32(5), None);
         assert_eq!(
-            HeaderStatus::from_u32(4),
-            Some(HeaderStatus::StopAllIterationAndWatermark)
+            MapType::from_u32(7),
+            Some(MapType::HttpCallResponseTrailers)
         );
-        assert_eq!(HeaderStatus::from_u32(5), None);
+        assert_eq!(MapType::from_u32(8), None);
         assert_eq!(BufferType::ALL.len(), 9);
         assert_eq!(MapType::ALL.len(), 8);
         assert_eq!(u32::from(LogLevel::Critical), 5);

@@ -8,6 +8,7 @@
 //! 0.2.0 lacks `proxy_get_log_level`. Everything else is shared.
 
 use wasmtime::Module;
+use weir_abi::HostFunction;
 
 /// A proxy-wasm ABI version the host serves.
 #[derive(Copy, Clone, Debug, Eq, PartialEq, Hash)]
@@ -23,19 +24,6 @@ pub enum AbiVersion {
 /// The versions served, as `weir` names them in messages.
 pub(crate) const SUPPORTED: &str = "0.1.0, 0.2.0 and 0.2.1";
 
-/// Host functions every version has (0.2.1's list minus the version-specific ones below).
-const VERSION_SPECIFIC_0_2: [&str; 3] = [
-    "proxy_continue_stream",
-    "proxy_close_stream",
-    "proxy_get_log_level",
-];
-const ONLY_0_1_0: [&str; 4] = [
-    "proxy_get_configuration",
-    "proxy_continue_request",
-    "proxy_continue_response",
-    "proxy_clear_route_cache",
-];
-
 impl AbiVersion {
     /// Every version the host serves, oldest first.
     pub const ALL: [AbiVersion; 3] = [AbiVersion::V0_1_0, AbiVersion::V0_2_0, AbiVersion::V0_2_1];
@@ -49,28 +37,27 @@ impl AbiVersion {
         }
     }
 
-    /// Whether the host provides `env.<name>` to modules of this version, as Envoy registers
+    /// Whether the host provides `function` to modules of this version, as Envoy registers
     /// them (proxy-wasm-cpp-host `WasmBase::registerCallbacks`): importing a function of
     /// another version fails to link in Envoy too.
-    pub(crate) fn provides(self, name: &str) -> bool {
-        let common =
-            weir_abi::HOST_FUNCTIONS_0_2_1.contains(&name) && !VERSION_SPECIFIC_0_2.contains(&name);
-        common
-            || match self {
-                AbiVersion::V0_1_0 => ONLY_0_1_0.contains(&name),
-                AbiVersion::V0_2_0 => {
-                    name == "proxy_continue_stream" || name == "proxy_close_stream"
-                }
-                AbiVersion::V0_2_1 => VERSION_SPECIFIC_0_2.contains(&name),
-            }
+    pub(crate) fn provides(self, function: HostFunction) -> bool {
+        match function {
+            HostFunction::GetConfiguration
+            | HostFunction::ContinueRequest
+            | HostFunction::ContinueResponse
+            | HostFunction::ClearRouteCache => self == AbiVersion::V0_1_0,
+            HostFunction::ContinueStream | HostFunction::CloseStream => self != AbiVersion::V0_1_0,
+            HostFunction::GetLogLevel => self == AbiVersion::V0_2_1,
+            _ => true,
+        }
     }
 
-    /// The versions other than `self` that provide `env.<name>`, for link errors such as
+    /// The versions other than `self` that provide `function`, for link errors such as
     /// "proxy_get_log_level is ABI 0.2.1 only".
-    pub(crate) fn others_providing(self, name: &str) -> Vec<AbiVersion> {
+    pub(crate) fn others_providing(self, function: HostFunction) -> Vec<AbiVersion> {
         AbiVersion::ALL
             .into_iter()
-            .filter(|v| *v != self && v.provides(name))
+            .filter(|v| *v != self && v.provides(function))
             .collect()
     }
 

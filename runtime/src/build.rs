@@ -1,5 +1,5 @@
 //! Building a plugin crate to `.wasm`: the one place in Weir that runs cargo for a guest and
-//! finds the module it produced. The test API ([`Plugin::build`](crate::Plugin::build)),
+//! finds the module it produced. The embedding API ([`Plugin::build`](crate::Plugin::build)),
 //! `weir package` / `weir run` / `weir exec` given a crate directory, and the Envoy suites
 //! (`weir_envoy_tests::build_wasm`) all build through [`WasmBuild`].
 //!
@@ -21,8 +21,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex, OnceLock};
 
-use crate::engine::lock;
 use crate::error::LoadError;
+use crate::sync::lock;
 
 /// The release build of one plugin crate for `wasm32-wasip1`.
 #[derive(Debug, Clone)]

@@ -15,9 +15,9 @@ use weir_abi::LogLevel;
 
 use crate::engine::compile;
 use crate::error::LoadError;
-use crate::host_state::HostState;
-use crate::shared::{PluginShared, Settings};
-use crate::wasi::ProcExit;
+use crate::host_functions::wasi::ProcExit;
+use crate::state::shared::{PluginShared, Settings};
+use crate::state::HostState;
 
 /// How a command ended, other than by returning from `_start` or calling `proc_exit`.
 #[derive(Debug, thiserror::Error)]
@@ -103,7 +103,7 @@ impl WasiCommand {
 }
 
 /// Settings for a command's single VM: no configuration, no properties, no clusters.
-fn settings(env: Vec<(String, String)>) -> Settings {
+pub(crate) fn settings(env: Vec<(String, String)>) -> Settings {
     Settings {
         root_id: String::new(),
         name: String::new(),
@@ -118,6 +118,6 @@ fn settings(env: Vec<(String, String)>) -> Settings {
         log_level: LogLevel::Trace,
         upstreams: HashMap::new(),
         grpc_upstreams: HashMap::new(),
-        clock_start_ns: crate::shared::CLOCK_START.as_nanos() as u64,
+        clock_start_ns: crate::state::shared::CLOCK_START.as_nanos() as u64,
     }
 }

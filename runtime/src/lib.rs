@@ -1,5 +1,5 @@
 //! An embedded proxy-wasm host (ABI 0.2.1, 0.2.0 and 0.1.0: see `ABI-VERSIONS.md`) on
-//! wasmtime, with a test API for plugins.
+//! wasmtime, with an embedding API for plugin tests and tools.
 //!
 //! It runs the real `.wasm`, any SDK's, the way Envoy runs it: start-up order, HTTP and TCP
 //! stream lifecycles, callouts to handlers you provide, timers on a virtual clock, shared
@@ -195,6 +195,21 @@
 //! `examples/event-batcher/tests` (queues across workers), `examples/ip-allowlist/tests`
 //! (NETWORK).
 //!
+//! # The crate's modules
+//!
+//! The embedding API is [`plugin`] ([`Plugin`], [`PluginBuilder`], the HTTP and TCP
+//! exchanges and streams), re-exported at the crate root with the values it speaks in
+//! ([`Request`], [`Response`], [`Outcome`], the [`grpc`] types, the errors). Plugin tests
+//! use it, and so do `weir run` and `weir exec`. Beside it: [`build`] turns a plugin crate
+//! into `.wasm`, [`WasiCommand`] runs a WASI command module, and [`fuzz`] holds test-only
+//! conveniences (randomized requests).
+//!
+//! Inside, the layers from the bottom: `state` (what a VM's host functions read and write,
+//! per VM and shared by a plugin's VMs), `host_functions` (proxy-wasm's `env` functions and
+//! WASI's), `engine` (wasmtime's engine and linker, the module cache, one VM), `flows`
+//! (callbacks in Envoy's order: HTTP and TCP streams, callouts, timers, queues), then
+//! `plugin`. Each uses only the layers below it.
+//!
 //! Guarantees: host functions never panic on guest input (bad pointers, huge sizes and
 //! unknown enum values give ABI status codes); a guest that traps, loops (see
 //! [`PluginBuilder::fuel_limit`]) or asks for too much memory yields an error or a
@@ -202,24 +217,28 @@
 //! parallel. Compiled modules are cached by content, process-wide.
 #![warn(missing_docs)]
 
-mod abi;
+// The layers, bottom up (each uses only those above it in this list):
+// the values the API speaks in,
 mod abi_version;
-pub mod build;
-mod command;
-mod engine;
 mod error;
-mod events;
 pub mod grpc;
-mod grpc_flow;
-mod host_state;
-mod http_flow;
 mod message;
 mod outcome;
-mod shared;
-mod tcp_flow;
-pub mod testing;
-mod vm;
-mod wasi;
+mod sync;
+// what a VM's host functions read and write (per VM, and shared by a plugin's VMs),
+mod state;
+// the proxy-wasm and WASI host functions,
+mod host_functions;
+// the wasmtime engine, linker, module cache and VMs,
+mod engine;
+// the callbacks in Envoy's order (HTTP and TCP streams, callouts, timers, queues),
+mod flows;
+// and the embedding API used by tests, `weir run` and `weir exec`.
+pub mod build;
+mod command;
+pub mod plugin;
+// and test-only conveniences over it.
+pub mod fuzz;
 
 pub use abi_version::AbiVersion;
 pub use command::{CommandError, WasiCommand};
@@ -227,11 +246,11 @@ pub use error::{LoadError, StartError};
 pub use grpc::{GrpcAnswer, GrpcCall, GrpcReply, GrpcRequest, GrpcStatus, GrpcStreamScript};
 pub use message::{Headers, LocalReply, Request, Response};
 pub use outcome::{Action, CallbackCost, Callout, LogEntry, Outcome, Phase, Trap};
-pub use shared::CLOCK_START;
-pub use testing::{
+pub use plugin::{
     Connection, HttpExchange, HttpStream, Plugin, PluginBuilder, PropertyValue, TcpExchange,
     DEFAULT_FUEL_LIMIT, DEFAULT_MEMORY_LIMIT,
 };
+pub use state::shared::CLOCK_START;
 pub use weir_abi::LogLevel;
 
 /// One import of a module: `(module, name)`.

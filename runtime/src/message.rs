@@ -228,13 +228,11 @@ impl UpstreamFailure {
     /// Envoy's legacy `response.flags` bit (`UT`, `UC`).
     pub(crate) fn flag(self) -> u64 {
         match self {
-            UpstreamFailure::Timeout => crate::abi::stream_info::UPSTREAM_REQUEST_TIMEOUT,
-            UpstreamFailure::IdleTimeout => crate::abi::stream_info::STREAM_IDLE_TIMEOUT,
-            UpstreamFailure::Reset => crate::abi::stream_info::UPSTREAM_CONNECTION_TERMINATION,
-            UpstreamFailure::NoHealthyHost => crate::abi::stream_info::NO_HEALTHY_UPSTREAM,
-            UpstreamFailure::ConnectionRefused => {
-                crate::abi::stream_info::UPSTREAM_CONNECTION_FAILURE
-            }
+            UpstreamFailure::Timeout => response_flags::UPSTREAM_REQUEST_TIMEOUT,
+            UpstreamFailure::IdleTimeout => response_flags::STREAM_IDLE_TIMEOUT,
+            UpstreamFailure::Reset => response_flags::UPSTREAM_CONNECTION_TERMINATION,
+            UpstreamFailure::NoHealthyHost => response_flags::NO_HEALTHY_UPSTREAM,
+            UpstreamFailure::ConnectionRefused => response_flags::UPSTREAM_CONNECTION_FAILURE,
         }
     }
 
@@ -527,4 +525,15 @@ impl LocalReply {
         }
         response.body(self.body.clone())
     }
+}
+
+/// Envoy's legacy `response.flags` bits (`StreamInfo::CoreResponseFlag`, in declaration
+/// order), those weir-runtime sets.
+pub(crate) mod response_flags {
+    pub(crate) const NO_HEALTHY_UPSTREAM: u64 = 0x2;
+    pub(crate) const UPSTREAM_REQUEST_TIMEOUT: u64 = 0x4;
+    pub(crate) const UPSTREAM_CONNECTION_FAILURE: u64 = 0x20;
+    pub(crate) const UPSTREAM_CONNECTION_TERMINATION: u64 = 0x40;
+    pub(crate) const DOWNSTREAM_CONNECTION_TERMINATION: u64 = 0x4000;
+    pub(crate) const STREAM_IDLE_TIMEOUT: u64 = 0x10000;
 }

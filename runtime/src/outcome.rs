@@ -84,7 +84,7 @@ pub enum Action {
 
 impl Action {
     pub(crate) fn from_raw(raw: u32) -> Self {
-        if raw == 0 {
+        if raw == weir_abi::Action::Continue as u32 {
             Action::Continue
         } else {
             Action::Pause(raw)

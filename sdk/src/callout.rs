@@ -30,12 +30,13 @@
 
 use crate::error::{Error, HostResult, Result};
 use proxy_wasm::hostcalls;
-use proxy_wasm::types::{BufferType, MapType};
 use std::cell::RefCell;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
+use weir_abi::HostFunction;
+use weir_abi::{BufferType, MapType};
 
 /// The timeout of a [`Call`] that sets none. Short, because a paused request holds a client.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1);
@@ -153,10 +154,11 @@ impl Call {
                 }
             }
             Err(status) => {
-                let err = Error::host("proxy_http_call", status).context(format!(
-                    "cannot call cluster '{}' (is it defined in Envoy?)",
-                    self.cluster
-                ));
+                let err = Error::host(HostFunction::HttpCall, crate::proxy_types::status(status))
+                    .context(format!(
+                        "cannot call cluster '{}' (is it defined in Envoy?)",
+                        self.cluster
+                    ));
                 CallFuture {
                     state: State::Done(Some(err)),
                 }
@@ -306,9 +308,13 @@ fn read_response(num_headers: usize, body_size: usize, max_body: usize) -> Resul
             "callout response body is {body_size} bytes, over the {max_body}-byte limit (Call::max_response_bytes)"
         )));
     }
-    let body = hostcalls::get_buffer(BufferType::HttpCallResponseBody, 0, body_size)
-        .host("proxy_get_buffer_bytes")?
-        .unwrap_or_default();
+    let body = hostcalls::get_buffer(
+        crate::proxy_types::buffer_type(BufferType::HttpCallResponseBody),
+        0,
+        body_size,
+    )
+    .host(HostFunction::GetBufferBytes)?
+    .unwrap_or_default();
     Ok(CallResponse {
         status,
         headers,

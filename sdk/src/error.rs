@@ -4,7 +4,8 @@
 use std::borrow::Cow;
 use std::fmt;
 
-pub use proxy_wasm::types::Status as HostStatus;
+use weir_abi::HostFunction;
+pub use weir_abi::Status as HostStatus;
 
 /// The result type of every fallible SDK call and of every filter hook.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -20,7 +21,7 @@ pub struct Error {
 enum Kind {
     /// The host answered a call with a status other than `Ok`.
     Host {
-        call: &'static str,
+        call: HostFunction,
         status: HostStatus,
     },
     /// Anything else: a message and, optionally, its cause.
@@ -42,7 +43,7 @@ impl Error {
     }
 
     /// A host call failed; `call` names the ABI call so logs say what was attempted.
-    pub fn host(call: &'static str, status: HostStatus) -> Self {
+    pub fn host(call: HostFunction, status: HostStatus) -> Self {
         Error {
             kind: Kind::Host { call, status },
         }
@@ -110,7 +111,12 @@ impl fmt::Display for Error {
             // Status names by hand: a derived Debug here would be one more formatting path
             // in every plugin.
             Kind::Host { call, status } => {
-                write!(f, "host call {call} failed: {}", status_name(*status))
+                write!(
+                    f,
+                    "host call {} failed: {}",
+                    call.as_str(),
+                    status_name(*status)
+                )
             }
             Kind::Message { msg, source } => {
                 f.write_str(msg)?;
@@ -138,21 +144,23 @@ fn status_name(status: HostStatus) -> &'static str {
         HostStatus::BadArgument => "BadArgument",
         HostStatus::SerializationFailure => "SerializationFailure",
         HostStatus::ParseFailure => "ParseFailure",
+        HostStatus::InvalidMemoryAccess => "InvalidMemoryAccess",
         HostStatus::Empty => "Empty",
         HostStatus::CasMismatch => "CasMismatch",
         HostStatus::InternalFailure => "InternalFailure",
-        _ => "unknown status",
+        HostStatus::Unimplemented => "Unimplemented",
     }
 }
 
-/// Turns a host status into an [`Error`] that names the call.
+/// Turns the status a proxy-wasm `hostcalls` function returned into an [`Error`] that
+/// names the call.
 pub(crate) trait HostResult<T> {
-    fn host(self, call: &'static str) -> Result<T>;
+    fn host(self, call: HostFunction) -> Result<T>;
 }
 
-impl<T> HostResult<T> for std::result::Result<T, HostStatus> {
-    fn host(self, call: &'static str) -> Result<T> {
-        self.map_err(|status| Error::host(call, status))
+impl<T> HostResult<T> for std::result::Result<T, proxy_wasm::types::Status> {
+    fn host(self, call: HostFunction) -> Result<T> {
+        self.map_err(|status| Error::host(call, crate::proxy_types::status(status)))
     }
 }
 
@@ -172,7 +180,7 @@ mod tests {
 
     #[test]
     fn host_errors_name_the_call() {
-        let err = Error::host("proxy_get_header_map_value", HostStatus::NotFound);
+        let err = Error::host(HostFunction::GetHeaderMapValue, HostStatus::NotFound);
         assert_eq!(err.host_status(), Some(HostStatus::NotFound));
         assert!(err.to_string().contains("proxy_get_header_map_value"));
     }

@@ -3,11 +3,12 @@
 use crate::error::{Error, HostResult, Result};
 use proxy_wasm::hostcalls;
 use std::time::{SystemTime, UNIX_EPOCH};
+use weir_abi::HostFunction;
 
 /// The host's clock: wall time in Envoy, the virtual clock in weir-runtime tests. Use it
 /// rather than `std::time`, so tests that advance the clock see the plugin follow.
 pub fn now() -> Result<SystemTime> {
-    hostcalls::get_current_time().host("proxy_get_current_time_nanoseconds")
+    hostcalls::get_current_time().host(HostFunction::GetCurrentTimeNanoseconds)
 }
 
 /// The host's clock in whole seconds since the Unix epoch (JWT `exp`/`iat` units).
@@ -30,7 +31,7 @@ pub fn env_var(name: &str) -> Option<String> {
 ///
 /// Envoy encodes strings as UTF-8 and integers as 8-byte little-endian values.
 pub fn property(path: &[&str]) -> Result<Option<Vec<u8>>> {
-    hostcalls::get_property(path.to_vec()).host("proxy_get_property")
+    hostcalls::get_property(path.to_vec()).host(HostFunction::GetProperty)
 }
 
 /// A string property (lossy UTF-8), `None` if absent.

@@ -163,6 +163,7 @@ mod logger;
 pub mod metrics;
 pub mod network;
 mod plugin;
+mod proxy_types;
 pub mod queue;
 mod reply;
 pub mod shared_data;
@@ -184,6 +185,7 @@ pub use network::{ConnectionFlow, NetworkFilter};
 pub use plugin::PluginDef;
 #[cfg(feature = "callout")]
 pub use task::Waiting;
+pub use weir_abi::HostFunction;
 
 /// Re-exports for `use weir::prelude::*;`.
 pub mod prelude {

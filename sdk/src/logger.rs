@@ -7,7 +7,7 @@
 //! reorder what an operator reads. Backslashes are left as they are.
 
 use proxy_wasm::hostcalls;
-use proxy_wasm::types::LogLevel;
+use weir_abi::LogLevel;
 
 struct HostLogger;
 
@@ -25,7 +25,7 @@ pub(crate) fn install() {
 /// Matches `log`'s filter to the host's current level, so disabled levels cost nothing
 /// (not even formatting). Envoy's level can change at run time; it is re-read at configure.
 pub(crate) fn follow_host_level() {
-    let filter = match hostcalls::get_log_level() {
+    let filter = match hostcalls::get_log_level().map(crate::proxy_types::log_level) {
         Ok(LogLevel::Trace) => log::LevelFilter::Trace,
         Ok(LogLevel::Debug) => log::LevelFilter::Debug,
         Ok(LogLevel::Info) => log::LevelFilter::Info,
@@ -55,7 +55,10 @@ impl log::Log for HostLogger {
         };
         let message = record.args().to_string();
         // Logging must never be the reason a plugin fails.
-        let _ = hostcalls::log(level, &escape_controls(&message));
+        let _ = hostcalls::log(
+            crate::proxy_types::to_log_level(level),
+            &escape_controls(&message),
+        );
     }
 
     fn flush(&self) {}

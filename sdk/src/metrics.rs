@@ -13,8 +13,8 @@
 //! ```
 
 use proxy_wasm::hostcalls;
-use proxy_wasm::types::MetricType;
 use std::cell::RefCell;
+use weir_abi::MetricType;
 
 thread_local! {
     /// name → host metric id, per VM.
@@ -30,7 +30,7 @@ fn id(name: &'static str, kind: MetricType) -> Option<u32> {
     }) {
         return Some(id);
     }
-    match hostcalls::define_metric(kind, name) {
+    match hostcalls::define_metric(crate::proxy_types::metric_type(kind), name) {
         Ok(id) => {
             IDS.with(|ids| ids.borrow_mut().push((name, id)));
             Some(id)

@@ -8,8 +8,8 @@ use crate::http::HttpFilter;
 use crate::network::{NetworkFilter, NetworkStream};
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext, StreamContext};
-use proxy_wasm::types::{BufferType, ContextType};
 use serde::de::DeserializeOwned;
+use weir_abi::{BufferType, ContextType};
 
 /// One plugin a module offers, built by [`http_plugin!`](crate::http_plugin) or
 /// [`plugins!`](crate::plugins).
@@ -308,7 +308,7 @@ impl RootContext for Root {
             return false;
         }
         let bytes = match hostcalls::get_buffer(
-            BufferType::PluginConfiguration,
+            crate::proxy_types::buffer_type(BufferType::PluginConfiguration),
             0,
             plugin_configuration_size,
         ) {
@@ -359,8 +359,8 @@ impl RootContext for Root {
         self.background.on_queue_ready(queue_id);
     }
 
-    fn get_type(&self) -> Option<ContextType> {
-        self.context_type
+    fn get_type(&self) -> Option<proxy_wasm::types::ContextType> {
+        self.context_type.map(crate::proxy_types::context_type)
     }
 }
 

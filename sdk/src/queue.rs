@@ -72,6 +72,7 @@
 //! expect).
 
 use crate::error::{Error, HostStatus, Result};
+use weir_abi::HostFunction;
 
 /// A shared queue's handle: which queue (its host id) and its name, for error messages.
 /// Cheap to clone; valid in every VM of the VM id.
@@ -102,7 +103,7 @@ impl Queue {
         // SAFETY: the pointers and lengths describe `name` and a live u32 for the host to write.
         let status =
             unsafe { abi::proxy_register_shared_queue(name.as_ptr(), name.len(), &mut id) };
-        check(status, "proxy_register_shared_queue", name)?;
+        check(status, HostFunction::RegisterSharedQueue, name)?;
         Ok(Queue {
             id,
             name: name.to_owned(),
@@ -126,7 +127,7 @@ impl Queue {
         if status == HostStatus::NotFound as u32 {
             return Ok(None);
         }
-        check(status, "proxy_resolve_shared_queue", name)?;
+        check(status, HostFunction::ResolveSharedQueue, name)?;
         Ok(Some(Queue {
             id,
             name: name.to_owned(),
@@ -138,7 +139,7 @@ impl Queue {
     pub fn enqueue(&self, item: &[u8]) -> Result<()> {
         // SAFETY: the pointer and length describe `item`.
         let status = unsafe { abi::proxy_enqueue_shared_queue(self.id, item.as_ptr(), item.len()) };
-        check(status, "proxy_enqueue_shared_queue", &self.name)
+        check(status, HostFunction::EnqueueSharedQueue, &self.name)
     }
 
     /// Takes the oldest item, or `None` when the queue is empty.
@@ -150,7 +151,7 @@ impl Queue {
         if status == HostStatus::Empty as u32 {
             return Ok(None);
         }
-        check(status, "proxy_dequeue_shared_queue", &self.name)?;
+        check(status, HostFunction::DequeueSharedQueue, &self.name)?;
         if data.is_null() {
             return Ok(Some(Vec::new()));
         }
@@ -173,21 +174,13 @@ impl Queue {
 
 /// `Ok` for status 0, else an error naming the call and the queue. Statuses are read as
 /// plain numbers: one the SDK does not know is an error, not undefined behaviour.
-fn check(status: u32, call: &'static str, queue: &str) -> Result<()> {
-    let known = [
-        HostStatus::Ok,
-        HostStatus::NotFound,
-        HostStatus::BadArgument,
-        HostStatus::SerializationFailure,
-        HostStatus::ParseFailure,
-        HostStatus::Empty,
-        HostStatus::CasMismatch,
-    ];
-    match known.into_iter().find(|s| *s as u32 == status) {
+fn check(status: u32, call: HostFunction, queue: &str) -> Result<()> {
+    match HostStatus::from_u32(status) {
         Some(HostStatus::Ok) => Ok(()),
         Some(known) => Err(Error::host(call, known).context(format!("shared queue '{queue}'"))),
         None => Err(Error::msg(format!(
-            "shared queue '{queue}': host call {call} failed with status {status}"
+            "shared queue '{queue}': host call {} failed with status {status}",
+            call.as_str()
         ))),
     }
 }
@@ -227,13 +220,13 @@ mod tests {
 
     #[test]
     fn statuses_become_errors_naming_the_queue_and_unknown_ones_do_not_panic() {
-        assert!(check(0, "proxy_enqueue_shared_queue", "q").is_ok());
-        let gone = check(1, "proxy_enqueue_shared_queue", "events").unwrap_err();
+        assert!(check(0, HostFunction::EnqueueSharedQueue, "q").is_ok());
+        let gone = check(1, HostFunction::EnqueueSharedQueue, "events").unwrap_err();
         assert_eq!(
             gone.to_string(),
             "shared queue 'events': host call proxy_enqueue_shared_queue failed: NotFound"
         );
-        let odd = check(42, "proxy_dequeue_shared_queue", "events").unwrap_err();
+        let odd = check(42, HostFunction::DequeueSharedQueue, "events").unwrap_err();
         assert_eq!(
             odd.to_string(),
             "shared queue 'events': host call proxy_dequeue_shared_queue failed with status 42"

@@ -38,7 +38,7 @@
 
 use crate::error::{Error, HostResult, Result};
 use proxy_wasm::hostcalls;
-use proxy_wasm::types::Status;
+use weir_abi::{HostFunction, Status};
 
 /// The value under this plugin's `key` and its version, or `None` when nothing is stored.
 pub fn get(key: &str) -> Result<Option<(Vec<u8>, u32)>> {
@@ -54,7 +54,7 @@ pub fn set(key: &str, value: &[u8], version: Option<u32>) -> Result<bool> {
 
 /// Like [`get`], with `key` as it is: visible to every plugin in the same VM id.
 pub fn get_global(key: &str) -> Result<Option<(Vec<u8>, u32)>> {
-    let (value, version) = hostcalls::get_shared_data(key).host("proxy_get_shared_data")?;
+    let (value, version) = hostcalls::get_shared_data(key).host(HostFunction::GetSharedData)?;
     Ok(value.map(|v| (v, version.unwrap_or(0))))
 }
 
@@ -62,8 +62,10 @@ pub fn get_global(key: &str) -> Result<Option<(Vec<u8>, u32)>> {
 pub fn set_global(key: &str, value: &[u8], version: Option<u32>) -> Result<bool> {
     match hostcalls::set_shared_data(key, Some(value), version) {
         Ok(()) => Ok(true),
-        Err(Status::CasMismatch) => Ok(false),
-        Err(status) => Err(Error::host("proxy_set_shared_data", status)),
+        Err(status) => match crate::proxy_types::status(status) {
+            Status::CasMismatch => Ok(false),
+            status => Err(Error::host(HostFunction::SetSharedData, status)),
+        },
     }
 }
 

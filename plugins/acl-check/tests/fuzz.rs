@@ -7,7 +7,7 @@
 use std::sync::Mutex;
 
 use serde_json::json;
-use weir_runtime::testing::fuzz::{fuzz_http, fuzz_requests, fuzz_seed, Fuzzer};
+use weir_runtime::fuzz::{fuzz_http, fuzz_requests, fuzz_seed, Fuzzer};
 use weir_runtime::Plugin;
 
 const GRANT: &str = "eyJhbGciOiJFUzI1NiJ9.eyJmdW5jdGlvbnMiOlsicmVhZF9kYXRhIl19.c2lnbmF0dXJl";

@@ -7,7 +7,7 @@ mod grants;
 
 use grants::*;
 use serde_json::json;
-use weir_runtime::testing::fuzz::{fuzz_http, fuzz_requests, fuzz_seed, Fuzzer};
+use weir_runtime::fuzz::{fuzz_http, fuzz_requests, fuzz_seed, Fuzzer};
 
 #[test]
 fn random_requests_never_trap_and_only_valid_grants_pass() {

@@ -3,7 +3,7 @@
 //! requests over the three plugins; `cargo test` a short run.
 
 use serde_json::json;
-use weir_runtime::testing::fuzz::{fuzz_http, fuzz_requests, fuzz_seed, Fuzzer};
+use weir_runtime::fuzz::{fuzz_http, fuzz_requests, fuzz_seed, Fuzzer};
 use weir_runtime::Plugin;
 
 #[test]

@@ -53,7 +53,8 @@ fn params(name: &str) -> &'static str {
 fn every_abi_0_2_1_host_function_is_linked() {
     let imports: String = weir_abi::HOST_FUNCTIONS_0_2_1
         .iter()
-        .map(|name| {
+        .map(|function| {
+            let name = function.as_str();
             format!(
                 "(import \"env\" \"{name}\" (func (param {}) (result i32)))\n",
                 params(name)
@@ -68,7 +69,10 @@ fn every_abi_0_2_1_host_function_is_linked() {
         .filter(|(m, _)| m == "env")
         .map(|(_, n)| n.as_str())
         .collect();
-    let spec: BTreeSet<&str> = weir_abi::HOST_FUNCTIONS_0_2_1.iter().copied().collect();
+    let spec: BTreeSet<&str> = weir_abi::HOST_FUNCTIONS_0_2_1
+        .iter()
+        .map(|f| f.as_str())
+        .collect();
     assert_eq!(names, spec);
     assert_eq!(names.len(), 39);
     // And the module instantiates and starts.
@@ -88,7 +92,8 @@ fn a_proxy_wasm_crate_guest_links_completely() {
         .collect();
     for name in &env {
         assert!(
-            weir_abi::HOST_FUNCTIONS_0_2_1.contains(name),
+            weir_abi::HostFunction::from_name(name)
+                .is_some_and(|f| weir_abi::HOST_FUNCTIONS_0_2_1.contains(&f)),
             "{name} is not an ABI 0.2.1 function"
         );
     }
@@ -109,4 +114,28 @@ fn a_proxy_wasm_crate_guest_links_completely() {
         .run()
         .trap()
         .is_none());
+}
+
+/// weir-abi names every callback a proxy-wasm crate guest exports, so the runtime calls
+/// each by weir-abi's name; the one it does not name is `proxy_on_foreign_function`, a
+/// callback Envoy makes only for its own foreign functions, which weir-runtime never calls.
+#[test]
+fn weir_abi_names_every_callback_a_proxy_wasm_crate_guest_exports() {
+    let path =
+        Plugin::wasm_path(concat!(env!("CARGO_MANIFEST_DIR"), "/test-plugins/probe")).unwrap();
+    let wasm = std::fs::read(path).unwrap();
+    let module = wasmtime::Module::new(&wasmtime::Engine::default(), &wasm).unwrap();
+    let exported: BTreeSet<&str> = module
+        .exports()
+        .map(|e| e.name())
+        .filter(|n| n.starts_with("proxy_on_") && *n != "proxy_on_foreign_function")
+        .collect();
+    for name in &exported {
+        assert!(
+            weir_abi::Callback::from_name(name).is_some(),
+            "{name} is missing from weir_abi::Callback"
+        );
+    }
+    let named: BTreeSet<&str> = weir_abi::Callback::ALL.iter().map(|c| c.as_str()).collect();
+    assert_eq!(exported, named);
 }

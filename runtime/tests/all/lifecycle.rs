@@ -1,4 +1,4 @@
-//! What the test API offers beyond one stream: shutting a plugin down, choosing the worker a
+//! What the embedding API offers beyond one stream: shutting a plugin down, choosing the worker a
 //! stream runs on, Envoy's main-thread VMs, traps in the access-log phase, and trailers a
 //! plugin adds at the end of a body. `runtime/FIDELITY.md` says which of these a fidelity
 //! scenario pins on Envoy's side.

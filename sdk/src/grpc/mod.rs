@@ -62,13 +62,14 @@ pub use stream::{GrpcOpen, GrpcStream, MessageFuture};
 use crate::callout::{DEFAULT_TIMEOUT, MAX_TIMEOUT};
 use crate::error::{Error, HostResult, HostStatus, Result};
 use proxy_wasm::hostcalls;
-use proxy_wasm::types::{BufferType, MapType};
 use std::cell::RefCell;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
+use weir_abi::HostFunction;
+use weir_abi::{BufferType, MapType};
 
 /// The longest message a call or stream accepts unless told otherwise; a longer one is an
 /// `Err` and is never copied into the plugin's memory.
@@ -191,7 +192,7 @@ impl Target {
             .collect()
     }
 
-    fn refused(&self, call: &'static str, status: HostStatus) -> Error {
+    fn refused(&self, call: HostFunction, status: HostStatus) -> Error {
         Error::host(call, status).context(format!(
             "cannot call {}/{} on gRPC cluster '{}' (is it defined in Envoy?)",
             self.service, self.method, self.cluster
@@ -258,7 +259,10 @@ impl GrpcCall {
                 });
                 State::InFlight(token)
             }
-            Err(status) => State::Done(Some(self.target.refused("proxy_grpc_call", status))),
+            Err(status) => State::Done(Some(
+                self.target
+                    .refused(HostFunction::GrpcCall, crate::proxy_types::status(status)),
+            )),
         };
         GrpcFuture { state }
     }
@@ -396,11 +400,13 @@ fn read_message(size: usize, max: usize) -> Result<Vec<u8>> {
             "gRPC message is {size} bytes, over the {max}-byte limit (max_message_bytes)"
         )));
     }
-    Ok(
-        hostcalls::get_buffer(BufferType::GrpcReceiveBuffer, 0, size)
-            .host("proxy_get_buffer_bytes")?
-            .unwrap_or_default(),
+    Ok(hostcalls::get_buffer(
+        crate::proxy_types::buffer_type(BufferType::GrpcReceiveBuffer),
+        0,
+        size,
     )
+    .host(HostFunction::GetBufferBytes)?
+    .unwrap_or_default())
 }
 
 /// The metadata the host holds for the current gRPC callback; empty if it cannot be read.
@@ -443,23 +449,13 @@ mod abi {
 }
 
 /// A host status as an `Err` naming the call and the stream.
-fn check(status: u32, call: &'static str, what: &str) -> Result<()> {
-    use HostStatus::*;
-    let known = [
-        Ok,
-        NotFound,
-        BadArgument,
-        SerializationFailure,
-        ParseFailure,
-        Empty,
-        CasMismatch,
-        InternalFailure,
-    ];
-    match known.into_iter().find(|s| *s as u32 == status) {
-        Some(Ok) => Result::Ok(()),
+fn check(status: u32, call: HostFunction, what: &str) -> Result<()> {
+    match HostStatus::from_u32(status) {
+        Some(HostStatus::Ok) => Ok(()),
         Some(known) => Err(Error::host(call, known).context(what.to_owned())),
         None => Err(Error::msg(format!(
-            "{what}: host call {call} failed with status {status}"
+            "{what}: host call {} failed with status {status}",
+            call.as_str()
         ))),
     }
 }
@@ -509,15 +505,15 @@ mod tests {
 
     #[test]
     fn odd_host_statuses_become_errors_not_panics() {
-        assert!(check(0, "proxy_grpc_send", "s").is_ok());
+        assert!(check(0, HostFunction::GrpcSend, "s").is_ok());
         assert_eq!(
-            check(1, "proxy_grpc_send", "gRPC stream 3")
+            check(1, HostFunction::GrpcSend, "gRPC stream 3")
                 .unwrap_err()
                 .to_string(),
             "gRPC stream 3: host call proxy_grpc_send failed: NotFound"
         );
         assert_eq!(
-            check(77, "proxy_grpc_close", "gRPC stream 3")
+            check(77, HostFunction::GrpcClose, "gRPC stream 3")
                 .unwrap_err()
                 .to_string(),
             "gRPC stream 3: host call proxy_grpc_close failed with status 77"

@@ -26,12 +26,13 @@ use super::{
 };
 use crate::error::Result;
 use proxy_wasm::hostcalls;
-use proxy_wasm::types::MapType;
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
+use weir_abi::HostFunction;
+use weir_abi::MapType;
 
 /// A gRPC stream to open with [`GrpcOpen::open`].
 #[derive(Debug)]
@@ -70,7 +71,10 @@ impl GrpcOpen {
             &self.target.method,
             self.target.pairs(),
         )
-        .map_err(|status| self.target.refused("proxy_grpc_stream", status))?;
+        .map_err(|status| {
+            self.target
+                .refused(HostFunction::GrpcStream, crate::proxy_types::status(status))
+        })?;
         STREAMS.with(|streams| {
             streams.borrow_mut().push(StreamSlot {
                 token,
@@ -140,14 +144,14 @@ impl GrpcStream {
         let status = unsafe {
             abi::proxy_grpc_send(self.token, message.as_ptr(), message.len(), end as u32)
         };
-        check(status, "proxy_grpc_send", &self.what)
+        check(status, HostFunction::GrpcSend, &self.what)
     }
 
     /// Ends this side of the stream without a message; the server's messages still arrive.
     pub fn close(&self) -> Result<()> {
         // SAFETY: a plain call with an integer argument.
         let status = unsafe { abi::proxy_grpc_close(self.token) };
-        check(status, "proxy_grpc_close", &self.what)
+        check(status, HostFunction::GrpcClose, &self.what)
     }
 
     /// Stops the stream both ways now; nothing more arrives.
@@ -161,7 +165,7 @@ impl GrpcStream {
         });
         // SAFETY: a plain call with an integer argument.
         let status = unsafe { abi::proxy_grpc_cancel(self.token) };
-        check(status, "proxy_grpc_cancel", &self.what)
+        check(status, HostFunction::GrpcCancel, &self.what)
     }
 
     /// The next message from the server: `Ok(Some)`, `Ok(None)` once the server closed the

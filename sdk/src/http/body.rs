@@ -2,8 +2,11 @@
 
 use crate::error::{HostResult, Result};
 use proxy_wasm::hostcalls;
-use proxy_wasm::types::BufferType;
 use std::marker::PhantomData;
+use weir_abi::BufferType;
+
+use crate::proxy_types::buffer_type;
+use weir_abi::HostFunction;
 
 /// Which body a [`Body`] handle reads and writes.
 pub trait BodyKind: sealed::Sealed {
@@ -99,28 +102,31 @@ impl<K: BodyKind> Body<K> {
     /// a response) and never reaches the plugin. Check [`len`](Self::len) first for a
     /// smaller limit.
     pub fn bytes(&self) -> Result<Vec<u8>> {
-        Ok(hostcalls::get_buffer(K::BUFFER, 0, self.len)
-            .host("proxy_get_buffer_bytes")?
+        Ok(hostcalls::get_buffer(buffer_type(K::BUFFER), 0, self.len)
+            .host(HostFunction::GetBufferBytes)?
             .unwrap_or_default())
     }
 
     /// Replaces the available bytes with `data`.
     pub fn replace(&mut self, data: &[u8]) -> Result<()> {
-        hostcalls::set_buffer(K::BUFFER, 0, self.len, data).host("proxy_set_buffer_bytes")?;
+        hostcalls::set_buffer(buffer_type(K::BUFFER), 0, self.len, data)
+            .host(HostFunction::SetBufferBytes)?;
         self.len = data.len();
         Ok(())
     }
 
     /// Appends `data` after the available bytes.
     pub fn append(&mut self, data: &[u8]) -> Result<()> {
-        hostcalls::set_buffer(K::BUFFER, self.len, 0, data).host("proxy_set_buffer_bytes")?;
+        hostcalls::set_buffer(buffer_type(K::BUFFER), self.len, 0, data)
+            .host(HostFunction::SetBufferBytes)?;
         self.len += data.len();
         Ok(())
     }
 
     /// Inserts `data` before the available bytes.
     pub fn prepend(&mut self, data: &[u8]) -> Result<()> {
-        hostcalls::set_buffer(K::BUFFER, 0, 0, data).host("proxy_set_buffer_bytes")?;
+        hostcalls::set_buffer(buffer_type(K::BUFFER), 0, 0, data)
+            .host(HostFunction::SetBufferBytes)?;
         self.len += data.len();
         Ok(())
     }

@@ -9,10 +9,13 @@ use super::parse::{bearer_token, Cookies, Query};
 use crate::config::{HeaderName, HeaderValue};
 use crate::error::{Error, HostResult, HostStatus, Result};
 use proxy_wasm::hostcalls;
-use proxy_wasm::types::MapType;
 use std::marker::PhantomData;
 use std::ops::Range;
 use weir_abi::wire::{self, Pair};
+use weir_abi::HostFunction;
+use weir_abi::MapType;
+
+use crate::proxy_types::map_type;
 
 /// Which host map a [`Headers`] handle reads and writes.
 pub trait MapKind: sealed::Sealed {
@@ -106,7 +109,7 @@ impl<M: MapKind> Headers<M> {
 
     /// The first value of `name` as raw bytes.
     pub fn get_bytes(&self, name: &str) -> Result<Option<Vec<u8>>> {
-        hostcalls::get_map_value_bytes(M::MAP, name).host("proxy_get_header_map_value")
+        hostcalls::get_map_value_bytes(map_type(M::MAP), name).host(HostFunction::GetHeaderMapValue)
     }
 
     /// Every value of `name`, in the order they arrived (a header may repeat).
@@ -167,33 +170,34 @@ impl<M: MapKind> Headers<M> {
     /// Replaces every value of `name` with `value` (adds it if absent).
     pub fn set(&self, name: &str, value: impl AsRef<[u8]>) -> Result<()> {
         let value = checked(name, value.as_ref())?;
-        hostcalls::set_map_value_bytes(M::MAP, name, Some(value))
-            .host("proxy_replace_header_map_value")
+        hostcalls::set_map_value_bytes(map_type(M::MAP), name, Some(value))
+            .host(HostFunction::ReplaceHeaderMapValue)
     }
 
     /// Adds one more value for `name`, keeping existing ones.
     pub fn add(&self, name: &str, value: impl AsRef<[u8]>) -> Result<()> {
         let value = checked(name, value.as_ref())?;
-        hostcalls::add_map_value_bytes(M::MAP, name, value).host("proxy_add_header_map_value")
+        hostcalls::add_map_value_bytes(map_type(M::MAP), name, value)
+            .host(HostFunction::AddHeaderMapValue)
     }
 
     /// [`Headers::set`] for a value checked when it was made (configuration fields): no
     /// scan of the value on every request.
     pub fn set_value(&self, name: &HeaderName, value: &HeaderValue) -> Result<()> {
-        hostcalls::set_map_value_bytes(M::MAP, name, Some(value.as_bytes()))
-            .host("proxy_replace_header_map_value")
+        hostcalls::set_map_value_bytes(map_type(M::MAP), name, Some(value.as_bytes()))
+            .host(HostFunction::ReplaceHeaderMapValue)
     }
 
     /// [`Headers::add`] for a value checked when it was made (configuration fields): no
     /// scan of the value on every request.
     pub fn add_value(&self, name: &HeaderName, value: &HeaderValue) -> Result<()> {
-        hostcalls::add_map_value_bytes(M::MAP, name, value.as_bytes())
-            .host("proxy_add_header_map_value")
+        hostcalls::add_map_value_bytes(map_type(M::MAP), name, value.as_bytes())
+            .host(HostFunction::AddHeaderMapValue)
     }
 
     /// Removes every value of `name`. Removing an absent header is not an error.
     pub fn remove(&self, name: &str) -> Result<()> {
-        hostcalls::remove_map_value(M::MAP, name).host("proxy_remove_header_map_value")
+        hostcalls::remove_map_value(map_type(M::MAP), name).host(HostFunction::RemoveHeaderMapValue)
     }
 
     /// Removes `name` and every header an upstream framework would read as the same one:
@@ -247,7 +251,7 @@ fn same_upstream(a: &[u8], b: &[u8]) -> bool {
 pub(crate) struct SerializedMap(Vec<u8>);
 
 impl SerializedMap {
-    const CALL: &'static str = "proxy_get_header_map_pairs";
+    const CALL: HostFunction = HostFunction::GetHeaderMapPairs;
 
     pub(crate) fn read(map: MapType) -> Result<Self> {
         #[link(wasm_import_module = "env")]
