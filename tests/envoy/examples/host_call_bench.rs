@@ -14,9 +14,9 @@
 use std::time::Instant;
 
 use anyhow::{ensure, Context, Result};
-use weir_test_jwt::jwt_simple::prelude::*;
 use serde_json::{json, Value};
 use weir_envoy_tests::{build_wasm, Envoy, KeepAlive, WasmFilter};
+use weir_test_jwt::jwt_simple::prelude::*;
 
 const REQUESTS: usize = 4_000;
 const WARM_UP: usize = 300;
