@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use grants::*;
 use serde_json::json;
-use weir_runtime::{Outcome, Plugin, Request};
+use weir_runtime::{Plugin, Request};
 use weir_test_jwt::jwt_simple::prelude::*;
 
 fn with_grant(method: &str, host: &str, path: &str, grant: &str) -> Request {
