@@ -124,6 +124,7 @@ pub(crate) fn headers(vm: &mut Vm, context: u32, dir: Dir, fields: Fields, end: 
     };
     let count = fields.len() as u32;
     d.headers = Some(fields);
+    d.headers_forgotten = false;
     d.end_received = end;
     let action = invoke(
         vm,
@@ -216,6 +217,7 @@ pub(crate) fn trailers(vm: &mut Vm, context: u32, dir: Dir, fields: Fields) {
 
 fn pass_headers(d: &mut Direction) {
     d.passed.headers = d.headers.clone();
+    d.headers_forgotten = true;
     if d.end_received && !d.body_seen && d.trailers.is_none() {
         d.passed.end = true;
     }

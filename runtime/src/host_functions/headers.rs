@@ -43,10 +43,14 @@ fn fields(proxy: &mut ProxyState, map: u32) -> Result<Option<Fields>, Status> {
             let logging = proxy.access_log_phase;
             let http = proxy.http().ok_or(Status::BadArgument)?;
             Ok(match map {
+                // Access loggers get the stream's header maps; elsewhere a header map whose
+                // callback continued is forgotten (`exerciser_header_maps_*`).
+                MapType::HttpRequestHeaders if http.request.headers_forgotten && !logging => None,
                 MapType::HttpRequestHeaders => http.request.headers.clone(),
                 // Envoy hands its access loggers no request trailers.
                 MapType::HttpRequestTrailers if logging => None,
                 MapType::HttpRequestTrailers => http.request.trailers.clone(),
+                MapType::HttpResponseHeaders if http.response.headers_forgotten && !logging => None,
                 MapType::HttpResponseHeaders => http.response.headers.clone(),
                 // The trailers as they went on: Envoy forgets the map it handed a trailer
                 // callback that continued, and gives its access loggers the sent ones.
@@ -70,6 +74,11 @@ fn fields_mut(proxy: &mut ProxyState, map: u32) -> Result<&mut Fields, Status> {
         _ => return Err(Status::BadArgument),
     };
     if !trailers {
+        // Once its callback continued Envoy has no header map to write or size, not even
+        // in `on_log` (`exerciser_header_maps_*`).
+        if direction.headers_forgotten {
+            return Err(Status::BadArgument);
+        }
         return direction.headers.as_mut().ok_or(Status::BadArgument);
     }
     // Missing trailers come to be in the direction's last body callback (Envoy's
@@ -157,9 +166,13 @@ pub(super) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
                 }
                 // Envoy sizes the writable map, which creates missing trailers in the last
                 // body callback as a write does (`exerciser_trailers_add`).
+                let headers = matches!(
+                    MapType::from_u32(map),
+                    Some(MapType::HttpRequestHeaders | MapType::HttpResponseHeaders)
+                );
                 let fields = match fields(proxy, map)? {
-                    Some(fields) => fields,
-                    None => fields_mut(proxy, map)?.clone(),
+                    Some(fields) if !headers => fields,
+                    _ => fields_mut(proxy, map)?.clone(),
                 };
                 // Envoy's `HeaderMap::byteSize`: the bytes of every name and value, not the
                 // length of the serialized map (scenario `exerciser_trailers_pass`).
