@@ -135,7 +135,13 @@ pub(crate) fn headers(vm: &mut Vm, context: u32, dir: Dir, fields: Fields, end: 
     );
     if let Some(d) = direction(vm, context, dir) {
         match action {
-            Some(Action::Continue) => pass_headers(d),
+            Some(Action::Continue) => {
+                // Envoy drops its pointer to the map only when the callback itself
+                // continues (`Context::decodeHeaders` / `encodeHeaders`); a map whose
+                // callback paused stays reachable after the stream is resumed.
+                d.headers_forgotten = true;
+                pass_headers(d);
+            }
             Some(Action::Pause(_)) => d.paused = Some(PausedAt::Headers),
             None => {}
         }
@@ -217,7 +223,6 @@ pub(crate) fn trailers(vm: &mut Vm, context: u32, dir: Dir, fields: Fields) {
 
 fn pass_headers(d: &mut Direction) {
     d.passed.headers = d.headers.clone();
-    d.headers_forgotten = true;
     if d.end_received && !d.body_seen && d.trailers.is_none() {
         d.passed.end = true;
     }

@@ -129,10 +129,10 @@ pub(crate) struct Direction {
     /// direction's trailers creates them (Envoy `Context::getMap`: `addDecodedTrailers` /
     /// `addEncodedTrailers`); anywhere else a missing trailer map is not writable.
     pub(crate) trailers_creatable: bool,
-    /// The header callback continued (at once, or when the stream was continued after a
-    /// pause): Envoy forgets the map it handed the plugin (`Context::decodeHeaders` /
-    /// `encodeHeaders`), so later reads find none and size and writes fail. The headers
-    /// stay here for properties, stream info and the access-log reads.
+    /// The header callback returned `Continue`: Envoy forgets the map it handed the plugin
+    /// (`Context::decodeHeaders` / `encodeHeaders`), so later reads find none and size and
+    /// writes fail. A callback that paused keeps the map reachable, after the resume too.
+    /// The headers stay here for properties, stream info and the access-log reads.
     pub(crate) headers_forgotten: bool,
     pub(crate) end_received: bool,
     pub(crate) passed: Passed,

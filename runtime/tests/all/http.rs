@@ -412,3 +412,34 @@ fn headers_helpers() {
     headers.set("x-a", "3");
     assert_eq!(headers.get("X-A"), Some("3"));
 }
+
+#[test]
+fn request_headers_are_gone_after_their_callback_continued_but_not_after_a_resume() {
+    // Envoy forgets the request headers when `proxy_on_request_headers` returns Continue
+    // (`Context::decodeHeaders`), so the response phase reads `BadArgument` (2); a callback
+    // that paused keeps them, and they stay readable after the callout resumed the stream.
+    let plugin = probe()
+        .upstream("auth", |_| Response::status(200).body("ok"))
+        .start()
+        .unwrap();
+    let continued = plugin
+        .http()
+        .request(Request::get("/").header("x-probe", "plain"))
+        .run();
+    assert!(
+        continued.logged("request header in the response phase: status 2"),
+        "{:?}",
+        continued.logs()
+    );
+    let mut stream = plugin.http_stream();
+    stream.send_request_headers(&Request::post("/").header("x-probe", "callout"), true);
+    assert!(stream.request_paused());
+    stream.deliver_callouts();
+    stream.send_response_headers(&Response::status(200), true);
+    let resumed = stream.finish();
+    assert!(
+        resumed.logged("request header in the response phase: status 0"),
+        "{:?}",
+        resumed.logs()
+    );
+}

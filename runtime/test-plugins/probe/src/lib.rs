@@ -289,6 +289,10 @@ impl HttpContext for Http {
     }
 
     fn on_http_response_headers(&mut self, _headers: usize, _end: bool) -> Action {
+        info!(
+            "request header in the response phase: status {}",
+            request_header_status("x-probe")
+        );
         self.set_http_response_header("x-probe-response", Some("1"));
         let histogram = hostcalls::define_metric(MetricType::Histogram, "probe_sizes").unwrap_or(0);
         let _ = hostcalls::record_metric(histogram, 42);
@@ -305,6 +309,24 @@ impl HttpContext for Http {
     fn on_log(&mut self) {
         info!("stream done ({})", self.mode);
     }
+}
+
+/// The raw status of reading request header `name` (proxy-wasm's wrapper panics on
+/// `BadArgument`, which is what Envoy answers once the request headers are forgotten).
+fn request_header_status(name: &str) -> u32 {
+    #[link(wasm_import_module = "env")]
+    extern "C" {
+        fn proxy_get_header_map_value(
+            map: u32,
+            key: *const u8,
+            key_size: usize,
+            value: *mut *mut u8,
+            value_size: *mut usize,
+        ) -> u32;
+    }
+    let (mut value, mut size) = (std::ptr::null_mut::<u8>(), 0usize);
+    // SAFETY: the host writes a pointer and a size; a value it returns is leaked (a test guest).
+    unsafe { proxy_get_header_map_value(0, name.as_ptr(), name.len(), &mut value, &mut size) }
 }
 
 struct Tcp;
