@@ -66,6 +66,10 @@ lint: setup ## rustfmt and clippy (-D warnings) on every crate; cargo doc (no wa
 	@for m in $(FMT_MANIFESTS); do $(CARGO) fmt --all --check --manifest-path $$m || { echo "cargo fmt --all --manifest-path $$m"; exit 1; }; done
 	$(CARGO) clippy -q --workspace --all-targets -- -D warnings
 	RUSTDOCFLAGS="-D warnings" $(CARGO) doc -q --no-deps --all-features $(PUBLISHED)
+	@# cargo verifies each .crate against the others unpacked under
+	@# $$CARGO_HOME/registry/src/-<hash of this checkout's path>/ and never unpacks a version
+	@# it finds there again: a checkout packaged before would verify against its old sources.
+	rm -rf $(addprefix "$${CARGO_HOME:-$$HOME/.cargo}"/registry/src/-*/,$(addsuffix -*,$(patsubst -p,,$(PUBLISHED))))
 	$(CARGO) package -q --allow-dirty $(PUBLISHED)
 
 e2e-kind: ## kind + Istio end-to-end suite; needs Docker, kind, istioctl (script exit 77 = skipped)
