@@ -27,8 +27,11 @@ test-unit: setup
 	$(CARGO) test --workspace --no-fail-fast
 
 # The SDK's unit tests again, inside wasm32-wasip1, run by weir-runtime (.cargo/config.toml).
+# Its runner, target/debug/weir-wasi-run, is built the way `cargo test --workspace` builds
+# it (a no-op after test-unit): `cargo build -p weir-runtime` would resolve other features
+# for wasmtime's dependencies and compile wasmtime and cranelift again (~2 min on 2 cores).
 test-wasi: setup ## The SDK's unit tests inside wasm32-wasip1, run by weir-runtime
-	$(CARGO) build -q -p weir-runtime --bin weir-wasi-run
+	$(CARGO) test -q --workspace --no-run
 	$(CARGO) test -p weir-sdk --target wasm32-wasip1
 
 test-examples: setup
