@@ -136,9 +136,9 @@ pub(crate) fn headers(vm: &mut Vm, context: u32, dir: Dir, fields: Fields, end: 
     if let Some(d) = direction(vm, context, dir) {
         match action {
             Some(Action::Continue) => {
-                // Envoy drops its pointer to the map only when the callback itself
-                // continues (`Context::decodeHeaders` / `encodeHeaders`); a map whose
-                // callback paused stays reachable after the stream is resumed.
+                // Envoy drops its pointer to the map when the callback continues
+                // (`Context::decodeHeaders` / `encodeHeaders`); a paused request's maps go
+                // when the plugin resumes it (`host_functions::streams::signal`).
                 d.headers_forgotten = true;
                 pass_headers(d);
             }
@@ -262,10 +262,20 @@ pub(crate) fn settle(vm: &mut Vm, context: u32) {
             continue;
         }
         match signal {
-            Signal::Close(_) => http.reset = true,
+            Signal::Close(_) => {
+                http.reset = true;
+                continue;
+            }
             Signal::Continue(StreamType::HttpRequest) => resume(vm, context, Dir::Request),
             Signal::Continue(StreamType::HttpResponse) => resume(vm, context, Dir::Response),
-            Signal::Continue(_) => {}
+            Signal::Continue(_) => continue,
+        }
+        // Envoy's `continueStream` forgets the request's trailer map too, whichever
+        // direction continued (the headers went when the plugin asked).
+        if let Some(request) = direction(vm, context, Dir::Request) {
+            if request.paused.is_none() {
+                request.trailers = None;
+            }
         }
     }
 }

@@ -25,6 +25,13 @@ pub(super) fn signal(
     match stream {
         StreamType::HttpRequest | StreamType::HttpResponse => {
             if let Some(http) = proxy.http() {
+                if matches!(signal, Signal::Continue(_)) {
+                    // Envoy's `continueStream` drops its pointers to the request's maps
+                    // there and then, for either direction: from here on the plugin finds
+                    // no request headers (`exerciser_header_maps_resumed`). The request
+                    // trailers go once the resume has passed them on (`flows::http`).
+                    http.request.headers_forgotten = true;
+                }
                 http.signals.push(signal);
             }
         }

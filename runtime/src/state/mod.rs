@@ -129,10 +129,12 @@ pub(crate) struct Direction {
     /// direction's trailers creates them (Envoy `Context::getMap`: `addDecodedTrailers` /
     /// `addEncodedTrailers`); anywhere else a missing trailer map is not writable.
     pub(crate) trailers_creatable: bool,
-    /// The header callback returned `Continue`: Envoy forgets the map it handed the plugin
-    /// (`Context::decodeHeaders` / `encodeHeaders`), so later reads find none and size and
-    /// writes fail. A callback that paused keeps the map reachable, after the resume too.
-    /// The headers stay here for properties, stream info and the access-log reads.
+    /// The header callback returned `Continue`, or (request only) the plugin called
+    /// `proxy_continue_stream`: Envoy forgets the map it handed the plugin
+    /// (`Context::decodeHeaders` / `encodeHeaders` / `continueStream`), so later reads find
+    /// none and size and writes fail. A response whose header callback paused keeps its
+    /// map after the resume. The headers stay here for properties, stream info and the
+    /// access-log reads.
     pub(crate) headers_forgotten: bool,
     pub(crate) end_received: bool,
     pub(crate) passed: Passed,

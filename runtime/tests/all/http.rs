@@ -414,10 +414,11 @@ fn headers_helpers() {
 }
 
 #[test]
-fn request_headers_are_gone_after_their_callback_continued_but_not_after_a_resume() {
+fn request_headers_are_gone_once_their_callback_continued_or_the_plugin_resumed_them() {
     // Envoy forgets the request headers when `proxy_on_request_headers` returns Continue
-    // (`Context::decodeHeaders`), so the response phase reads `BadArgument` (2); a callback
-    // that paused keeps them, and they stay readable after the callout resumed the stream.
+    // (`Context::decodeHeaders`) and when the plugin resumes a paused request
+    // (`Context::continueStream`): either way the response phase reads `BadArgument` (2).
+    // Measured in Envoy by the fidelity scenarios `exerciser_header_maps_*`.
     let plugin = probe()
         .upstream("auth", |_| Response::status(200).body("ok"))
         .start()
@@ -435,10 +436,14 @@ fn request_headers_are_gone_after_their_callback_continued_but_not_after_a_resum
     stream.send_request_headers(&Request::post("/").header("x-probe", "callout"), true);
     assert!(stream.request_paused());
     stream.deliver_callouts();
+    assert!(
+        !stream.request_paused(),
+        "the callout's answer resumes the request"
+    );
     stream.send_response_headers(&Response::status(200), true);
     let resumed = stream.finish();
     assert!(
-        resumed.logged("request header in the response phase: status 0"),
+        resumed.logged("request header in the response phase: status 2"),
         "{:?}",
         resumed.logs()
     );

@@ -54,6 +54,8 @@ scenarios! {
     both_allocators_malloc_preferred,
     exerciser_resume_from_tick,
     exerciser_resume_from_queue,
+    exerciser_header_maps_continued,
+    exerciser_header_maps_resumed,
     exerciser_metric_edges,
     exerciser_header_order,
     exerciser_body_splice,

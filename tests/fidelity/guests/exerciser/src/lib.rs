@@ -20,6 +20,8 @@
 //!   `props-local-response` answer locally from the request or the response headers.
 //! - `/probe/trailers-pass` and `/probe/trailers-add`: trailers in every callback (HTTP/2
 //!   scenarios, see `trailer_probes.rs`).
+//! - Any request with an `x-report-maps` header: the response carries
+//!   `x-request-headers`, how the request's header map answers from the response phase.
 //! - `/callout/refused`, `/callout/no-host`, `/callout/unframed`: as `/callout/…`, also
 //!   showing the callout response's headers (`x-authz-headers`).
 //!
@@ -136,6 +138,7 @@ impl RootContext for Root {
             path: String::new(),
             splice: String::new(),
             grpc_events: Vec::new(),
+            report_maps: false,
         }))
     }
 
@@ -152,6 +155,8 @@ pub(crate) struct Stream {
     splice: String,
     /// What a gRPC stream delivered so far (`/grpc/stream`).
     grpc_events: Vec<String>,
+    /// The request asked for `x-request-headers` on its response (`x-report-maps`).
+    report_maps: bool,
 }
 
 impl Stream {
@@ -476,6 +481,7 @@ impl HttpContext for Stream {
 
     fn on_http_request_headers(&mut self, _headers: usize, _end_of_stream: bool) -> Action {
         self.path = self.get_http_request_header(":path").unwrap_or_default();
+        self.report_maps = self.get_http_request_header("x-report-maps").is_some();
         log(
             LogLevel::Info,
             &format!("exerciser: request to {}", self.path),
@@ -536,6 +542,10 @@ impl HttpContext for Stream {
     }
 
     fn on_http_response_headers(&mut self, _headers: usize, _end_of_stream: bool) -> Action {
+        if self.report_maps {
+            let later = probes::request_headers_later();
+            self.add_http_response_header("x-request-headers", &later);
+        }
         if self.trailer_probe().is_some() {
             trailer_probes::outside("on_response_headers", Side::Response);
             trailer_probes::outside("on_response_headers", Side::Request);

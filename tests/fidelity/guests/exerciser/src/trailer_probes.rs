@@ -13,7 +13,8 @@
 use proxy_wasm::hostcalls;
 use proxy_wasm::types::{Action, MapType};
 
-mod raw {
+/// Also used by `probes::request_headers_later`.
+pub(crate) mod raw {
     #[link(wasm_import_module = "env")]
     extern "C" {
         pub fn proxy_get_header_map_size(map: u32, size: *mut usize) -> u32;
