@@ -11,11 +11,11 @@
 //! connection after a warm-up; `ROUNDS` interleaved rounds, medians printed (the ratio is the
 //! median of the rounds' ratios).
 
-use std::time::Instant;
-
 use anyhow::{ensure, Context, Result};
 use serde_json::{json, Value};
-use weir_envoy_tests::{build_wasm, repo_root, Envoy, KeepAlive, WasmFilter};
+use weir_envoy_tests::{
+    build_wasm, repo_root, Envoy, EnvoyBuilder, KeepAlive, TimedRequests, WasmFilter,
+};
 use weir_test_jwt::jwt_simple::prelude::*;
 
 const REQUESTS: usize = 5_000;
@@ -57,11 +57,10 @@ fn compare(alg: &str, jwk: &str, sign: impl Fn(JWTClaims<Value>) -> Result<Strin
     let token = grant(0)?;
     let fresh: Vec<String> = (1..=FRESH_POOL).map(grant).collect::<Result<_>>()?;
 
-    let plugin = WasmFilter::new(build_wasm("check-header")).plugin_name("istio-system", "check-header").json_configuration(&json!({
+    let check_header = WasmFilter::new(build_wasm("check-header")).plugin_name("istio-system", "check-header").json_configuration(&json!({
         "read_header": HEADER, "verification_key": jwks, "function": "read_data", "issuer": ISSUER, "audiences": [AUDIENCE],
         "verified_cache_entries": JWT_CACHE,
     }));
-    let wasm = Envoy::builder().http_filter(plugin).start()?;
     let jwt_authn = json!({
         "name": "envoy.filters.http.jwt_authn",
         "typed_config": {
@@ -74,63 +73,141 @@ fn compare(alg: &str, jwk: &str, sign: impl Fn(JWTClaims<Value>) -> Result<Strin
             "rules": [{ "match": { "prefix": "/" }, "requires": { "provider_name": "grant" } }],
         },
     });
-    let native = Envoy::builder().native_http_filter(jwt_authn).start()?;
     // The floor: a Wasm filter on the same SDK doing nothing per request (header-append with
     // an empty configuration). Its ratio bounds what any Wasm filter reaches in this set-up.
     let idle = WasmFilter::new(build_wasm("header-append"))
         .plugin_name("istio-system", "header-append")
         .json_configuration(&json!({}));
-    let idle = Envoy::builder().http_filter(idle).start()?;
     // The least a Wasm filter consuming a credential pays: the host calls check-header makes
     // on a cache hit (read the header map, remove the grant, read the clock, count) and no
     // Wasm work, done by a plain proxy-wasm filter (`host_call_bench` prices each call).
     let calls_only = WasmFilter::new(build_wasm("runtime/bench-plugins/host-call-probe"))
         .plugin_name("istio-system", "probe")
         .configuration(format!("pairs remove:{HEADER} time counter"));
-    let calls_only = Envoy::builder().http_filter(calls_only).start()?;
-    let repeated = std::slice::from_ref(&token);
-    let mut rates: [Vec<f64>; 6] = Default::default();
+    // check-header first, then the one all are compared with, then the floors.
+    let setups = [
+        Setup::verifying("check-header", Envoy::builder().http_filter(check_header)),
+        Setup::verifying("jwt_authn", Envoy::builder().native_http_filter(jwt_authn)),
+        Setup::floor(
+            "floor, a Wasm filter doing nothing (header-append, empty config)",
+            Envoy::builder().http_filter(idle),
+        ),
+        Setup::floor(
+            "floor for a credential filter, its host calls alone (host-call-probe: pairs, remove, clock, counter)",
+            Envoy::builder().http_filter(calls_only),
+        ),
+    ];
+    // Where the compared pair stands in `setups`.
+    let (check_header_at, jwt_authn_at) = (0, 1);
+    let envoys = setups
+        .iter()
+        .map(|setup| {
+            let starting = || format!("starting Envoy with {}", setup.name);
+            setup.envoy.clone().start().with_context(starting)
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let tokens = |load: Load| match load {
+        Load::Same => std::slice::from_ref(&token),
+        Load::Fresh => fresh.as_slice(),
+    };
+    // rates[setup][load]: one figure per round.
+    let mut rates = vec![[Vec::new(), Vec::new()]; setups.len()];
     for _ in 0..ROUNDS {
-        rates[0].push(rate(&wasm, repeated, true)?);
-        rates[1].push(rate(&native, repeated, true)?);
-        rates[2].push(rate(&wasm, &fresh, true)?);
-        rates[3].push(rate(&native, &fresh, true)?);
-        rates[4].push(rate(&idle, repeated, false)?);
-        rates[5].push(rate(&calls_only, repeated, false)?);
+        for load in LOADS {
+            for (at, (setup, envoy)) in setups.iter().zip(&envoys).enumerate() {
+                if setup.verifies || load == Load::Same {
+                    let figure = rate(envoy, tokens(load), setup.verifies)
+                        .with_context(|| format!("{}, {}", setup.name, load.label()))?;
+                    rates[at][load as usize].push(figure);
+                }
+            }
+        }
     }
+    let median_rate = |at: usize, load: Load| median(rates[at][load as usize].clone());
     // Each round's ratio compares two runs seconds apart, so load from elsewhere on the
     // machine shifts both; the median of those is steadier than a ratio of medians.
-    let ratios = |wasm: &[f64], native: &[f64]| {
-        median(wasm.iter().zip(native).map(|(w, n)| w / n).collect())
+    let ratio = |at: usize, load: Load| {
+        let (these, baseline) = (
+            &rates[at][load as usize],
+            &rates[jwt_authn_at][load as usize],
+        );
+        median(these.iter().zip(baseline).map(|(r, b)| r / b).collect())
     };
-    let (ratio_same, ratio_fresh) = (ratios(&rates[0], &rates[1]), ratios(&rates[2], &rates[3]));
-    let ratio_idle = ratios(&rates[4], &rates[1]);
-    let ratio_calls = ratios(&rates[5], &rates[1]);
-    let [wasm_same, native_same, wasm_fresh, native_fresh, idle_same, calls_same] =
-        rates.map(median);
     let (first, hit, without_token) = instructions_per_request(&jwks, &sign)?;
 
     println!("check-header vs jwt_authn (JWT cache on), {alg} grants, Envoy 1.40 --concurrency 1");
     println!("{REQUESTS} requests on one keep-alive connection per run, {ROUNDS} interleaved rounds, medians (ratio: of each round's):");
-    let line = |what: &str, wasm: f64, native: f64, ratio: f64| {
-        println!("  {what:<27} check-header {wasm:>7.0} req/s   jwt_authn {native:>7.0} req/s   ratio {ratio:.2}")
-    };
-    line(
-        "same token every request:",
-        wasm_same,
-        native_same,
-        ratio_same,
-    );
-    line(
-        &format!("fresh tokens ({FRESH_POOL} in turn):"),
-        wasm_fresh,
-        native_fresh,
-        ratio_fresh,
-    );
-    println!("  floor, a Wasm filter doing nothing (header-append, empty config), same token: {idle_same:.0} req/s, ratio {ratio_idle:.2}");
-    println!("  floor for a credential filter, its host calls alone (host-call-probe: pairs, remove, clock, counter): {calls_same:.0} req/s, ratio {ratio_calls:.2}");
+    for load in LOADS {
+        println!(
+            "  {:<27} {} {:>7.0} req/s   {} {:>7.0} req/s   ratio {:.2}",
+            load.label(),
+            setups[check_header_at].name,
+            median_rate(check_header_at, load),
+            setups[jwt_authn_at].name,
+            median_rate(jwt_authn_at, load),
+            ratio(check_header_at, load)
+        );
+    }
+    for (at, floor) in setups.iter().enumerate().filter(|(_, s)| !s.verifies) {
+        println!(
+            "  {}, same token: {:.0} req/s, ratio {:.2}",
+            floor.name,
+            median_rate(at, Load::Same),
+            ratio(at, Load::Same)
+        );
+    }
     println!("  check-header in weir-runtime, Wasm instructions per allowed request: {first} verifying, {hit} on a cache hit ({without_token} for a request without the header)\n");
     Ok(())
+}
+
+/// A filter under test, in an Envoy of its own that answers from its route (no upstream).
+struct Setup {
+    /// As the printed lines name it.
+    name: &'static str,
+    /// Whether it verifies grants: then it is timed under both loads, and a forged grant
+    /// must be refused before each run.
+    verifies: bool,
+    envoy: EnvoyBuilder,
+}
+
+impl Setup {
+    fn verifying(name: &'static str, envoy: EnvoyBuilder) -> Self {
+        Setup {
+            name,
+            verifies: true,
+            envoy,
+        }
+    }
+
+    /// A floor verifies nothing: fresh tokens would time the same as one.
+    fn floor(name: &'static str, envoy: EnvoyBuilder) -> Self {
+        Setup {
+            name,
+            verifies: false,
+            envoy,
+        }
+    }
+}
+
+/// The tokens the requests carry.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Load {
+    /// The same token on every request.
+    Same,
+    /// `FRESH_POOL` distinct tokens in turn.
+    Fresh,
+}
+
+/// In the order each round times them.
+const LOADS: [Load; 2] = [Load::Same, Load::Fresh];
+
+impl Load {
+    fn label(self) -> String {
+        match self {
+            Load::Same => "same token every request:".into(),
+            Load::Fresh => format!("fresh tokens ({FRESH_POOL} in turn):"),
+        }
+    }
 }
 
 fn median(mut values: Vec<f64>) -> f64 {
@@ -138,13 +215,12 @@ fn median(mut values: Vec<f64>) -> f64 {
     values[values.len() / 2]
 }
 
-/// Requests per second through `envoy`, sending `tokens` in turn, after checking (when
-/// `verifies`) a forged one is refused and the first is allowed (so both filters really verify).
+/// Requests per second through `envoy`, sending `tokens` in turn (every answer must be 200),
+/// after checking (when `verifies`) a forged one is refused (so the filter really verifies).
 fn rate(envoy: &Envoy, tokens: &[String], verifies: bool) -> Result<f64> {
-    let addr = envoy.url().trim_start_matches("http://").to_owned();
     let token = &tokens[0];
     if verifies {
-        let mut conn = KeepAlive::open(&addr)?;
+        let mut conn = KeepAlive::open(envoy.url().trim_start_matches("http://"))?;
         // One signature character changed (not the last, whose low bits are padding).
         let at = token.len() - 20;
         let swap = if &token[at..=at] == "A" { "B" } else { "A" };
@@ -155,20 +231,10 @@ fn rate(envoy: &Envoy, tokens: &[String], verifies: bool) -> Result<f64> {
             envoy.log()
         );
     }
-    let mut conn = KeepAlive::open(&addr)?;
-    for token in tokens.iter().cycle().take(WARM_UP) {
-        ensure!(
-            conn.get("/data", &[(HEADER, token)])? == 200,
-            "the grant was refused; Envoy log:\n{}",
-            envoy.log()
-        );
-    }
-    let started = Instant::now();
-    for token in tokens.iter().cycle().take(REQUESTS) {
-        let status = conn.get("/data", &[(HEADER, token)])?;
-        ensure!(status == 200, "status {status} during the run");
-    }
-    Ok(REQUESTS as f64 / started.elapsed().as_secs_f64())
+    let header_sets: Vec<Vec<(&str, &str)>> =
+        tokens.iter().map(|t| vec![(HEADER, t.as_str())]).collect();
+    let run = TimedRequests::new("/data", &header_sets, WARM_UP, REQUESTS);
+    Ok(run.run(envoy)?.per_second())
 }
 
 /// Instructions for an allowed request (verified, then again from the cache), and for one

@@ -24,12 +24,10 @@
 #[allow(dead_code)] // the demo and the tests use the rest
 mod seed_chain;
 
-use std::time::Instant;
-
 use anyhow::{ensure, Context, Result};
 use seed_chain::native::{NativeChain, SESSION_COOKIES};
 use seed_chain::{Decisions, PolicyBuild, SeedChain, PAGE};
-use weir_envoy_tests::{EchoUpstream, Envoy, KeepAlive};
+use weir_envoy_tests::{EchoUpstream, Envoy, TimedRequests};
 use weir_idp_tests::Browser;
 
 const REQUESTS: usize = 1_000;
@@ -139,31 +137,17 @@ fn run(target: &Target) -> Result<Run> {
     if !target.cookie.is_empty() {
         headers.push(("cookie", target.cookie.as_str()));
     }
-    let mut conn = KeepAlive::open(target.envoy.url().trim_start_matches("http://"))?;
-    for _ in 0..WARM_UP {
-        let status = conn.get(PAGE, &headers)?;
-        ensure!(
-            status == 200,
-            "{}: warm-up answered {status}; Envoy log:\n{}",
-            target.name,
-            target.envoy.log()
-        );
-    }
-    let seen = target.upstream.requests().len();
-    let cpu_before = (
-        cpu_ms(target.envoy.pid())?,
-        target.policy_pid.map(cpu_ms).transpose()?,
-    );
-    let started = Instant::now();
-    for _ in 0..REQUESTS {
-        let status = conn.get(PAGE, &headers)?;
-        ensure!(
-            status == 200,
-            "{}: status {status} during the run",
-            target.name
-        );
-    }
-    let rate = REQUESTS as f64 / started.elapsed().as_secs_f64();
+    let header_sets = [headers];
+    let (timing, (seen, envoy_before, policy_before)) =
+        TimedRequests::new(PAGE, &header_sets, WARM_UP, REQUESTS)
+            .run_after_warm_up(target.envoy, || {
+                Ok((
+                    target.upstream.requests().len(),
+                    cpu_ms(target.envoy.pid())?,
+                    target.policy_pid.map(cpu_ms).transpose()?,
+                ))
+            })
+            .with_context(|| target.name)?;
     let reached = target.upstream.requests().len() - seen;
     ensure!(
         reached == REQUESTS,
@@ -171,13 +155,13 @@ fn run(target: &Target) -> Result<Run> {
         target.name
     );
     let per_request = |before: f64, after: f64| (after - before) / REQUESTS as f64;
-    let envoy_cpu = per_request(cpu_before.0, cpu_ms(target.envoy.pid())?);
-    let policy_cpu = match (target.policy_pid, cpu_before.1) {
+    let envoy_cpu = per_request(envoy_before, cpu_ms(target.envoy.pid())?);
+    let policy_cpu = match (target.policy_pid, policy_before) {
         (Some(pid), Some(before)) => per_request(before, cpu_ms(pid)?),
         _ => 0.0,
     };
     Ok(Run {
-        rate,
+        rate: timing.per_second(),
         envoy_cpu,
         policy_cpu,
     })

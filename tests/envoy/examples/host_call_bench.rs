@@ -11,11 +11,9 @@
 //! runs' mean request times. `spin:N` prices plain Wasm work: its Wasm instruction count per
 //! request, measured in weir-runtime, is printed beside it.
 
-use std::time::Instant;
-
-use anyhow::{ensure, Context, Result};
+use anyhow::{Context, Result};
 use serde_json::{json, Value};
-use weir_envoy_tests::{build_wasm, Envoy, KeepAlive, WasmFilter};
+use weir_envoy_tests::{build_wasm, Envoy, TimedRequests, WasmFilter};
 use weir_test_jwt::jwt_simple::prelude::*;
 
 const REQUESTS: usize = 4_000;
@@ -80,10 +78,15 @@ fn main() -> Result<()> {
         "header-append, empty config".into(),
         Envoy::builder().http_filter(idle).start()?,
     ));
+    let header_sets = [vec![(HEADER, value.as_str())]];
+    let run = TimedRequests::new("/data", &header_sets, WARM_UP, REQUESTS);
     let mut micros: Vec<Vec<f64>> = vec![Vec::new(); envoys.len()];
     for _ in 0..ROUNDS {
-        for (at, (_, envoy)) in envoys.iter().enumerate() {
-            micros[at].push(mean_request_micros(envoy, &value)?);
+        for (at, (label, envoy)) in envoys.iter().enumerate() {
+            let timing = run
+                .run(envoy)
+                .with_context(|| format!("timing {label:?}"))?;
+            micros[at].push(timing.micros_per_request());
         }
     }
     let instructions = spin_instructions(&probe, &value)?;
@@ -114,26 +117,6 @@ fn main() -> Result<()> {
 fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);
     values[values.len() / 2]
-}
-
-/// Mean µs per request over one run.
-fn mean_request_micros(envoy: &Envoy, value: &str) -> Result<f64> {
-    let addr = envoy.url().trim_start_matches("http://").to_owned();
-    let mut conn = KeepAlive::open(&addr)?;
-    for _ in 0..WARM_UP {
-        let status = conn.get("/data", &[(HEADER, value)])?;
-        ensure!(
-            status == 200,
-            "status {status}; Envoy log:\n{}",
-            envoy.log()
-        );
-    }
-    let started = Instant::now();
-    for _ in 0..REQUESTS {
-        let status = conn.get("/data", &[(HEADER, value)])?;
-        ensure!(status == 200, "status {status} during the run");
-    }
-    Ok(started.elapsed().as_secs_f64() * 1e6 / REQUESTS as f64)
 }
 
 /// The Wasm instructions each `spin:N` probe adds to a request, counted in weir-runtime.

@@ -35,6 +35,8 @@
 //!   [`judge`] checks the answers against the [`Fault`]s caused meanwhile (`make soak`).
 //!   [`Envoy::wasm_failures`] finds plugin traps and panics in Envoy's log,
 //!   [`Envoy::rss_kib`] reads its memory.
+//! - [`TimedRequests`] is the benchmarks' measured run: a warm-up, then timed requests on
+//!   one [`KeepAlive`] connection, every answer checked for the expected status.
 //!
 //! Envoy is found at `$WEIR_ENVOY`, `<repo>/.venv/bin/envoy` (installed by `make envoy`),
 //! or on `PATH`. Each [`Envoy`] binds kernel-chosen ports on 127.0.0.1, so tests can run in
@@ -52,6 +54,7 @@ mod load;
 mod locate;
 mod policy_server;
 mod scratch;
+mod timed_requests;
 mod wasm_build;
 mod wat_build;
 mod yaml;
@@ -64,6 +67,7 @@ pub use keep_alive::KeepAlive;
 pub use load::{Load, Sample};
 pub use locate::{find_envoy, repo_root};
 pub use policy_server::{PolicyServer, PolicyServerBuilder, UserKeys};
+pub use timed_requests::{TimedRequests, Timing};
 pub use wasm_build::{build_wasm, build_wasm_with, try_build_wasm};
 pub use wat_build::compile_wat;
 pub use weir_test_http::{

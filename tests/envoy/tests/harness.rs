@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::Result;
 use weir_envoy_tests::{
-    build_wasm, compile_wat, EchoUpstream, Envoy, FailurePolicy, Reply, WasmFilter,
+    build_wasm, compile_wat, EchoUpstream, Envoy, FailurePolicy, Reply, TimedRequests, WasmFilter,
 };
 
 #[test]
@@ -310,5 +310,38 @@ fn wasm_failures_finds_a_guest_panic_and_trap_and_nothing_else() -> Result<()> {
         );
     }
     assert_eq!(failures.len(), 2, "{failures:#?}");
+    Ok(())
+}
+
+#[test]
+fn timed_requests_send_the_header_sets_in_turn_and_fail_on_another_status() -> Result<()> {
+    let upstream = EchoUpstream::start()?;
+    let envoy = Envoy::builder().upstream(upstream.addr()).start()?;
+    let header_sets = [vec![("x-n", "a")], vec![("x-n", "b")]];
+    let mut run = TimedRequests::new("/timed", &header_sets, 3, 5);
+    let (timing, seen_at_start) =
+        run.run_after_warm_up(&envoy, || Ok(upstream.requests().len()))?;
+    assert_eq!(seen_at_start, 3, "the hook runs after the warm-up");
+    assert_eq!(timing.requests, 5);
+    assert!(timing.per_second() > 0.0 && timing.micros_per_request() > 0.0);
+    let sent: Vec<String> = upstream
+        .requests()
+        .iter()
+        .map(|r| r.headers.get_all("x-n").concat())
+        .collect();
+    // Each phase starts again at the first set.
+    assert_eq!(sent, ["a", "b", "a", "a", "b", "a", "b", "a"]);
+
+    run.expected_status = 401;
+    let err = format!("{:#}", run.run(&envoy).unwrap_err());
+    assert!(
+        err.contains("warm-up, request 0 of 3 to /timed: status 200, expected 401"),
+        "{err}"
+    );
+    assert_eq!(
+        upstream.requests().len(),
+        9,
+        "it stops at the first wrong status"
+    );
     Ok(())
 }
