@@ -1,6 +1,6 @@
 //! acl-check with `protocol: ext_authz_grpc` on the real `.wasm` (built with the feature
 //! `ext-authz-grpc`) in weir-runtime, the policy cluster a scripted ext_authz gRPC server
-//! (the reference server over the real wire is in the Envoy suite, authz_chain_grpc.rs).
+//! (the reference server over the real wire is in the Envoy suite, authz_chain.rs).
 
 #[allow(dead_code)]
 #[path = "../src/ext_authz/messages.rs"]

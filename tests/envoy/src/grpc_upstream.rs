@@ -1,16 +1,29 @@
-//! A gRPC server on 127.0.0.1, speaking the wire protocol itself (HTTP/2 with h2,
-//! length-prefixed messages, `grpc-status` trailers) so a test scripts each answer: the
-//! messages, the status, a delay, or holding the call open until the client cancels it.
-//! Messages are bytes; the tests encode what they need.
+//! A real gRPC server on 127.0.0.1 whose every answer a test scripts: tonic's server-side
+//! gRPC (framing, status, metadata, trailers, trailers-only errors) over hyper's HTTP/2
+//! ([`H2Server`]). The handler sees each call whole (path, metadata, messages) and says
+//! how to answer: the messages, the status, metadata, a delay, or holding the call open
+//! until the client cancels it. Messages are bytes (a pass-through codec); the tests
+//! encode what they need.
+//!
+//! It serves connections with hyper directly rather than tonic's `transport::Server`, so
+//! nothing enforces the `grpc-timeout` Envoy sends: a call outlives its timeout only by
+//! Envoy's own timer.
 
-use std::future::poll_fn;
+use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context as TaskContext, Poll};
 use std::time::Duration;
 
-use anyhow::{Context, Result};
-use bytes::Bytes;
-use http::{HeaderMap, HeaderValue, Response};
+use anyhow::Result;
+use bytes::{Buf, BufMut};
+use futures_util::stream::{self, BoxStream, StreamExt};
+use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
+use tonic::metadata::{MetadataKey, MetadataMap, MetadataValue};
+use tonic::{Code, Status, Streaming};
+
+use crate::h2_server::H2Server;
 
 /// A call as the server received it.
 #[derive(Debug, Clone, Default)]
@@ -40,6 +53,7 @@ pub struct GrpcReply {
     messages: Vec<Vec<u8>>,
     status: u32,
     message: String,
+    metadata: Vec<(String, String)>,
     trailers: Vec<(String, String)>,
     hold: bool,
 }
@@ -53,18 +67,28 @@ impl GrpcReply {
         }
     }
 
-    /// A status other than OK, with its `grpc-message`, and no message.
+    /// A status other than OK, with its `grpc-message`, and no message: a trailers-only
+    /// response.
     pub fn status(code: u32, message: &str) -> Self {
-        GrpcReply {
-            status: code,
-            message: message.to_owned(),
-            ..Self::default()
-        }
+        Self::default().then_status(code, message)
+    }
+
+    /// Ends with status `code` and its `grpc-message` after the messages.
+    pub fn then_status(mut self, code: u32, message: &str) -> Self {
+        self.status = code;
+        self.message = message.to_owned();
+        self
     }
 
     /// Waits this long before the response headers.
     pub fn delay(mut self, delay: Duration) -> Self {
         self.delay = delay;
+        self
+    }
+
+    /// Adds an initial metadata entry (a response header).
+    pub fn metadata(mut self, name: &str, value: &str) -> Self {
+        self.metadata.push((name.to_owned(), value.to_owned()));
         self
     }
 
@@ -80,6 +104,18 @@ impl GrpcReply {
         self.hold = true;
         self
     }
+
+    /// The status the call ends with, when it is not a bare OK.
+    fn end(&self) -> Option<Status> {
+        let bare_ok = self.status == 0 && self.message.is_empty() && self.trailers.is_empty();
+        (!bare_ok).then(|| {
+            Status::with_metadata(
+                Code::from_i32(i32::try_from(self.status).unwrap_or(i32::MAX)),
+                self.message.clone(),
+                metadata_map(&self.trailers),
+            )
+        })
+    }
 }
 
 type Handler = dyn Fn(&GrpcCall) -> GrpcReply + Send + Sync;
@@ -90,114 +126,65 @@ struct Record {
     cancelled: Vec<String>,
 }
 
+type Shared = Arc<Mutex<Record>>;
+
+fn lock(record: &Shared) -> std::sync::MutexGuard<'_, Record> {
+    record.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
 /// A running gRPC server; stopped on drop.
 pub struct GrpcUpstream {
-    addr: SocketAddr,
-    record: Arc<Mutex<Record>>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    server: H2Server,
+    record: Shared,
 }
 
 impl std::fmt::Debug for GrpcUpstream {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "GrpcUpstream({})", self.addr)
+        write!(f, "GrpcUpstream({})", self.server.addr())
     }
 }
 
 impl GrpcUpstream {
     /// Starts a server answering every call with `handler`'s reply.
     pub fn start(handler: impl Fn(&GrpcCall) -> GrpcReply + Send + Sync + 'static) -> Result<Self> {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
-        listener.set_nonblocking(true)?;
-        let addr = listener.local_addr()?;
-        let record = Arc::new(Mutex::new(Record::default()));
-        let (stop, stopped) = tokio::sync::oneshot::channel();
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .context("starting the gRPC server's runtime")?;
-        let handler: Arc<Handler> = Arc::new(handler);
-        let shared = record.clone();
-        let thread = std::thread::spawn(move || {
-            runtime.block_on(async move {
-                let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
-                    return;
-                };
-                tokio::select! {
-                    _ = stopped => {}
-                    _ = serve(listener, handler, shared) => {}
-                }
-            });
-        });
-        Ok(GrpcUpstream {
-            addr,
-            record,
-            stop: Some(stop),
-            thread: Some(thread),
-        })
+        let record = Shared::default();
+        let scripted = Scripted {
+            handler: Arc::new(handler),
+            record: record.clone(),
+            call: GrpcCall::default(),
+        };
+        let server = H2Server::start("gRPC upstream", move |request| {
+            answer(scripted.clone(), request)
+        })?;
+        Ok(GrpcUpstream { server, record })
     }
 
     /// Where it listens.
     pub fn addr(&self) -> SocketAddr {
-        self.addr
+        self.server.addr()
     }
 
-    /// The calls received so far.
+    /// The calls received so far, in order of arrival (one still sending has the messages
+    /// so far).
     pub fn calls(&self) -> Vec<GrpcCall> {
-        self.lock().calls.clone()
+        lock(&self.record).calls.clone()
     }
 
-    /// The paths of calls the client cancelled so far: held ones, and streams reset while
-    /// the client was still sending.
+    /// The paths of calls the client cancelled so far: held or delayed ones, and streams
+    /// reset while the client was still sending.
     pub fn cancelled(&self) -> Vec<String> {
-        self.lock().cancelled.clone()
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Record> {
-        self.record.lock().unwrap_or_else(PoisonError::into_inner)
+        lock(&self.record).cancelled.clone()
     }
 }
 
-impl Drop for GrpcUpstream {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
-async fn serve(
-    listener: tokio::net::TcpListener,
-    handler: Arc<Handler>,
-    record: Arc<Mutex<Record>>,
-) {
-    while let Ok((socket, _)) = listener.accept().await {
-        let (handler, record) = (handler.clone(), record.clone());
-        tokio::spawn(async move {
-            let Ok(mut connection) = h2::server::handshake(socket).await else {
-                return;
-            };
-            while let Some(Ok((request, respond))) = connection.accept().await {
-                let (handler, record) = (handler.clone(), record.clone());
-                tokio::spawn(async move {
-                    let _ = answer(request, respond, &*handler, &record).await;
-                });
-            }
-        });
-    }
-}
-
+/// Every path is served as the same bidirectional-streaming method: a unary call is a
+/// stream of one message each way on the wire.
 async fn answer(
-    request: http::Request<h2::RecvStream>,
-    mut respond: h2::server::SendResponse<Bytes>,
-    handler: &Handler,
-    record: &Mutex<Record>,
-) -> Result<()> {
-    let path = request.uri().path().to_owned();
-    let metadata = request
+    mut scripted: Scripted,
+    request: http::Request<hyper::body::Incoming>,
+) -> Result<http::Response<tonic::body::Body>, Infallible> {
+    scripted.call.path = request.uri().path().to_owned();
+    scripted.call.metadata = request
         .headers()
         .iter()
         .map(|(n, v)| {
@@ -207,92 +194,150 @@ async fn answer(
             )
         })
         .collect();
-    let mut body = request.into_body();
-    let mut bytes = Vec::new();
-    while let Some(chunk) = body.data().await {
-        let Ok(chunk) = chunk else {
-            // Reset while the client was still sending: a cancelled stream.
-            cancelled(record, path);
-            return Ok(());
-        };
-        let _ = body.flow_control().release_capacity(chunk.len());
-        bytes.extend_from_slice(&chunk);
-    }
-    let call = GrpcCall {
-        path: path.clone(),
-        metadata,
-        messages: unframe(&bytes),
-    };
-    let reply = handler(&call);
-    record
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .calls
-        .push(call);
-    tokio::time::sleep(reply.delay).await;
-    let head = Response::builder()
-        .status(200)
-        .header("content-type", "application/grpc")
-        .body(())?;
-    let mut send = respond.send_response(head, false)?;
-    for message in &reply.messages {
-        let mut frame = vec![0u8];
-        frame.extend_from_slice(&(message.len() as u32).to_be_bytes());
-        frame.extend_from_slice(message);
-        send.send_data(Bytes::from(frame), false)?;
-    }
-    if reply.hold {
-        // Ends when the client resets the stream (a cancel) or the connection goes.
-        let _ = poll_fn(|cx| send.poll_reset(cx)).await;
-        cancelled(record, path);
-        return Ok(());
-    }
-    let mut trailers = HeaderMap::new();
-    trailers.insert("grpc-status", HeaderValue::from(reply.status));
-    if !reply.message.is_empty() {
-        trailers.insert("grpc-message", HeaderValue::from_str(&reply.message)?);
-    }
-    for (name, value) in &reply.trailers {
-        trailers.append(
-            http::HeaderName::from_bytes(name.as_bytes())?,
-            HeaderValue::from_str(value)?,
-        );
-    }
-    send.send_trailers(trailers)?;
-    Ok(())
+    Ok(tonic::server::Grpc::new(Raw)
+        .streaming(scripted, request)
+        .await)
 }
 
-fn cancelled(record: &Mutex<Record>, path: String) {
-    record
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .cancelled
-        .push(path);
+/// Records the call's path as cancelled when dropped before [`Cancel::disarm`]: hyper
+/// drops a call's future or body when the client resets its stream.
+struct Cancel {
+    record: Shared,
+    path: Option<String>,
 }
 
-/// The messages of a gRPC body (each behind a flag byte and a 4-byte big-endian length).
-fn unframe(mut bytes: &[u8]) -> Vec<Vec<u8>> {
-    let mut messages = Vec::new();
-    while bytes.len() >= 5 {
-        let len = u32::from_be_bytes([bytes[1], bytes[2], bytes[3], bytes[4]]) as usize;
-        let Some(message) = bytes.get(5..5 + len) else {
-            break;
-        };
-        messages.push(message.to_vec());
-        bytes = &bytes[5 + len..];
+impl Cancel {
+    fn disarm(mut self) {
+        self.path = None;
     }
-    messages
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+impl Drop for Cancel {
+    fn drop(&mut self) {
+        if let Some(path) = self.path.take() {
+            lock(&self.record).cancelled.push(path);
+        }
+    }
+}
 
-    #[test]
-    fn unframes_messages_and_drops_a_truncated_tail() {
-        let body = [
-            0, 0, 0, 0, 2, b'h', b'i', 0, 0, 0, 0, 0, 0, 0, 0, 0, 9, b'x',
-        ];
-        assert_eq!(unframe(&body), vec![b"hi".to_vec(), Vec::new()]);
+#[derive(Clone)]
+struct Scripted {
+    handler: Arc<Handler>,
+    record: Shared,
+    call: GrpcCall,
+}
+
+type Answer = tonic::Response<BoxStream<'static, Result<Vec<u8>, Status>>>;
+
+impl tower_service::Service<tonic::Request<Streaming<Vec<u8>>>> for Scripted {
+    type Response = Answer;
+    type Error = Status;
+    type Future = Pin<Box<dyn std::future::Future<Output = Result<Answer, Status>> + Send>>;
+
+    fn poll_ready(&mut self, _cx: &mut TaskContext<'_>) -> Poll<Result<(), Status>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: tonic::Request<Streaming<Vec<u8>>>) -> Self::Future {
+        let Scripted {
+            handler,
+            record,
+            mut call,
+        } = self.clone();
+        Box::pin(async move {
+            let cancel = Cancel {
+                record: record.clone(),
+                path: Some(call.path.clone()),
+            };
+            // Recorded on arrival, each message as it comes (a call the client cancels
+            // while sending is seen too); answered once the client has ended its side. An
+            // error here is the client resetting the stream, recorded by `cancel`.
+            let index = {
+                let mut record = lock(&record);
+                record.calls.push(call.clone());
+                record.calls.len() - 1
+            };
+            let mut incoming = request.into_inner();
+            while let Some(message) = incoming.message().await? {
+                lock(&record).calls[index].messages.push(message.clone());
+                call.messages.push(message);
+            }
+            let reply = handler(&call);
+            tokio::time::sleep(reply.delay).await;
+            let messages = stream::iter(reply.messages.clone().into_iter().map(Ok));
+            let body = match reply.end() {
+                _ if reply.hold => {
+                    // Never ends; dropped (and `cancel` with it) when the client resets.
+                    let held = stream::poll_fn(move |_| {
+                        let _armed = &cancel;
+                        Poll::Pending
+                    });
+                    messages.chain(held).boxed()
+                }
+                // tonic sends an error before any message as a trailers-only response.
+                Some(status) if reply.messages.is_empty() && status.code() != Code::Ok => {
+                    cancel.disarm();
+                    return Err(status);
+                }
+                end => {
+                    cancel.disarm();
+                    messages.chain(stream::iter(end.map(Err))).boxed()
+                }
+            };
+            let mut response = tonic::Response::new(body);
+            *response.metadata_mut() = metadata_map(&reply.metadata);
+            Ok(response)
+        })
+    }
+}
+
+fn metadata_map(fields: &[(String, String)]) -> MetadataMap {
+    let mut map = MetadataMap::new();
+    for (name, value) in fields {
+        if let (Ok(key), Ok(value)) = (
+            MetadataKey::from_bytes(name.as_bytes()),
+            MetadataValue::try_from(value.as_str()),
+        ) {
+            map.append(key, value);
+        }
+    }
+    map
+}
+
+/// The pass-through codec: a message is its bytes.
+#[derive(Debug, Clone, Copy, Default)]
+struct Raw;
+
+impl Codec for Raw {
+    type Encode = Vec<u8>;
+    type Decode = Vec<u8>;
+    type Encoder = Raw;
+    type Decoder = Raw;
+
+    fn encoder(&mut self) -> Raw {
+        Raw
+    }
+
+    fn decoder(&mut self) -> Raw {
+        Raw
+    }
+}
+
+impl Encoder for Raw {
+    type Item = Vec<u8>;
+    type Error = Status;
+
+    fn encode(&mut self, item: Vec<u8>, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
+        dst.put_slice(&item);
+        Ok(())
+    }
+}
+
+impl Decoder for Raw {
+    type Item = Vec<u8>;
+    type Error = Status;
+
+    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Vec<u8>>, Status> {
+        Ok(Some(src.copy_to_bytes(src.remaining()).to_vec()))
     }
 }

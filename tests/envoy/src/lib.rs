@@ -28,6 +28,8 @@
 //! - [`EchoUpstream`] records what Envoy forwarded; [`HttpRequest`] sends requests and
 //!   returns every response header in wire order. Neither follows redirects or merges
 //!   repeated header fields. Both come from `weir-test-http`, the one test client.
+//! - [`GrpcUpstream`] is a real gRPC server (tonic over hyper's HTTP/2, on [`H2Server`])
+//!   answering each call as the test scripts it ([`GrpcReply`]).
 //! - [`PolicyServer`] runs the reference policy server (`examples/policy-server`) as a
 //!   child process, for the AUTHZ chain tests and `make demo`; it can be stopped and
 //!   started again on the same address with the same signing key.
@@ -49,6 +51,7 @@ mod bootstrap;
 mod envoy;
 mod fault_verdict;
 mod grpc_upstream;
+mod h2_server;
 mod keep_alive;
 mod load;
 mod locate;
@@ -63,6 +66,7 @@ pub use bootstrap::{FailurePolicy, WasmFilter};
 pub use envoy::{Envoy, EnvoyBuilder, Refusal};
 pub use fault_verdict::{judge, Fault, FaultOutcome, Verdict};
 pub use grpc_upstream::{GrpcCall, GrpcReply, GrpcUpstream};
+pub use h2_server::{h2_runtime, H2Server};
 pub use keep_alive::KeepAlive;
 pub use load::{Load, Sample};
 pub use locate::{find_envoy, repo_root};

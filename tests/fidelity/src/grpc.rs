@@ -1,15 +1,15 @@
 //! The gRPC part of a scenario: how each gRPC cluster's server behaves
-//! ([`GrpcBehaviour`], run by [`crate::grpc_server`] for Envoy and mapped onto
-//! weir-runtime's gRPC handlers here), and the calls each cluster received
-//! ([`GrpcCallSeen`]).
+//! ([`GrpcBehaviour`], mapped here onto the scripted replies of weir-envoy-tests'
+//! `GrpcUpstream` for Envoy and onto weir-runtime's gRPC handlers), and the calls each
+//! cluster received ([`GrpcCallSeen`]).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use weir_envoy_tests::{GrpcReply, GrpcUpstream};
 use weir_runtime::{GrpcRequest, GrpcStreamScript, Outcome, PluginBuilder};
 
-use crate::grpc_server::GrpcUpstream;
 use crate::observed::Observed;
 use crate::scenario::{Fields, Scenario};
 
@@ -98,10 +98,42 @@ fn text_of(bytes: &[u8]) -> String {
     }
 }
 
+/// The one message type of the scenarios' service: `message Text { string text = 1; }`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Text {
+    /// The text.
+    #[prost(string, tag = "1")]
+    pub text: String,
+}
+
 fn encode_text(text: &str) -> Vec<u8> {
-    prost::Message::encode_to_vec(&crate::grpc_server::Text {
+    prost::Message::encode_to_vec(&Text {
         text: text.to_owned(),
     })
+}
+
+/// `Text { text }` as the server decodes it, or the bytes lossily.
+fn decode_text(bytes: &[u8]) -> String {
+    match <Text as prost::Message>::decode(bytes) {
+        Ok(message) => message.text,
+        Err(_) => String::from_utf8_lossy(bytes).into_owned(),
+    }
+}
+
+/// The server's answer to every call, for Envoy.
+fn reply(behaviour: &GrpcBehaviour) -> GrpcReply {
+    let messages = behaviour.replies.iter().map(|r| encode_text(r)).collect();
+    let mut reply = GrpcReply::ok(messages).delay(Duration::from_millis(behaviour.delay_ms));
+    if behaviour.code != 0 {
+        reply = reply.then_status(behaviour.code as u32, &behaviour.message);
+    }
+    for (name, value) in &behaviour.initial_metadata {
+        reply = reply.metadata(name, value);
+    }
+    for (name, value) in &behaviour.trailing_metadata {
+        reply = reply.trailer(name, value);
+    }
+    reply
 }
 
 /// Starts one server per gRPC cluster, for Envoy.
@@ -109,7 +141,13 @@ pub fn start_servers(scenario: &Scenario) -> anyhow::Result<Vec<(String, GrpcUps
     scenario
         .grpc_clusters
         .iter()
-        .map(|(cluster, behaviour)| Ok((cluster.clone(), GrpcUpstream::start(behaviour.clone())?)))
+        .map(|(cluster, behaviour)| {
+            let behaviour = behaviour.clone();
+            Ok((
+                cluster.clone(),
+                GrpcUpstream::start(move |_| reply(&behaviour))?,
+            ))
+        })
         .collect()
 }
 
@@ -131,7 +169,7 @@ pub fn seen_on_envoy(
                         .find(|(k, _)| k == name)
                         .map(|(_, v)| v.clone())
                 }),
-                messages: call.messages.clone(),
+                messages: call.messages.iter().map(|m| decode_text(m)).collect(),
             });
         }
     }

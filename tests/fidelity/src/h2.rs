@@ -1,13 +1,12 @@
 //! HTTP/2 on both sides of Envoy, for scenarios with trailers (HTTP/1.1 drops them): a
 //! client speaking h2c with prior knowledge to Envoy's listener, and an upstream that
 //! records each request with its trailers and answers with a canned response, trailers
-//! included. Both are hyper over tokio on 127.0.0.1, bounded in time.
+//! included (on weir-envoy-tests' `H2Server`). Both are hyper over tokio on 127.0.0.1,
+//! bounded in time.
 
 use std::convert::Infallible;
-use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -16,6 +15,8 @@ use http::{HeaderMap, HeaderName, HeaderValue, Request, Response};
 use http_body_util::{combinators::BoxBody, BodyExt, StreamBody};
 use hyper::body::{Bytes, Frame, Incoming};
 use hyper_util::rt::{TokioExecutor, TokioIo};
+
+use weir_envoy_tests::{h2_runtime, H2Server};
 
 use crate::scenario::{CannedResponse, ClientRequest, Fields};
 
@@ -78,96 +79,6 @@ async fn collect(body: Incoming) -> Result<(Vec<u8>, Fields)> {
     let collected = body.collect().await.context("reading an HTTP/2 body")?;
     let trailers = collected.trailers().map(fields).unwrap_or_default();
     Ok((collected.to_bytes().to_vec(), trailers))
-}
-
-fn runtime() -> Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting a tokio runtime for HTTP/2")
-}
-
-/// An HTTP/2 server (no TLS) on 127.0.0.1, on its own thread, each request answered by
-/// `handler`; dropping it stops it. Also serves the gRPC clusters (`grpc_server.rs`).
-#[derive(Debug)]
-pub struct H2Server {
-    addr: SocketAddr,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl H2Server {
-    /// Starts serving; `name` names the thread and the errors.
-    pub fn start<H, F, B, E>(name: &str, handler: H) -> Result<Self>
-    where
-        H: Fn(Request<Incoming>) -> F + Clone + Send + 'static,
-        F: Future<Output = Result<Response<B>, E>> + Send + 'static,
-        B: hyper::body::Body + Send + 'static,
-        B::Data: Send,
-        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-        E: Into<Box<dyn std::error::Error + Send + Sync>>,
-    {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0")
-            .with_context(|| format!("binding the {name} on 127.0.0.1"))?;
-        listener.set_nonblocking(true)?;
-        let addr = listener.local_addr()?;
-        let (stop, stopped) = tokio::sync::oneshot::channel();
-        let runtime = runtime()?;
-        let thread = std::thread::Builder::new()
-            .name(format!("{name}-{}", addr.port()))
-            .spawn(move || runtime.block_on(serve(listener, handler, stopped)))?;
-        Ok(H2Server {
-            addr,
-            stop: Some(stop),
-            thread: Some(thread),
-        })
-    }
-
-    /// Where it listens.
-    pub fn addr(&self) -> SocketAddr {
-        self.addr
-    }
-}
-
-impl Drop for H2Server {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
-async fn serve<H, F, B, E>(
-    listener: std::net::TcpListener,
-    handler: H,
-    mut stopped: tokio::sync::oneshot::Receiver<()>,
-) where
-    H: Fn(Request<Incoming>) -> F + Clone + Send + 'static,
-    F: Future<Output = Result<Response<B>, E>> + Send + 'static,
-    B: hyper::body::Body + Send + 'static,
-    B::Data: Send,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-    E: Into<Box<dyn std::error::Error + Send + Sync>>,
-{
-    let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
-        return;
-    };
-    loop {
-        let accepted = tokio::select! {
-            _ = &mut stopped => return,
-            accepted = listener.accept() => accepted,
-        };
-        let Ok((io, _)) = accepted else { continue };
-        let handler = handler.clone();
-        tokio::spawn(async move {
-            let _ = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
-                .serve_connection(TokioIo::new(io), hyper::service::service_fn(handler))
-                .await;
-        });
-    }
 }
 
 /// The upstream of `http2` scenarios: answers every request with the same canned response
@@ -240,7 +151,7 @@ async fn answer(
 /// Sends `request` (with its trailers, and `content-length` as the HTTP/1 client sends it)
 /// to `addr` over h2c with prior knowledge; gives up after `timeout`.
 pub fn send(addr: SocketAddr, request: &ClientRequest, timeout: Duration) -> Result<H2Message> {
-    let runtime = runtime()?;
+    let runtime = h2_runtime()?;
     runtime.block_on(async {
         tokio::time::timeout(timeout, exchange(addr, request))
             .await

@@ -20,7 +20,6 @@
 #![warn(missing_docs)]
 
 pub mod grpc;
-pub mod grpc_server;
 pub mod h2;
 pub mod observed;
 mod on_envoy;

@@ -162,7 +162,7 @@ pub fn run(scenario: &Scenario, wasm: &Path) -> Result<Observed> {
 /// The callout and gRPC servers a scenario's clusters point at.
 struct Servers<'a> {
     callouts: &'a [(String, EchoUpstream)],
-    grpc: &'a [(String, crate::grpc_server::GrpcUpstream)],
+    grpc: &'a [(String, weir_envoy_tests::GrpcUpstream)],
 }
 
 /// An HTTP scenario over HTTP/2 on both sides of Envoy, trailers included.

@@ -1,5 +1,4 @@
-//! Assertions and inputs shared by the chain suites of both protocols (authz_chain.rs,
-//! authz_chain_grpc.rs).
+//! Assertions and inputs shared by the chain's cases over both transports.
 
 use weir_envoy_tests::{Envoy, HttpResponse, RecordedRequest};
 

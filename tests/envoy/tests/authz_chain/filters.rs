@@ -1,5 +1,6 @@
-//! The chain's filters and requests, shared by the authz_chain suites.
+//! The chain's filters and requests, shared by the authz_chain cases.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Result;
@@ -12,20 +13,21 @@ use super::tokens::GRANT;
 pub const SET_HEADER: &str = "authz_complete";
 
 /// `base` with the keys of `extra` added or replaced.
-fn merged(mut base: Value, extra: Value) -> Value {
+pub fn merged(mut base: Value, extra: Value) -> Value {
     if let (Some(cfg), Value::Object(extra)) = (base.as_object_mut(), extra) {
         cfg.extend(extra);
     }
     base
 }
 
-/// acl-check asking the `policy` cluster, with `extra` settings.
-pub fn acl_check(extra: Value) -> WasmFilter {
+/// acl-check, built as `wasm`, asking the `policy` cluster with `extra` settings (see
+/// `Transport::acl_check` for the build and settings of each protocol).
+pub fn acl_check(wasm: PathBuf, extra: Value) -> WasmFilter {
     let cfg = merged(
         json!({ "acl_server": "policy", "set_header": SET_HEADER }),
         extra,
     );
-    WasmFilter::new(build_wasm("acl-check"))
+    WasmFilter::new(wasm)
         .plugin_name("istio-system", "acl-check")
         .root_id("acl-check")
         .json_configuration(&cfg)

@@ -1,19 +1,15 @@
 //! acl-check's decision cache in a real Envoy, in front of check-header, with the reference
 //! policy server letting its grants be reused (`issued_token.reuse_seconds`). Envoy's own
-//! counter of requests to the `policy` cluster shows which requests asked the server.
-
-mod authz_chain {
-    pub mod filters;
-    // Shared with authz_chain.rs, which uses the rest of it.
-    #[allow(dead_code)]
-    pub mod tokens;
-}
+//! counter of requests to the `policy` cluster shows which requests asked the server. HTTP
+//! only: over gRPC acl-check refuses `decision_cache_seconds` (see grpc_only.rs).
 
 use anyhow::Result;
-use authz_chain::filters::{acl_check, check_header, get, get_path};
-use authz_chain::tokens::{Idp, USER};
 use serde_json::json;
 use weir_envoy_tests::{EchoUpstream, Envoy, PolicyServer, UserKeys};
+
+use super::filters::{check_header, get, get_path};
+use super::tokens::{Idp, USER};
+use super::transport::Transport;
 
 /// Requests Envoy sent to the policy server.
 fn policy_requests(envoy: &Envoy) -> Result<u64> {
@@ -29,9 +25,10 @@ fn a_cached_grant_spares_the_policy_server_and_outlives_it() -> Result<()> {
     // Request binding holds for a reused grant (the key includes the request line); a
     // single-use grant could not be reused, so single_use_grants stays off here.
     let envoy = Envoy::builder()
-        .http_filter(acl_check(
-            json!({ "decision_cache_seconds": 30, "status_on_error": 503 }),
-        ))
+        .http_filter(
+            Transport::Http
+                .acl_check(json!({ "decision_cache_seconds": 30, "status_on_error": 503 })),
+        )
         .http_filter(check_header(
             &policy.jwks()?,
             json!({ "require_request_binding": true }),
