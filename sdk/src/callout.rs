@@ -29,6 +29,8 @@
 //! and is ignored.
 
 use crate::error::{Error, HostResult, Result};
+use crate::pending::{Slots, Table, Unary, UnaryFuture, UnarySlot};
+use crate::serialized_map::SerializedMap;
 use proxy_wasm::hostcalls;
 use std::cell::RefCell;
 use std::future::Future;
@@ -139,30 +141,17 @@ impl Call {
             self.body.as_deref(),
             Vec::new(),
             self.timeout,
-        );
-        match dispatched {
-            Ok(token) => {
-                SLOTS.with(|slots| {
-                    slots.borrow_mut().push(Slot {
-                        token,
-                        max_body: self.max_response_bytes,
-                        response: None,
-                    })
-                });
-                CallFuture {
-                    state: State::InFlight(token),
-                }
-            }
-            Err(status) => {
-                let err = Error::host(HostFunction::HttpCall, crate::proxy_types::status(status))
-                    .context(format!(
-                        "cannot call cluster '{}' (is it defined in Envoy?)",
-                        self.cluster
-                    ));
-                CallFuture {
-                    state: State::Done(Some(err)),
-                }
-            }
+        )
+        .map_err(|status| {
+            Error::host(HostFunction::HttpCall, crate::proxy_types::status(status)).context(
+                format!(
+                    "cannot call cluster '{}' (is it defined in Envoy?)",
+                    self.cluster
+                ),
+            )
+        });
+        CallFuture {
+            state: UnaryFuture::new(dispatched, self.max_response_bytes),
         }
     }
 }
@@ -199,85 +188,34 @@ impl CallResponse {
 #[derive(Debug)]
 #[must_use = "a CallFuture must be awaited to see the response"]
 pub struct CallFuture {
-    state: State,
-}
-
-#[derive(Debug)]
-enum State {
-    InFlight(u32),
-    /// Already resolved, or refused at dispatch (the error is handed out once).
-    Done(Option<Error>),
-}
-
-/// A call in flight: its token, its body limit, and its response once it arrived.
-struct Slot {
-    token: u32,
-    max_body: usize,
-    response: Option<Result<CallResponse>>,
+    state: UnaryFuture<CallResponse>,
 }
 
 thread_local! {
-    /// Calls in flight in this VM.
-    static SLOTS: RefCell<Vec<Slot>> = const { RefCell::new(Vec::new()) };
+    /// Callouts in flight in this VM.
+    static CALLS: Slots<UnarySlot<CallResponse>> = const { RefCell::new(Vec::new()) };
+}
+
+impl Unary for CallResponse {
+    const TABLE: Table<UnarySlot<Self>> = Table(&CALLS);
+    const POLLED_AFTER_DONE: &'static str = "CallFuture polled after it completed";
+    // An HTTP callout cannot be cancelled: a dropped future only frees its slot.
 }
 
 impl Future for CallFuture {
     type Output = Result<CallResponse>;
 
     fn poll(mut self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match &mut self.state {
-            State::InFlight(token) => {
-                let token = *token;
-                let ready = SLOTS.with(|slots| {
-                    let mut slots = slots.borrow_mut();
-                    let at = slots
-                        .iter()
-                        .position(|s| s.token == token && s.response.is_some())?;
-                    slots.swap_remove(at).response
-                });
-                match ready {
-                    Some(result) => {
-                        self.state = State::Done(None);
-                        Poll::Ready(result)
-                    }
-                    None => Poll::Pending,
-                }
-            }
-            State::Done(err) => Poll::Ready(Err(err
-                .take()
-                .unwrap_or_else(|| Error::msg("CallFuture polled after it completed")))),
-        }
-    }
-}
-
-impl Drop for CallFuture {
-    fn drop(&mut self) {
-        if let State::InFlight(token) = self.state {
-            // The stream ended first: forget the slot so a late response is ignored.
-            let _ = SLOTS.try_with(|slots| slots.borrow_mut().retain(|s| s.token != token));
-        }
+        self.state.poll()
     }
 }
 
 /// Records the response to `token` if a [`CallFuture`] still waits for it. Returns whether
 /// one did, so the caller knows whether polling can make progress.
 pub(crate) fn deliver(token: u32, num_headers: usize, body_size: usize) -> bool {
-    let Some(max_body) = SLOTS.with(|slots| {
-        slots
-            .borrow()
-            .iter()
-            .find(|s| s.token == token)
-            .map(|s| s.max_body)
-    }) else {
-        return false;
-    };
-    let response = read_response(num_headers, body_size, max_body);
-    SLOTS.with(|slots| {
-        if let Some(slot) = slots.borrow_mut().iter_mut().find(|s| s.token == token) {
-            slot.response = Some(response);
-        }
-    });
-    true
+    crate::pending::deliver(token, |max_body| {
+        read_response(num_headers, body_size, max_body)
+    })
 }
 
 fn read_response(num_headers: usize, body_size: usize, max_body: usize) -> Result<CallResponse> {
@@ -287,7 +225,7 @@ fn read_response(num_headers: usize, body_size: usize, max_body: usize) -> Resul
             "callout failed: no response (upstream unreachable, reset or timed out)",
         ));
     }
-    let map = crate::http::SerializedMap::read(MapType::HttpCallResponseHeaders)?;
+    let map = SerializedMap::read(MapType::HttpCallResponseHeaders)?;
     let headers: Vec<(String, String)> = map
         .pairs()?
         .into_iter()

@@ -162,10 +162,13 @@ pub mod jwt;
 mod logger;
 pub mod metrics;
 pub mod network;
+#[cfg(feature = "callout")]
+mod pending;
 mod plugin;
 mod proxy_types;
 pub mod queue;
 mod reply;
+mod serialized_map;
 pub mod shared_data;
 #[cfg(feature = "callout")]
 mod task;

@@ -61,6 +61,8 @@ pub use stream::{GrpcOpen, GrpcStream, MessageFuture};
 
 use crate::callout::{DEFAULT_TIMEOUT, MAX_TIMEOUT};
 use crate::error::{Error, HostResult, HostStatus, Result};
+use crate::pending::{Slots, Table, Unary, UnaryFuture, UnarySlot};
+use crate::serialized_map::SerializedMap;
 use proxy_wasm::hostcalls;
 use std::cell::RefCell;
 use std::fmt;
@@ -247,24 +249,14 @@ impl GrpcCall {
             self.target.pairs(),
             Some(&self.message),
             self.timeout,
-        );
-        let state = match dispatched {
-            Ok(token) => {
-                CALLS.with(|calls| {
-                    calls.borrow_mut().push(CallSlot {
-                        token,
-                        max_message: self.max_message_bytes,
-                        response: None,
-                    })
-                });
-                State::InFlight(token)
-            }
-            Err(status) => State::Done(Some(
-                self.target
-                    .refused(HostFunction::GrpcCall, crate::proxy_types::status(status)),
-            )),
-        };
-        GrpcFuture { state }
+        )
+        .map_err(|status| {
+            self.target
+                .refused(HostFunction::GrpcCall, crate::proxy_types::status(status))
+        });
+        GrpcFuture {
+            state: UnaryFuture::new(dispatched, self.max_message_bytes),
+        }
     }
 }
 
@@ -300,97 +292,56 @@ fn status_error(code: GrpcCode, message: &str) -> Error {
 #[derive(Debug)]
 #[must_use = "a GrpcFuture must be awaited to see the answer"]
 pub struct GrpcFuture {
-    state: State,
-}
-
-#[derive(Debug)]
-enum State {
-    InFlight(u32),
-    Done(Option<Error>),
-}
-
-struct CallSlot {
-    token: u32,
-    max_message: usize,
-    response: Option<Result<GrpcResponse>>,
+    state: UnaryFuture<GrpcResponse>,
 }
 
 thread_local! {
     /// Unary calls in flight in this VM.
-    static CALLS: RefCell<Vec<CallSlot>> = const { RefCell::new(Vec::new()) };
+    static CALLS: Slots<UnarySlot<GrpcResponse>> = const { RefCell::new(Vec::new()) };
+}
+
+impl Unary for GrpcResponse {
+    const TABLE: Table<UnarySlot<Self>> = Table(&CALLS);
+    const POLLED_AFTER_DONE: &'static str = "GrpcFuture polled after it completed";
+
+    fn cancel(token: u32) {
+        cancel(token);
+    }
 }
 
 impl Future for GrpcFuture {
     type Output = Result<GrpcResponse>;
 
     fn poll(mut self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match &mut self.state {
-            State::InFlight(token) => {
-                let token = *token;
-                let ready = CALLS.with(|calls| {
-                    let mut calls = calls.borrow_mut();
-                    let at = calls
-                        .iter()
-                        .position(|s| s.token == token && s.response.is_some())?;
-                    calls.swap_remove(at).response
-                });
-                match ready {
-                    Some(result) => {
-                        self.state = State::Done(None);
-                        Poll::Ready(result)
-                    }
-                    None => Poll::Pending,
-                }
-            }
-            State::Done(err) => Poll::Ready(Err(err
-                .take()
-                .unwrap_or_else(|| Error::msg("GrpcFuture polled after it completed")))),
-        }
-    }
-}
-
-impl Drop for GrpcFuture {
-    fn drop(&mut self) {
-        if let State::InFlight(token) = self.state {
-            // Nobody waits any more (the request ended): free the slot and stop the call.
-            let _ = CALLS.try_with(|calls| calls.borrow_mut().retain(|s| s.token != token));
-            // SAFETY: a plain call with an integer argument.
-            let _ = unsafe { abi::proxy_grpc_cancel(token) };
-        }
+        self.state.poll()
     }
 }
 
 /// Records the answer to unary call `token` (Envoy's `proxy_on_grpc_receive` with `status`
 /// 0, or `proxy_on_grpc_close`). Returns whether a [`GrpcFuture`] waits for it.
 pub(crate) fn deliver_call(token: u32, status: u32, size: usize) -> bool {
-    let Some(max) = CALLS.with(|calls| {
-        let calls = calls.borrow();
-        calls
-            .iter()
-            .find(|s| s.token == token)
-            .map(|s| s.max_message)
-    }) else {
-        return false;
-    };
-    let response = if status == 0 {
-        read_message(size, max).map(|body| GrpcResponse {
-            code: GrpcCode::OK,
-            message: String::new(),
-            body,
-        })
-    } else {
-        Ok(GrpcResponse {
-            code: GrpcCode(status),
-            message: status_message(),
-            body: Vec::new(),
-        })
-    };
-    CALLS.with(|calls| {
-        if let Some(slot) = calls.borrow_mut().iter_mut().find(|s| s.token == token) {
-            slot.response = Some(response);
+    crate::pending::deliver(token, |max| {
+        if status == 0 {
+            read_message(size, max).map(|body| GrpcResponse {
+                code: GrpcCode::OK,
+                message: String::new(),
+                body,
+            })
+        } else {
+            Ok(GrpcResponse {
+                code: GrpcCode(status),
+                message: status_message(),
+                body: Vec::new(),
+            })
         }
-    });
-    true
+    })
+}
+
+/// Stops call or stream `token` in the host, for nobody waits for it any more; a host error
+/// is ignored, as there is no one left to tell.
+fn cancel(token: u32) {
+    // SAFETY: a plain call with an integer argument.
+    let _ = unsafe { abi::proxy_grpc_cancel(token) };
 }
 
 /// The message the host holds for the current gRPC callback, if it fits `max`.
@@ -411,7 +362,7 @@ fn read_message(size: usize, max: usize) -> Result<Vec<u8>> {
 
 /// The metadata the host holds for the current gRPC callback; empty if it cannot be read.
 fn read_metadata(map: MapType) -> Metadata {
-    let Ok(map) = crate::http::SerializedMap::read(map) else {
+    let Ok(map) = SerializedMap::read(map) else {
         return Vec::new();
     };
     map.pairs()

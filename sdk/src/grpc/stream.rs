@@ -21,10 +21,11 @@
 //! cancels it.
 
 use super::{
-    abi, check, read_message, read_metadata, status_error, GrpcCode, Metadata, Target,
+    abi, cancel, check, read_message, read_metadata, status_error, GrpcCode, Metadata, Target,
     DEFAULT_MAX_MESSAGE_BYTES,
 };
 use crate::error::Result;
+use crate::pending::{Slot, Slots, Table};
 use proxy_wasm::hostcalls;
 use std::cell::RefCell;
 use std::collections::VecDeque;
@@ -75,15 +76,13 @@ impl GrpcOpen {
             self.target
                 .refused(HostFunction::GrpcStream, crate::proxy_types::status(status))
         })?;
-        STREAMS.with(|streams| {
-            streams.borrow_mut().push(StreamSlot {
-                token,
-                max_message: self.max_message_bytes,
-                messages: VecDeque::new(),
-                initial: None,
-                trailing: None,
-                closed: None,
-            })
+        STREAMS.insert(StreamSlot {
+            token,
+            max_message: self.max_message_bytes,
+            messages: VecDeque::new(),
+            initial: None,
+            trailing: None,
+            closed: None,
         });
         Ok(GrpcStream {
             token,
@@ -107,19 +106,17 @@ struct StreamSlot {
 }
 
 thread_local! {
-    /// Streams open in this VM.
-    static STREAMS: RefCell<Vec<StreamSlot>> = const { RefCell::new(Vec::new()) };
+    static OPEN_STREAMS: Slots<StreamSlot> = const { RefCell::new(Vec::new()) };
 }
 
-fn with_slot<T>(token: u32, f: impl FnOnce(&mut StreamSlot) -> T) -> Option<T> {
-    STREAMS.with(|streams| {
-        streams
-            .borrow_mut()
-            .iter_mut()
-            .find(|s| s.token == token)
-            .map(f)
-    })
+impl Slot for StreamSlot {
+    fn token(&self) -> u32 {
+        self.token
+    }
 }
+
+/// Streams open in this VM.
+const STREAMS: Table<StreamSlot> = Table(&OPEN_STREAMS);
 
 /// An open gRPC stream. Dropping it cancels the stream unless the server closed it.
 #[derive(Debug)]
@@ -156,11 +153,13 @@ impl GrpcStream {
 
     /// Stops the stream both ways now; nothing more arrives.
     pub fn cancel(self) -> Result<()> {
-        let closed = with_slot(self.token, |s| s.closed.is_some()).unwrap_or(true);
+        let closed = STREAMS
+            .with(self.token, |s| s.closed.is_some())
+            .unwrap_or(true);
         if closed {
             return Ok(());
         }
-        with_slot(self.token, |s| {
+        STREAMS.with(self.token, |s| {
             s.closed = Some((GrpcCode::CANCELLED, "cancelled by the plugin".into()))
         });
         // SAFETY: a plain call with an integer argument.
@@ -177,35 +176,27 @@ impl GrpcStream {
 
     /// The server's initial metadata, once it arrived.
     pub fn initial_metadata(&self) -> Option<Metadata> {
-        with_slot(self.token, |s| s.initial.clone()).flatten()
+        STREAMS.with(self.token, |s| s.initial.clone()).flatten()
     }
 
     /// The server's trailing metadata, once it arrived.
     pub fn trailing_metadata(&self) -> Option<Metadata> {
-        with_slot(self.token, |s| s.trailing.clone()).flatten()
+        STREAMS.with(self.token, |s| s.trailing.clone()).flatten()
     }
 
     /// The status the stream closed with (code and `grpc-message`), once it did.
     pub fn status(&self) -> Option<(GrpcCode, String)> {
-        with_slot(self.token, |s| s.closed.clone()).flatten()
+        STREAMS.with(self.token, |s| s.closed.clone()).flatten()
     }
 }
 
 impl Drop for GrpcStream {
     fn drop(&mut self) {
-        let token = self.token;
         let open = STREAMS
-            .try_with(|streams| {
-                let mut streams = streams.borrow_mut();
-                let at = streams.iter().position(|s| s.token == token)?;
-                Some(streams.swap_remove(at).closed.is_none())
-            })
-            .ok()
-            .flatten()
-            .unwrap_or(false);
+            .remove(self.token)
+            .is_some_and(|slot| slot.closed.is_none());
         if open {
-            // SAFETY: a plain call with an integer argument.
-            let _ = unsafe { abi::proxy_grpc_cancel(token) };
+            cancel(self.token);
         }
     }
 }
@@ -222,7 +213,7 @@ impl Future for MessageFuture<'_> {
 
     fn poll(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Self::Output> {
         let token = self.stream.token;
-        let next = with_slot(token, |s| match s.messages.pop_front() {
+        let next = STREAMS.with(token, |s| match s.messages.pop_front() {
             Some(message) => Poll::Ready(message.map(Some)),
             None => match &s.closed {
                 Some((GrpcCode::OK, _)) => Poll::Ready(Ok(None)),
@@ -237,17 +228,19 @@ impl Future for MessageFuture<'_> {
 /// What the host reported on a stream; returns whether the stream is still held.
 pub(crate) fn deliver_initial_metadata(token: u32) -> bool {
     let metadata = read_metadata(MapType::GrpcReceiveInitialMetadata);
-    with_slot(token, |s| s.initial = Some(metadata)).is_some()
+    STREAMS
+        .with(token, |s| s.initial = Some(metadata))
+        .is_some()
 }
 
 /// A message arrived on stream `token`.
 pub(crate) fn deliver_message(token: u32, size: usize) -> bool {
-    let Some(max) = with_slot(token, |s| s.max_message) else {
+    let Some(max) = STREAMS.with(token, |s| s.max_message) else {
         return false;
     };
     let message = read_message(size, max);
     let oversized = message.is_err();
-    with_slot(token, |s| {
+    STREAMS.with(token, |s| {
         s.messages.push_back(message);
         if oversized && s.closed.is_none() {
             s.closed = Some((
@@ -257,8 +250,7 @@ pub(crate) fn deliver_message(token: u32, size: usize) -> bool {
         }
     });
     if oversized {
-        // SAFETY: a plain call with an integer argument.
-        let _ = unsafe { abi::proxy_grpc_cancel(token) };
+        cancel(token);
     }
     true
 }
@@ -266,7 +258,9 @@ pub(crate) fn deliver_message(token: u32, size: usize) -> bool {
 /// Trailing metadata arrived on stream `token`.
 pub(crate) fn deliver_trailing_metadata(token: u32) -> bool {
     let metadata = read_metadata(MapType::GrpcReceiveTrailingMetadata);
-    with_slot(token, |s| s.trailing = Some(metadata)).is_some()
+    STREAMS
+        .with(token, |s| s.trailing = Some(metadata))
+        .is_some()
 }
 
 /// The server closed stream `token` with `status`.
@@ -276,8 +270,9 @@ pub(crate) fn deliver_close(token: u32, status: u32) -> bool {
     } else {
         super::status_message()
     };
-    with_slot(token, |s| {
-        s.closed.get_or_insert((GrpcCode(status), message));
-    })
-    .is_some()
+    STREAMS
+        .with(token, |s| {
+            s.closed.get_or_insert((GrpcCode(status), message));
+        })
+        .is_some()
 }

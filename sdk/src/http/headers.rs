@@ -7,15 +7,16 @@
 
 use super::parse::{bearer_token, Cookies, Query};
 use crate::config::{HeaderName, HeaderValue};
-use crate::error::{Error, HostResult, HostStatus, Result};
+use crate::error::{Error, HostResult, Result};
 use proxy_wasm::hostcalls;
 use std::marker::PhantomData;
 use std::ops::Range;
-use weir_abi::wire::{self, Pair};
+use weir_abi::wire::Pair;
 use weir_abi::HostFunction;
 use weir_abi::MapType;
 
 use crate::proxy_types::map_type;
+use crate::serialized_map::SerializedMap;
 
 /// Which host map a [`Headers`] handle reads and writes.
 pub trait MapKind: sealed::Sealed {
@@ -244,58 +245,6 @@ fn same_upstream(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).all(|(&x, &y)| fold(x) == fold(y))
 }
 
-/// A map as the host serialized it, read with one call and decoded in place by
-/// [`weir_abi::wire`]: proxy-wasm's reader gives every name and value an allocation of its
-/// own (about 1,500 Wasm instructions per header) and panics on a name that is not UTF-8.
-#[derive(Debug)]
-pub(crate) struct SerializedMap(Vec<u8>);
-
-impl SerializedMap {
-    const CALL: HostFunction = HostFunction::GetHeaderMapPairs;
-
-    pub(crate) fn read(map: MapType) -> Result<Self> {
-        #[link(wasm_import_module = "env")]
-        extern "C" {
-            fn proxy_get_header_map_pairs(
-                map: MapType,
-                data: *mut *mut u8,
-                size: *mut usize,
-            ) -> u32;
-        }
-        let (mut data, mut size) = (std::ptr::null_mut::<u8>(), 0usize);
-        // SAFETY: the host writes a pointer and a size to the two slots; a non-null pointer
-        // is memory it allocated through this module's allocator (proxy-wasm's
-        // `proxy_on_memory_allocate`, a `Vec<u8>` of capacity `size`), now ours to free.
-        match unsafe { proxy_get_header_map_pairs(map, &mut data, &mut size) } {
-            0 if data.is_null() => Ok(SerializedMap(Vec::new())),
-            0 => Ok(SerializedMap(unsafe {
-                Vec::from_raw_parts(data, size, size)
-            })),
-            1 => Err(Error::host(Self::CALL, HostStatus::NotFound)),
-            2 => Err(Error::host(Self::CALL, HostStatus::BadArgument)),
-            _ => Err(Error::host(Self::CALL, HostStatus::InternalFailure)),
-        }
-    }
-
-    pub(crate) fn pairs(&self) -> Result<Vec<Pair<'_>>> {
-        wire::decode_map(&self.0)
-            .map_err(|_| Error::host(Self::CALL, HostStatus::SerializationFailure))
-    }
-
-    /// Where the values of `name` (any case) lie in this map's bytes; `pairs` are its own.
-    fn ranges_of(&self, pairs: &[Pair<'_>], name: &str) -> Vec<Range<usize>> {
-        let base = self.0.as_ptr() as usize;
-        pairs
-            .iter()
-            .filter(|(k, _)| k.eq_ignore_ascii_case(name.as_bytes()))
-            .map(|(_, v)| {
-                let start = v.as_ptr() as usize - base;
-                start..start + v.len()
-            })
-            .collect()
-    }
-}
-
 /// The values of one header, as [`Headers::get_values`] and [`Headers::take_values`] read
 /// them: slices of the single copy of the map the host wrote, in the order they arrived.
 #[derive(Debug)]
@@ -319,14 +268,14 @@ impl HeaderValues {
     /// client's copy next to the real one, so it is none.
     pub fn only(&self) -> Option<&[u8]> {
         match self.ranges.as_slice() {
-            [one] => Some(&self.map.0[one.clone()]),
+            [one] => Some(&self.map.bytes()[one.clone()]),
             _ => None,
         }
     }
 
     /// Every value as bytes.
     pub fn iter(&self) -> impl Iterator<Item = &[u8]> + '_ {
-        self.ranges.iter().map(|r| &self.map.0[r.clone()])
+        self.ranges.iter().map(|r| &self.map.bytes()[r.clone()])
     }
 
     /// Every value, decoded lossily.

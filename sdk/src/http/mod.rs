@@ -9,8 +9,6 @@ pub(crate) mod stream;
 pub use body::{
     kind as body_kind, Body, BodyKind, DownstreamData, RequestBody, ResponseBody, UpstreamData,
 };
-#[cfg(feature = "callout")]
-pub(crate) use headers::SerializedMap;
 pub use headers::{
     kind as map_kind, same_header_upstream, HeaderValues, Headers, MapKind, RequestHeaders,
     RequestTrailers, ResponseHeaders, ResponseTrailers,
