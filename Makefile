@@ -7,6 +7,12 @@ SHELL := bash
 CARGO ?= cargo
 EXAMPLES := $(patsubst %/Cargo.toml,%,$(wildcard examples/*/Cargo.toml))
 
+# The suites after test-unit run the binaries `cargo test --workspace` built (this command
+# is a no-op then). `cargo build -p X` or `cargo run -p X` would resolve features for X
+# alone and compile wasmtime and cranelift once more (~2 min each on 2 cores).
+WORKSPACE_BUILD := $(CARGO) test -q --workspace --no-run
+DEBUG_DIR := $${CARGO_TARGET_DIR:-$(CURDIR)/target}/debug
+
 .PHONY: help setup envoy build test test-unit test-wasi test-examples test-demo test-soak demo soak run bench fuzz clean-wasm
 
 help: ## Show the targets
@@ -26,12 +32,10 @@ test: build test-unit test-wasi test-examples test-static test-templates lint te
 test-unit: setup
 	$(CARGO) test --workspace --no-fail-fast
 
-# The SDK's unit tests again, inside wasm32-wasip1, run by weir-runtime (.cargo/config.toml).
-# Its runner, target/debug/weir-wasi-run, is built the way `cargo test --workspace` builds
-# it (a no-op after test-unit): `cargo build -p weir-runtime` would resolve other features
-# for wasmtime's dependencies and compile wasmtime and cranelift again (~2 min on 2 cores).
+# The SDK's unit tests again, inside wasm32-wasip1, run by weir-runtime (.cargo/config.toml)
+# with target/debug/weir-wasi-run.
 test-wasi: setup ## The SDK's unit tests inside wasm32-wasip1, run by weir-runtime
-	$(CARGO) test -q --workspace --no-run
+	$(WORKSPACE_BUILD)
 	$(CARGO) test -p weir-sdk --target wasm32-wasip1
 
 test-examples: setup
@@ -45,7 +49,7 @@ test-examples: setup
 # every README.zh-CN.md against its README.md (headings, code blocks, table keys, links).
 .PHONY: test-static e2e-kind
 test-static: setup
-	$(CARGO) build -q -p weir-cli --bin weir
+	$(WORKSPACE_BUILD)
 	tests/kind/static-check.sh --self-test
 	scripts/check-translations.py --self-test
 
@@ -87,7 +91,8 @@ demo: build ## The example auth chain in a real Envoy: OpenID login → jwt_auth
 # The demo checks every hop it prints (it exits non-zero when one is wrong): keep it working.
 test-demo: build
 	@echo "==> the demo (the example auth chain in Envoy; output hidden, it fails on a wrong hop)"
-	$(CARGO) run -q -p weir-envoy-tests --example demo > /dev/null
+	$(WORKSPACE_BUILD)
+	$(DEBUG_DIR)/examples/demo > /dev/null
 
 soak: build ## The example auth chain under load for 60 s while the policy server and the OpenID Provider restart
 	$(CARGO) run -q -p weir-envoy-tests --example soak
@@ -95,7 +100,8 @@ soak: build ## The example auth chain under load for 60 s while the policy serve
 # The soak with 16 s of load (same faults, same checks; it exits non-zero on a violation).
 # Its summary is shown only when it fails.
 test-soak: build
-	@out=$$($(CARGO) run -q -p weir-envoy-tests --example soak -- --seconds 16) || { echo "$$out"; exit 1; }
+	$(WORKSPACE_BUILD)
+	@out=$$($(DEBUG_DIR)/examples/soak --seconds 16) || { echo "$$out"; exit 1; }
 
 run: build ## Run a plugin's or example's envoy.yaml locally: make run name=hello
 	@test -n "$(name)" || { echo "usage: make run name=<plugin or example>"; exit 2; }
