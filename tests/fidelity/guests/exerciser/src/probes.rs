@@ -384,32 +384,15 @@ pub const HUGE_TIMEOUT: Duration = Duration::from_millis(3_000_000_000);
 /// with raw statuses. Envoy forgets it once its callback returned `Continue` or the plugin
 /// resumed the request, so this shows whether anything is left to read, size or write.
 pub fn request_headers_later() -> String {
-    use crate::log_probes::raw::proxy_get_header_map_value;
-    use crate::trailer_probes::raw::{proxy_add_header_map_value, proxy_get_header_map_size};
-    let map = MapType::HttpRequestHeaders as u32;
-    let key = ":method";
-    let mut out: *mut u8 = std::ptr::null_mut();
-    let mut len = 0usize;
-    // SAFETY: a string the call only reads, pointers to live locals.
-    let get =
-        unsafe { proxy_get_header_map_value(map, key.as_ptr(), key.len(), &mut out, &mut len) };
-    let got = if out.is_null() {
-        String::new()
-    } else {
-        // SAFETY: `len` bytes the host allocated for us, taken over here.
-        let bytes = unsafe { Vec::from_raw_parts(out, len, len) };
-        format!(":{}", String::from_utf8_lossy(&bytes))
-    };
-    let pairs = hostcalls::get_map(MapType::HttpRequestHeaders)
+    use crate::trailer_probes::{map_add, map_size, map_value};
+    let map = MapType::HttpRequestHeaders;
+    let pairs = hostcalls::get_map(map)
         .map(|pairs| pairs.len().to_string())
         .unwrap_or_else(|status| format!("{status:?}"));
-    let mut bytes = 0usize;
-    // SAFETY: a pointer to a live local.
-    let size = unsafe { proxy_get_header_map_size(map, &mut bytes) };
-    let (name, value) = ("x-late", "no");
-    // SAFETY: strings the call only reads.
-    let add = unsafe {
-        proxy_add_header_map_value(map, name.as_ptr(), name.len(), value.as_ptr(), value.len())
-    };
-    format!("get={get}{got} pairs={pairs} size={size} add={add}")
+    format!(
+        "get={} pairs={pairs} size={} add={}",
+        map_value(map, ":method"),
+        map_size(map),
+        map_add(map, "x-late", "no")
+    )
 }

@@ -13,8 +13,7 @@
 use proxy_wasm::hostcalls;
 use proxy_wasm::types::{Action, MapType};
 
-/// Also used by `probes::request_headers_later`.
-pub(crate) mod raw {
+mod raw {
     #[link(wasm_import_module = "env")]
     extern "C" {
         pub fn proxy_get_header_map_size(map: u32, size: *mut usize) -> u32;
@@ -72,12 +71,17 @@ fn log(message: &str) {
 
 /// `status` or `0:value`.
 fn value(side: Side, key: &str) -> String {
+    map_value(side.map(), key)
+}
+
+/// `status` or `0:value` for any header map (also `probes::request_headers_later`).
+pub(crate) fn map_value(map: MapType, key: &str) -> String {
     let mut out: *mut u8 = std::ptr::null_mut();
     let mut len = 0usize;
     // SAFETY: a string the call only reads, pointers to live locals.
     let status = unsafe {
         crate::log_probes::raw::proxy_get_header_map_value(
-            side.map() as u32,
+            map as u32,
             key.as_ptr(),
             key.len(),
             &mut out,
@@ -101,20 +105,25 @@ fn pairs(side: Side) -> String {
 
 /// `status` or `0:size` (Envoy's size of a map is its bytes of names and values).
 fn size(side: Side) -> String {
+    map_size(side.map())
+}
+
+/// `status` or `0:size` for any header map.
+pub(crate) fn map_size(map: MapType) -> String {
     let mut size = 0usize;
     // SAFETY: a pointer to a live local.
-    let status = unsafe { raw::proxy_get_header_map_size(side.map() as u32, &mut size) };
+    let status = unsafe { raw::proxy_get_header_map_size(map as u32, &mut size) };
     match status {
         0 => format!("0:{size}"),
         other => other.to_string(),
     }
 }
 
-fn write(call: Write, side: Side, key: &str, value: &str) -> u32 {
+fn write(call: Write, map: MapType, key: &str, value: &str) -> u32 {
     // SAFETY: strings the call only reads.
     unsafe {
         call(
-            side.map() as u32,
+            map as u32,
             key.as_ptr(),
             key.len(),
             value.as_ptr(),
@@ -124,11 +133,16 @@ fn write(call: Write, side: Side, key: &str, value: &str) -> u32 {
 }
 
 fn add(side: Side, key: &str, value: &str) -> u32 {
-    write(raw::proxy_add_header_map_value, side, key, value)
+    map_add(side.map(), key, value)
+}
+
+/// `proxy_add_header_map_value`'s status, for any header map.
+pub(crate) fn map_add(map: MapType, key: &str, value: &str) -> u32 {
+    write(raw::proxy_add_header_map_value, map, key, value)
 }
 
 fn replace(side: Side, key: &str, value: &str) -> u32 {
-    write(raw::proxy_replace_header_map_value, side, key, value)
+    write(raw::proxy_replace_header_map_value, side.map(), key, value)
 }
 
 fn remove(side: Side, key: &str) -> u32 {
