@@ -2,8 +2,12 @@
 //! and the README's "Write your first plugin" steps work as written.
 //!
 //! The generated crates build in this test run's own target directory (cargo does not hold
-//! its lock while tests run), so wasmtime and the SDK come from the workspace's build
-//! instead of being compiled again; each build is also bounded by `timeout`.
+//! its lock while tests run), so crates they share with the workspace's build are not compiled
+//! again; each build is also bounded by `timeout`. wasmtime is compiled again (the generated
+//! crates resolve other features for its dependencies), so they build it with Cranelift
+//! unoptimised (`.cargo/unoptimised-cranelift.toml`), as the examples' tests in `make test`
+//! do, and the two share that one build: each test here compiles one small guest, and an
+//! optimised Cranelift would triple the build.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -41,6 +45,66 @@ fn scratch(name: &str) -> PathBuf {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("create scratch dir");
     dir
+}
+
+const UNOPTIMISED: &str = ".cargo/unoptimised-cranelift.toml";
+
+/// A scratch directory for a generated crate, holding the cargo config that builds it (a
+/// subdirectory) with Cranelift unoptimised.
+fn build_scratch(name: &str) -> PathBuf {
+    let dir = scratch(name);
+    std::fs::create_dir_all(dir.join(".cargo")).expect("create .cargo");
+    std::fs::copy(
+        repo_root().join(UNOPTIMISED),
+        dir.join(".cargo/config.toml"),
+    )
+    .expect("copy the unoptimised-Cranelift config");
+    dir
+}
+
+/// The packages a `[profile.dev.package]` table gives an opt-level (`name = { opt-level = N }`
+/// lines), with that level.
+fn opt_levels(toml: &str) -> Vec<(String, String)> {
+    let mut levels: Vec<(String, String)> = toml
+        .lines()
+        .filter_map(|line| {
+            let (name, rest) = line.split_once(" = { opt-level = ")?;
+            let level = rest.strip_suffix(" }")?;
+            Some((name.trim().to_string(), level.to_string()))
+        })
+        .collect();
+    levels.sort();
+    levels
+}
+
+/// The override must name every package the workspace (.cargo/config.toml) and the
+/// templates (the examples' Cargo.toml) optimise, or the builds it is for would mix levels.
+#[test]
+fn the_unoptimised_config_undoes_every_raised_opt_level() {
+    let read = |path: &str| {
+        std::fs::read_to_string(repo_root().join(path)).unwrap_or_else(|e| panic!("{path}: {e}"))
+    };
+    let undone: Vec<String> = opt_levels(&read(UNOPTIMISED))
+        .into_iter()
+        .map(|(name, level)| {
+            assert_eq!(level, "0", "{UNOPTIMISED}: {name}");
+            name
+        })
+        .collect();
+    assert!(undone.len() > 10, "{UNOPTIMISED} lists {undone:?}");
+    for path in [
+        ".cargo/config.toml",
+        "examples/hello/Cargo.toml",
+        "examples/ip-allowlist/Cargo.toml",
+        "examples/event-batcher/Cargo.toml",
+    ] {
+        let raised: Vec<String> = opt_levels(&read(path))
+            .into_iter()
+            .filter(|(_, level)| level != "0")
+            .map(|(name, _)| name)
+            .collect();
+        assert_eq!(raised, undone, "{path} and {UNOPTIMISED} differ");
+    }
 }
 
 /// Runs `script` with bash (-euxo pipefail) in the repository root, the `weir` under test
@@ -113,7 +177,7 @@ fn readme_first_plugin_steps_work_as_written() {
         script.contains("weir new my-plugin --path /tmp/my-plugin"),
         "unexpected script:\n{script}"
     );
-    let scratch = scratch("readme");
+    let scratch = build_scratch("readme");
     let dest = scratch.join("my-plugin");
     let script: String = script
         .lines()
@@ -135,7 +199,7 @@ fn readme_first_plugin_steps_work_as_written() {
 
 #[test]
 fn a_network_plugin_builds_and_passes_its_tests() {
-    let scratch = scratch("network");
+    let scratch = build_scratch("network");
     let dest = scratch.join("tcp-guard");
     let out = weir(
         &[
