@@ -13,7 +13,7 @@ EXAMPLES := $(patsubst %/Cargo.toml,%,$(wildcard examples/*/Cargo.toml))
 WORKSPACE_BUILD := $(CARGO) test -q --workspace --no-run
 DEBUG_DIR := $${CARGO_TARGET_DIR:-$(CURDIR)/target}/debug
 # For builds that compile wasmtime again but run few guests or none (the examples' tests,
-# cargo package's verification): Cranelift unoptimised, a third of the build time.
+# cargo package's verification): Cranelift unoptimised, less than half the build time.
 UNOPTIMISED_CRANELIFT := --config $(CURDIR)/.cargo/unoptimised-cranelift.toml
 
 .PHONY: help setup envoy build test test-unit test-wasi test-examples test-demo test-soak demo soak run bench fuzz clean-wasm

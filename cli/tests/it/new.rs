@@ -7,7 +7,7 @@
 //! crates resolve other features for its dependencies), so they build it with Cranelift
 //! unoptimised (`.cargo/unoptimised-cranelift.toml`), as the examples' tests in `make test`
 //! do, and the two share that one build: each test here compiles one small guest, and an
-//! optimised Cranelift would triple the build.
+//! optimised Cranelift would more than double the build.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
