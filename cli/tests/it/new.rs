@@ -92,12 +92,25 @@ fn the_unoptimised_config_undoes_every_raised_opt_level() {
         })
         .collect();
     assert!(undone.len() > 10, "{UNOPTIMISED} lists {undone:?}");
-    for path in [
-        ".cargo/config.toml",
-        "examples/hello/Cargo.toml",
-        "examples/ip-allowlist/Cargo.toml",
-        "examples/event-batcher/Cargo.toml",
-    ] {
+    // Every example that sets opt-levels this way: each is a template users copy.
+    let mut paths = vec![".cargo/config.toml".to_string()];
+    for entry in std::fs::read_dir(repo_root().join("examples")).expect("examples/") {
+        let manifest = format!(
+            "examples/{}/Cargo.toml",
+            entry
+                .expect("examples/ entry")
+                .file_name()
+                .to_string_lossy()
+        );
+        if repo_root().join(&manifest).is_file() && !opt_levels(&read(&manifest)).is_empty() {
+            paths.push(manifest);
+        }
+    }
+    assert!(
+        paths.len() > 3,
+        "the templates set no opt-levels: {paths:?}"
+    );
+    for path in &paths {
         let raised: Vec<String> = opt_levels(&read(path))
             .into_iter()
             .filter(|(_, level)| level != "0")
